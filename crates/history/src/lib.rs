@@ -1,0 +1,517 @@
+//! The history every splitbrain crate shares.
+//!
+//! A history is what a test observed, in real-time order: each client call appears
+//! twice, once when a process *invokes* it and once when it *completes* (`ok`, `fail`
+//! or `info`). The semantics are Jepsen's:
+//!
+//! ```text
+//!   p0  |--write 1--| ok          the write took effect
+//!   p1      |--cas [1,2]--| fail  the cas did not take effect
+//!   p2        |--write 3-- ? info  may or may not have taken effect, at any
+//!                                  time after its invocation; p2 never invokes again
+//! ```
+//!
+//! File order is authoritative: an op that completes on an earlier line than another
+//! op's invocation happened before it. `time` is kept for display only.
+//!
+//! Two formats are read: JSON Lines ([`jsonl`], our own, one op per line) and Jepsen's
+//! EDN ([`edn`]). Both produce a [`History`], whose constructor pairs every
+//! invocation with its completion and rejects malformed histories with the file and
+//! line at fault.
+
+pub mod edn;
+pub mod jsonl;
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+/// Who performed an op: a client process (an integer, as in Jepsen) or the nemesis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Process {
+    Client(i64),
+    Nemesis,
+}
+
+impl fmt::Display for Process {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Process::Client(p) => write!(f, "{p}"),
+            Process::Nemesis => f.write_str("nemesis"),
+        }
+    }
+}
+
+/// The `type` of an op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpType {
+    Invoke,
+    /// Completed and took effect.
+    Ok,
+    /// Completed and definitely did not take effect.
+    Fail,
+    /// Indeterminate: may or may not have taken effect.
+    Info,
+}
+
+impl OpType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpType::Invoke => "invoke",
+            OpType::Ok => "ok",
+            OpType::Fail => "fail",
+            OpType::Info => "info",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OpType> {
+        Some(match s {
+            "invoke" => OpType::Invoke,
+            "ok" => OpType::Ok,
+            "fail" => OpType::Fail,
+            "info" => OpType::Info,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for OpType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The key an op acts on, when a history covers many independent keys.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Key {
+    Int(i64),
+    Str(String),
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Key::Int(k) => write!(f, "{k}"),
+            Key::Str(k) => f.write_str(k),
+        }
+    }
+}
+
+impl Key {
+    /// The key as JSON, as it is written in a history.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Key::Int(k) => Value::from(*k),
+            Key::Str(k) => Value::from(k.as_str()),
+        }
+    }
+
+    /// Reads a key from JSON: a string or an integer.
+    pub fn from_json(v: &Value) -> Option<Key> {
+        match v {
+            Value::String(s) => Some(Key::Str(s.clone())),
+            Value::Number(n) => n.as_i64().map(Key::Int),
+            _ => None,
+        }
+    }
+}
+
+/// One event of a history: an invocation or a completion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Op {
+    pub process: Process,
+    /// Written as `type`.
+    pub kind: OpType,
+    /// The function: `read`, `write`, `cas`, `add`, `acquire`, ...
+    pub f: String,
+    /// For a read's invocation, null; for its `ok`, the value read; for `cas`,
+    /// `[expected, new]`.
+    pub value: Value,
+    pub key: Option<Key>,
+    /// Nanoseconds since the test began. Informative only: file order decides.
+    pub time: Option<i64>,
+    pub index: Option<u64>,
+    /// The node the op was sent to.
+    pub node: Option<String>,
+    /// Why an op failed or is indeterminate.
+    pub error: Option<Value>,
+    /// A final read, taken after faults healed (`"final": true`).
+    pub is_final: bool,
+    /// Any other fields, kept in order so that a history round-trips.
+    pub extra: Vec<(String, Value)>,
+}
+
+impl Op {
+    /// A bare op, for building histories in code and tests.
+    pub fn new(process: Process, kind: OpType, f: impl Into<String>, value: Value) -> Op {
+        Op {
+            process,
+            kind,
+            f: f.into(),
+            value,
+            key: None,
+            time: None,
+            index: None,
+            node: None,
+            error: None,
+            is_final: false,
+            extra: Vec::new(),
+        }
+    }
+
+    pub fn with_key(mut self, key: Key) -> Op {
+        self.key = Some(key);
+        self
+    }
+
+    pub fn is_nemesis(&self) -> bool {
+        self.process == Process::Nemesis
+    }
+}
+
+impl fmt::Display for Op {
+    /// A compact one-line form, e.g. `p3 ok cas [1,2] k7`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.process {
+            Process::Client(p) => write!(f, "p{p}")?,
+            Process::Nemesis => f.write_str("nemesis")?,
+        }
+        write!(f, " {} {} {}", self.kind, self.f, self.value)?;
+        if let Some(k) = &self.key {
+            write!(f, " key={k}")?;
+        }
+        Ok(())
+    }
+}
+
+/// An invocation and its completion (`None`: the history ended before it completed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pair {
+    pub invoke: usize,
+    pub completion: Option<usize>,
+}
+
+/// A parsed, validated history: ops in file order, the line each came from, and
+/// each client invocation paired with its completion.
+#[derive(Debug, Clone)]
+pub struct History {
+    source: String,
+    ops: Vec<Op>,
+    lines: Vec<usize>,
+    pairs: Vec<Pair>,
+}
+
+impl History {
+    /// Builds a history from ops in real-time order. `lines[i]` is the 1-based source
+    /// line of `ops[i]` (used in error messages; pass `None` to number ops from 1).
+    ///
+    /// Fails on a completion without an invocation, a second invocation while one is
+    /// open, a completion whose `f` differs from its invocation's, or no ops at all.
+    pub fn new(
+        source: impl Into<String>,
+        ops: Vec<Op>,
+        lines: Option<Vec<usize>>,
+    ) -> Result<History, HistoryError> {
+        let source = source.into();
+        let lines = lines.unwrap_or_else(|| (1..=ops.len()).collect());
+        assert_eq!(lines.len(), ops.len(), "one line number per op");
+        if ops.is_empty() {
+            return Err(HistoryError::new(&source, None, ErrorKind::Empty));
+        }
+        let mut open: HashMap<i64, usize> = HashMap::new();
+        let mut pairs = Vec::new();
+        // pair_of[invoke index] = position in `pairs`
+        let mut pair_of: HashMap<usize, usize> = HashMap::new();
+        for (i, op) in ops.iter().enumerate() {
+            let Process::Client(p) = op.process else {
+                continue;
+            };
+            let err = |kind| HistoryError::new(&source, Some(lines[i]), kind);
+            match op.kind {
+                OpType::Invoke => {
+                    if let Some(&prev) = open.get(&p) {
+                        return Err(err(ErrorKind::DoubleInvoke {
+                            process: p,
+                            open_line: lines[prev],
+                        }));
+                    }
+                    open.insert(p, i);
+                    pair_of.insert(i, pairs.len());
+                    pairs.push(Pair {
+                        invoke: i,
+                        completion: None,
+                    });
+                }
+                _ => {
+                    let Some(inv) = open.remove(&p) else {
+                        return Err(err(ErrorKind::CompletionWithoutInvocation { process: p }));
+                    };
+                    if ops[inv].f != op.f {
+                        return Err(err(ErrorKind::MismatchedCompletion {
+                            process: p,
+                            invoked: ops[inv].f.clone(),
+                            completed: op.f.clone(),
+                            invoke_line: lines[inv],
+                        }));
+                    }
+                    pairs[pair_of[&inv]].completion = Some(i);
+                }
+            }
+        }
+        Ok(History {
+            source,
+            ops,
+            lines,
+            pairs,
+        })
+    }
+
+    /// Reads a file: `.edn` as Jepsen EDN, anything else as JSON Lines, `-` as JSON
+    /// Lines from standard input.
+    pub fn read_path(path: &Path) -> Result<History, HistoryError> {
+        let name = path.display().to_string();
+        let text = if name == "-" {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                .map_err(|e| HistoryError::new(&name, None, ErrorKind::Io(e)))?;
+            s
+        } else {
+            std::fs::read_to_string(path)
+                .map_err(|e| HistoryError::new(&name, None, ErrorKind::Io(e)))?
+        };
+        if path.extension().is_some_and(|e| e == "edn") {
+            edn::parse(&name, &text)
+        } else {
+            jsonl::parse(&name, &text)
+        }
+    }
+
+    /// The file (or `-`) this history came from, for messages.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// The 1-based source line of op `i`.
+    pub fn line(&self, i: usize) -> usize {
+        self.lines[i]
+    }
+
+    /// Client invocations with their completions, in invocation order. Nemesis ops
+    /// are not paired.
+    pub fn pairs(&self) -> &[Pair] {
+        &self.pairs
+    }
+
+    /// The number of distinct client processes.
+    pub fn process_count(&self) -> usize {
+        let mut ps: Vec<i64> = self
+            .pairs
+            .iter()
+            .filter_map(|p| match self.ops[p.invoke].process {
+                Process::Client(c) => Some(c),
+                Process::Nemesis => None,
+            })
+            .collect();
+        ps.sort_unstable();
+        ps.dedup();
+        ps.len()
+    }
+
+    /// Reinterprets values as jepsen.independent `[key value]` tuples: every client op
+    /// whose value is a two-element array gets that key and that value. A client op
+    /// with any other value is an error naming its line.
+    pub fn into_independent(mut self) -> Result<History, HistoryError> {
+        for (i, op) in self.ops.iter_mut().enumerate() {
+            if op.is_nemesis() {
+                continue;
+            }
+            let bad = |found: &Value| {
+                HistoryError::new(
+                    &self.source,
+                    Some(self.lines[i]),
+                    ErrorKind::Field {
+                        field: "value",
+                        message: format!("--independent expects a [key value] tuple, found {found}"),
+                    },
+                )
+            };
+            let key = match &op.value {
+                Value::Array(t) if t.len() == 2 => Key::from_json(&t[0]),
+                _ => None,
+            };
+            let (Some(key), Value::Array(tuple)) = (key, &mut op.value) else {
+                return Err(bad(&op.value));
+            };
+            let value = tuple.pop().unwrap_or(Value::Null);
+            op.key = Some(key);
+            op.value = value;
+        }
+        Ok(self)
+    }
+}
+
+/// A history that could not be read, with the file and line at fault.
+#[derive(Debug, thiserror::Error)]
+pub struct HistoryError {
+    pub file: String,
+    /// 1-based; `None` when the problem is the file as a whole.
+    pub line: Option<usize>,
+    pub kind: ErrorKind,
+}
+
+impl HistoryError {
+    pub fn new(file: &str, line: Option<usize>, kind: ErrorKind) -> HistoryError {
+        HistoryError {
+            file: file.to_string(),
+            line,
+            kind,
+        }
+    }
+}
+
+impl fmt::Display for HistoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: {}", self.file, l, self.kind),
+            None => write!(f, "{}: {}", self.file, self.kind),
+        }
+    }
+}
+
+/// What is wrong with a history.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    #[error("cannot read: {0}")]
+    Io(#[source] std::io::Error),
+    #[error("empty history: no operations")]
+    Empty,
+    #[error("invalid JSON: {0}")]
+    Json(String),
+    #[error("bad op: {0}")]
+    BadOp(String),
+    #[error("EDN syntax error: {0}")]
+    Edn(String),
+    #[error("field `{field}`: {message}")]
+    Field {
+        field: &'static str,
+        message: String,
+    },
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    #[error("process {process} completes an op it never invoked")]
+    CompletionWithoutInvocation { process: i64 },
+    #[error("process {process} invokes again while its invocation on line {open_line} is still open")]
+    DoubleInvoke { process: i64, open_line: usize },
+    #[error("process {process} completes `{completed}` but invoked `{invoked}` on line {invoke_line}")]
+    MismatchedCompletion {
+        process: i64,
+        invoked: String,
+        completed: String,
+        invoke_line: usize,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn op(p: i64, t: OpType, f: &str, v: Value) -> Op {
+        Op::new(Process::Client(p), t, f, v)
+    }
+
+    #[test]
+    fn pairs_invocations_with_completions_per_process() {
+        let h = History::new(
+            "t",
+            vec![
+                op(0, OpType::Invoke, "write", json!(1)),
+                op(1, OpType::Invoke, "read", Value::Null),
+                op(0, OpType::Ok, "write", json!(1)),
+                Op::new(Process::Nemesis, OpType::Info, "start", Value::Null),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            h.pairs(),
+            &[
+                Pair {
+                    invoke: 0,
+                    completion: Some(2)
+                },
+                Pair {
+                    invoke: 1,
+                    completion: None
+                }
+            ]
+        );
+        assert_eq!(h.process_count(), 2);
+    }
+
+    #[test]
+    fn completion_without_invocation_names_the_line() {
+        let e = History::new("h.jsonl", vec![op(3, OpType::Ok, "read", json!(1))], None)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "h.jsonl:1: process 3 completes an op it never invoked");
+    }
+
+    #[test]
+    fn double_invocation_names_both_lines() {
+        let e = History::new(
+            "h",
+            vec![
+                op(3, OpType::Invoke, "read", Value::Null),
+                op(3, OpType::Invoke, "read", Value::Null),
+            ],
+            Some(vec![4, 9]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "h:9: process 3 invokes again while its invocation on line 4 is still open"
+        );
+    }
+
+    #[test]
+    fn independent_tuples_become_keys() {
+        let h = History::new(
+            "h",
+            vec![
+                op(0, OpType::Invoke, "read", json!([7, null])),
+                op(0, OpType::Ok, "read", json!([7, 3])),
+            ],
+            None,
+        )
+        .unwrap()
+        .into_independent()
+        .unwrap();
+        assert_eq!(h.ops()[1].key, Some(Key::Int(7)));
+        assert_eq!(h.ops()[1].value, json!(3));
+        let e = History::new("h", vec![op(0, OpType::Invoke, "read", json!(5))], None)
+            .unwrap()
+            .into_independent()
+            .unwrap_err();
+        assert!(e.to_string().contains("h:1: field `value`"), "{e}");
+    }
+
+    #[test]
+    fn empty_history_is_an_error() {
+        let e = History::new("e.jsonl", vec![], None).unwrap_err();
+        assert_eq!(e.to_string(), "e.jsonl: empty history: no operations");
+    }
+}

@@ -1,13 +1,17 @@
 //! The `splitbrain` command line: a thin layer over the library crates.
 
+mod check_cmd;
 mod cluster_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 /// Jepsen-style consistency testing for HTTP key-value stores.
+///
+/// splitbrain runs a concurrent workload against a cluster, injects faults, records
+/// every operation in a history, and checks that history for linearizability.
 #[derive(Parser)]
-#[command(name = "splitbrain", version, about, long_about = None)]
+#[command(name = "splitbrain", version, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -15,14 +19,27 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check histories for linearizability and explain any violation.
+    Check(check_cmd::CheckArgs),
     /// Start, inspect, fault and stop a local etcd cluster (one member per network namespace).
     #[command(subcommand)]
     Cluster(cluster_cmd::ClusterCmd),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let _ = e.print();
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::from(check_cmd::EXIT_BAD_INPUT),
+            };
+        }
+    };
     let code = match cli.command {
+        Command::Check(args) => check_cmd::run(args),
         Command::Cluster(cmd) => cluster_cmd::run(cmd),
     };
     ExitCode::from(code)

@@ -1,0 +1,345 @@
+//! Explanations: data first ([`Counterexample`], serializable), text second
+//! ([`render_text`], [`timeline`]).
+
+use crate::linear::{Deadline, Stuck};
+use crate::model::Model;
+use crate::prepare::{pos, Call, Partition};
+use crate::{shrink, Report, Verdict};
+use serde::Serialize;
+use serde_json::Value;
+use splitbrain_history::{History, OpType, Process};
+use std::fmt::Write;
+
+/// An operation as the history holds it, with where it is in the file.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct OpRef {
+    pub process: i64,
+    /// How it completed: `ok`, `info`, or `pending` (never completed).
+    #[serde(rename = "type")]
+    pub outcome: &'static str,
+    pub f: String,
+    /// The invocation's value.
+    pub value: Value,
+    /// The completion's value, when it completed `ok` with a different value (what a
+    /// read returned).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// The model's short description, e.g. `read 1` or `cas 1→2`.
+    pub label: String,
+    /// The line of the invocation.
+    pub line: usize,
+    /// The line of the completion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_line: Option<usize>,
+    /// Positions in the history, for drawing: invocation, and `ok` completion.
+    #[serde(skip)]
+    pub(crate) span: (u64, Option<u64>),
+}
+
+/// Why a history is not linearizable.
+#[derive(Debug, Clone, Serialize)]
+pub struct Counterexample {
+    /// The key, when ops carry keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<Value>,
+    /// The op that cannot be linearized: every order of the ops before it that the
+    /// model accepts leaves a state in which this op is illegal.
+    pub op: OpRef,
+    /// Ops whose intervals overlap it (the candidates to reorder).
+    pub concurrent: Vec<OpRef>,
+    /// The length of the longest linearizable prefix that reached `op`.
+    pub prefix_len: usize,
+    /// Its last ops (at most 20), in linearization order.
+    pub prefix: Vec<OpRef>,
+    /// Model states that prefix could end in.
+    pub states: Vec<Value>,
+    /// The fewest ops found that still cannot be linearized, in invocation order.
+    pub shrunk: Vec<OpRef>,
+    /// `shrunk` drawn as an ASCII timeline, one row per process.
+    pub timeline: String,
+}
+
+const PREFIX_TAIL: usize = 20;
+/// Timelines wider than a screen or two help nobody.
+const MAX_DRAWN: usize = 40;
+
+pub(crate) fn op_ref<M: Model>(
+    model: &M,
+    history: &History,
+    part: &Partition<M>,
+    call: &Call<M::Op>,
+) -> OpRef {
+    let pair = history.pairs()[call.pair];
+    let inv = &history.ops()[pair.invoke];
+    let done = pair.completion.map(|c| &history.ops()[c]);
+    let ok = done.filter(|c| c.kind == OpType::Ok);
+    OpRef {
+        process: match inv.process {
+            Process::Client(p) => p,
+            Process::Nemesis => -1,
+        },
+        outcome: done.map_or("pending", |c| c.kind.as_str()),
+        f: inv.f.clone(),
+        value: inv.value.clone(),
+        result: ok.map(|c| c.value.clone()).filter(|v| *v != inv.value),
+        label: model.describe_op(&call.op, &part.values),
+        line: history.line(pair.invoke),
+        end_line: pair.completion.map(|c| history.line(c)),
+        span: (pos(pair.invoke), ok.and(pair.completion).map(pos)),
+    }
+}
+
+pub(crate) fn counterexample<M: Model>(
+    model: &M,
+    history: &History,
+    part: &Partition<M>,
+    calls: &[Call<M::Op>],
+    stuck: &Stuck<M::State>,
+    budget: &Deadline,
+) -> Counterexample {
+    let x = &calls[stuck.op];
+    let x_ret = x.ret.unwrap_or(u64::MAX);
+    let op = op_ref(model, history, part, x);
+    let concurrent = part
+        .calls
+        .iter()
+        .filter(|c| c.pair != x.pair && c.call < x_ret && c.ret.is_none_or(|r| r > x.call))
+        .map(|c| op_ref(model, history, part, c))
+        .collect();
+    let tail = stuck.prefix.len().saturating_sub(PREFIX_TAIL);
+    let prefix = stuck.prefix[tail..]
+        .iter()
+        .map(|&i| op_ref(model, history, part, &calls[i]))
+        .collect();
+    let mut shrunk: Vec<OpRef> = shrink::shrink(model, part, x.pair, x_ret, budget)
+        .into_iter()
+        .map(|i| op_ref(model, history, part, &part.calls[i]))
+        .collect();
+    shrunk.sort_by_key(|o| o.span.0);
+    let culprit = shrunk.iter().position(|o| o.line == op.line);
+    Counterexample {
+        key: part.key.as_ref().map(|k| k.to_json()),
+        timeline: timeline(&shrunk, culprit),
+        op,
+        concurrent,
+        prefix_len: stuck.prefix.len(),
+        prefix,
+        states: stuck
+            .states
+            .iter()
+            .map(|s| model.describe_state(s, &part.values))
+            .collect(),
+        shrunk,
+    }
+}
+
+/// Draws ops as an ASCII timeline, one row per process, time flowing right:
+///
+/// ```text
+/// p0  |-write 1-|
+/// p1             |-write 2-|
+/// p2                         |-read 1-|
+///                            ^ cannot be linearized
+/// ```
+///
+/// An op that never completed `ok` runs to the right edge and ends in `?`: it may
+/// have taken effect at any time after it began. `mark` underlines one op.
+pub fn timeline(ops: &[OpRef], mark: Option<usize>) -> String {
+    if ops.is_empty() {
+        return String::new();
+    }
+    if ops.len() > MAX_DRAWN {
+        return format!("({} ops: too many to draw; see the list)\n", ops.len());
+    }
+    // Place events left to right in history order; an op's return sits far enough
+    // from its call for the label.
+    let mut events: Vec<(u64, usize, bool)> = Vec::new();
+    for (i, o) in ops.iter().enumerate() {
+        events.push((o.span.0, i, false));
+        if let Some(r) = o.span.1 {
+            events.push((r, i, true));
+        }
+    }
+    events.sort_unstable();
+    let width = |o: &OpRef| o.label.chars().count() + 3;
+    let mut x_call = vec![0usize; ops.len()];
+    let mut x_ret = vec![None; ops.len()];
+    let mut x = 0usize;
+    for (n, &(_, i, is_ret)) in events.iter().enumerate() {
+        if n > 0 {
+            x += 2;
+        }
+        if is_ret {
+            x = x.max(x_call[i] + width(&ops[i]));
+            x_ret[i] = Some(x);
+        } else {
+            x_call[i] = x;
+        }
+    }
+    let right = (0..ops.len())
+        .map(|i| x_ret[i].unwrap_or(x_call[i] + width(&ops[i]) + 1))
+        .max()
+        .unwrap_or(0)
+        .max(x + 2);
+    // Rows in order of each process's first op, so the story reads downwards.
+    let mut procs: Vec<i64> = Vec::new();
+    for &(_, i, _) in &events {
+        if !procs.contains(&ops[i].process) {
+            procs.push(ops[i].process);
+        }
+    }
+    let name_w = procs
+        .iter()
+        .map(|p| format!("p{p}").len())
+        .max()
+        .unwrap_or(2)
+        + 2;
+    let mut out = String::new();
+    for p in procs {
+        let mut row: Vec<char> = vec![' '; right + 1];
+        let mut marker = None;
+        for (i, o) in ops.iter().enumerate().filter(|(_, o)| o.process == p) {
+            let (a, b, end) = match x_ret[i] {
+                Some(b) => (x_call[i], b, '|'),
+                None => (x_call[i], right, '?'),
+            };
+            row[a] = '|';
+            for c in row.iter_mut().take(b).skip(a + 1) {
+                *c = '-';
+            }
+            row[b] = end;
+            for (k, ch) in o.label.chars().enumerate() {
+                row[a + 2 + k] = ch;
+            }
+            if mark == Some(i) {
+                marker = Some(a);
+            }
+        }
+        let line: String = row.into_iter().collect();
+        let _ = writeln!(out, "{:<name_w$}{}", format!("p{p}"), line.trim_end());
+        if let Some(a) = marker {
+            let _ = writeln!(out, "{:name_w$}{:a$}^ cannot be linearized", "", "");
+        }
+    }
+    out
+}
+
+fn op_line(o: &OpRef) -> String {
+    let lines = match o.end_line {
+        Some(e) => format!("lines {}-{}", o.line, e),
+        None => format!("line {}", o.line),
+    };
+    let outcome = match o.outcome {
+        "ok" => String::new(),
+        other => format!(" ({other})"),
+    };
+    format!("p{} {}{}  [{}]", o.process, o.label, outcome, lines)
+}
+
+/// The report as text for a terminal or a CI log.
+pub fn render_text(r: &Report) -> String {
+    let mut out = String::new();
+    let verdict = match r.verdict {
+        Verdict::Valid => "linearizable",
+        Verdict::Invalid => "NOT linearizable",
+        Verdict::Unknown => "UNKNOWN (the time limit passed before the search finished)",
+    };
+    let keys = if r.keys > 1 {
+        format!(", {} keys", r.keys)
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        out,
+        "{}: {} ({}, {} ops{}, {:.1} ms)",
+        r.file,
+        verdict,
+        r.model,
+        r.ops,
+        keys,
+        r.elapsed_ms.as_secs_f64() * 1e3
+    );
+    let show_keys = |ks: &[Value]| {
+        let shown: Vec<String> = ks.iter().take(10).map(|k| k.to_string()).collect();
+        let more = if ks.len() > 10 {
+            format!(" and {} more", ks.len() - 10)
+        } else {
+            String::new()
+        };
+        format!("{}{}", shown.join(", "), more)
+    };
+    if !r.unknown_keys.is_empty() {
+        let _ = writeln!(out, "  undecided keys: {}", show_keys(&r.unknown_keys));
+    }
+    if !r.invalid_keys.is_empty() {
+        let _ = writeln!(
+            out,
+            "  invalid keys: {} ({} of {})",
+            show_keys(&r.invalid_keys),
+            r.invalid_keys.len(),
+            r.keys
+        );
+    }
+    if let Some(c) = &r.counterexample {
+        if let Some(k) = &c.key {
+            let _ = writeln!(out, "  key {k}:");
+        }
+        let _ = writeln!(out, "  cannot linearize: {}", op_line(&c.op));
+        let states: Vec<String> = c.states.iter().map(|s| s.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "    it is illegal in every state the ops before it can leave: {}",
+            states.join(", ")
+        );
+        if c.concurrent.is_empty() {
+            let _ = writeln!(out, "  concurrent with it: nothing");
+        } else {
+            let _ = writeln!(out, "  concurrent with it:");
+            for o in c.concurrent.iter().take(8) {
+                let _ = writeln!(out, "    {}", op_line(o));
+            }
+            if c.concurrent.len() > 8 {
+                let _ = writeln!(out, "    ... and {} more", c.concurrent.len() - 8);
+            }
+        }
+        let _ = writeln!(
+            out,
+            "  longest linearizable prefix: {} ops{}",
+            c.prefix_len,
+            if c.prefix_len > 5 { ", ending" } else { "" }
+        );
+        for o in c.prefix.iter().skip(c.prefix.len().saturating_sub(5)) {
+            let _ = writeln!(out, "    {}", op_line(o));
+        }
+        let _ = writeln!(
+            out,
+            "  smallest sub-history that is still not linearizable ({} ops):",
+            c.shrunk.len()
+        );
+        for l in c.timeline.lines() {
+            let _ = writeln!(out, "    {l}");
+        }
+        for o in c.shrunk.iter().take(MAX_DRAWN) {
+            let _ = writeln!(out, "    {}", op_line(o));
+        }
+        if c.shrunk.len() > MAX_DRAWN {
+            let _ = writeln!(out, "    ... and {} more", c.shrunk.len() - MAX_DRAWN);
+        }
+    }
+    if let Some(ws) = &r.witness {
+        for w in ws {
+            match &w.key {
+                Some(k) => {
+                    let _ = writeln!(out, "  linearization of key {k}:");
+                }
+                None => {
+                    let _ = writeln!(out, "  linearization:");
+                }
+            }
+            for (n, o) in w.order.iter().enumerate() {
+                let _ = writeln!(out, "    {:>4}. {}", n + 1, op_line(o));
+            }
+        }
+    }
+    out
+}

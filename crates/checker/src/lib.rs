@@ -1,0 +1,300 @@
+//! Consistency checkers for splitbrain histories. Pure and synchronous: no I/O, no
+//! async runtime, no command line.
+//!
+//! The entry point is [`check`]: give it a [`History`] and [`Options`] (which model,
+//! which initial value, how long it may take) and it returns a [`Report`] whose
+//! [`Verdict`] is valid, invalid or unknown. A non-linearizable history is a verdict,
+//! not an error: `Err` means the history does not fit the model (an op the model
+//! does not know, a malformed value), and names the file and line.
+//!
+//! ```text
+//!   p0 |--write 1--|                          linearizable: write 1, read 1
+//!   p1          |--read 1--|
+//!
+//!   p0 |--write 1--|                          not linearizable: the read began after
+//!   p1               |--write 2--|            write 2 finished, yet saw 1
+//!   p2                              |--read 1--|
+//! ```
+//!
+//! Ops that carry a `key` are checked key by key, in parallel: linearizability is
+//! compositional (Herlihy & Wing 1990), so a history is linearizable exactly when
+//! each key's sub-history is. Verdicts merge as invalid > unknown > valid.
+
+mod explain;
+mod linear;
+pub mod model;
+mod prepare;
+mod shrink;
+
+pub use explain::{render_text, timeline, Counterexample, OpRef};
+pub use linear::Deadline;
+pub use model::{Model, Mutex, Register, ValueId, Values};
+
+use linear::Outcome;
+use prepare::Partition;
+use rayon::prelude::*;
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+use splitbrain_history::{History, Key};
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+/// The models `check` knows by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ModelKind {
+    /// `read` and `write`.
+    Register,
+    /// `read`, `write` and `cas` with value `[expected, new]`.
+    CasRegister,
+    /// `acquire` and `release`.
+    Mutex,
+}
+
+impl ModelKind {
+    pub const ALL: &'static [ModelKind] = &[
+        ModelKind::Register,
+        ModelKind::CasRegister,
+        ModelKind::Mutex,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Register => "register",
+            ModelKind::CasRegister => "cas-register",
+            ModelKind::Mutex => "mutex",
+        }
+    }
+}
+
+impl FromStr for ModelKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ModelKind, String> {
+        ModelKind::ALL
+            .iter()
+            .copied()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = ModelKind::ALL.iter().map(|m| m.name()).collect();
+                format!("unknown model `{s}` (known: {})", names.join(", "))
+            })
+    }
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How to check.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub model: ModelKind,
+    /// The state before the first op; null (the key is absent) by default.
+    pub init: Value,
+    /// Give up with [`Verdict::Unknown`] after this long. Checked inside the search.
+    pub time_limit: Option<Duration>,
+    /// For a valid history, report a linearization order.
+    pub witness: bool,
+    /// How long shrinking a counterexample may take at most (it stops early with the
+    /// smallest history found so far).
+    pub shrink_time: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            model: ModelKind::CasRegister,
+            init: Value::Null,
+            time_limit: None,
+            witness: false,
+            shrink_time: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Valid, invalid, or unknown (the time limit passed first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Valid,
+    Invalid,
+    Unknown,
+}
+
+impl Verdict {
+    /// Jepsen's merge: invalid beats unknown beats valid.
+    pub fn merge(self, other: Verdict) -> Verdict {
+        use Verdict::*;
+        match (self, other) {
+            (Invalid, _) | (_, Invalid) => Invalid,
+            (Unknown, _) | (_, Unknown) => Unknown,
+            _ => Valid,
+        }
+    }
+
+    /// The process exit status Jepsen uses: 0 valid, 1 invalid, 2 unknown.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Valid => 0,
+            Verdict::Invalid => 1,
+            Verdict::Unknown => 2,
+        }
+    }
+}
+
+impl Serialize for Verdict {
+    /// `true`, `false` or `"unknown"`, as Jepsen's `:valid?`.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Verdict::Valid => s.serialize_bool(true),
+            Verdict::Invalid => s.serialize_bool(false),
+            Verdict::Unknown => s.serialize_str("unknown"),
+        }
+    }
+}
+
+/// The result of checking one history.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub file: String,
+    #[serde(rename = "valid")]
+    pub verdict: Verdict,
+    pub model: &'static str,
+    /// Client operations (invocations).
+    pub ops: usize,
+    /// Independent keys checked (1 when ops carry no key).
+    pub keys: usize,
+    #[serde(serialize_with = "millis")]
+    pub elapsed_ms: Duration,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub invalid_keys: Vec<Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unknown_keys: Vec<Value>,
+    /// For an invalid history: the first invalid key's explanation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counterexample: Option<Counterexample>,
+    /// With `Options::witness`, for a valid history: a linearization, key by key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub witness: Option<Vec<Witness>>,
+}
+
+/// A linearization of one key's ops.
+#[derive(Debug, Clone, Serialize)]
+pub struct Witness {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<Value>,
+    pub order: Vec<OpRef>,
+}
+
+fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
+}
+
+/// The history does not fit the model or the options.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckError {
+    #[error("{file}:{line}: {message}")]
+    Op {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("--init does not fit the {model} model: {message}")]
+    Init {
+        model: &'static str,
+        message: String,
+    },
+}
+
+/// Checks `history` for linearizability against the model in `opts`.
+pub fn check(history: &History, opts: &Options) -> Result<Report, CheckError> {
+    match opts.model {
+        ModelKind::Register => check_model(&Register { cas: false }, history, opts),
+        ModelKind::CasRegister => check_model(&Register { cas: true }, history, opts),
+        ModelKind::Mutex => check_model(&Mutex, history, opts),
+    }
+}
+
+/// Checks `history` against any model, key by key.
+pub fn check_model<M: Model>(
+    model: &M,
+    history: &History,
+    opts: &Options,
+) -> Result<Report, CheckError> {
+    let start = Instant::now();
+    let parts = prepare::partitions(model, history, &opts.init)?;
+    let deadline = Deadline::new(opts.time_limit.map(|t| start + t));
+    let results: Vec<(usize, Outcome<M::State>, Vec<prepare::Call<M::Op>>)> = parts
+        .par_iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let calls = prepare::prune(model, &p.calls, &p.init, &p.values);
+            let outcome = linear::search(model, &calls, &p.init, &deadline);
+            (k, outcome, calls)
+        })
+        .collect();
+
+    let mut report = Report {
+        file: history.source().to_string(),
+        verdict: Verdict::Valid,
+        model: model.name(),
+        ops: history.pairs().len(),
+        keys: parts.len(),
+        elapsed_ms: Duration::ZERO,
+        invalid_keys: Vec::new(),
+        unknown_keys: Vec::new(),
+        counterexample: None,
+        witness: opts.witness.then(Vec::new),
+    };
+    let key_json = |p: &Partition<M>| p.key.as_ref().map(Key::to_json);
+    for (k, outcome, calls) in results {
+        let part = &parts[k];
+        match outcome {
+            Outcome::Linearizable(order) => {
+                if let Some(w) = report.witness.as_mut() {
+                    w.push(Witness {
+                        key: key_json(part),
+                        order: order
+                            .iter()
+                            .map(|&i| explain::op_ref(model, history, part, &calls[i]))
+                            .collect(),
+                    });
+                }
+            }
+            Outcome::Unknown => {
+                report.verdict = report.verdict.merge(Verdict::Unknown);
+                report.unknown_keys.extend(key_json(part));
+            }
+            Outcome::NotLinearizable(stuck) => {
+                report.verdict = Verdict::Invalid;
+                report.invalid_keys.extend(key_json(part));
+                if report.counterexample.is_none() {
+                    let budget = Deadline::new(Some(
+                        Instant::now() + opts.shrink_time.min(remaining(&deadline)),
+                    ));
+                    report.counterexample = Some(explain::counterexample(
+                        model, history, part, &calls, &stuck, &budget,
+                    ));
+                }
+            }
+        }
+    }
+    if report.verdict != Verdict::Valid {
+        report.witness = None;
+    }
+    report.elapsed_ms = start.elapsed();
+    Ok(report)
+}
+
+fn remaining(d: &Deadline) -> Duration {
+    match d.at {
+        Some(at) => at.saturating_duration_since(Instant::now()),
+        None => Duration::MAX,
+    }
+}
+
+#[cfg(test)]
+mod tests;

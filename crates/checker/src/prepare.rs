@@ -1,0 +1,287 @@
+//! From a history to what the search needs: per key, the calls with their intervals,
+//! compiled by the model, with indeterminate ops pruned where that is sound.
+//!
+//! Positions: the op at history index `i` sits at position `2i + 2`. A *virtual*
+//! return placed just before the op at index `i` sits at `2i + 1`.
+//!
+//! # Pruning indeterminate ops (register-like models only)
+//!
+//! An `info` op may take effect at any time after its invocation, or never. Left as
+//! is, every one of them stays concurrent with the rest of the history, and the
+//! search space doubles with each (this is where Porcupine and Knossos time out).
+//! Two facts about registers, whose state is the last value written, cut that down:
+//!
+//! 1. An indeterminate op whose written value nobody observes (no read returns it,
+//!    no cas expects it) can be dropped: in any linearization that includes it, the
+//!    next op to touch the register overwrites it, so removing it changes nothing.
+//! 2. If exactly one op writes value `v` (and `v` is not the initial value), every
+//!    `ok` op that observes `v` proves that the writer took effect before the
+//!    observer returned. The writer becomes required, and its return is moved to
+//!    just before the observer's return.
+//!
+//! ```text
+//!   p0 |--write 7-- ? (info)              becomes   p0 |--write 7--|
+//!   p1        |--read 7--|                          p1        |--read 7--|
+//! ```
+//!
+//! Both steps repeat until nothing changes (a cas that became required observes a
+//! value in turn). Failed ops are dropped before all this: they did not happen.
+
+use crate::model::{Model, Values};
+use crate::CheckError;
+use splitbrain_history::{History, Key, OpType};
+use std::collections::{BTreeMap, HashMap};
+
+/// One call of the search: an op with its interval.
+#[derive(Debug, Clone)]
+pub(crate) struct Call<O> {
+    pub op: O,
+    /// Index into `History::pairs()`.
+    pub pair: usize,
+    pub process: i64,
+    pub call: u64,
+    /// `None`: may take effect at any time after `call`, or never.
+    pub ret: Option<u64>,
+    /// Must be linearized: it completed `ok`, or pruning proved it took effect.
+    pub required: bool,
+}
+
+/// The calls on one key, before pruning.
+#[derive(Debug)]
+pub(crate) struct Partition<M: Model> {
+    pub key: Option<Key>,
+    pub calls: Vec<Call<M::Op>>,
+    pub init: M::State,
+    pub values: Values,
+}
+
+pub(crate) fn pos(index: usize) -> u64 {
+    2 * index as u64 + 2
+}
+
+/// Splits a history by key and compiles every op that did not fail.
+pub(crate) fn partitions<M: Model>(
+    model: &M,
+    history: &History,
+    init: &serde_json::Value,
+) -> Result<Vec<Partition<M>>, CheckError> {
+    let ops = history.ops();
+    let mut by_key: BTreeMap<Option<Key>, Vec<usize>> = BTreeMap::new();
+    for (i, pair) in history.pairs().iter().enumerate() {
+        let inv = &ops[pair.invoke];
+        let key = inv
+            .key
+            .clone()
+            .or_else(|| pair.completion.and_then(|c| ops[c].key.clone()));
+        by_key.entry(key).or_default().push(i);
+    }
+    let mut out = Vec::with_capacity(by_key.len());
+    for (key, pairs) in by_key {
+        let mut values = Values::new();
+        let init_state = model
+            .init(init, &mut values)
+            .map_err(|message| CheckError::Init {
+                model: model.name(),
+                message,
+            })?;
+        let mut calls = Vec::with_capacity(pairs.len());
+        for i in pairs {
+            let pair = history.pairs()[i];
+            let inv = &ops[pair.invoke];
+            let done = pair.completion.map(|c| &ops[c]);
+            let (output, ret, required) = match done {
+                Some(c) if c.kind == OpType::Fail => continue,
+                Some(c) if c.kind == OpType::Ok => (Some(&c.value), pair.completion.map(pos), true),
+                _ => (None, None, false),
+            };
+            let line = done
+                .filter(|_| output.is_some())
+                .map_or(pair.invoke, |_| pair.completion.unwrap_or(pair.invoke));
+            let op = model
+                .compile(&inv.f, &inv.value, output, &mut values)
+                .map_err(|message| CheckError::Op {
+                    file: history.source().to_string(),
+                    line: history.line(line),
+                    message,
+                })?;
+            if let Some(op) = op {
+                calls.push(Call {
+                    op,
+                    pair: i,
+                    process: match inv.process {
+                        splitbrain_history::Process::Client(p) => p,
+                        splitbrain_history::Process::Nemesis => -1,
+                    },
+                    call: pos(pair.invoke),
+                    ret,
+                    required,
+                });
+            }
+        }
+        out.push(Partition {
+            key,
+            calls,
+            init: init_state,
+            values,
+        });
+    }
+    Ok(out)
+}
+
+/// Applies the two pruning rules (module docs) until nothing changes. Returns the
+/// calls the search should consider, sorted by invocation.
+pub(crate) fn prune<M: Model>(
+    model: &M,
+    calls: &[Call<M::Op>],
+    init: &M::State,
+    values: &Values,
+) -> Vec<Call<M::Op>> {
+    let mut calls: Vec<Call<M::Op>> = calls.to_vec();
+    if !calls.iter().any(|c| model.writes(&c.op).is_some()) {
+        return calls;
+    }
+    // Reads of the initial value need no writer.
+    let init_id = values.lookup(&model.describe_state(init, values));
+    let mut dropped = vec![false; calls.len()];
+    loop {
+        let mut changed = false;
+        let mut writers: HashMap<u32, Vec<usize>> = HashMap::new();
+        let mut observers: HashMap<u32, usize> = HashMap::new();
+        for (i, c) in calls.iter().enumerate() {
+            if dropped[i] {
+                continue;
+            }
+            if let Some(v) = model.writes(&c.op) {
+                writers.entry(v).or_default().push(i);
+            }
+            if let Some(v) = model.observes(&c.op) {
+                *observers.entry(v).or_default() += 1;
+            }
+        }
+        // Rule 1: unobserved indeterminate writes did not matter.
+        for i in 0..calls.len() {
+            if dropped[i] || calls[i].required {
+                continue;
+            }
+            if let Some(v) = model.writes(&calls[i].op) {
+                let own = usize::from(model.observes(&calls[i].op) == Some(v));
+                if observers.get(&v).copied().unwrap_or(0) == own {
+                    dropped[i] = true;
+                    changed = true;
+                }
+            }
+        }
+        // Rule 2: the only writer of an observed value took effect before the
+        // observer returned.
+        for r in 0..calls.len() {
+            if dropped[r] || !calls[r].required {
+                continue;
+            }
+            let (Some(v), Some(r_ret)) = (model.observes(&calls[r].op), calls[r].ret) else {
+                continue;
+            };
+            if Some(v) == init_id {
+                continue;
+            }
+            let Some(ws) = writers.get(&v) else { continue };
+            let [w] = ws[..] else { continue };
+            if w == r {
+                continue;
+            }
+            let bound = r_ret - 1;
+            let wc = &mut calls[w];
+            if bound <= wc.call {
+                // The writer began after the observer returned: no ordering can
+                // help, and the search will say so.
+                continue;
+            }
+            if !wc.required || wc.ret.is_none_or(|ret| ret > bound) {
+                wc.required = true;
+                wc.ret = Some(bound);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    calls
+        .into_iter()
+        .zip(dropped)
+        .filter(|(_, d)| !d)
+        .map(|(c, _)| c)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Register;
+    use serde_json::{json, Value};
+    use splitbrain_history::{Op, Process};
+
+    fn history(ops: &[(i64, OpType, &str, Value)]) -> History {
+        History::new(
+            "t",
+            ops.iter()
+                .map(|(p, t, f, v)| Op::new(Process::Client(*p), *t, *f, v.clone()))
+                .collect(),
+            None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn unobserved_info_write_is_dropped_and_observed_one_becomes_required() {
+        use OpType::*;
+        let h = history(&[
+            (0, Invoke, "write", json!(1)),
+            (1, Invoke, "write", json!(2)),
+            (0, Info, "write", json!(1)),
+            (1, Info, "write", json!(2)),
+            (2, Invoke, "read", Value::Null),
+            (2, Ok, "read", json!(2)),
+        ]);
+        let m = Register { cas: false };
+        let parts = partitions(&m, &h, &Value::Null).unwrap();
+        assert_eq!(parts.len(), 1);
+        let p = &parts[0];
+        let pruned = prune(&m, &p.calls, &p.init, &p.values);
+        // write 1 dropped; write 2 required, returning just before the read returns.
+        assert_eq!(pruned.len(), 2);
+        assert!(pruned[0].required);
+        assert_eq!(pruned[0].ret, Some(pos(5) - 1));
+    }
+
+    #[test]
+    fn failed_ops_and_indeterminate_reads_are_gone() {
+        use OpType::*;
+        let h = history(&[
+            (0, Invoke, "write", json!(1)),
+            (0, Fail, "write", json!(1)),
+            (1, Invoke, "read", Value::Null),
+            (1, Info, "read", Value::Null),
+            (2, Invoke, "read", Value::Null),
+        ]);
+        let parts = partitions(&Register { cas: false }, &h, &Value::Null).unwrap();
+        assert!(parts[0].calls.is_empty());
+    }
+
+    #[test]
+    fn repeated_values_are_not_assumed_unique() {
+        use OpType::*;
+        let h = history(&[
+            (0, Invoke, "write", json!(1)),
+            (1, Invoke, "write", json!(1)),
+            (0, Info, "write", json!(1)),
+            (1, Info, "write", json!(1)),
+            (2, Invoke, "read", Value::Null),
+            (2, Ok, "read", json!(1)),
+        ]);
+        let m = Register { cas: false };
+        let p = &partitions(&m, &h, &Value::Null).unwrap()[0];
+        let pruned = prune(&m, &p.calls, &p.init, &p.values);
+        assert_eq!(pruned.len(), 3);
+        assert!(!pruned[0].required && !pruned[1].required);
+    }
+}

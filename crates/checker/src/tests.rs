@@ -1,0 +1,166 @@
+use super::*;
+use serde_json::json;
+use splitbrain_history::{Op, OpType, Process};
+
+/// Builds a history from `(process, type, f, value)` rows.
+pub(crate) fn h(rows: &[(i64, OpType, &str, Value)]) -> History {
+    History::new(
+        "test",
+        rows.iter()
+            .map(|(p, t, f, v)| Op::new(Process::Client(*p), *t, *f, v.clone()))
+            .collect(),
+        None,
+    )
+    .unwrap()
+}
+
+fn verdict(hist: &History, model: ModelKind) -> Verdict {
+    let opts = Options {
+        model,
+        ..Options::default()
+    };
+    check(hist, &opts).unwrap().verdict
+}
+
+use OpType::{Fail, Info, Invoke, Ok as Done};
+
+#[test]
+fn concurrent_write_and_read_is_linearizable() {
+    let hist = h(&[
+        (0, Invoke, "write", json!(1)),
+        (1, Invoke, "read", Value::Null),
+        (0, Done, "write", json!(1)),
+        (1, Done, "read", json!(1)),
+    ]);
+    assert_eq!(verdict(&hist, ModelKind::Register), Verdict::Valid);
+}
+
+#[test]
+fn stale_read_is_not_linearizable_and_shrinks_to_three_ops() {
+    let hist = h(&[
+        (0, Invoke, "write", json!(1)),
+        (0, Done, "write", json!(1)),
+        (3, Invoke, "read", Value::Null),
+        (3, Done, "read", json!(1)),
+        (1, Invoke, "write", json!(2)),
+        (1, Done, "write", json!(2)),
+        (2, Invoke, "read", Value::Null),
+        (2, Done, "read", json!(1)),
+    ]);
+    let r = check(
+        &hist,
+        &Options {
+            model: ModelKind::Register,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(r.verdict, Verdict::Invalid);
+    let c = r.counterexample.unwrap();
+    assert_eq!(c.op.label, "read 1");
+    assert_eq!(c.op.process, 2);
+    assert_eq!(c.states, vec![json!(2)]);
+    let labels: Vec<&str> = c.shrunk.iter().map(|o| o.label.as_str()).collect();
+    assert_eq!(labels, ["write 1", "write 2", "read 1"]);
+    assert!(
+        c.timeline.contains("^ cannot be linearized"),
+        "{}",
+        c.timeline
+    );
+}
+
+#[test]
+fn failed_ops_did_not_happen() {
+    let hist = h(&[
+        (0, Invoke, "write", json!(1)),
+        (0, Fail, "write", json!(1)),
+        (1, Invoke, "read", Value::Null),
+        (1, Done, "read", json!(1)),
+    ]);
+    assert_eq!(verdict(&hist, ModelKind::Register), Verdict::Invalid);
+}
+
+#[test]
+fn info_ops_may_take_effect_later() {
+    let hist = h(&[
+        (0, Invoke, "write", json!(1)),
+        (0, Info, "write", json!(1)),
+        (1, Invoke, "read", Value::Null),
+        (1, Done, "read", Value::Null),
+        (1, Invoke, "read", Value::Null),
+        (1, Done, "read", json!(1)),
+    ]);
+    assert_eq!(verdict(&hist, ModelKind::Register), Verdict::Valid);
+    // But not before their invocation.
+    let hist = h(&[
+        (1, Invoke, "read", Value::Null),
+        (1, Done, "read", json!(1)),
+        (0, Invoke, "write", json!(1)),
+        (0, Info, "write", json!(1)),
+    ]);
+    assert_eq!(verdict(&hist, ModelKind::Register), Verdict::Invalid);
+}
+
+#[test]
+fn keys_are_checked_independently() {
+    let mut ops = Vec::new();
+    for (k, read) in [("a", json!(1)), ("b", json!(2))] {
+        ops.push(
+            Op::new(Process::Client(0), Invoke, "write", json!(1)).with_key(Key::Str(k.into())),
+        );
+        ops.push(Op::new(Process::Client(0), Done, "write", json!(1)).with_key(Key::Str(k.into())));
+        ops.push(
+            Op::new(Process::Client(1), Invoke, "read", Value::Null).with_key(Key::Str(k.into())),
+        );
+        ops.push(Op::new(Process::Client(1), Done, "read", read).with_key(Key::Str(k.into())));
+    }
+    let hist = History::new("t", ops, None).unwrap();
+    let r = check(&hist, &Options::default()).unwrap();
+    assert_eq!(r.verdict, Verdict::Invalid);
+    assert_eq!(r.keys, 2);
+    assert_eq!(r.invalid_keys, vec![json!("b")]);
+}
+
+#[test]
+fn unknown_function_is_an_error_naming_the_line() {
+    let hist = h(&[(0, Invoke, "frob", json!(1)), (0, Done, "frob", json!(1))]);
+    let e = check(&hist, &Options::default()).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("test:2: the cas-register model has no function `frob`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn witness_orders_every_op() {
+    let hist = h(&[
+        (0, Invoke, "write", json!(1)),
+        (1, Invoke, "cas", json!([1, 2])),
+        (0, Done, "write", json!(1)),
+        (1, Done, "cas", json!([1, 2])),
+    ]);
+    let r = check(
+        &hist,
+        &Options {
+            witness: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let order: Vec<String> = r.witness.unwrap()[0]
+        .order
+        .iter()
+        .map(|o| o.label.clone())
+        .collect();
+    assert_eq!(order, ["write 1", "cas 1→2"]);
+}
+
+#[test]
+fn verdicts_merge_like_jepsen() {
+    use Verdict::*;
+    assert_eq!(Valid.merge(Unknown), Unknown);
+    assert_eq!(Unknown.merge(Invalid), Invalid);
+    assert_eq!(Valid.merge(Valid), Valid);
+    assert_eq!(serde_json::to_value(Unknown).unwrap(), json!("unknown"));
+}

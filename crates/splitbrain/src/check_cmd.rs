@@ -1,0 +1,137 @@
+//! `splitbrain check`: decide whether recorded histories are linearizable.
+
+use clap::{Args, ValueEnum};
+use splitbrain_checker::{self as checker, ModelKind, Options, Verdict};
+use splitbrain_history::History;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Exit status for bad usage or unreadable input (Jepsen's).
+pub const EXIT_BAD_INPUT: u8 = 254;
+
+#[derive(Args, Debug)]
+#[command(after_long_help = "\
+Formats: a file ending in .edn is read as a Jepsen EDN history; anything else as
+JSON Lines (one op per line); `-` reads JSON Lines from standard input.
+
+Exit status: 0 every history valid, 1 any invalid, 2 any unknown (time limit) and
+none invalid, 254 bad usage or unreadable input.
+
+Examples:
+  splitbrain check histories/register-stale-read.invalid.jsonl
+  splitbrain check --model cas-register --format json store/latest/history.jsonl
+  splitbrain check --independent --time-limit 60 history.edn")]
+pub struct CheckArgs {
+    /// The sequential model every key must follow.
+    #[arg(long, default_value = "cas-register", value_parser = parse_model)]
+    pub model: ModelKind,
+
+    /// The value before the first op, as JSON (null means the key is absent).
+    #[arg(long, value_name = "JSON", default_value = "null", value_parser = parse_json)]
+    pub init: serde_json::Value,
+
+    /// Read values as jepsen.independent [key value] tuples.
+    #[arg(long)]
+    pub independent: bool,
+
+    /// Give up after this many seconds per file, with verdict "unknown" (exit 2).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub time_limit: Option<Duration>,
+
+    /// Output format: text for people and CI logs, json for one object per file.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// For a valid history, print a linearization order.
+    #[arg(long)]
+    pub witness: bool,
+
+    /// History files (.edn: Jepsen EDN; otherwise JSON Lines; -: standard input).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+fn parse_model(s: &str) -> Result<ModelKind, String> {
+    s.parse()
+}
+
+fn parse_json(s: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(s).map_err(|e| format!("not JSON: {e}"))
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err("the time limit must be a positive number of seconds".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub fn run(args: CheckArgs) -> u8 {
+    let opts = Options {
+        model: args.model,
+        init: args.init.clone(),
+        time_limit: args.time_limit,
+        witness: args.witness,
+        ..Options::default()
+    };
+    let mut verdict = Verdict::Valid;
+    let mut bad_input = false;
+    let stdout = std::io::stdout();
+    for path in &args.files {
+        let result = History::read_path(path)
+            .and_then(|h| {
+                if args.independent {
+                    h.into_independent()
+                } else {
+                    Ok(h)
+                }
+            })
+            .map_err(|e| e.to_string())
+            .and_then(|h| checker::check(&h, &opts).map_err(|e| e.to_string()));
+        let mut out = stdout.lock();
+        match result {
+            Ok(report) => {
+                verdict = verdict.merge(report.verdict);
+                match args.format {
+                    Format::Text => {
+                        let _ = write!(out, "{}", checker::render_text(&report));
+                    }
+                    Format::Json => {
+                        let _ = writeln!(
+                            out,
+                            "{}",
+                            serde_json::to_string(&report).unwrap_or_default()
+                        );
+                    }
+                }
+            }
+            Err(e) => {
+                bad_input = true;
+                match args.format {
+                    Format::Text => eprintln!("error: {e}"),
+                    Format::Json => {
+                        let obj =
+                            serde_json::json!({"file": path.display().to_string(), "error": e});
+                        let _ = writeln!(out, "{obj}");
+                        eprintln!("error: {e}");
+                    }
+                }
+            }
+        }
+    }
+    if bad_input {
+        EXIT_BAD_INPUT
+    } else {
+        verdict.exit_code()
+    }
+}

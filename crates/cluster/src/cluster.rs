@@ -1,0 +1,905 @@
+//! [`Cluster`]: bring a lab up, fault its members, read its health, take it down.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::error::{Error, Result};
+use crate::etcd::{self, Etcdctl, MemberFlags};
+use crate::net;
+use crate::state::{DirLock, Node, NodeName, NodeRecord, State, VERSION};
+use crate::sys::{self, Owner};
+use crate::topology::{Lab, CLIENT_PORT, MAX_NODES, PEER_PORT};
+
+/// Run directory used when none is given: state file, member data and logs live here.
+pub const DEFAULT_DIR: &str = "/tmp/splitbrain/cluster";
+
+/// How long `start` waits for a member to listen, and `kill` for it to die.
+const PROCESS_TIMEOUT: Duration = Duration::from_secs(10);
+/// What etcd 3.4 logs once it serves peers and clients.
+const SERVING_LOG_LINE: &str = "now serving peer/client/metrics";
+/// How long `up` waits for that line from one member before starting the next anyway.
+const SERVING_WAIT: Duration = Duration::from_secs(2);
+/// Lines of each member's log shown when something fails.
+const LOG_TAIL: usize = 15;
+
+/// What `up` builds.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Run directory: state file, and per member `nI/data` and `nI/etcd.log`.
+    pub dir: PathBuf,
+    /// Number of members, 1 to 9 (3 by default; 5 is the other usual choice).
+    pub nodes: usize,
+    /// Serve etcd's v2 keys API (`--enable-v2`), which the v2 workloads need.
+    pub enable_v2: bool,
+    /// Raft pre-vote (`--pre-vote`): without it a healed partition forces a disruptive
+    /// re-election.
+    pub pre_vote: bool,
+    /// Use subnet `10.77.N.0/24` instead of the first free one.
+    pub subnet: Option<u8>,
+    /// How long `up` waits for every member to be healthy.
+    pub health_timeout: Duration,
+    /// More flags for every member, appended to the command line.
+    pub extra_etcd_args: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            dir: PathBuf::from(DEFAULT_DIR),
+            nodes: 3,
+            enable_v2: true,
+            pre_vote: true,
+            subnet: None,
+            health_timeout: Duration::from_secs(30),
+            extra_etcd_args: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// The default configuration, in run directory `dir`.
+    pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
+        Config {
+            dir: dir.into(),
+            ..Config::default()
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !(1..=MAX_NODES).contains(&self.nodes) {
+            return Err(Error::InvalidConfig(format!(
+                "{} members asked, 1 to {MAX_NODES} supported",
+                self.nodes
+            )));
+        }
+        if let Some(n) = self.subnet {
+            if !(1..=254).contains(&n) {
+                return Err(Error::InvalidConfig(format!(
+                    "subnet 10.77.{n}.0/24 is outside 10.77.1.0/24 ..= 10.77.254.0/24"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A member's process, as `/proc` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Process {
+    Running {
+        pid: i32,
+    },
+    /// Stopped by SIGSTOP ([`Cluster::pause`]).
+    Paused {
+        pid: i32,
+    },
+    /// Killed, or exited on its own.
+    Stopped,
+}
+
+/// One member's view of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemberStatus {
+    pub node: Node,
+    pub process: Process,
+    /// A linearizable read through this member succeeded.
+    pub healthy: bool,
+    /// Why it is not healthy.
+    pub error: Option<String>,
+    pub member_id: Option<u64>,
+    /// The leader this member believes in.
+    pub leader: Option<NodeName>,
+    pub term: Option<u64>,
+    pub raft_index: Option<u64>,
+}
+
+/// The whole cluster, as the members that answered see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Status {
+    pub subnet: String,
+    pub members: Vec<MemberStatus>,
+    /// The leader of the highest term any member reports.
+    pub leader: Option<NodeName>,
+    pub term: Option<u64>,
+}
+
+impl Status {
+    /// Every member is running and healthy.
+    pub fn healthy(&self) -> bool {
+        self.members.iter().all(|m| m.healthy)
+    }
+}
+
+/// A local etcd cluster, one member per network namespace, described by the state file in
+/// its run directory. Every method re-reads that file, so several processes (a test and
+/// the `splitbrain cluster` command, say) can work on one cluster.
+///
+/// Members outlive the `Cluster` value and the process that started them; [`down`]
+/// removes them (use [`ClusterGuard`] to do that on drop).
+///
+/// [`down`]: Cluster::down
+#[derive(Debug)]
+pub struct Cluster {
+    dir: PathBuf,
+    subnet: String,
+    nodes: Vec<Node>,
+    /// Members this process started: they must be waited for once dead, or they linger
+    /// as zombies (whose command line is empty, which `/proc` checks take for "gone").
+    children: Mutex<HashMap<NodeName, Child>>,
+}
+
+impl Cluster {
+    /// Builds and starts a cluster, and returns once every member is healthy. On any
+    /// failure it removes what it created, and the error carries the members' log tails.
+    pub fn up(config: Config) -> Result<Cluster> {
+        sys::require_root("splitbrain cluster up")?;
+        config.validate()?;
+        let etcd = sys::require_program("etcd", "etcd-server")?;
+        sys::require_program("etcdctl", "etcd-client")?;
+        sys::require_program("ip", "iproute2")?;
+        std::fs::create_dir_all(&config.dir)
+            .map_err(|e| Error::io(format!("cannot create {}", config.dir.display()), e))?;
+        let dir = std::fs::canonicalize(&config.dir)
+            .map_err(|e| Error::io(format!("cannot resolve {}", config.dir.display()), e))?;
+        let _lock = DirLock::acquire(&dir)?;
+        if let Some(old) = State::read(&dir)? {
+            let state_file = State::path(&dir);
+            return Err(if is_alive(&old) {
+                Error::AlreadyUp { dir, state_file }
+            } else {
+                Error::StaleState { dir, state_file }
+            });
+        }
+
+        let lab = net::claim_lab(config.subnet)?;
+        let mut state = plan(lab, &dir, &config, &etcd);
+        state.bridge_netns_inode = sys::netns_inode(&state.bridge_netns);
+        if let Err(e) = state.write() {
+            // Nothing records the claim: release it now or nobody will.
+            let _ = net::delete_netns(&state.bridge_netns, state.bridge_netns_inode);
+            return Err(e);
+        }
+        let cluster = Cluster::from_state(&state);
+        tracing::debug!(subnet = %state.subnet, dir = %dir.display(), "claimed lab");
+        match cluster.build(lab, &mut state, config.health_timeout) {
+            Ok(()) => Ok(cluster),
+            Err(e) => {
+                if let Err(down) = cluster.teardown(&mut state) {
+                    tracing::error!("cleaning up after a failed up: {down}");
+                    return Err(Error::Leftover(format!(
+                        "{e}\nand cleaning up failed too: {down}"
+                    )));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The cluster recorded in run directory `dir`.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Cluster> {
+        let dir = dir.as_ref();
+        let no_cluster = || Error::NoCluster {
+            dir: dir.to_owned(),
+        };
+        let dir = std::fs::canonicalize(dir).map_err(|_| no_cluster())?;
+        let state = State::read(&dir)?.ok_or_else(no_cluster)?;
+        Ok(Cluster::from_state(&state))
+    }
+
+    fn from_state(state: &State) -> Cluster {
+        Cluster {
+            dir: state.dir.clone(),
+            subnet: state.subnet.clone(),
+            nodes: state.nodes.iter().map(|r| r.node.clone()).collect(),
+            children: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Returns a guard that takes the cluster down when dropped.
+    pub fn guard(self) -> ClusterGuard {
+        ClusterGuard { cluster: self }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The state file (`DIR/cluster.json`).
+    pub fn state_file(&self) -> PathBuf {
+        State::path(&self.dir)
+    }
+
+    /// The lab's subnet, `10.77.N.0/24`.
+    pub fn subnet(&self) -> &str {
+        &self.subnet
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    pub fn node(&self, name: impl AsRef<str>) -> Result<&Node> {
+        let name = name.as_ref();
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| Error::UnknownNode {
+                node: name.to_owned(),
+                known: self.node_names(),
+            })
+    }
+
+    /// Every member's client URL, in node order.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.client_url.clone()).collect()
+    }
+
+    /// A command that runs `program` inside `node`'s network namespace (`ip netns exec`),
+    /// e.g. `iptables` for a partition. Rules made there vanish with the namespace.
+    pub fn netns_command(&self, node: impl AsRef<str>, program: &str) -> Result<Command> {
+        Ok(sys::netns_command(&self.node(node)?.netns, program))
+    }
+
+    /// SIGKILLs `node`'s etcd and waits until it is gone. Its data stays for [`start`].
+    ///
+    /// [`start`]: Cluster::start
+    pub fn kill(&self, node: impl AsRef<str>) -> Result<()> {
+        sys::require_root("splitbrain cluster kill")?;
+        let name = self.node(node)?.name.clone();
+        self.with_state(|state| {
+            let rec = state.node_mut(&name)?;
+            let pid = self.our_pid(rec)?;
+            sys::signal(pid, Signal::SIGKILL)?;
+            self.wait_gone(rec, pid)?;
+            rec.pid = None;
+            Ok(())
+        })
+    }
+
+    /// Restarts a killed member with the same command line and data, and waits until it
+    /// listens for clients (not until it is healthy: it may have no quorum to rejoin).
+    pub fn start(&self, node: impl AsRef<str>) -> Result<()> {
+        sys::require_root("splitbrain cluster start")?;
+        let name = self.node(node)?.name.clone();
+        let started = self.with_state(|state| {
+            let rec = state.node_mut(&name)?;
+            if let Some(pid) = rec.pid {
+                if sys::owner(pid, &rec.argv, rec.netns_inode) == Owner::Ours {
+                    return Err(Error::AlreadyRunning {
+                        node: name.to_string(),
+                        pid,
+                    });
+                }
+            }
+            if rec.netns_inode.is_none() || sys::netns_inode(&rec.node.netns) != rec.netns_inode {
+                return Err(Error::Leftover(format!(
+                    "namespace {} of node {name} is gone; take the cluster down and up again",
+                    rec.node.netns
+                )));
+            }
+            self.spawn(rec)?;
+            Ok(rec.clone())
+        })?;
+        self.wait_listening(&started, Instant::now() + PROCESS_TIMEOUT)
+    }
+
+    /// SIGSTOPs `node`'s etcd: it stays in the cluster but answers nothing.
+    pub fn pause(&self, node: impl AsRef<str>) -> Result<()> {
+        self.signal(node, Signal::SIGSTOP, "splitbrain cluster pause")
+    }
+
+    /// SIGCONTs a paused member.
+    pub fn resume(&self, node: impl AsRef<str>) -> Result<()> {
+        self.signal(node, Signal::SIGCONT, "splitbrain cluster resume")
+    }
+
+    fn signal(&self, node: impl AsRef<str>, sig: Signal, action: &'static str) -> Result<()> {
+        sys::require_root(action)?;
+        let name = self.node(node)?.name.clone();
+        self.with_state(|state| {
+            let rec = state.node_mut(&name)?;
+            let pid = self.our_pid(rec)?;
+            sys::signal(pid, sig)
+        })
+    }
+
+    /// The current leader: the one named by the highest term among the members that
+    /// answer (a paused or killed member is not asked). `None` while there is none.
+    pub fn leader(&self) -> Result<Option<NodeName>> {
+        Ok(self.status_of(false)?.leader)
+    }
+
+    /// Members, processes, health, leader and term.
+    pub fn status(&self) -> Result<Status> {
+        self.status_of(true)
+    }
+
+    /// Waits until every member that should be running is healthy (a linearizable read
+    /// through it succeeds); fails early if one of them died.
+    pub fn wait_healthy(&self, timeout: Duration) -> Result<()> {
+        let state = self.read_state()?;
+        self.wait_healthy_in(&state, timeout)
+    }
+
+    /// Stops every member and removes every namespace and interface of this cluster, then
+    /// the state file. Idempotent.
+    pub fn down(&self) -> Result<()> {
+        sys::require_root("splitbrain cluster down")?;
+        let _lock = DirLock::acquire(&self.dir)?;
+        match State::read(&self.dir)? {
+            Some(mut state) => self.teardown(&mut state),
+            None => Ok(()),
+        }
+    }
+
+    // ---- building ----
+
+    fn build(&self, lab: Lab, state: &mut State, health_timeout: Duration) -> Result<()> {
+        net::create_bridge(lab)?;
+        for i in 1..=state.nodes.len() {
+            net::create_node_netns(lab, i)?;
+            let rec = &mut state.nodes[i - 1];
+            rec.netns_inode = sys::netns_inode(&rec.node.netns);
+            state.write()?;
+            net::wire_node(lab, i)?;
+        }
+        for rec in &state.nodes {
+            fresh_member_dir(&rec.node)?;
+        }
+        for i in 0..state.nodes.len() {
+            self.spawn(&mut state.nodes[i])?;
+            state.write()?;
+            self.wait_serving(&state.nodes[i])?;
+        }
+        self.wait_healthy_in(state, health_timeout)?;
+        let endpoints = self.endpoints();
+        let endpoints: Vec<&str> = endpoints.iter().map(String::as_str).collect();
+        for (id, name) in etcdctl()?.members(&endpoints)? {
+            if let Some(rec) = state
+                .nodes
+                .iter_mut()
+                .find(|r| r.node.name == name.as_str())
+            {
+                rec.member_id = Some(id);
+            }
+        }
+        state.write()
+    }
+
+    /// Starts a member and records its pid (the caller writes the state).
+    fn spawn(&self, rec: &mut NodeRecord) -> Result<()> {
+        let child = sys::spawn_in_netns(&rec.node.netns, &rec.argv, &rec.node.log_file)?;
+        let pid = i32::try_from(child.id()).map_err(|_| {
+            Error::InvalidConfig(format!("pid {} does not fit in an i32", child.id()))
+        })?;
+        rec.pid = Some(pid);
+        self.children().insert(rec.node.name.clone(), child);
+        tracing::debug!(node = %rec.node.name, pid, "started member");
+        Ok(())
+    }
+
+    // ---- processes ----
+
+    /// The recorded pid of a running member, after checking it is still ours.
+    fn our_pid(&self, rec: &mut NodeRecord) -> Result<i32> {
+        let node = rec.node.name.to_string();
+        let pid = rec
+            .pid
+            .ok_or_else(|| Error::NotRunning { node: node.clone() })?;
+        match sys::owner(pid, &rec.argv, rec.netns_inode) {
+            Owner::Ours => Ok(pid),
+            Owner::Gone => {
+                self.reap(&rec.node.name);
+                rec.pid = None;
+                Err(Error::NotRunning { node })
+            }
+            Owner::Foreign(found) => {
+                rec.pid = None;
+                Err(Error::NotOurProcess { node, pid, found })
+            }
+        }
+    }
+
+    fn children(&self) -> MutexGuard<'_, HashMap<NodeName, Child>> {
+        // A panic elsewhere cannot leave the map inconsistent: take it as it is.
+        self.children.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Collects a dead child of ours, and returns how it ended if we know.
+    fn reap(&self, name: &NodeName) -> Option<String> {
+        let mut children = self.children();
+        let status = children.get_mut(name)?.try_wait().ok()??;
+        children.remove(name);
+        Some(status.to_string())
+    }
+
+    /// Waits until `pid` is no longer `rec`'s process (after a SIGKILL).
+    fn wait_gone(&self, rec: &NodeRecord, pid: i32) -> Result<()> {
+        let deadline = Instant::now() + PROCESS_TIMEOUT;
+        loop {
+            self.reap(&rec.node.name);
+            if sys::owner(pid, &rec.argv, rec.netns_inode) != Owner::Ours {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Leftover(format!(
+                    "node {} (pid {pid}) still running {PROCESS_TIMEOUT:?} after SIGKILL",
+                    rec.node.name
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Fails with the member's log tail if a member that should run is gone.
+    fn check_alive(&self, rec: &NodeRecord) -> Result<()> {
+        let Some(pid) = rec.pid else { return Ok(()) };
+        if sys::owner(pid, &rec.argv, rec.netns_inode) == Owner::Ours {
+            return Ok(());
+        }
+        let status = self
+            .reap(&rec.node.name)
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
+        let tail = sys::tail(&rec.node.log_file, LOG_TAIL);
+        if let Some(line) = tail.lines().find(|l| l.contains("address already in use")) {
+            return Err(Error::AddressInUse {
+                what: format!("an address of node {} ({})", rec.node.name, rec.node.addr),
+                detail: format!("etcd says: {}", line.trim()),
+            });
+        }
+        Err(Error::MemberExited {
+            node: rec.node.name.to_string(),
+            status,
+            log: rec.node.log_file.clone(),
+            tail,
+        })
+    }
+
+    /// Waits (briefly) until a new member serves its peers, before the next one starts.
+    ///
+    /// etcd 3.4 asks every peer at start whether it was bootstrapped already, giving each
+    /// one second. A peer that has bound its port but not yet served holds the request;
+    /// two members starting together can hold each other's and both lose a second per
+    /// peer. Started one after the other, each finds its predecessors serving. Only a
+    /// speed-up: if the log line never comes, the member goes on starting as usual.
+    fn wait_serving(&self, rec: &NodeRecord) -> Result<()> {
+        let deadline = Instant::now() + SERVING_WAIT;
+        while Instant::now() < deadline {
+            self.check_alive(rec)?;
+            let log = std::fs::read(&rec.node.log_file).unwrap_or_default();
+            if String::from_utf8_lossy(&log).contains(SERVING_LOG_LINE) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    }
+
+    /// Waits until a started member accepts connections on its client address: a cheap
+    /// TCP connect, much quicker to retry than an etcdctl whose dial has to time out.
+    fn wait_listening(&self, rec: &NodeRecord, deadline: Instant) -> Result<()> {
+        let addr = SocketAddr::new(IpAddr::V4(rec.node.addr), CLIENT_PORT);
+        net::ensure_lab_route(addr.ip())?;
+        let started = Instant::now();
+        loop {
+            self.check_alive(rec)?;
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(Error::StartTimeout {
+                    node: rec.node.name.to_string(),
+                    addr: addr.to_string(),
+                    timeout: started.elapsed(),
+                    log: rec.node.log_file.clone(),
+                    tail: sys::tail(&rec.node.log_file, LOG_TAIL),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    // ---- health ----
+
+    fn wait_healthy_in(&self, state: &State, timeout: Duration) -> Result<()> {
+        let etcdctl = etcdctl()?;
+        let endpoints: Vec<&str> = state
+            .nodes
+            .iter()
+            .filter(|r| r.pid.is_some())
+            .map(|r| r.node.client_url.as_str())
+            .collect();
+        let deadline = Instant::now() + timeout;
+        for rec in state.nodes.iter().filter(|r| r.pid.is_some()) {
+            self.wait_listening(rec, deadline)?;
+        }
+        loop {
+            for rec in &state.nodes {
+                self.check_alive(rec)?;
+            }
+            let last = match etcdctl.health(&endpoints) {
+                Ok(h) if h.len() == endpoints.len() && h.iter().all(|h| h.health) => return Ok(()),
+                Ok(h) => h
+                    .iter()
+                    .filter(|h| !h.health)
+                    .map(|h| {
+                        format!(
+                            "{}: {}",
+                            h.endpoint,
+                            h.error.as_deref().unwrap_or("unhealthy")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() > deadline {
+                return Err(Error::Unhealthy {
+                    timeout,
+                    last,
+                    tails: log_tails(state),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn status_of(&self, with_health: bool) -> Result<Status> {
+        let state = self.read_state()?;
+        let processes: Vec<Process> = state.nodes.iter().map(process_of).collect();
+        // A paused member would only make etcdctl wait for its timeout.
+        let asked: Vec<&str> = state
+            .nodes
+            .iter()
+            .zip(&processes)
+            .filter(|(_, p)| matches!(p, Process::Running { .. }))
+            .map(|(r, _)| r.node.client_url.as_str())
+            .collect();
+        let etcdctl = etcdctl()?;
+        let (reports, health) = if asked.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            // No answer at all is a status too: every member shows as unreachable.
+            let reports = etcdctl.status(&asked).unwrap_or_default();
+            let health = if with_health {
+                etcdctl.health(&asked).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            (reports, health)
+        };
+
+        let mut ids: HashMap<u64, NodeName> = state
+            .nodes
+            .iter()
+            .filter_map(|r| Some((r.member_id?, r.node.name.clone())))
+            .collect();
+        for (endpoint, s) in &reports {
+            if let Some(r) = state.nodes.iter().find(|r| r.node.client_url == *endpoint) {
+                ids.insert(s.member_id, r.node.name.clone());
+            }
+        }
+        let all: Vec<_> = reports.iter().map(|(_, s)| *s).collect();
+        let leader = etcd::leader_of(&all);
+
+        let members = state
+            .nodes
+            .iter()
+            .zip(processes)
+            .map(|(rec, process)| {
+                let report = reports
+                    .iter()
+                    .find(|(e, _)| *e == rec.node.client_url)
+                    .map(|(_, s)| *s);
+                let h = health.iter().find(|h| h.endpoint == rec.node.client_url);
+                let (healthy, error) = match (process, h) {
+                    (Process::Stopped, _) => (false, Some("not running".to_owned())),
+                    (Process::Paused { .. }, _) => (false, Some("paused".to_owned())),
+                    (_, Some(h)) => (h.health, h.error.clone()),
+                    (_, None) if with_health => (false, Some("no answer".to_owned())),
+                    (_, None) => (report.is_some(), None),
+                };
+                MemberStatus {
+                    node: rec.node.clone(),
+                    process,
+                    healthy,
+                    error,
+                    member_id: report.map(|s| s.member_id).or(rec.member_id),
+                    leader: report
+                        .filter(|s| s.leader != 0)
+                        .and_then(|s| ids.get(&s.leader).cloned()),
+                    term: report.map(|s| s.term),
+                    raft_index: report.map(|s| s.raft_index),
+                }
+            })
+            .collect();
+        Ok(Status {
+            subnet: state.subnet.clone(),
+            members,
+            leader: leader.and_then(|(id, _)| ids.get(&id).cloned()),
+            term: leader.map(|(_, term)| term),
+        })
+    }
+
+    // ---- state ----
+
+    fn read_state(&self) -> Result<State> {
+        State::read(&self.dir)?.ok_or_else(|| Error::NoCluster {
+            dir: self.dir.clone(),
+        })
+    }
+
+    /// Runs `f` on the state under the directory lock, and writes the state back if `f`
+    /// changed it (also when `f` fails half way: what it did is recorded).
+    fn with_state<T>(&self, f: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+        let _lock = DirLock::acquire(&self.dir)?;
+        let mut state = self.read_state()?;
+        let before = state.clone();
+        let result = f(&mut state);
+        if state != before {
+            state.write()?;
+        }
+        result
+    }
+
+    fn node_names(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    // ---- teardown ----
+
+    /// Kills our processes, deletes our interfaces and namespaces, and removes the state
+    /// file only if nothing of ours is left. Missing things are already gone.
+    fn teardown(&self, state: &mut State) -> Result<()> {
+        let mut left = Vec::new();
+        for rec in &mut state.nodes {
+            // `up` records a namespace right after creating it; if it died in between,
+            // the namespace is found by its (claimed, prefixed) name.
+            if rec.netns_inode.is_none() {
+                rec.netns_inode = sys::netns_inode(&rec.node.netns);
+            }
+            // Also look inside the namespace: `up` may have died between starting a
+            // member and recording its pid.
+            let inside = rec.netns_inode.map(sys::pids_in_netns).unwrap_or_default();
+            let mut pids: Vec<i32> = rec.pid.into_iter().chain(inside.iter().copied()).collect();
+            pids.sort_unstable();
+            pids.dedup();
+            for pid in pids {
+                match sys::owner(pid, &rec.argv, rec.netns_inode) {
+                    Owner::Ours => {
+                        sys::signal(pid, Signal::SIGKILL)?;
+                        if let Err(e) = self.wait_gone(rec, pid) {
+                            left.push(e.to_string());
+                        }
+                    }
+                    Owner::Foreign(found) if inside.contains(&pid) => left.push(format!(
+                        "process {pid} (`{found}`) in namespace {} was not started by splitbrain: left running",
+                        rec.node.netns
+                    )),
+                    // Gone, or a recorded pid reused outside our namespace: not ours.
+                    Owner::Gone | Owner::Foreign(_) => {}
+                }
+            }
+            rec.pid = None;
+            self.reap(&rec.node.name);
+        }
+        // Deleting the root-side veth first removes both of its ends at once; the bridge
+        // namespace would take it too, but asynchronously.
+        if let Err(e) = net::delete_host_veth(&state.host_veth) {
+            left.push(e.to_string());
+        }
+        for rec in &state.nodes {
+            if let Err(e) = net::delete_netns(&rec.node.netns, rec.netns_inode) {
+                left.push(e.to_string());
+            }
+        }
+        if let Err(e) = net::delete_netns(&state.bridge_netns, state.bridge_netns_inode) {
+            left.push(e.to_string());
+        }
+        if left.is_empty() {
+            State::remove(&state.dir)
+        } else {
+            state.write()?;
+            Err(Error::Leftover(left.join("; ")))
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let mut children = self.children();
+        children.retain(|_, c| matches!(c.try_wait(), Ok(None)));
+    }
+}
+
+/// Takes its cluster down when dropped, even when a test fails or panics: a test that
+/// holds one leaves nothing behind. Derefs to [`Cluster`].
+#[derive(Debug)]
+pub struct ClusterGuard {
+    cluster: Cluster,
+}
+
+impl std::ops::Deref for ClusterGuard {
+    type Target = Cluster;
+    fn deref(&self) -> &Cluster {
+        &self.cluster
+    }
+}
+
+impl Drop for ClusterGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.cluster.down() {
+            // Drop cannot return it, and a silent leftover is the worst outcome.
+            eprintln!(
+                "splitbrain-cluster: taking down the cluster in {} failed: {e}",
+                self.cluster.dir.display()
+            );
+        }
+    }
+}
+
+/// Takes down the cluster recorded in `dir`, even after a crashed `up`. Returns whether
+/// there was one.
+pub fn down(dir: impl AsRef<Path>) -> Result<bool> {
+    sys::require_root("splitbrain cluster down")?;
+    match Cluster::load(dir) {
+        Ok(cluster) => cluster.down().map(|()| true),
+        Err(Error::NoCluster { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn etcdctl() -> Result<Etcdctl> {
+    Ok(Etcdctl {
+        program: sys::require_program("etcdctl", "etcd-client")?,
+    })
+}
+
+/// Every name, address and command line of a new lab, before anything exists.
+fn plan(lab: Lab, dir: &Path, config: &Config, etcd: &Path) -> State {
+    let nodes: Vec<Node> = (1..=config.nodes)
+        .map(|i| {
+            let name = Lab::node_name(i);
+            let addr = lab.node_addr(i);
+            Node {
+                netns: lab.node_netns(i),
+                interface: lab.node_veth(i),
+                addr,
+                client_url: format!("http://{addr}:{CLIENT_PORT}"),
+                peer_url: format!("http://{addr}:{PEER_PORT}"),
+                data_dir: dir.join(&name).join("data"),
+                log_file: dir.join(&name).join("etcd.log"),
+                name: NodeName(name),
+            }
+        })
+        .collect();
+    let initial_cluster = nodes
+        .iter()
+        .map(|n| format!("{}={}", n.name, n.peer_url))
+        .collect::<Vec<_>>()
+        .join(",");
+    let token = format!("splitbrain-{}", lab.prefix());
+    let flags = MemberFlags {
+        etcd,
+        initial_cluster: &initial_cluster,
+        token: &token,
+        enable_v2: config.enable_v2,
+        pre_vote: config.pre_vote,
+        extra: &config.extra_etcd_args,
+    };
+    State {
+        version: VERSION,
+        dir: dir.to_owned(),
+        subnet: lab.subnet(),
+        host_veth: lab.host_veth(),
+        host_addr: lab.host_addr(),
+        bridge_netns: lab.bridge_netns(),
+        bridge_netns_inode: None,
+        enable_v2: config.enable_v2,
+        pre_vote: config.pre_vote,
+        nodes: nodes
+            .into_iter()
+            .map(|node| NodeRecord {
+                argv: etcd::member_argv(&node, &flags),
+                node,
+                netns_inode: None,
+                pid: None,
+                member_id: None,
+            })
+            .collect(),
+    }
+}
+
+/// Empties a member's directory of a previous run's data and log.
+fn fresh_member_dir(node: &Node) -> Result<()> {
+    match std::fs::remove_dir_all(&node.data_dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::io(
+                format!("cannot remove old data {}", node.data_dir.display()),
+                e,
+            ))
+        }
+        _ => {}
+    }
+    let parent = node.log_file.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)
+        .map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
+    std::fs::write(&node.log_file, b"")
+        .map_err(|e| Error::io(format!("cannot create {}", node.log_file.display()), e))
+}
+
+fn process_of(rec: &NodeRecord) -> Process {
+    match rec.pid {
+        Some(pid) if sys::owner(pid, &rec.argv, rec.netns_inode) == Owner::Ours => {
+            if sys::proc_state(pid) == Some('T') {
+                Process::Paused { pid }
+            } else {
+                Process::Running { pid }
+            }
+        }
+        _ => Process::Stopped,
+    }
+}
+
+/// Whether anything a state file records still exists.
+fn is_alive(state: &State) -> bool {
+    let ns_alive =
+        |name: &str, inode: Option<u64>| inode.is_some() && sys::netns_inode(name) == inode;
+    ns_alive(&state.bridge_netns, state.bridge_netns_inode)
+        || state.nodes.iter().any(|r| {
+            ns_alive(&r.node.netns, r.netns_inode)
+                || r.pid
+                    .is_some_and(|pid| sys::owner(pid, &r.argv, r.netns_inode) == Owner::Ours)
+        })
+}
+
+fn log_tails(state: &State) -> String {
+    state
+        .nodes
+        .iter()
+        .map(|r| {
+            format!(
+                "--- {} ({}) ---\n{}",
+                r.node.name,
+                r.node.log_file.display(),
+                sys::tail(&r.node.log_file, LOG_TAIL)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

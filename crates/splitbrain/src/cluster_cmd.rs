@@ -1,0 +1,261 @@
+//! `splitbrain cluster ...`: the command line over `splitbrain-cluster`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use splitbrain_cluster::{Cluster, Config, Process, Status, DEFAULT_DIR};
+
+/// `println!` that does not panic when stdout is a closed pipe (`... | head -1`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+#[derive(Subcommand)]
+pub enum ClusterCmd {
+    /// Start a local etcd 3.4 cluster: one network namespace per member, each with its own
+    /// address on a bridge, reachable from here. Returns once every member is healthy.
+    /// Needs root, etcd and iproute2 (`sudo scripts/setup` installs them).
+    Up(UpArgs),
+    /// Stop every member and remove every namespace and interface of the cluster, then
+    /// its state file. Idempotent; also cleans up after a crashed or killed `up`.
+    Down(DirArg),
+    /// Show members, processes, health, leader and term. Exits 1 if a member is not
+    /// healthy.
+    Status(DirArg),
+    /// Print the members' client URLs, comma-separated (for scripts and `--endpoints`).
+    Endpoints(DirArg),
+    /// Print the current leader's node name (exits 1 if there is none).
+    Leader(DirArg),
+    /// SIGKILL a member's etcd. Its data stays; bring it back with `start`.
+    Kill(NodeArgs),
+    /// Restart a killed member with the same command line and data; returns once it
+    /// listens for clients.
+    Start(NodeArgs),
+    /// SIGSTOP a member's etcd: it stays in the cluster but answers nothing.
+    Pause(NodeArgs),
+    /// SIGCONT a paused member.
+    Resume(NodeArgs),
+}
+
+#[derive(Args)]
+pub struct DirArg {
+    /// Run directory holding the state file (cluster.json) and each member's data and log.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DIR)]
+    dir: PathBuf,
+}
+
+#[derive(Args)]
+pub struct NodeArgs {
+    /// The member: n1, n2, ... (see `splitbrain cluster status`).
+    node: String,
+    #[command(flatten)]
+    dir: DirArg,
+}
+
+#[derive(Args)]
+pub struct UpArgs {
+    /// Number of members (1 to 9).
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u8).range(1..=9))]
+    nodes: u8,
+    #[command(flatten)]
+    dir: DirArg,
+    /// Use subnet 10.77.N.0/24 instead of the first free one.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=254))]
+    subnet: Option<u8>,
+    /// Do not serve etcd's v2 keys API (it is on by default: `--enable-v2=true`).
+    #[arg(long)]
+    no_v2: bool,
+    /// Turn raft pre-vote off (it is on by default). Without it, healing a partition
+    /// forces a disruptive re-election.
+    #[arg(long)]
+    no_pre_vote: bool,
+    /// Seconds to wait for every member to be healthy.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    timeout: u64,
+    /// Extra flag for every etcd member, e.g. `--etcd-arg=--heartbeat-interval=50`
+    /// (repeatable).
+    #[arg(long = "etcd-arg", value_name = "FLAG", allow_hyphen_values = true)]
+    etcd_args: Vec<String>,
+}
+
+/// Runs one `cluster` subcommand and returns the process exit code.
+pub fn run(cmd: ClusterCmd) -> u8 {
+    match execute(cmd) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            1
+        }
+    }
+}
+
+fn execute(cmd: ClusterCmd) -> anyhow::Result<u8> {
+    match cmd {
+        ClusterCmd::Up(args) => up(args),
+        ClusterCmd::Down(DirArg { dir }) => {
+            if splitbrain_cluster::down(&dir)? {
+                out!("cluster in {} is down", dir.display());
+            } else {
+                out!("no cluster in {}: nothing to do", dir.display());
+            }
+            Ok(0)
+        }
+        ClusterCmd::Status(DirArg { dir }) => {
+            let status = Cluster::load(&dir)?.status()?;
+            out!("{}", render_status(&status, &dir).trim_end());
+            Ok(if status.healthy() { 0 } else { 1 })
+        }
+        ClusterCmd::Endpoints(DirArg { dir }) => {
+            out!("{}", Cluster::load(&dir)?.endpoints().join(","));
+            Ok(0)
+        }
+        ClusterCmd::Leader(DirArg { dir }) => match Cluster::load(&dir)?.leader()? {
+            Some(leader) => {
+                out!("{leader}");
+                Ok(0)
+            }
+            None => {
+                eprintln!("no leader");
+                Ok(1)
+            }
+        },
+        ClusterCmd::Kill(a) => {
+            Cluster::load(&a.dir.dir)?.kill(&a.node)?;
+            out!("killed {} (SIGKILL)", a.node);
+            Ok(0)
+        }
+        ClusterCmd::Start(a) => {
+            Cluster::load(&a.dir.dir)?.start(&a.node)?;
+            out!("started {}", a.node);
+            Ok(0)
+        }
+        ClusterCmd::Pause(a) => {
+            Cluster::load(&a.dir.dir)?.pause(&a.node)?;
+            out!("paused {} (SIGSTOP)", a.node);
+            Ok(0)
+        }
+        ClusterCmd::Resume(a) => {
+            Cluster::load(&a.dir.dir)?.resume(&a.node)?;
+            out!("resumed {} (SIGCONT)", a.node);
+            Ok(0)
+        }
+    }
+}
+
+fn up(args: UpArgs) -> anyhow::Result<u8> {
+    let mut config = Config::in_dir(&args.dir.dir);
+    config.nodes = usize::from(args.nodes);
+    config.subnet = args.subnet;
+    config.enable_v2 = !args.no_v2;
+    config.pre_vote = !args.no_pre_vote;
+    config.health_timeout = Duration::from_secs(args.timeout);
+    config.extra_etcd_args = args.etcd_args;
+    let started = Instant::now();
+    let cluster = Cluster::up(config)?;
+    let took = started.elapsed();
+    let leader = cluster
+        .leader()
+        .ok()
+        .flatten()
+        .map_or_else(|| "none yet".to_owned(), |l| l.to_string());
+    let dir_flag = dir_flag(&args.dir.dir);
+    out!(
+        "cluster up in {:.2}s: {} members on {}, leader {leader}",
+        took.as_secs_f64(),
+        cluster.nodes().len(),
+        cluster.subnet()
+    );
+    out!("endpoints: {}", cluster.endpoints().join(","));
+    out!(
+        "state: {}  logs: {}/nI/etcd.log",
+        cluster.state_file().display(),
+        cluster.dir().display()
+    );
+    out!("stop it with: splitbrain cluster down{dir_flag}");
+    Ok(0)
+}
+
+fn dir_flag(dir: &Path) -> String {
+    if dir == Path::new(DEFAULT_DIR) {
+        String::new()
+    } else {
+        format!(" --dir {}", dir.display())
+    }
+}
+
+fn render_status(status: &Status, dir: &Path) -> String {
+    let mut out = format!(
+        "cluster {} in {}: leader {}, term {}, {}\n",
+        status.subnet,
+        dir.display(),
+        status.leader.as_ref().map_or("none", |l| l.as_str()),
+        status
+            .term
+            .map_or_else(|| "-".to_owned(), |t| t.to_string()),
+        if status.healthy() {
+            "healthy"
+        } else {
+            "NOT healthy"
+        },
+    );
+    let mut rows = vec![[
+        "NODE",
+        "ADDRESS",
+        "PROCESS",
+        "HEALTH",
+        "LEADER",
+        "TERM",
+        "INDEX",
+        "MEMBER ID",
+    ]
+    .map(String::from)];
+    for m in &status.members {
+        let dash = || "-".to_owned();
+        let process = match m.process {
+            Process::Running { pid } => format!("running {pid}"),
+            Process::Paused { pid } => format!("paused {pid}"),
+            _ => "stopped".to_owned(),
+        };
+        let health = if m.healthy {
+            "healthy".to_owned()
+        } else {
+            format!("no: {}", m.error.as_deref().unwrap_or("unhealthy"))
+        };
+        let star = if status.leader.as_ref() == Some(&m.node.name) {
+            " *"
+        } else {
+            ""
+        };
+        rows.push([
+            format!("{}{star}", m.node.name),
+            m.node.addr.to_string(),
+            process,
+            health,
+            m.leader.as_ref().map_or_else(dash, |l| l.to_string()),
+            m.term.map_or_else(dash, |t| t.to_string()),
+            m.raft_index.map_or_else(dash, |i| i.to_string()),
+            m.member_id.map_or_else(dash, |id| format!("{id:x}")),
+        ]);
+    }
+    let widths: Vec<usize> = (0..8)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

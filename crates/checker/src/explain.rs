@@ -45,7 +45,8 @@ pub struct Counterexample {
     /// The op that cannot be linearized: every order of the ops before it that the
     /// model accepts leaves a state in which this op is illegal.
     pub op: OpRef,
-    /// Ops whose intervals overlap it (the candidates to reorder).
+    /// Ops whose intervals overlap it (the candidates to reorder). Indeterminate ops
+    /// that cannot matter (their value was never observed) are left out.
     pub concurrent: Vec<OpRef>,
     /// The length of the longest linearizable prefix that reached `op`.
     pub prefix_len: usize,
@@ -100,8 +101,9 @@ pub(crate) fn counterexample<M: Model>(
     let x = &calls[stuck.op];
     let x_ret = x.ret.unwrap_or(u64::MAX);
     let op = op_ref(model, history, part, x);
-    let concurrent = part
-        .calls
+    // Among the ops the search considered: an indeterminate op that pruning showed
+    // cannot matter is no candidate.
+    let concurrent = calls
         .iter()
         .filter(|c| c.pair != x.pair && c.call < x_ret && c.ret.is_none_or(|r| r > x.call))
         .map(|c| op_ref(model, history, part, c))

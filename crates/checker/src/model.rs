@@ -13,8 +13,8 @@
 //! an op writes and which it observes; the search uses that to prune indeterminate
 //! ops (see `prepare`).
 
+use rustc_hash::FxHashMap as HashMap;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 
@@ -52,7 +52,7 @@ impl ValueKey {
 impl Values {
     pub fn new() -> Values {
         Values {
-            ids: HashMap::new(),
+            ids: HashMap::default(),
             values: vec![Value::Null],
         }
     }
@@ -77,6 +77,15 @@ impl Values {
             None => Some(NULL),
             Some(key) => self.ids.get(&key).copied(),
         }
+    }
+
+    /// How many distinct values (null included) were interned.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
     }
 
     pub fn get(&self, id: ValueId) -> &Value {

@@ -29,8 +29,9 @@
 
 use crate::model::{Model, Values};
 use crate::CheckError;
-use splitbrain_history::{History, Key, OpType};
-use std::collections::{BTreeMap, HashMap};
+use rayon::prelude::*;
+use splitbrain_history::{History, Key, OpType, Process};
+use std::collections::BTreeMap;
 
 /// One call of the search: an op with its interval.
 #[derive(Debug, Clone)]
@@ -75,57 +76,72 @@ pub(crate) fn partitions<M: Model>(
             .or_else(|| pair.completion.and_then(|c| ops[c].key.clone()));
         by_key.entry(key).or_default().push(i);
     }
-    let mut out = Vec::with_capacity(by_key.len());
-    for (key, pairs) in by_key {
-        let mut values = Values::new();
-        let init_state = model
-            .init(init, &mut values)
-            .map_err(|message| CheckError::Init {
-                model: model.name(),
+    let by_key: Vec<(Option<Key>, Vec<usize>)> = by_key.into_iter().collect();
+    // Keys compile independently; on many keys this is a good part of the work.
+    let parts: Vec<Result<Partition<M>, CheckError>> = by_key
+        .into_par_iter()
+        .map(|(key, pairs)| compile_key(model, history, init, key, &pairs))
+        .collect();
+    parts.into_iter().collect()
+}
+
+fn compile_key<M: Model>(
+    model: &M,
+    history: &History,
+    init: &serde_json::Value,
+    key: Option<Key>,
+    pairs: &[usize],
+) -> Result<Partition<M>, CheckError> {
+    let ops = history.ops();
+    let mut values = Values::new();
+    let init_state = model
+        .init(init, &mut values)
+        .map_err(|message| CheckError::Init {
+            model: model.name(),
+            message,
+        })?;
+    let mut calls = Vec::with_capacity(pairs.len());
+    for &i in pairs {
+        let pair = history.pairs()[i];
+        let inv = &ops[pair.invoke];
+        let done = pair.completion.map(|c| &ops[c]);
+        let (output, ret, required) = match done {
+            Some(c) if c.kind == OpType::Fail => continue,
+            Some(c) if c.kind == OpType::Ok => (Some(&c.value), pair.completion.map(pos), true),
+            _ => (None, None, false),
+        };
+        // Blame the line that holds the value the model looked at.
+        let line = match (output, pair.completion) {
+            (Some(_), Some(c)) => c,
+            _ => pair.invoke,
+        };
+        let op = model
+            .compile(&inv.f, &inv.value, output, &mut values)
+            .map_err(|message| CheckError::Op {
+                file: history.source().to_string(),
+                line: history.line(line),
                 message,
             })?;
-        let mut calls = Vec::with_capacity(pairs.len());
-        for i in pairs {
-            let pair = history.pairs()[i];
-            let inv = &ops[pair.invoke];
-            let done = pair.completion.map(|c| &ops[c]);
-            let (output, ret, required) = match done {
-                Some(c) if c.kind == OpType::Fail => continue,
-                Some(c) if c.kind == OpType::Ok => (Some(&c.value), pair.completion.map(pos), true),
-                _ => (None, None, false),
-            };
-            let line = done
-                .filter(|_| output.is_some())
-                .map_or(pair.invoke, |_| pair.completion.unwrap_or(pair.invoke));
-            let op = model
-                .compile(&inv.f, &inv.value, output, &mut values)
-                .map_err(|message| CheckError::Op {
-                    file: history.source().to_string(),
-                    line: history.line(line),
-                    message,
-                })?;
-            if let Some(op) = op {
-                calls.push(Call {
-                    op,
-                    pair: i,
-                    process: match inv.process {
-                        splitbrain_history::Process::Client(p) => p,
-                        splitbrain_history::Process::Nemesis => -1,
-                    },
-                    call: pos(pair.invoke),
-                    ret,
-                    required,
-                });
-            }
+        if let Some(op) = op {
+            calls.push(Call {
+                op,
+                pair: i,
+                process: match inv.process {
+                    Process::Client(p) => p,
+                    Process::Nemesis => -1,
+                },
+                call: pos(pair.invoke),
+                ret,
+                required,
+            });
         }
-        out.push(Partition {
-            key,
-            calls,
-            init: init_state,
-            values,
-        });
     }
-    Ok(out)
+    Ok(Partition {
+        key,
+        calls,
+        init: init_state,
+        values,
+    })
 }
 
 /// Applies the two pruning rules (module docs) until nothing changes. Returns the
@@ -143,19 +159,26 @@ pub(crate) fn prune<M: Model>(
     // Reads of the initial value need no writer.
     let init_id = values.lookup(&model.describe_state(init, values));
     let mut dropped = vec![false; calls.len()];
+    // Value ids are dense, so plain vectors index by value.
+    let n_values = values.len();
+    const NONE: u32 = u32::MAX;
+    let mut writer = vec![NONE; n_values];
+    let mut writer_count = vec![0u32; n_values];
+    let mut observers = vec![0u32; n_values];
     loop {
         let mut changed = false;
-        let mut writers: HashMap<u32, Vec<usize>> = HashMap::new();
-        let mut observers: HashMap<u32, usize> = HashMap::new();
+        writer_count.fill(0);
+        observers.fill(0);
         for (i, c) in calls.iter().enumerate() {
             if dropped[i] {
                 continue;
             }
             if let Some(v) = model.writes(&c.op) {
-                writers.entry(v).or_default().push(i);
+                writer[v as usize] = i as u32;
+                writer_count[v as usize] += 1;
             }
             if let Some(v) = model.observes(&c.op) {
-                *observers.entry(v).or_default() += 1;
+                observers[v as usize] += 1;
             }
         }
         // Rule 1: unobserved indeterminate writes did not matter.
@@ -164,8 +187,8 @@ pub(crate) fn prune<M: Model>(
                 continue;
             }
             if let Some(v) = model.writes(&calls[i].op) {
-                let own = usize::from(model.observes(&calls[i].op) == Some(v));
-                if observers.get(&v).copied().unwrap_or(0) == own {
+                let own = u32::from(model.observes(&calls[i].op) == Some(v));
+                if observers[v as usize] == own {
                     dropped[i] = true;
                     changed = true;
                 }
@@ -183,8 +206,10 @@ pub(crate) fn prune<M: Model>(
             if Some(v) == init_id {
                 continue;
             }
-            let Some(ws) = writers.get(&v) else { continue };
-            let [w] = ws[..] else { continue };
+            if writer_count[v as usize] != 1 {
+                continue;
+            }
+            let w = writer[v as usize] as usize;
             if w == r {
                 continue;
             }

@@ -1,9 +1,11 @@
 //! Shrinking a non-linearizable history to a few ops a person can read.
 //!
 //! Start from the ops invoked before the return the search could not pass (nothing
-//! invoked later can help or hurt), then remove ops, first in large chunks and then
-//! one at a time, keeping each removal after which the rest is still not
-//! linearizable: delta debugging (Zeller & Hildebrandt 2002), greedy.
+//! invoked later can help or hurt). Violations are local, so first find the shortest
+//! tail of that prefix which still fails (binary search: a handful of searches
+//! instead of thousands on the long prefix). Then remove whole processes, then runs
+//! of ops, first in large chunks and then one at a time, keeping each removal after
+//! which the rest still fails: delta debugging (Zeller & Hildebrandt 2002), greedy.
 //!
 //! Two guards keep the result honest. The op the search could not linearize (the
 //! culprit) stays, and the search on the smaller history must still get stuck on it:
@@ -85,6 +87,58 @@ pub(crate) fn shrink<M: Model>(
         }
         groups.into_values().collect()
     };
+
+    // The shortest tail that still fails. A tail cut off from the writes its reads
+    // observed gets those writes back (the latest writer of each value).
+    let with_writers = |set: Vec<usize>| -> Vec<usize> {
+        let mut set = set;
+        let written: HashSet<u32> = set
+            .iter()
+            .filter_map(|&i| model.writes(&raw[i].op))
+            .collect();
+        let mut missing: HashSet<u32> = set
+            .iter()
+            .filter(|&&i| raw[i].required)
+            .filter_map(|&i| model.observes(&raw[i].op))
+            .filter(|v| Some(*v) != init_id && !written.contains(v))
+            .collect();
+        for i in (0..raw.len()).rev() {
+            if missing.is_empty() {
+                break;
+            }
+            if let Some(v) = model.writes(&raw[i].op) {
+                if missing.remove(&v) {
+                    set.push(i);
+                }
+            }
+        }
+        set.sort_unstable();
+        set
+    };
+    let tail = |cur: &[usize], k: usize| -> Vec<usize> {
+        let from = cur.len() - k;
+        let mut set: Vec<usize> = cur[from..].to_vec();
+        if let Some(&c) = cur[..from].iter().find(|&&i| raw[i].pair == culprit) {
+            set.push(c);
+        }
+        with_writers(set)
+    };
+    let (mut lo, mut hi) = (1, cur.len());
+    while lo < hi {
+        if budget.expired() {
+            return cur;
+        }
+        let mid = (lo + hi) / 2;
+        let candidate = tail(&cur, mid);
+        if well_formed(&candidate) && fails(&candidate) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    if hi < cur.len() {
+        cur = tail(&cur, hi);
+    }
 
     // Whole processes first: fewer processes read more easily.
     let mut g = 0;

@@ -17,9 +17,8 @@ use serde_json::{Map, Number, Value};
 
 /// Parses a whole EDN history. `source` names the file in errors.
 pub fn parse(source: &str, text: &str) -> Result<History, HistoryError> {
-    let spans = op_spans(text).map_err(|(line, msg)| {
-        HistoryError::new(source, Some(line), ErrorKind::Edn(msg))
-    })?;
+    let spans = op_spans(text)
+        .map_err(|(line, msg)| HistoryError::new(source, Some(line), ErrorKind::Edn(msg)))?;
     let mut ops = Vec::with_capacity(spans.len());
     let mut lines = Vec::with_capacity(spans.len());
     for span in spans {
@@ -111,9 +110,8 @@ fn op_from_edn(v: &Edn) -> Result<Op, ErrorKind> {
                     Edn::String(s) => OpType::parse(s),
                     _ => None,
                 };
-                kind = Some(t.ok_or_else(|| {
-                    bad("type", "one of :invoke, :ok, :fail, :info", val)
-                })?);
+                kind =
+                    Some(t.ok_or_else(|| bad("type", "one of :invoke, :ok, :fail, :info", val))?);
             }
             "f" => {
                 f = Some(match val {
@@ -319,20 +317,30 @@ mod tests {
 
     #[test]
     fn syntax_errors_name_the_line() {
-        let e = parse("x.edn", "[{:process 0, :type :invoke, :f :read}\n {:process 0 :type :ok, :f :read]")
-            .unwrap_err();
+        let e = parse(
+            "x.edn",
+            "[{:process 0, :type :invoke, :f :read}\n {:process 0 :type :ok, :f :read]",
+        )
+        .unwrap_err();
         assert_eq!(e.line, Some(2), "{e}");
         let e = parse("x.edn", "[{:process 0, :type :invoke, :f :read}\n").unwrap_err();
         assert_eq!(e.line, Some(1), "{e}");
         assert!(e.to_string().contains("never closed"), "{e}");
         let e = parse("x.edn", "[{:process 0, :type :invoke, :f :read}\n 42]").unwrap_err();
-        assert!(e.to_string().contains("x.edn:2: EDN syntax error: expected an op map"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("x.edn:2: EDN syntax error: expected an op map"),
+            "{e}"
+        );
     }
 
     #[test]
     fn field_errors_name_the_line() {
-        let e = parse("x.edn", "[{:process 0, :type :invoke, :f :read}\n{:process 0, :type :done, :f :read}]")
-            .unwrap_err();
+        let e = parse(
+            "x.edn",
+            "[{:process 0, :type :invoke, :f :read}\n{:process 0, :type :done, :f :read}]",
+        )
+        .unwrap_err();
         assert_eq!(
             e.to_string(),
             "x.edn:2: field `type`: expected one of :invoke, :ok, :fail, :info, found :done"

@@ -19,19 +19,84 @@ use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Write};
 
-/// Parses a whole JSON Lines text. `source` names the file in errors.
+/// Parses a whole JSON Lines text. `source` names the file in errors. Large texts
+/// are parsed on every core: lines are independent until pairing.
 pub fn parse(source: &str, text: &str) -> Result<History, HistoryError> {
+    const PARALLEL_ABOVE: usize = 4 << 20;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunks = if text.len() > PARALLEL_ABOVE && threads > 1 {
+        split_lines(text, threads * 2)
+    } else {
+        vec![(text, 1)]
+    };
+    let parsed: Vec<Result<(Vec<Op>, Vec<usize>), HistoryError>> = if chunks.len() == 1 {
+        vec![parse_chunk(source, text, 1)]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunks
+                .iter()
+                .map(|&(chunk, first)| s.spawn(move || parse_chunk(source, chunk, first)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    };
+    let mut ops = Vec::new();
+    let mut lines = Vec::new();
+    for chunk in parsed {
+        let (o, l) = chunk?;
+        if ops.is_empty() {
+            ops = o;
+            lines = l;
+        } else {
+            ops.extend(o);
+            lines.extend(l);
+        }
+    }
+    History::new(source, ops, Some(lines))
+}
+
+/// Cuts `text` into about `n` pieces at line ends, each with its first line number.
+fn split_lines(text: &str, n: usize) -> Vec<(&str, usize)> {
+    let mut out = Vec::with_capacity(n);
+    let mut rest = text;
+    let mut line = 1;
+    let target = text.len().div_ceil(n);
+    while !rest.is_empty() {
+        let cut = if rest.len() <= target {
+            rest.len()
+        } else {
+            rest[target - 1..]
+                .find('\n')
+                .map_or(rest.len(), |i| target + i)
+        };
+        let (piece, tail) = rest.split_at(cut);
+        out.push((piece, line));
+        line += piece.bytes().filter(|&b| b == b'\n').count();
+        rest = tail;
+    }
+    out
+}
+
+fn parse_chunk(
+    source: &str,
+    text: &str,
+    first_line: usize,
+) -> Result<(Vec<Op>, Vec<usize>), HistoryError> {
     let mut ops = Vec::with_capacity(text.len() / 80);
     let mut lines = Vec::with_capacity(text.len() / 80);
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let op = parse_line(line).map_err(|k| HistoryError::new(source, Some(n + 1), k))?;
+        let at = first_line + n;
+        let op = parse_line(line).map_err(|k| HistoryError::new(source, Some(at), k))?;
         ops.push(op);
-        lines.push(n + 1);
+        lines.push(at);
     }
-    History::new(source, ops, Some(lines))
+    Ok((ops, lines))
 }
 
 /// Parses one line holding one op.
@@ -151,7 +216,69 @@ fn field_err<E: de::Error>(field: &str, expected: &str, found: &Value) -> E {
         shown.truncate(57);
         shown.push_str("...");
     }
-    E::custom(format_args!("field `{field}`: expected {expected}, found {shown}"))
+    E::custom(format_args!(
+        "field `{field}`: expected {expected}, found {shown}"
+    ))
+}
+
+/// `process`: an integer or "nemesis", read without building a `Value`.
+struct PField(Process);
+
+impl<'de> Deserialize<'de> for PField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = PField;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an integer or \"nemesis\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<PField, E> {
+                Ok(PField(Process::Client(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<PField, E> {
+                i64::try_from(v)
+                    .map(|v| PField(Process::Client(v)))
+                    .map_err(|_| E::custom("process id too large"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<PField, E> {
+                match v {
+                    "nemesis" => Ok(PField(Process::Nemesis)),
+                    _ => Err(E::custom("not nemesis")),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `key`: a string, an integer, or null, read without building a `Value`.
+struct KField(Option<Key>);
+
+impl<'de> Deserialize<'de> for KField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = KField;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or an integer")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<KField, E> {
+                Ok(KField(Some(Key::Int(v))))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<KField, E> {
+                i64::try_from(v)
+                    .map(|v| KField(Some(Key::Int(v))))
+                    .map_err(|_| E::custom("key too large"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<KField, E> {
+                Ok(KField(Some(Key::Str(v.to_string()))))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<KField, E> {
+                Ok(KField(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl<'de> Deserialize<'de> for Op {
@@ -177,60 +304,47 @@ impl<'de> Visitor<'de> for OpVisitor {
         while let Some(Str(name)) = map.next_key::<Str>()? {
             match name.as_ref() {
                 "process" => {
-                    let v: Value = map.next_value()?;
-                    process = Some(match &v {
-                        Value::Number(n) if n.as_i64().is_some() => {
-                            Process::Client(n.as_i64().unwrap_or_default())
-                        }
-                        Value::String(s) if s == "nemesis" => Process::Nemesis,
-                        _ => {
-                            return Err(field_err("process", "an integer or \"nemesis\"", &v))
-                        }
-                    });
+                    let PField(p) = map.next_value().map_err(|_| {
+                        de::Error::custom("field `process`: expected an integer or \"nemesis\"")
+                    })?;
+                    process = Some(p);
                 }
                 "type" => {
-                    let v: Value = map.next_value()?;
-                    kind = Some(v.as_str().and_then(OpType::parse).ok_or_else(|| {
-                        field_err("type", "one of \"invoke\", \"ok\", \"fail\", \"info\"", &v)
+                    let Str(t) = map.next_value::<Str>().map_err(|_| {
+                        de::Error::custom(
+                            "field `type`: expected one of \"invoke\", \"ok\", \"fail\", \"info\"",
+                        )
+                    })?;
+                    kind = Some(OpType::parse(&t).ok_or_else(|| {
+                        field_err::<A::Error>(
+                            "type",
+                            "one of \"invoke\", \"ok\", \"fail\", \"info\"",
+                            &Value::String(t.into_owned()),
+                        )
                     })?);
                 }
                 "f" => {
-                    let v: Value = map.next_value()?;
-                    match v {
-                        Value::String(s) => f = Some(s),
-                        other => return Err(field_err("f", "a string", &other)),
-                    }
+                    let Str(name) = map
+                        .next_value()
+                        .map_err(|_| de::Error::custom("field `f`: expected a string"))?;
+                    f = Some(name.into_owned());
                 }
                 "value" => op.value = map.next_value()?,
                 "key" => {
-                    let v: Value = map.next_value()?;
-                    op.key = match &v {
-                        Value::Null => None,
-                        _ => Some(
-                            Key::from_json(&v)
-                                .ok_or_else(|| field_err("key", "a string or an integer", &v))?,
-                        ),
-                    };
+                    let KField(k) = map.next_value().map_err(|_| {
+                        de::Error::custom("field `key`: expected a string or an integer")
+                    })?;
+                    op.key = k;
                 }
                 "time" => {
-                    let v: Value = map.next_value()?;
-                    op.time = match &v {
-                        Value::Null => None,
-                        _ => Some(
-                            v.as_i64()
-                                .ok_or_else(|| field_err("time", "an integer (ns)", &v))?,
-                        ),
-                    };
+                    op.time = map
+                        .next_value()
+                        .map_err(|_| de::Error::custom("field `time`: expected an integer (ns)"))?;
                 }
                 "index" => {
-                    let v: Value = map.next_value()?;
-                    op.index = match &v {
-                        Value::Null => None,
-                        _ => Some(
-                            v.as_u64()
-                                .ok_or_else(|| field_err("index", "a non-negative integer", &v))?,
-                        ),
-                    };
+                    op.index = map.next_value().map_err(|_| {
+                        de::Error::custom("field `index`: expected a non-negative integer")
+                    })?;
                 }
                 "node" => {
                     let v: Value = map.next_value()?;
@@ -295,18 +409,33 @@ mod tests {
     fn errors_say_which_field_and_line() {
         let text = "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n{\"process\":0,\"type\":\"okay\",\"f\":\"read\"}\n";
         let e = parse("h.jsonl", text).unwrap_err().to_string();
-        assert!(e.starts_with("h.jsonl:2: bad op: field `type`: expected one of"), "{e}");
+        assert!(
+            e.starts_with("h.jsonl:2: bad op: field `type`: expected one of"),
+            "{e}"
+        );
         assert!(e.contains("found \"okay\""), "{e}");
 
-        let e = parse("h.jsonl", "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("h.jsonl:1: invalid JSON: EOF while parsing"), "{e}");
+        let e = parse(
+            "h.jsonl",
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("h.jsonl:1: invalid JSON: EOF while parsing"),
+            "{e}"
+        );
 
-        let e = parse("h.jsonl", "{\"process\":\"me\",\"type\":\"invoke\",\"f\":\"read\"}")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("field `process`: expected an integer or \"nemesis\""), "{e}");
+        let e = parse(
+            "h.jsonl",
+            "{\"process\":\"me\",\"type\":\"invoke\",\"f\":\"read\"}",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("field `process`: expected an integer or \"nemesis\""),
+            "{e}"
+        );
 
         let e = parse("h.jsonl", "\n\n{\"type\":\"invoke\",\"f\":\"read\"}").unwrap_err();
         assert_eq!(e.line, Some(3));
@@ -325,10 +454,35 @@ mod tests {
     }
 
     #[test]
+    fn big_texts_parse_in_pieces_with_the_right_line_numbers() {
+        let mut text = String::new();
+        for p in 0..40_000 {
+            text.push_str(&format!(
+                "{{\"process\":{p},\"type\":\"invoke\",\"f\":\"write\",\"value\":{p}}}\n"
+            ));
+        }
+        text.push_str("{\"process\":1,\"type\":\"ok\",\"f\":\"write\",\"value\":1}\n");
+        assert!(text.len() > 4 << 20 || split_lines(&text, 4).len() == 4);
+        let h = parse("big", &text).unwrap();
+        assert_eq!(h.len(), 40_001);
+        assert_eq!(h.line(40_000), 40_001);
+        text.push_str("{\"process\":2,\"type\":\"bogus\",\"f\":\"write\"}\n");
+        let e = parse("big", &text).unwrap_err();
+        assert_eq!(e.line, Some(40_002));
+        let pieces = split_lines("a\nb\nc\nd\n", 2);
+        assert_eq!(pieces, vec![("a\nb\n", 1), ("c\nd\n", 3)]);
+    }
+
+    #[test]
     fn writer_writes_lines() {
         let mut w = Writer::new(Vec::new());
-        w.write(&Op::new(Process::Client(1), OpType::Invoke, "read", Value::Null))
-            .unwrap();
+        w.write(&Op::new(
+            Process::Client(1),
+            OpType::Invoke,
+            "read",
+            Value::Null,
+        ))
+        .unwrap();
         let out = String::from_utf8(w.into_inner()).unwrap();
         assert_eq!(
             out,

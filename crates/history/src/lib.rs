@@ -219,10 +219,9 @@ impl History {
         if ops.is_empty() {
             return Err(HistoryError::new(&source, None, ErrorKind::Empty));
         }
-        let mut open: HashMap<i64, usize> = HashMap::new();
-        let mut pairs = Vec::new();
-        // pair_of[invoke index] = position in `pairs`
-        let mut pair_of: HashMap<usize, usize> = HashMap::new();
+        // Open invocations: process -> (op index, position in `pairs`).
+        let mut open: HashMap<i64, (usize, usize)> = HashMap::new();
+        let mut pairs = Vec::with_capacity(ops.len() / 2 + 1);
         for (i, op) in ops.iter().enumerate() {
             let Process::Client(p) = op.process else {
                 continue;
@@ -230,21 +229,20 @@ impl History {
             let err = |kind| HistoryError::new(&source, Some(lines[i]), kind);
             match op.kind {
                 OpType::Invoke => {
-                    if let Some(&prev) = open.get(&p) {
+                    if let Some(&(prev, _)) = open.get(&p) {
                         return Err(err(ErrorKind::DoubleInvoke {
                             process: p,
                             open_line: lines[prev],
                         }));
                     }
-                    open.insert(p, i);
-                    pair_of.insert(i, pairs.len());
+                    open.insert(p, (i, pairs.len()));
                     pairs.push(Pair {
                         invoke: i,
                         completion: None,
                     });
                 }
                 _ => {
-                    let Some(inv) = open.remove(&p) else {
+                    let Some((inv, pair)) = open.remove(&p) else {
                         return Err(err(ErrorKind::CompletionWithoutInvocation { process: p }));
                     };
                     if ops[inv].f != op.f {
@@ -255,7 +253,7 @@ impl History {
                             invoke_line: lines[inv],
                         }));
                     }
-                    pairs[pair_of[&inv]].completion = Some(i);
+                    pairs[pair].completion = Some(i);
                 }
             }
         }
@@ -344,7 +342,9 @@ impl History {
                     Some(self.lines[i]),
                     ErrorKind::Field {
                         field: "value",
-                        message: format!("--independent expects a [key value] tuple, found {found}"),
+                        message: format!(
+                            "--independent expects a [key value] tuple, found {found}"
+                        ),
                     },
                 )
             };
@@ -414,9 +414,13 @@ pub enum ErrorKind {
     MissingField(&'static str),
     #[error("process {process} completes an op it never invoked")]
     CompletionWithoutInvocation { process: i64 },
-    #[error("process {process} invokes again while its invocation on line {open_line} is still open")]
+    #[error(
+        "process {process} invokes again while its invocation on line {open_line} is still open"
+    )]
     DoubleInvoke { process: i64, open_line: usize },
-    #[error("process {process} completes `{completed}` but invoked `{invoked}` on line {invoke_line}")]
+    #[error(
+        "process {process} completes `{completed}` but invoked `{invoked}` on line {invoke_line}"
+    )]
     MismatchedCompletion {
         process: i64,
         invoked: String,
@@ -465,9 +469,12 @@ mod tests {
 
     #[test]
     fn completion_without_invocation_names_the_line() {
-        let e = History::new("h.jsonl", vec![op(3, OpType::Ok, "read", json!(1))], None)
-            .unwrap_err();
-        assert_eq!(e.to_string(), "h.jsonl:1: process 3 completes an op it never invoked");
+        let e =
+            History::new("h.jsonl", vec![op(3, OpType::Ok, "read", json!(1))], None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "h.jsonl:1: process 3 completes an op it never invoked"
+        );
     }
 
     #[test]

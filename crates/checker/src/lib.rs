@@ -227,13 +227,13 @@ pub fn check_model<M: Model>(
     let start = Instant::now();
     let parts = prepare::partitions(model, history, &opts.init)?;
     let deadline = Deadline::new(opts.time_limit.map(|t| start + t));
-    let results: Vec<(usize, Outcome<M::State>, Vec<prepare::Call<M::Op>>)> = parts
+    // Per key: the outcome, and the pruned calls it refers to.
+    let results: Vec<_> = parts
         .par_iter()
-        .enumerate()
-        .map(|(k, p)| {
+        .map(|p| {
             let calls = prepare::prune(model, &p.calls, &p.init, &p.values);
             let outcome = linear::search(model, &calls, &p.init, &deadline);
-            (k, outcome, calls)
+            (outcome, calls)
         })
         .collect();
 
@@ -250,8 +250,7 @@ pub fn check_model<M: Model>(
         witness: opts.witness.then(Vec::new),
     };
     let key_json = |p: &Partition<M>| p.key.as_ref().map(Key::to_json);
-    for (k, outcome, calls) in results {
-        let part = &parts[k];
+    for (part, (outcome, calls)) in parts.iter().zip(results) {
         match outcome {
             Outcome::Linearizable(order) => {
                 if let Some(w) = report.witness.as_mut() {

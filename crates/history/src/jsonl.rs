@@ -29,7 +29,7 @@ pub fn parse(source: &str, text: &str) -> Result<History, HistoryError> {
     } else {
         vec![(text, 1)]
     };
-    let parsed: Vec<Result<(Vec<Op>, Vec<usize>), HistoryError>> = if chunks.len() == 1 {
+    let parsed: Vec<Result<Chunk, HistoryError>> = if chunks.len() == 1 {
         vec![parse_chunk(source, text, 1)]
     } else {
         std::thread::scope(|s| {
@@ -58,6 +58,9 @@ pub fn parse(source: &str, text: &str) -> Result<History, HistoryError> {
     History::new(source, ops, Some(lines))
 }
 
+/// The ops of a piece of text, with their line numbers.
+type Chunk = (Vec<Op>, Vec<usize>);
+
 /// Cuts `text` into about `n` pieces at line ends, each with its first line number.
 fn split_lines(text: &str, n: usize) -> Vec<(&str, usize)> {
     let mut out = Vec::with_capacity(n);
@@ -84,7 +87,7 @@ fn parse_chunk(
     source: &str,
     text: &str,
     first_line: usize,
-) -> Result<(Vec<Op>, Vec<usize>), HistoryError> {
+) -> Result<Chunk, HistoryError> {
     let mut ops = Vec::with_capacity(text.len() / 80);
     let mut lines = Vec::with_capacity(text.len() / 80);
     for (n, line) in text.lines().enumerate() {

@@ -41,8 +41,13 @@ pub fn ensure_lab_route(addr: IpAddr) -> Result<()> {
             "not looked up",
         ));
     };
-    let route = sys::ip(&["-4", "-o", "route", "get", &addr.to_string()])?;
-    check_route(lab, &route).map_err(|reason| refuse(reason, &route))
+    match sys::ip(&["-4", "-o", "route", "get", &addr.to_string()]) {
+        Ok(route) => check_route(lab, &route).map_err(|reason| refuse(reason, &route)),
+        Err(Error::Command { stderr, .. }) => {
+            Err(refuse("there is no route to it".into(), &stderr))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// [`ensure_lab_route`] for the host of a URL such as `http://10.77.1.2:2379`.

@@ -2,6 +2,7 @@
 //! entering a namespace, sending a signal. Nothing here knows what a cluster is.
 
 use std::fs::File;
+use std::net::SocketAddrV4;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -152,6 +153,23 @@ pub(crate) fn owner(pid: i32, argv: &[String], netns_inode: Option<u64>) -> Owne
     classify(cmdline(pid), argv, in_netns)
 }
 
+/// Whether a process we killed has finished dying, so its sockets are closed: gone, or a
+/// zombie whose other threads are gone too, or its pid reused. An empty command line is
+/// not enough (the kernel drops it with the memory, before it closes the files), and
+/// neither is a zombie main thread: etcd's other threads may still hold the files.
+pub(crate) fn has_exited(pid: i32, argv: &[String], netns_inode: Option<u64>) -> bool {
+    match proc_state(pid) {
+        None => true,
+        Some('Z' | 'X' | 'x') => threads(pid) <= 1,
+        Some(_) => matches!(owner(pid, argv, netns_inode), Owner::Foreign(_)),
+    }
+}
+
+/// Threads still listed for `pid` (0 once it is gone).
+fn threads(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
+}
+
 /// The state letter of `/proc/PID/stat` (R, S, T for stopped, Z for zombie...).
 pub(crate) fn proc_state(pid: i32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -177,6 +195,52 @@ pub(crate) fn signal(pid: i32, sig: Signal) -> Result<()> {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
         Err(e) => Err(Error::errno(format!("cannot send {sig} to pid {pid}"), e)),
     }
+}
+
+/// Socket inodes listening on `addr`, from a `/proc/PID/net/tcp` table.
+pub(crate) fn listening_inodes(table: &str, addr: SocketAddrV4) -> Vec<u64> {
+    let want_ip = u32::from_ne_bytes(addr.ip().octets());
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (ip, port) = f.get(1)?.split_once(':')?;
+            let listening = *f.get(3)? == "0A";
+            let matches = u32::from_str_radix(ip, 16).ok()? == want_ip
+                && u16::from_str_radix(port, 16).ok()? == addr.port();
+            if listening && matches {
+                f.get(9)?.parse().ok()
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// Whether `pid` itself holds a socket listening on `addr` (in its own namespace): a
+/// connect would also succeed if some other process held the port.
+pub(crate) fn listens(pid: i32, addr: SocketAddrV4) -> bool {
+    let Ok(table) = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")) else {
+        return false;
+    };
+    let inodes = listening_inodes(&table, addr);
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|target| {
+            let target = target.to_string_lossy();
+            target
+                .strip_prefix("socket:[")
+                .and_then(|t| t.strip_suffix(']'))
+                .and_then(|t| t.parse::<u64>().ok())
+                .is_some_and(|inode| inodes.contains(&inode))
+        })
+    })
 }
 
 /// Starts `argv` inside the named network namespace, in a session of its own (so it
@@ -289,6 +353,29 @@ mod tests {
         assert_eq!(parse_ns_link("net:[4026532314]"), Some(4026532314));
         assert_eq!(parse_ns_link("mnt:[4026532314]"), None);
         assert_eq!(parse_ns_link("net:[x]"), None);
+    }
+
+    #[test]
+    fn listening_sockets_are_found_by_address_and_state() {
+        // Trimmed from a member's /proc/PID/net/tcp: 10.77.1.1:2379 and 127.0.0.1:2379
+        // listening, and an established connection from 10.77.1.1:2379.
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 01014D0A:094B 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 31001 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:094B 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 31002 1 0000000000000000 100 0 0 10 0
+   2: 01014D0A:094B FE014D0A:B4C2 01 00000000:00000000 00:00000000 00000000     0        0 31003 1 0000000000000000 20 4 30 10 -1
+";
+        let addr = |a: [u8; 4], port| SocketAddrV4::new(a.into(), port);
+        assert_eq!(
+            listening_inodes(table, addr([10, 77, 1, 1], 2379)),
+            vec![31001]
+        );
+        assert_eq!(
+            listening_inodes(table, addr([127, 0, 0, 1], 2379)),
+            vec![31002]
+        );
+        assert!(listening_inodes(table, addr([10, 77, 1, 1], 2380)).is_empty());
+        assert!(listening_inodes(table, addr([10, 77, 1, 2], 2379)).is_empty());
+        assert!(listening_inodes("", addr([10, 77, 1, 1], 2379)).is_empty());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! [`Cluster`]: bring a lab up, fault its members, read its health, take it down.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::{Mutex, MutexGuard};
@@ -313,23 +313,43 @@ impl Cluster {
         self.wait_listening(&started, Instant::now() + PROCESS_TIMEOUT)
     }
 
-    /// SIGSTOPs `node`'s etcd: it stays in the cluster but answers nothing.
+    /// SIGSTOPs `node`'s etcd and returns once it is stopped: it stays in the cluster but
+    /// answers nothing.
     pub fn pause(&self, node: impl AsRef<str>) -> Result<()> {
-        self.signal(node, Signal::SIGSTOP, "splitbrain cluster pause")
+        self.stop_or_continue(node, Signal::SIGSTOP, "splitbrain cluster pause")
     }
 
-    /// SIGCONTs a paused member.
+    /// SIGCONTs a paused member and returns once it runs again.
     pub fn resume(&self, node: impl AsRef<str>) -> Result<()> {
-        self.signal(node, Signal::SIGCONT, "splitbrain cluster resume")
+        self.stop_or_continue(node, Signal::SIGCONT, "splitbrain cluster resume")
     }
 
-    fn signal(&self, node: impl AsRef<str>, sig: Signal, action: &'static str) -> Result<()> {
+    fn stop_or_continue(
+        &self,
+        node: impl AsRef<str>,
+        sig: Signal,
+        action: &'static str,
+    ) -> Result<()> {
         sys::require_root(action)?;
         let name = self.node(node)?.name.clone();
         self.with_state(|state| {
             let rec = state.node_mut(&name)?;
             let pid = self.our_pid(rec)?;
-            sys::signal(pid, sig)
+            sys::signal(pid, sig)?;
+            // Delivery is asynchronous: every thread of the Go runtime has to stop (or
+            // continue) before the member really is paused (or running).
+            let want_stopped = sig == Signal::SIGSTOP;
+            let deadline = Instant::now() + PROCESS_TIMEOUT;
+            while sys::proc_state(pid).is_some_and(|s| (s == 'T') != want_stopped) {
+                if Instant::now() > deadline {
+                    return Err(Error::Leftover(format!(
+                        "node {name} (pid {pid}) did not {} within {PROCESS_TIMEOUT:?} of {sig}",
+                        if want_stopped { "stop" } else { "continue" }
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Ok(())
         })
     }
 
@@ -443,12 +463,13 @@ impl Cluster {
         Some(status.to_string())
     }
 
-    /// Waits until `pid` is no longer `rec`'s process (after a SIGKILL).
+    /// Waits until `pid`, SIGKILLed, has finished dying, so that its ports are free for a
+    /// restart.
     fn wait_gone(&self, rec: &NodeRecord, pid: i32) -> Result<()> {
         let deadline = Instant::now() + PROCESS_TIMEOUT;
         loop {
             self.reap(&rec.node.name);
-            if sys::owner(pid, &rec.argv, rec.netns_inode) != Owner::Ours {
+            if sys::has_exited(pid, &rec.argv, rec.netns_inode) {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -506,15 +527,15 @@ impl Cluster {
         Ok(())
     }
 
-    /// Waits until a started member accepts connections on its client address: a cheap
-    /// TCP connect, much quicker to retry than an etcdctl whose dial has to time out.
+    /// Waits until a started member listens on its client address. It looks in `/proc`
+    /// rather than connecting: nothing is sent, and a squatter holding the port does
+    /// not pass for the member (the member then exits, and says why in its log).
     fn wait_listening(&self, rec: &NodeRecord, deadline: Instant) -> Result<()> {
-        let addr = SocketAddr::new(IpAddr::V4(rec.node.addr), CLIENT_PORT);
-        net::ensure_lab_route(addr.ip())?;
+        let addr = SocketAddrV4::new(rec.node.addr, CLIENT_PORT);
         let started = Instant::now();
         loop {
             self.check_alive(rec)?;
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            if rec.pid.is_some_and(|pid| sys::listens(pid, addr)) {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -526,7 +547,7 @@ impl Cluster {
                     tail: sys::tail(&rec.node.log_file, LOG_TAIL),
                 });
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 

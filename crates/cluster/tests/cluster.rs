@@ -43,7 +43,9 @@ fn lab() -> Option<MutexGuard<'static, ()>> {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("CI=true and this test {why}");
         }
-        eprintln!("SKIPPED: {why}");
+        // Straight to stderr: the test harness captures eprintln!, and a skip must show.
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
         return None;
     }
     Some(
@@ -441,6 +443,7 @@ fn up_refuses_a_live_or_stale_state_file_and_a_taken_subnet() {
     let route = format!("10.77.{octet}.0/24");
     let _ = Command::new("ip")
         .args(["route", "del", "blackhole", &route])
+        .stderr(std::process::Stdio::null())
         .status();
     assert!(Command::new("ip")
         .args(["route", "add", "blackhole", &route])

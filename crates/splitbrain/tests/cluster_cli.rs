@@ -1,0 +1,369 @@
+//! `splitbrain cluster ...` as a user types it: real clusters, so root, etcd, etcdctl and
+//! iproute2 are needed (`sudo scripts/setup`). Without them a test prints `SKIPPED: ...`
+//! and passes, except under `CI=true`, where that is a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+static ONE_CLUSTER_TEST_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn lab() -> Option<MutexGuard<'static, ()>> {
+    let mut missing = Vec::new();
+    if !is_root() {
+        missing.push("root".to_owned());
+    }
+    for program in ["etcd", "etcdctl", "ip", "setpriv"] {
+        if !on_path(program) {
+            missing.push(program.to_owned());
+        }
+    }
+    if !missing.is_empty() {
+        let why = format!(
+            "needs {} (run the tests as root after `sudo scripts/setup`)",
+            missing.join(", ")
+        );
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("CI=true and this test {why}");
+        }
+        // Straight to stderr: the test harness captures eprintln!, and a skip must show.
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+        return None;
+    }
+    Some(
+        ONE_CLUSTER_TEST_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()),
+    )
+}
+
+fn is_root() -> bool {
+    // The real uid from /proc, to avoid a libc dependency for one call.
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            == Some("0")
+    })
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+fn splitbrain() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_splitbrain"))
+}
+
+fn cluster(args: &[&str], dir: &Path) -> Output {
+    splitbrain()
+        .arg("cluster")
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run splitbrain")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Takes the cluster in `dir` down when dropped, whatever the test did.
+struct Down(PathBuf);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        let out = cluster(&["down"], &self.0);
+        if !out.status.success() {
+            eprintln!(
+                "cleanup: splitbrain cluster down failed: {}",
+                text(&out.stderr)
+            );
+        }
+    }
+}
+
+fn ok(args: &[&str], dir: &Path) -> String {
+    let out = cluster(args, dir);
+    assert!(
+        out.status.success(),
+        "splitbrain cluster {args:?} failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// Runs a command that must fail, and returns its stderr.
+fn fails(cmd: &mut Command) -> String {
+    let out = cmd.stdin(Stdio::null()).output().expect("run splitbrain");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected exit 1; stdout: {}; stderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let err = text(&out.stderr);
+    assert!(err.starts_with("error: "), "{err}");
+    err
+}
+
+/// Names and command lines our cluster recorded, to look for after `down`.
+fn recorded(dir: &Path) -> (Vec<String>, Vec<String>) {
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cluster.json")).unwrap()).unwrap();
+    let mut netns = vec![state["bridge_netns"].as_str().unwrap().to_owned()];
+    let mut data_dirs = Vec::new();
+    for n in state["nodes"].as_array().unwrap() {
+        netns.push(n["netns"].as_str().unwrap().to_owned());
+        data_dirs.push(n["data_dir"].as_str().unwrap().to_owned());
+    }
+    (netns, data_dirs)
+}
+
+fn assert_nothing_left(netns: &[String], data_dirs: &[String]) {
+    let listed = text(
+        &Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    for ns in netns {
+        assert!(
+            !listed
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(ns)),
+            "namespace {ns} left: {listed}"
+        );
+    }
+    // Any etcd whose command line names one of our data directories is ours.
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = text(&cmdline).replace('\0', " ");
+        for d in data_dirs {
+            assert!(
+                !cmdline.contains(&format!(" {d} ")),
+                "process left: {cmdline}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_user_session_up_status_faults_and_down() {
+    let Some(_lab) = lab() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _down = Down(dir.to_owned());
+
+    let up = ok(&["up", "--nodes", "3"], dir);
+    assert!(up.starts_with("cluster up in "), "{up}");
+    let endpoints = ok(&["endpoints"], dir);
+    let urls: Vec<&str> = endpoints.trim().split(',').collect();
+    assert_eq!(urls.len(), 3, "{endpoints}");
+    assert!(urls
+        .iter()
+        .all(|u| u.starts_with("http://10.77.") && u.ends_with(":2379")));
+
+    let status = ok(&["status"], dir);
+    assert!(
+        status.contains("healthy") && status.contains("n1"),
+        "{status}"
+    );
+    let leader = ok(&["leader"], dir).trim().to_owned();
+    assert!(["n1", "n2", "n3"].contains(&leader.as_str()), "{leader}");
+
+    assert!(ok(&["kill", &leader], dir).contains("killed"));
+    let out = cluster(&["status"], dir);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a killed member makes status fail"
+    );
+    assert!(text(&out.stdout).contains("stopped"));
+    let again = fails(
+        splitbrain()
+            .args(["cluster", "kill", &leader, "--dir"])
+            .arg(dir),
+    );
+    assert!(
+        again.contains(&format!("node {leader} is not running")),
+        "{again}"
+    );
+    ok(&["start", &leader], dir);
+
+    let leader = wait_for_leader(dir);
+    ok(&["pause", &leader], dir);
+    assert!(text(&cluster(&["status"], dir).stdout).contains("paused"));
+    ok(&["resume", &leader], dir);
+
+    let unknown = fails(
+        splitbrain()
+            .args(["cluster", "pause", "n9", "--dir"])
+            .arg(dir),
+    );
+    assert!(
+        unknown.contains("no node n9 in this cluster (nodes: n1, n2, n3)"),
+        "{unknown}"
+    );
+
+    let (netns, data_dirs) = recorded(dir);
+    assert!(ok(&["down"], dir).contains("is down"));
+    assert_nothing_left(&netns, &data_dirs);
+    assert!(
+        ok(&["down"], dir).contains("nothing to do"),
+        "down is idempotent"
+    );
+    let none = fails(splitbrain().args(["cluster", "status", "--dir"]).arg(dir));
+    assert!(none.contains("no cluster in"), "{none}");
+}
+
+fn wait_for_leader(dir: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = cluster(&["leader"], dir);
+        if out.status.success() {
+            return text(&out.stdout).trim().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no leader after 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn down_cleans_up_after_up_was_killed_mid_way() {
+    let Some(_lab) = lab() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _down = Down(dir.to_owned());
+    let state_file = dir.join("cluster.json");
+
+    let mut up = splitbrain()
+        .args(["cluster", "up", "--nodes", "5", "--dir"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once the first member runs and before the last one is started: namespaces
+    // built, processes half started, `up` still waiting.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mid_way = loop {
+        let state: Option<serde_json::Value> = std::fs::read_to_string(&state_file)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        if let Some(state) = state {
+            let pids: Vec<bool> = state["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["pid"].is_i64())
+                .collect();
+            if pids[0] && !pids[4] {
+                break true;
+            }
+            if pids[4] {
+                break false;
+            }
+        }
+        assert!(Instant::now() < deadline, "up never started a member");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    up.kill().unwrap();
+    up.wait().unwrap();
+    assert!(
+        mid_way,
+        "up got past the last member before it could be killed"
+    );
+
+    let (netns, data_dirs) = recorded(dir);
+    let listed = text(
+        &Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    assert!(
+        listed.contains(&netns[1]),
+        "namespaces exist before down: {listed}"
+    );
+
+    let stale = fails(splitbrain().args(["cluster", "up", "--dir"]).arg(dir));
+    assert!(stale.contains("already running"), "{stale}");
+    assert!(ok(&["down"], dir).contains("is down"));
+    assert_nothing_left(&netns, &data_dirs);
+    assert!(!state_file.exists(), "state file removed last");
+}
+
+#[test]
+fn errors_name_the_cause_and_the_fix() {
+    let Some(_lab) = lab() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+
+    // etcd missing: a PATH with iproute2 but without etcd.
+    let err = fails(
+        splitbrain()
+            .env("PATH", "/usr/sbin:/sbin")
+            .args(["cluster", "up", "--dir"])
+            .arg(dir),
+    );
+    assert!(err.contains("`etcd` not found on PATH"), "{err}");
+    assert!(
+        err.contains("scripts/setup") && err.contains("etcd-server"),
+        "{err}"
+    );
+
+    // Not root.
+    let err = fails(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_splitbrain"))
+            .args(["cluster", "up", "--dir", "/tmp/splitbrain-not-root"]),
+    );
+    assert!(err.contains("needs root"), "{err}");
+
+    // A stale state file: its cluster is gone.
+    let _down = Down(dir.to_owned());
+    ok(&["up", "--nodes", "1"], dir);
+    let saved = std::fs::read(dir.join("cluster.json")).unwrap();
+    ok(&["down"], dir);
+    std::fs::write(dir.join("cluster.json"), saved).unwrap();
+    let err = fails(splitbrain().args(["cluster", "up", "--dir"]).arg(dir));
+    assert!(err.contains("stale state file"), "{err}");
+    assert!(
+        err.contains(&format!("splitbrain cluster down --dir {}", dir.display())),
+        "{err}"
+    );
+    ok(&["down"], dir);
+
+    // An address in use: a route already claims the subnet asked for.
+    let route = "10.77.233.0/24";
+    let _ = Command::new("ip")
+        .args(["route", "del", "blackhole", route])
+        .stderr(Stdio::null())
+        .status();
+    assert!(Command::new("ip")
+        .args(["route", "add", "blackhole", route])
+        .status()
+        .unwrap()
+        .success());
+    let out = cluster(&["up", "--subnet", "233"], dir);
+    let _ = Command::new("ip")
+        .args(["route", "del", "blackhole", route])
+        .status();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("subnet 10.77.233.0/24 is already in use"),
+        "{err}"
+    );
+}

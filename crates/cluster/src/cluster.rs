@@ -181,14 +181,27 @@ impl Cluster {
             });
         }
 
-        let lab = net::claim_lab(config.subnet)?;
-        let mut state = plan(lab, &dir, &config, &etcd);
+        // Write-ahead, even for the claim: if we die right after `ip netns add`, `down`
+        // finds the (still empty) bridge namespace named in the state file.
+        let mut planned = None;
+        let claimed = net::claim_lab(config.subnet, |lab| {
+            let state = plan(lab, &dir, &config, &etcd);
+            state.write()?;
+            planned = Some(state);
+            Ok(())
+        });
+        let lab = match claimed {
+            Ok(lab) => lab,
+            Err(e) => {
+                // Nothing was claimed: the planned state records nothing that exists.
+                let _ = State::remove(&dir);
+                return Err(e);
+            }
+        };
+        // `record` ran for the lab that was claimed, so `planned` is its plan.
+        let mut state = planned.unwrap_or_else(|| plan(lab, &dir, &config, &etcd));
         state.bridge_netns_inode = sys::netns_inode(&state.bridge_netns);
-        if let Err(e) = state.write() {
-            // Nothing records the claim: release it now or nobody will.
-            let _ = net::delete_netns(&state.bridge_netns, state.bridge_netns_inode);
-            return Err(e);
-        }
+        state.write()?;
         let cluster = Cluster::from_state(&state);
         tracing::debug!(subnet = %state.subnet, dir = %dir.display(), "claimed lab");
         match cluster.build(lab, &mut state, config.health_timeout) {
@@ -707,11 +720,23 @@ impl Cluster {
     /// Kills our processes, deletes our interfaces and namespaces, and removes the state
     /// file only if nothing of ours is left. Missing things are already gone.
     fn teardown(&self, state: &mut State) -> Result<()> {
+        if state.bridge_netns_inode.is_none() {
+            // `up` died around its claim, before recording it: at most an empty bridge
+            // namespace of ours exists. One with a bridge inside is another cluster's.
+            if net::is_abandoned_claim(&state.bridge_netns) {
+                net::delete_netns(&state.bridge_netns, None)?;
+            }
+            return State::remove(&state.dir);
+        }
+        // The `sbN` names are ours while our bridge namespace holds the claim, or once
+        // nobody holds it; not if another cluster claimed `sbN` after ours was removed.
+        let names_ours = sys::netns_inode(&state.bridge_netns)
+            .is_none_or(|now| Some(now) == state.bridge_netns_inode);
         let mut left = Vec::new();
         for rec in &mut state.nodes {
             // `up` records a namespace right after creating it; if it died in between,
             // the namespace is found by its (claimed, prefixed) name.
-            if rec.netns_inode.is_none() {
+            if rec.netns_inode.is_none() && names_ours {
                 rec.netns_inode = sys::netns_inode(&rec.node.netns);
             }
             // Also look inside the namespace: `up` may have died between starting a
@@ -741,10 +766,12 @@ impl Cluster {
         }
         // Deleting the root-side veth first removes both of its ends at once; the bridge
         // namespace would take it too, but asynchronously.
-        if let Err(e) = net::delete_host_veth(&state.host_veth) {
-            left.push(e.to_string());
+        if names_ours {
+            if let Err(e) = net::delete_host_veth(&state.host_veth) {
+                left.push(e.to_string());
+            }
         }
-        for rec in &state.nodes {
+        for rec in state.nodes.iter().filter(|r| r.netns_inode.is_some()) {
             if let Err(e) = net::delete_netns(&rec.node.netns, rec.netns_inode) {
                 left.push(e.to_string());
             }

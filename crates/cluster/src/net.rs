@@ -106,8 +106,12 @@ fn check_route(lab: Lab, route: &str) -> std::result::Result<(), String> {
 
 /// Claims a free lab: the first subnet number (or `wanted`) with no overlapping route, whose
 /// bridge namespace we could create. Creating the namespace is the atomic claim: two `up`s
-/// racing for the same number cannot both succeed.
-pub(crate) fn claim_lab(wanted: Option<u8>) -> Result<Lab> {
+/// racing for the same number cannot both succeed. `record` runs before each attempt, so
+/// the caller can write the claim ahead (see [`is_abandoned_claim`]).
+pub(crate) fn claim_lab(
+    wanted: Option<u8>,
+    mut record: impl FnMut(Lab) -> Result<()>,
+) -> Result<Lab> {
     let routes = sys::ip(&["-4", "-o", "route", "show", "table", "all"])?;
     let used = octets_in_use(&routes);
     let candidates: Vec<u8> = match wanted {
@@ -128,6 +132,7 @@ pub(crate) fn claim_lab(wanted: Option<u8>) -> Result<Lab> {
             });
         }
         let ns = lab.bridge_netns();
+        record(lab)?;
         match sys::ip(&["netns", "add", &ns]) {
             Ok(_) => return Ok(lab),
             Err(Error::Command { stderr, .. }) if stderr.contains("File exists") => {
@@ -144,6 +149,15 @@ pub(crate) fn claim_lab(wanted: Option<u8>) -> Result<Lab> {
         }
     }
     Err(Error::NoFreeSubnet)
+}
+
+/// Whether the bridge namespace `name` holds nothing but loopback: a claim whose `up` died
+/// before it recorded the namespace's id or built anything in it. A live lab's bridge
+/// namespace always holds its bridge, so such a namespace is safe to remove by name.
+pub(crate) fn is_abandoned_claim(name: &str) -> bool {
+    sys::netns_inode(name).is_some()
+        && sys::ip(&["-n", name, "-o", "link", "show"])
+            .is_ok_and(|links| links.lines().all(|l| l.contains(": lo:")))
 }
 
 /// Builds the bridge and the harness veth, in the already claimed bridge namespace.

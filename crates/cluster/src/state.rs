@@ -1,9 +1,10 @@
 //! The state file: the write-ahead record of everything a cluster created.
 //!
-//! `up` writes it right after claiming the lab's subnet, before creating anything else, and
-//! rewrites it (write to a temporary file, then rename) as each namespace and process comes
-//! to life. So whatever moment `up` dies at, `down` finds in the file every name and pid it
-//! must remove, and the namespace ids and command lines that prove they are ours.
+//! `up` writes it before it claims the lab's subnet (naming the bridge namespace it is
+//! about to create), and rewrites it (write to a temporary file, then rename) as each
+//! namespace and process comes to life. So whatever moment `up` dies at, `down` finds in
+//! the file every name and pid it must remove, and the namespace ids and command lines
+//! that prove they are ours.
 
 use std::fs::File;
 use std::io::Write as _;

@@ -469,3 +469,68 @@ fn up_refuses_a_live_or_stale_state_file_and_a_taken_subnet() {
         "a refused up records nothing"
     );
 }
+
+#[test]
+fn down_after_a_crash_at_the_claim_removes_only_an_empty_claim() {
+    let Some(_lab) = lab() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = up(dir.path(), 1);
+    // The state file as `up` writes it just before `ip netns add` of the bridge namespace.
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cluster.state_file()).unwrap()).unwrap();
+    cluster.down().unwrap();
+    state["bridge_netns_inode"] = serde_json::Value::Null;
+    for node in state["nodes"].as_array_mut().unwrap() {
+        node["netns_inode"] = serde_json::Value::Null;
+        node["pid"] = serde_json::Value::Null;
+    }
+    let bridge_ns = state["bridge_netns"].as_str().unwrap().to_owned();
+    let write_state = || std::fs::write(cluster.state_file(), state.to_string()).unwrap();
+    let netns_exists = || {
+        run("ip", &["netns", "list"])
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(bridge_ns.as_str()))
+    };
+    struct DelNetns(String);
+    impl Drop for DelNetns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip")
+                .args(["netns", "delete", &self.0])
+                .status();
+        }
+    }
+
+    // Died right after claiming: an empty bridge namespace, not yet recorded.
+    assert!(Command::new("ip")
+        .args(["netns", "add", &bridge_ns])
+        .status()
+        .unwrap()
+        .success());
+    let _cleanup = DelNetns(bridge_ns.clone());
+    write_state();
+    cluster.down().unwrap();
+    assert!(
+        !netns_exists(),
+        "the abandoned claim {bridge_ns} is removed"
+    );
+    assert!(!cluster.state_file().exists());
+
+    // Died before claiming, and another cluster holds the name: its namespace has a bridge.
+    assert!(Command::new("ip")
+        .args(["netns", "add", &bridge_ns])
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new("ip")
+        .args(["-n", &bridge_ns, "link", "add", "br0", "type", "bridge"])
+        .status()
+        .unwrap()
+        .success());
+    write_state();
+    cluster.down().unwrap();
+    assert!(
+        netns_exists(),
+        "another cluster's {bridge_ns} is left alone"
+    );
+    assert!(!cluster.state_file().exists());
+}

@@ -192,11 +192,25 @@ fn dir_flag(dir: &Path) -> String {
 }
 
 fn render_status(status: &Status, dir: &Path) -> String {
+    // Right after a kill or a pause the others still name the old leader until their
+    // election timeout: say so rather than show a dead leader as if it led.
+    let leader = match &status.leader {
+        None => "none".to_owned(),
+        Some(l) => match status.members.iter().find(|m| m.node.name == *l) {
+            Some(m) if !matches!(m.process, Process::Running { .. }) => {
+                let state = match m.process {
+                    Process::Paused { .. } => "paused",
+                    _ => "stopped",
+                };
+                format!("{l} ({state}; the others have not noticed yet)")
+            }
+            _ => l.to_string(),
+        },
+    };
     let mut out = format!(
-        "cluster {} in {}: leader {}, term {}, {}\n",
+        "cluster {} in {}: leader {leader}, term {}, {}\n",
         status.subnet,
         dir.display(),
-        status.leader.as_ref().map_or("none", |l| l.as_str()),
         status
             .term
             .map_or_else(|| "-".to_owned(), |t| t.to_string()),

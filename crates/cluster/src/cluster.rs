@@ -505,7 +505,7 @@ impl Cluster {
             .reap(&rec.node.name)
             .map(|s| format!(" ({s})"))
             .unwrap_or_default();
-        let tail = sys::tail(&rec.node.log_file, LOG_TAIL);
+        let tail = sys::log_excerpt(&rec.node.log_file, LOG_TAIL);
         if let Some(line) = tail.lines().find(|l| l.contains("address already in use")) {
             return Err(Error::AddressInUse {
                 what: format!("an address of node {} ({})", rec.node.name, rec.node.addr),
@@ -557,7 +557,7 @@ impl Cluster {
                     addr: addr.to_string(),
                     timeout: started.elapsed(),
                     log: rec.node.log_file.clone(),
-                    tail: sys::tail(&rec.node.log_file, LOG_TAIL),
+                    tail: sys::log_excerpt(&rec.node.log_file, LOG_TAIL),
                 });
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -624,14 +624,19 @@ impl Cluster {
         let (reports, health) = if asked.is_empty() {
             (Vec::new(), Vec::new())
         } else {
-            // No answer at all is a status too: every member shows as unreachable.
-            let reports = etcdctl.status(&asked).unwrap_or_default();
-            let health = if with_health {
-                etcdctl.health(&asked).unwrap_or_default()
-            } else {
-                Vec::new()
-            };
-            (reports, health)
+            // In parallel: a member cut off by a partition costs each call its timeout.
+            let (reports, health) = std::thread::scope(|s| {
+                let health = s.spawn(|| {
+                    if with_health {
+                        etcdctl.health(&asked)
+                    } else {
+                        Ok(Vec::new())
+                    }
+                });
+                let reports = etcdctl.status(&asked);
+                (reports, health.join().unwrap_or_else(|_| Ok(Vec::new())))
+            });
+            (no_answer_is_empty(reports)?, no_answer_is_empty(health)?)
         };
 
         let mut ids: HashMap<u64, NodeName> = state
@@ -936,6 +941,15 @@ fn is_alive(state: &State) -> bool {
         })
 }
 
+/// etcdctl found no member to answer: a status too (every member unreachable). Any other
+/// failure (a refused route, etcdctl missing) is an error.
+fn no_answer_is_empty<T>(result: Result<Vec<T>>) -> Result<Vec<T>> {
+    match result {
+        Err(Error::Command { .. }) => Ok(Vec::new()),
+        other => other,
+    }
+}
+
 fn log_tails(state: &State) -> String {
     state
         .nodes
@@ -945,7 +959,7 @@ fn log_tails(state: &State) -> String {
                 "--- {} ({}) ---\n{}",
                 r.node.name,
                 r.node.log_file.display(),
-                sys::tail(&r.node.log_file, LOG_TAIL)
+                sys::log_excerpt(&r.node.log_file, LOG_TAIL)
             )
         })
         .collect::<Vec<_>>()

@@ -83,18 +83,22 @@ struct RawStatus {
     status: RawStatusBody,
 }
 
+// etcdctl prints protobuf messages, which leave out zero fields: a member that knows no
+// leader has no `leader` at all. Hence the defaults.
 #[derive(Deserialize)]
 struct RawStatusBody {
     header: RawHeader,
+    #[serde(default)]
     leader: u64,
-    #[serde(rename = "raftTerm")]
+    #[serde(rename = "raftTerm", default)]
     raft_term: u64,
-    #[serde(rename = "raftIndex")]
+    #[serde(rename = "raftIndex", default)]
     raft_index: u64,
 }
 
 #[derive(Deserialize)]
 struct RawHeader {
+    #[serde(default)]
     member_id: u64,
 }
 
@@ -256,6 +260,13 @@ mod tests {
             }
         );
         assert!(parse_status("[{}]").is_err());
+
+        // A member cut off from the others: no leader, so no `leader` field.
+        let json = r#"[{"Endpoint":"http://10.77.1.1:2379","Status":{"header":{"cluster_id":7452484524661852397,"member_id":7375816623040501071,"revision":1,"raft_term":2},"version":"3.4.23","dbSize":20480,"raftIndex":8,"raftTerm":2,"raftAppliedIndex":8,"errors":["etcdserver: no leader"],"dbSizeInUse":16384}}]"#;
+        let s = parse_status(json).unwrap();
+        assert_eq!(s[0].1.leader, 0);
+        assert_eq!(s[0].1.term, 2);
+        assert_eq!(leader_of(&[s[0].1]), None);
     }
 
     #[test]

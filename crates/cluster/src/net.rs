@@ -124,6 +124,7 @@ pub(crate) fn claim_lab(
             let detail = routes
                 .lines()
                 .filter(|l| l.contains(&format!("10.77.{octet}.")))
+                .map(str::trim)
                 .collect::<Vec<_>>()
                 .join("; ");
             return Err(Error::AddressInUse {

@@ -290,21 +290,82 @@ pub(crate) fn netns_command(netns: &str, program: &str) -> Command {
     cmd
 }
 
-/// The last `n` lines of a file, or a note saying why there are none.
-pub(crate) fn tail(path: &Path, n: usize) -> String {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            let lines: Vec<&str> = text.lines().collect();
-            let start = lines.len().saturating_sub(n);
-            if lines.is_empty() {
-                "(empty)".into()
-            } else {
-                lines[start..].join("\n")
-            }
-        }
-        Err(e) => format!("(cannot read {}: {e})", path.display()),
+/// What to show of a member's log when something failed: its last `n` lines, preceded by
+/// up to three earlier lines that look like the cause (etcd prints a bad flag's error
+/// first and its usage after). etcd's JSON lines are shown as `time level msg key=value`.
+pub(crate) fn log_excerpt(path: &Path, n: usize) -> String {
+    let text = match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => return format!("  (cannot read {}: {e})", path.display()),
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return "  (empty)".into();
     }
+    let start = lines.len().saturating_sub(n);
+    let causes: Vec<&str> = lines[..start]
+        .iter()
+        .filter(|l| looks_like_a_cause(l))
+        .copied()
+        .collect();
+    let mut out: Vec<String> = causes[causes.len().saturating_sub(3)..]
+        .iter()
+        .map(|l| render_log_line(l))
+        .collect();
+    if start > 0 {
+        out.push(format!("  ... ({start} earlier lines)"));
+    }
+    out.extend(lines[start..].iter().map(|l| render_log_line(l)));
+    out.join("\n")
+}
+
+fn looks_like_a_cause(line: &str) -> bool {
+    let l = line.to_ascii_lowercase();
+    [
+        "\"level\":\"fatal\"",
+        "\"level\":\"panic\"",
+        "\"level\":\"error\"",
+        "error:",
+        "flag provided",
+    ]
+    .iter()
+    .any(|k| l.contains(k))
+}
+
+/// One log line for a human: etcd's zap JSON as `12:00:01.234 warn msg key=value ...`.
+pub(crate) fn render_log_line(line: &str) -> String {
+    const MAX: usize = 300;
+    let rendered = match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line) {
+        Ok(map) if map.contains_key("msg") => {
+            let field = |k: &str| map.get(k).and_then(|v| v.as_str()).unwrap_or("");
+            let time = field("ts")
+                .split('T')
+                .nth(1)
+                .unwrap_or("")
+                .trim_end_matches('Z');
+            let mut s = format!("{time} {} {}", field("level"), field("msg"));
+            for (k, v) in &map {
+                if !matches!(k.as_str(), "ts" | "level" | "msg" | "caller") {
+                    match v {
+                        serde_json::Value::String(v) => s.push_str(&format!(" {k}={v}")),
+                        v => s.push_str(&format!(" {k}={v}")),
+                    }
+                }
+            }
+            s
+        }
+        _ => line.to_owned(),
+    };
+    let mut rendered = format!("  {rendered}");
+    if rendered.len() > MAX {
+        let cut = (0..=MAX)
+            .rev()
+            .find(|&i| rendered.is_char_boundary(i))
+            .unwrap_or(0);
+        rendered.truncate(cut);
+        rendered.push_str(" ...");
+    }
+    rendered
 }
 
 #[cfg(test)]
@@ -376,6 +437,31 @@ mod tests {
         assert!(listening_inodes(table, addr([10, 77, 1, 1], 2380)).is_empty());
         assert!(listening_inodes(table, addr([10, 77, 1, 2], 2379)).is_empty());
         assert!(listening_inodes("", addr([10, 77, 1, 1], 2379)).is_empty());
+    }
+
+    #[test]
+    fn etcd_log_lines_read_as_text_and_the_cause_is_kept() {
+        let line = r#"{"level":"fatal","ts":"2026-11-22T06:02:33.729Z","caller":"etcdmain/etcd.go:271","msg":"listener failed","error":"listen tcp 10.77.1.1:2379: bind: address already in use"}"#;
+        assert_eq!(
+            render_log_line(line),
+            "  06:02:33.729 fatal listener failed error=listen tcp 10.77.1.1:2379: bind: address already in use"
+        );
+        assert_eq!(render_log_line("plain text"), "  plain text");
+
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("etcd.log");
+        let mut text = String::from("flag provided but not defined: -no-such-flag\n");
+        for i in 0..40 {
+            text.push_str(&format!("usage line {i}\n"));
+        }
+        std::fs::write(&log, text).unwrap();
+        let excerpt = log_excerpt(&log, 5);
+        let lines: Vec<&str> = excerpt.lines().collect();
+        assert_eq!(lines[0], "  flag provided but not defined: -no-such-flag");
+        assert_eq!(lines[1], "  ... (36 earlier lines)");
+        assert_eq!(lines[6], "  usage line 39");
+        assert_eq!(lines.len(), 7);
+        assert!(log_excerpt(&dir.path().join("missing"), 5).contains("cannot read"));
     }
 
     #[test]

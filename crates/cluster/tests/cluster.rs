@@ -194,15 +194,11 @@ impl Footprint {
                 left.push(format!("interface {link}"));
             }
         }
-        for iptables in ["iptables", "iptables-legacy", "iptables-nft"] {
-            let Ok(out) = Command::new(iptables).args(["-w", "-S"]).output() else {
-                continue;
-            };
-            for rule in String::from_utf8_lossy(&out.stdout).lines() {
-                if rule.contains(&self.subnet_prefix) {
-                    left.push(format!("{iptables} rule {rule}"));
-                }
-            }
+        // Only the default backend: merely listing with iptables-legacy would create
+        // legacy tables in the root namespace.
+        let rules = run("iptables", &["-w", "-S"]);
+        for rule in rules.lines().filter(|r| r.contains(&self.subnet_prefix)) {
+            left.push(format!("iptables rule {rule}"));
         }
         let argvs: HashSet<&Vec<String>> = self.argvs.iter().collect();
         for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
@@ -533,4 +529,56 @@ fn down_after_a_crash_at_the_claim_removes_only_an_empty_claim() {
         "another cluster's {bridge_ns} is left alone"
     );
     assert!(!cluster.state_file().exists());
+}
+
+#[test]
+fn iptables_in_a_member_namespace_really_partitions_it() {
+    let Some(_lab) = lab() else { return };
+    if Command::new("iptables").arg("--version").output().is_err() {
+        // iptables is only needed here; the lab check above does not ask for it.
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true needs iptables"
+        );
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "SKIPPED: needs iptables");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = up(dir.path(), 3);
+    let leader = cluster.leader().unwrap().expect("a leader");
+    let others: Vec<_> = cluster
+        .nodes()
+        .iter()
+        .filter(|n| n.name != leader)
+        .cloned()
+        .collect();
+    for other in &others {
+        for (chain, flag) in [("INPUT", "-s"), ("OUTPUT", "-d")] {
+            let status = cluster
+                .netns_command(&leader, "iptables")
+                .unwrap()
+                .args([
+                    "-w",
+                    "-A",
+                    chain,
+                    flag,
+                    &other.addr.to_string(),
+                    "-j",
+                    "DROP",
+                ])
+                .status()
+                .unwrap();
+            assert!(status.success(), "iptables in {leader}'s namespace");
+        }
+    }
+    // The majority elects a new leader; the isolated one stays behind.
+    let new = eventually("a leader on the majority side", || {
+        cluster.leader().ok().flatten().filter(|l| *l != leader)
+    });
+    assert!(others.iter().any(|o| o.name == new));
+    let footprint = Footprint::of(&cluster);
+    cluster.down().unwrap();
+    footprint.assert_gone();
 }

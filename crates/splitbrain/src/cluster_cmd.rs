@@ -75,7 +75,8 @@ pub struct UpArgs {
     #[arg(long)]
     no_pre_vote: bool,
     /// Seconds to wait for every member to be healthy.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    #[arg(long, value_name = "SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
     /// Extra flag for every etcd member, e.g. `--etcd-arg=--heartbeat-interval=50`
     /// (repeatable).

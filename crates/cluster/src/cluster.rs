@@ -315,10 +315,10 @@ impl Cluster {
                 }
             }
             if rec.netns_inode.is_none() || sys::netns_inode(&rec.node.netns) != rec.netns_inode {
-                return Err(Error::Leftover(format!(
-                    "namespace {} of node {name} is gone; take the cluster down and up again",
-                    rec.node.netns
-                )));
+                return Err(Error::Inconsistent {
+                    dir: self.dir.clone(),
+                    what: format!("namespace {} of node {name} is gone", rec.node.netns),
+                });
             }
             self.spawn(rec)?;
             Ok(rec.clone())
@@ -355,10 +355,15 @@ impl Cluster {
             let deadline = Instant::now() + PROCESS_TIMEOUT;
             while sys::proc_state(pid).is_some_and(|s| (s == 'T') != want_stopped) {
                 if Instant::now() > deadline {
-                    return Err(Error::Leftover(format!(
-                        "node {name} (pid {pid}) did not {} within {PROCESS_TIMEOUT:?} of {sig}",
-                        if want_stopped { "stop" } else { "continue" }
-                    )));
+                    let verb = if want_stopped {
+                        "stopping"
+                    } else {
+                        "continuing"
+                    };
+                    return Err(Error::Timeout {
+                        what: format!("node {name} (pid {pid}) {verb} on {sig}"),
+                        after: PROCESS_TIMEOUT,
+                    });
                 }
                 std::thread::sleep(Duration::from_millis(2));
             }
@@ -486,10 +491,10 @@ impl Cluster {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(Error::Leftover(format!(
-                    "node {} (pid {pid}) still running {PROCESS_TIMEOUT:?} after SIGKILL",
-                    rec.node.name
-                )));
+                return Err(Error::Timeout {
+                    what: format!("node {} (pid {pid}) exiting on SIGKILL", rec.node.name),
+                    after: PROCESS_TIMEOUT,
+                });
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -753,8 +758,9 @@ impl Cluster {
             for pid in pids {
                 match sys::owner(pid, &rec.argv, rec.netns_inode) {
                     Owner::Ours => {
-                        sys::signal(pid, Signal::SIGKILL)?;
-                        if let Err(e) = self.wait_gone(rec, pid) {
+                        let killed = sys::signal(pid, Signal::SIGKILL)
+                            .and_then(|()| self.wait_gone(rec, pid));
+                        if let Err(e) = killed {
                             left.push(e.to_string());
                         }
                     }
@@ -883,8 +889,6 @@ fn plan(lab: Lab, dir: &Path, config: &Config, etcd: &Path) -> State {
         host_addr: lab.host_addr(),
         bridge_netns: lab.bridge_netns(),
         bridge_netns_inode: None,
-        enable_v2: config.enable_v2,
-        pre_vote: config.pre_vote,
         nodes: nodes
             .into_iter()
             .map(|node| NodeRecord {

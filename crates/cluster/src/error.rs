@@ -116,6 +116,14 @@ pub enum Error {
         tail: String,
     },
 
+    /// The cluster on this machine is not what its state file records.
+    #[error("the cluster in {dir} is not as recorded: {what}; take it down with `splitbrain cluster down --dir {dir}` and start a new one")]
+    Inconsistent { dir: PathBuf, what: String },
+
+    /// Something that should have happened quickly did not.
+    #[error("{what} did not happen within {after:?}")]
+    Timeout { what: String, after: Duration },
+
     /// `down` removed what it could, but something of ours is still there.
     #[error("cluster only partly removed, state file kept so `down` can be run again: {0}")]
     Leftover(String),

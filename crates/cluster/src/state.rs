@@ -112,8 +112,6 @@ pub(crate) struct State {
     pub host_addr: Ipv4Addr,
     pub bridge_netns: String,
     pub bridge_netns_inode: Option<u64>,
-    pub enable_v2: bool,
-    pub pre_vote: bool,
     pub nodes: Vec<NodeRecord>,
 }
 
@@ -236,8 +234,6 @@ mod tests {
             host_addr: Ipv4Addr::new(10, 77, 3, 254),
             bridge_netns: "sb3-br".into(),
             bridge_netns_inode: Some(4026532314),
-            enable_v2: true,
-            pre_vote: true,
             nodes: vec![NodeRecord {
                 node: Node {
                     name: "n1".into(),

@@ -164,9 +164,10 @@ impl Cluster {
     pub fn up(config: Config) -> Result<Cluster> {
         sys::require_root("splitbrain cluster up")?;
         config.validate()?;
+        for (program, package) in PROGRAMS {
+            sys::require_program(program, package)?;
+        }
         let etcd = sys::require_program("etcd", "etcd-server")?;
-        sys::require_program("etcdctl", "etcd-client")?;
-        sys::require_program("ip", "iproute2")?;
         std::fs::create_dir_all(&config.dir)
             .map_err(|e| Error::io(format!("cannot create {}", config.dir.display()), e))?;
         let dir = std::fs::canonicalize(&config.dir)
@@ -830,6 +831,29 @@ impl Drop for ClusterGuard {
             );
         }
     }
+}
+
+/// Programs a cluster needs, with the Debian package of each (`scripts/setup` installs them).
+const PROGRAMS: [(&str, &str); 3] = [
+    ("etcd", "etcd-server"),
+    ("etcdctl", "etcd-client"),
+    ("ip", "iproute2"),
+];
+
+/// What this machine lacks to run a local cluster: `root`, and each missing program with
+/// its Debian package. Empty when [`Cluster::up`] can work. Tests use it to skip with a
+/// loud line, or to fail under CI, where everything must be installed.
+pub fn missing_prerequisites() -> Vec<String> {
+    let mut missing = Vec::new();
+    if !nix::unistd::geteuid().is_root() {
+        missing.push("root".to_owned());
+    }
+    for (program, package) in PROGRAMS {
+        if sys::find_program(program).is_none() {
+            missing.push(format!("{program} (package {package})"));
+        }
+    }
+    missing
 }
 
 /// Takes down the cluster recorded in `dir`, even after a crashed `up`. Returns whether

@@ -46,7 +46,8 @@ mod sys;
 mod topology;
 
 pub use cluster::{
-    down, Cluster, ClusterGuard, Config, MemberStatus, Process, Status, DEFAULT_DIR,
+    down, missing_prerequisites, Cluster, ClusterGuard, Config, MemberStatus, Process, Status,
+    DEFAULT_DIR,
 };
 pub use error::{Error, Result};
 pub use net::{ensure_lab_route, ensure_lab_url};

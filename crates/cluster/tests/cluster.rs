@@ -23,17 +23,9 @@ static ONE_CLUSTER_TEST_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// The lock for a cluster test, or `None` (after a loud line) if this machine cannot run
 /// one. Under CI a missing prerequisite fails the test.
 fn lab() -> Option<MutexGuard<'static, ()>> {
-    let mut missing = Vec::new();
-    if !nix::unistd::geteuid().is_root() {
-        missing.push("root".to_owned());
-    }
-    for program in ["etcd", "etcdctl", "ip", "curl"] {
-        let found = std::env::var_os("PATH").is_some_and(|path| {
-            std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
-        });
-        if !found {
-            missing.push(program.to_owned());
-        }
+    let mut missing = splitbrain_cluster::missing_prerequisites();
+    if !on_path("curl") {
+        missing.push("curl".to_owned());
     }
     if !missing.is_empty() {
         let why = format!(
@@ -53,6 +45,11 @@ fn lab() -> Option<MutexGuard<'static, ()>> {
             .lock()
             .unwrap_or_else(|p| p.into_inner()),
     )
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 fn up(dir: &Path, nodes: usize) -> ClusterGuard {

@@ -128,27 +128,22 @@ fn execute(cmd: ClusterCmd) -> anyhow::Result<u8> {
                 Ok(1)
             }
         },
-        ClusterCmd::Kill(a) => {
-            Cluster::load(&a.dir.dir)?.kill(&a.node)?;
-            out!("killed {} (SIGKILL)", a.node);
-            Ok(0)
-        }
-        ClusterCmd::Start(a) => {
-            Cluster::load(&a.dir.dir)?.start(&a.node)?;
-            out!("started {}", a.node);
-            Ok(0)
-        }
-        ClusterCmd::Pause(a) => {
-            Cluster::load(&a.dir.dir)?.pause(&a.node)?;
-            out!("paused {} (SIGSTOP)", a.node);
-            Ok(0)
-        }
-        ClusterCmd::Resume(a) => {
-            Cluster::load(&a.dir.dir)?.resume(&a.node)?;
-            out!("resumed {} (SIGCONT)", a.node);
-            Ok(0)
-        }
+        ClusterCmd::Kill(a) => node_op(a, "killed {} (SIGKILL)", |c, n| c.kill(n)),
+        ClusterCmd::Start(a) => node_op(a, "started {}", |c, n| c.start(n)),
+        ClusterCmd::Pause(a) => node_op(a, "paused {} (SIGSTOP)", |c, n| c.pause(n)),
+        ClusterCmd::Resume(a) => node_op(a, "resumed {} (SIGCONT)", |c, n| c.resume(n)),
     }
+}
+
+/// One node operation, then `done` with the node's name for `{}`.
+fn node_op(
+    a: NodeArgs,
+    done: &str,
+    op: impl FnOnce(&Cluster, &str) -> splitbrain_cluster::Result<()>,
+) -> anyhow::Result<u8> {
+    op(&Cluster::load(&a.dir.dir)?, &a.node)?;
+    out!("{}", done.replace("{}", &a.node));
+    Ok(0)
 }
 
 fn up(args: UpArgs) -> anyhow::Result<u8> {

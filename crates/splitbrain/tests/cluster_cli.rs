@@ -10,14 +10,9 @@ use std::time::{Duration, Instant};
 static ONE_CLUSTER_TEST_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn lab() -> Option<MutexGuard<'static, ()>> {
-    let mut missing = Vec::new();
-    if !is_root() {
-        missing.push("root".to_owned());
-    }
-    for program in ["etcd", "etcdctl", "ip", "setpriv"] {
-        if !on_path(program) {
-            missing.push(program.to_owned());
-        }
+    let mut missing = splitbrain_cluster::missing_prerequisites();
+    if !on_path("setpriv") {
+        missing.push("setpriv".to_owned());
     }
     if !missing.is_empty() {
         let why = format!(
@@ -37,16 +32,6 @@ fn lab() -> Option<MutexGuard<'static, ()>> {
             .lock()
             .unwrap_or_else(|p| p.into_inner()),
     )
-}
-
-fn is_root() -> bool {
-    // The real uid from /proc, to avoid a libc dependency for one call.
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find(|l| l.starts_with("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(2))
-            == Some("0")
-    })
 }
 
 fn on_path(program: &str) -> bool {

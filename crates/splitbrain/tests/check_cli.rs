@@ -1,0 +1,713 @@
+//! `splitbrain check` as a user runs it: the real binary, real files, exit codes
+//! and output.
+//!
+//! - Every `cas-register` and `mutex` history of the Knossos corpus
+//!   (`../shared/corpus/knossos`, beside the repository) gets its known verdict.
+//! - Every golden history in `histories/` gets the verdict its name states.
+//! - Malformed input exits 254 with the file and line at fault, and never panics.
+//! - Exit codes merge as Jepsen's do (invalid > unknown > valid), with unreadable
+//!   input (254) above them all; `-` reads stdin; `--format json` and `--witness`
+//!   say what they promise.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// What one run of the binary left behind.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// The `--format json` objects, one per line of stdout.
+    fn json(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}\n{self:?}"))
+            })
+            .collect()
+    }
+}
+
+fn splitbrain(dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_splitbrain"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the splitbrain binary runs");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("a stdin pipe");
+        pipe.write_all(input.as_bytes()).expect("stdin written");
+    }
+    let out = child.wait_with_output().expect("the binary finishes");
+    let run = Run {
+        code: out.status.code().expect("exited, not killed by a signal"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(
+        !run.stderr.contains("panicked"),
+        "splitbrain {args:?} panicked:\n{}",
+        run.stderr
+    );
+    run
+}
+
+/// `splitbrain check ARGS` in `dir`.
+fn check(dir: &Path, args: &[&str]) -> Run {
+    let mut all = vec!["check"];
+    all.extend_from_slice(args);
+    splitbrain(dir, &all, None)
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A scratch directory holding `files` (name, contents).
+fn scratch(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).expect("a scratch file");
+    }
+    dir
+}
+
+// ---------------------------------------------------------------------------
+// The Knossos corpus.
+
+/// The corpus sits beside the repository (CI clones it there). Without it a
+/// developer's run skips loudly; under CI it must be there.
+fn knossos() -> Option<PathBuf> {
+    let dir = repo().join("../shared/corpus/knossos");
+    if dir.join("VERDICTS.tsv").is_file() {
+        return Some(dir);
+    }
+    let msg = format!(
+        "the Knossos corpus is missing: no {}",
+        dir.join("VERDICTS.tsv").display()
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg} (CI=true: the corpus is required)");
+    }
+    eprintln!("\n*** SKIPPED: {msg} ***\n");
+    None
+}
+
+/// One row of VERDICTS.tsv that this test checks.
+struct Row {
+    file: String,
+    valid: bool,
+}
+
+/// Files checked in one run of the binary, with the same model and `--init`.
+struct Batch<'a> {
+    model: &'a str,
+    init: &'a str,
+    rows: &'a [Row],
+}
+
+#[test]
+fn knossos_corpus_verdicts() {
+    let Some(dir) = knossos() else {
+        return;
+    };
+    let tsv = std::fs::read_to_string(dir.join("VERDICTS.tsv")).expect("VERDICTS.tsv");
+    // (model, --init) -> rows
+    let mut groups: BTreeMap<(&str, &str), Vec<Row>> = BTreeMap::new();
+    for (n, line) in tsv.lines().enumerate().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let [file, expected, model, init] = cols[..] else {
+            panic!("VERDICTS.tsv:{}: expected 4 columns: {line}", n + 1);
+        };
+        let init = match (model, init) {
+            ("cas-register", "null") => "null",
+            ("mutex", "unlocked") => "\"unlocked\"",
+            ("cas-register" | "mutex", other) => {
+                panic!("VERDICTS.tsv:{}: unexpected init {other}", n + 1)
+            }
+            _ => continue,
+        };
+        let valid = match expected {
+            "linearizable" => true,
+            "not_linearizable" => false,
+            other => panic!("VERDICTS.tsv:{}: unexpected verdict {other}", n + 1),
+        };
+        groups.entry((model, init)).or_default().push(Row {
+            file: file.to_string(),
+            valid,
+        });
+    }
+    let total: usize = groups.values().map(Vec::len).sum();
+    assert_eq!(total, 121, "cas-register and mutex rows in VERDICTS.tsv");
+
+    // Many files per run, two runs at a time.
+    let batches: Vec<Batch> = groups
+        .iter()
+        .flat_map(|(&(model, init), rows)| {
+            rows.chunks(16).map(move |rows| Batch { model, init, rows })
+        })
+        .collect();
+    let mut mismatches: Vec<String> = Vec::new();
+    let mut checked = 0;
+    for pair in batches.chunks(2) {
+        let runs: Vec<Run> = std::thread::scope(|s| {
+            let handles: Vec<_> = pair
+                .iter()
+                .map(|b| {
+                    let dir = &dir;
+                    s.spawn(move || {
+                        let mut args = vec!["--model", b.model, "--init", b.init];
+                        args.extend(["--format", "json"]);
+                        args.extend(b.rows.iter().map(|r| r.file.as_str()));
+                        check(dir, &args)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a batch thread"))
+                .collect()
+        });
+        for (run, batch) in runs.iter().zip(pair) {
+            let verdicts: BTreeMap<String, Value> = run
+                .json()
+                .into_iter()
+                .map(|o| (o["file"].as_str().unwrap_or_default().to_string(), o))
+                .collect();
+            for Row { file, valid } in batch.rows {
+                match verdicts.get(file) {
+                    Some(o) if o["valid"] == Value::Bool(*valid) => checked += 1,
+                    Some(o) => mismatches.push(format!(
+                        "{file}: expected valid={valid}, got {}",
+                        o.get("valid").or(o.get("error")).unwrap_or(&Value::Null)
+                    )),
+                    None => mismatches.push(format!("{file}: no result\n{}", run.stderr)),
+                }
+            }
+            let want = if batch.rows.iter().all(|r| r.valid) {
+                0
+            } else {
+                1
+            };
+            if run.code != want {
+                mismatches.push(format!("a batch exited {}, not {want}", run.code));
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {total} Knossos verdicts wrong:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+    assert_eq!(checked, 121);
+}
+
+// ---------------------------------------------------------------------------
+// Our golden histories: histories/<model>/<what>.<valid|invalid>.jsonl
+
+#[test]
+fn golden_histories_get_the_verdict_in_their_name() {
+    let root = repo().join("histories");
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    for model in ["register", "cas-register", "mutex"] {
+        let mut files: Vec<String> = std::fs::read_dir(root.join(model))
+            .unwrap_or_else(|e| panic!("histories/{model}: {e}"))
+            .map(|e| {
+                format!(
+                    "{model}/{}",
+                    e.expect("an entry").file_name().to_string_lossy()
+                )
+            })
+            .collect();
+        files.sort();
+        let mut args = vec!["--model", model, "--format", "json"];
+        args.extend(files.iter().map(String::as_str));
+        let run = check(&root, &args);
+        let results = run.json();
+        assert_eq!(results.len(), files.len(), "{run:?}");
+        for (file, o) in files.iter().zip(&results) {
+            assert_eq!(o["file"], *file);
+            let want = if file.ends_with(".valid.jsonl") {
+                true
+            } else if file.ends_with(".invalid.jsonl") {
+                false
+            } else {
+                panic!("histories/{file}: the name must end .valid.jsonl or .invalid.jsonl");
+            };
+            if o["valid"] != Value::Bool(want) {
+                wrong.push(format!("histories/{file}: got valid={}", o["valid"]));
+            }
+            checked += 1;
+        }
+    }
+    assert!(wrong.is_empty(), "wrong verdicts:\n{}", wrong.join("\n"));
+    assert!(checked >= 12, "only {checked} golden histories");
+}
+
+#[test]
+fn keyed_golden_history_names_the_bad_key() {
+    let run = check(
+        &repo().join("histories"),
+        &[
+            "--format",
+            "json",
+            "cas-register/keyed-one-bad-key.invalid.jsonl",
+        ],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    let o = &run.json()[0];
+    assert_eq!(o["keys"], 2);
+    assert_eq!(o["invalid_keys"], serde_json::json!(["k2"]));
+    assert_eq!(o["counterexample"]["key"], "k2");
+}
+
+// ---------------------------------------------------------------------------
+// Malformed input: exit 254, the file and line in the message, no panic.
+
+const W1: &str = r#"{"process":0,"type":"invoke","f":"write","value":1}"#;
+const W1_OK: &str = r#"{"process":0,"type":"ok","f":"write","value":1}"#;
+const R: &str = r#"{"process":1,"type":"invoke","f":"read","value":null}"#;
+
+/// Checks `text` saved as `name` and expects exit 254 with `expected` (which
+/// names the file and line) in the error.
+fn rejects(name: &str, text: &str, extra: &[&str], expected: &str) {
+    let dir = scratch(&[(name, text)]);
+    let mut args = extra.to_vec();
+    args.push(name);
+    let run = check(dir.path(), &args);
+    assert_eq!(run.code, 254, "{name}: {run:?}");
+    assert!(
+        run.stderr.contains(expected),
+        "{name}: stderr should contain {expected:?}:\n{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn truncated_json_line_names_its_line() {
+    let text = format!("{W1}\n{W1_OK}\n{{\"process\":1,\"type\":\"invoke\",\"f\":\"read\"\n");
+    rejects("t.jsonl", &text, &[], "t.jsonl:3: invalid JSON");
+}
+
+#[test]
+fn line_cut_inside_a_string_is_invalid_json_not_a_wrong_type() {
+    // Cut off in the middle of `"read"`: the JSON is broken, `f` is not a number.
+    let text = format!("{W1}\n{W1_OK}\n{{\"process\":1,\"type\":\"invoke\",\"f\":\"re\n");
+    rejects("t.jsonl", &text, &[], "t.jsonl:3: invalid JSON");
+}
+
+#[test]
+fn fields_of_the_wrong_type_name_the_field_and_line() {
+    for (field, line, want) in [
+        (
+            r#"{"process":"x","type":"ok","f":"write","value":1}"#,
+            2,
+            "field `process`",
+        ),
+        (
+            r#"{"process":0,"type":"okay","f":"write","value":1}"#,
+            2,
+            "field `type`",
+        ),
+        (
+            r#"{"process":0,"type":"ok","f":3,"value":1}"#,
+            2,
+            "field `f`",
+        ),
+    ] {
+        // A blank line first: line numbers count it.
+        let text = format!("{W1}\n{field}\n");
+        rejects(
+            "t.jsonl",
+            &text,
+            &[],
+            &format!("t.jsonl:{line}: bad op: {want}"),
+        );
+        let text = format!("\n{W1}\n{field}\n");
+        rejects(
+            "t.jsonl",
+            &text,
+            &[],
+            &format!("t.jsonl:{}: bad op: {want}", line + 1),
+        );
+    }
+}
+
+#[test]
+fn completion_without_invocation_names_its_line() {
+    let text = format!(
+        "{W1}\n{W1_OK}\n{}\n",
+        r#"{"process":5,"type":"ok","f":"read","value":1}"#
+    );
+    rejects(
+        "t.jsonl",
+        &text,
+        &[],
+        "t.jsonl:3: process 5 completes an op it never invoked",
+    );
+}
+
+#[test]
+fn double_invocation_names_both_lines() {
+    let text = format!("{W1}\n{R}\n{W1}\n");
+    rejects(
+        "t.jsonl",
+        &text,
+        &[],
+        "t.jsonl:3: process 0 invokes again while its invocation on line 1 is still open",
+    );
+}
+
+#[test]
+fn edn_unclosed_bracket_names_where_it_opened() {
+    let text = "; a history\n[{:process 0, :type :invoke, :f :read, :value nil}\n \
+                {:process 0, :type :ok, :f :read, :value nil}\n";
+    rejects(
+        "h.edn",
+        text,
+        &[],
+        "h.edn:2: EDN syntax error: `[` opened here is never closed",
+    );
+}
+
+#[test]
+fn edn_non_op_names_its_line() {
+    let text = "[{:process 0, :type :invoke, :f :read, :value nil}\n \
+                {:process 0, :type :ok, :f :read, :value nil}\n 42]\n";
+    rejects(
+        "h.edn",
+        text,
+        &[],
+        "h.edn:3: EDN syntax error: expected an op map",
+    );
+}
+
+#[test]
+fn edn_bad_token_names_its_line() {
+    // The `@` sits on line 2 of a two-line file.
+    let text = "[{:process 0, :type :invoke, :f :read, :value nil}\n \
+                {:process 0, :type :ok, :f :read, :value @@}]\n";
+    rejects("h.edn", text, &[], "h.edn:2: EDN syntax error");
+    // And on line 3 of an op that spans lines 2-3.
+    let text = "[{:process 0, :type :invoke, :f :read, :value nil}\n \
+                {:process 0, :type :ok,\n  :f :read, :value 1.2.3}]\n";
+    rejects("h.edn", text, &[], "h.edn:3: EDN syntax error");
+}
+
+#[test]
+fn empty_file_is_named() {
+    rejects("e.jsonl", "", &[], "e.jsonl: empty history");
+    rejects("e.jsonl", "\n\n", &[], "e.jsonl: empty history");
+    rejects("e.edn", "; nothing here\n", &[], "e.edn: empty history");
+}
+
+#[test]
+fn missing_file_is_named() {
+    let dir = scratch(&[]);
+    let run = check(dir.path(), &["no-such-history.jsonl"]);
+    assert_eq!(run.code, 254, "{run:?}");
+    assert!(
+        run.stderr.contains("no-such-history.jsonl: cannot read"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn independent_needs_tuples_and_names_the_line() {
+    let text = format!(
+        "{}\n{}\n{}\n",
+        r#"{"process":0,"type":"invoke","f":"write","value":[7,1]}"#,
+        r#"{"process":0,"type":"ok","f":"write","value":[7,1]}"#,
+        r#"{"process":1,"type":"invoke","f":"read","value":3}"#,
+    );
+    rejects(
+        "t.jsonl",
+        &text,
+        &["--independent"],
+        "t.jsonl:3: field `value`: --independent expects a [key value] tuple, found 3",
+    );
+}
+
+#[test]
+fn cas_value_must_be_a_pair() {
+    // Never completed: the invocation's line.
+    let text = format!(
+        "{W1}\n{W1_OK}\n{}\n",
+        r#"{"process":2,"type":"invoke","f":"cas","value":[1,2,3]}"#
+    );
+    rejects(
+        "t.jsonl",
+        &text,
+        &["--model", "cas-register"],
+        "t.jsonl:3: a cas value must be [expected, new], found [1,2,3]",
+    );
+    // Completed ok: the checker names the completion (as for an unknown `f`).
+    let text = format!(
+        "{W1}\n{W1_OK}\n{}\n{}\n",
+        r#"{"process":2,"type":"invoke","f":"cas","value":5}"#,
+        r#"{"process":2,"type":"ok","f":"cas","value":5}"#
+    );
+    rejects(
+        "t.jsonl",
+        &text,
+        &["--model", "cas-register"],
+        "t.jsonl:4: a cas value must be [expected, new], found 5",
+    );
+}
+
+#[test]
+fn unknown_function_for_the_model_names_the_line() {
+    let text = format!(
+        "{W1}\n{W1_OK}\n{}\n",
+        r#"{"process":2,"type":"invoke","f":"cas","value":[1,2]}"#
+    );
+    rejects(
+        "t.jsonl",
+        &text,
+        &["--model", "register"],
+        "t.jsonl:3: the register model has no function `cas`",
+    );
+    let text = format!("{W1}\n{W1_OK}\n");
+    rejects(
+        "t.jsonl",
+        &text,
+        &["--model", "mutex"],
+        "t.jsonl:2: the mutex model has no function `write`",
+    );
+}
+
+#[test]
+fn bad_options_are_usage_errors() {
+    let dir = scratch(&[("t.jsonl", &format!("{W1}\n{W1_OK}\n"))]);
+    for (args, want) in [
+        (&["--init", "{", "t.jsonl"][..], "not JSON"),
+        (
+            &["--init", "5", "--model", "mutex", "t.jsonl"][..],
+            "--init",
+        ),
+        (
+            &["--model", "queue", "t.jsonl"][..],
+            "unknown model `queue`",
+        ),
+        (&["--time-limit", "0", "t.jsonl"][..], "time limit"),
+        (&["--format", "yaml", "t.jsonl"][..], "yaml"),
+        (&[][..], "FILE"),
+    ] {
+        let run = check(dir.path(), args);
+        assert_eq!(run.code, 254, "{args:?}: {run:?}");
+        assert!(
+            run.stderr.contains(want),
+            "{args:?}: stderr should contain {want:?}:\n{}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "{args:?}: {run:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Exit codes and output.
+
+const VALID: &str = "register/concurrent-read-sees-new-value.valid.jsonl";
+const INVALID: &str = "register/stale-read.invalid.jsonl";
+
+/// A mutex history no search finishes: 30 concurrent pending acquires and
+/// releases, any subset of which may have happened, then 18 sequential acquires
+/// that need more releases than there are. Every subset must be tried.
+fn hard_history() -> String {
+    let mut s = String::new();
+    for p in 0..30 {
+        let f = if p % 2 == 0 { "acquire" } else { "release" };
+        s.push_str(&format!(
+            "{{\"process\":{p},\"type\":\"invoke\",\"f\":\"{f}\",\"value\":null}}\n"
+        ));
+    }
+    for _ in 0..18 {
+        for kind in ["invoke", "ok"] {
+            s.push_str(&format!(
+                "{{\"process\":100,\"type\":\"{kind}\",\"f\":\"acquire\",\"value\":null}}\n"
+            ));
+        }
+    }
+    s
+}
+
+#[test]
+fn exit_codes_merge_invalid_over_unknown_over_valid_and_bad_input_over_all() {
+    let mutex = repo().join("histories/mutex");
+    let read = |f: &str| std::fs::read_to_string(mutex.join(f)).expect("a golden history");
+    let dir = scratch(&[
+        ("ok.jsonl", &read("lock-handoff.valid.jsonl")),
+        ("bad.jsonl", &read("double-grant.invalid.jsonl")),
+        ("hard.jsonl", &hard_history()),
+        ("broken.jsonl", "{\"process\":0,\n"),
+    ]);
+    let run = |files: &[&str]| {
+        let mut args = vec!["--model", "mutex", "--time-limit", "0.2"];
+        args.extend_from_slice(files);
+        check(dir.path(), &args)
+    };
+    for (files, code) in [
+        (&["ok.jsonl"][..], 0),
+        (&["ok.jsonl", "ok.jsonl"][..], 0),
+        (&["bad.jsonl"][..], 1),
+        (&["ok.jsonl", "bad.jsonl"][..], 1),
+        (&["bad.jsonl", "ok.jsonl"][..], 1),
+        (&["hard.jsonl"][..], 2),
+        (&["ok.jsonl", "hard.jsonl"][..], 2),
+        (&["hard.jsonl", "ok.jsonl"][..], 2),
+        (&["hard.jsonl", "bad.jsonl"][..], 1),
+        (&["bad.jsonl", "hard.jsonl", "ok.jsonl"][..], 1),
+    ] {
+        let r = run(files);
+        assert_eq!(r.code, code, "{files:?}: {r:?}");
+        // Every file gets its line of verdict.
+        for f in files {
+            assert!(r.stdout.contains(&format!("{f}: ")), "{files:?}: {r:?}");
+        }
+    }
+    assert!(run(&["hard.jsonl"]).stdout.contains("UNKNOWN"));
+
+    // Unreadable input beats everything, wherever it comes in the list, and the
+    // other files are still checked.
+    for files in [
+        &["broken.jsonl", "ok.jsonl"][..],
+        &["ok.jsonl", "bad.jsonl", "broken.jsonl"][..],
+        &["hard.jsonl", "missing.jsonl", "bad.jsonl"][..],
+    ] {
+        let r = run(files);
+        assert_eq!(r.code, 254, "{files:?}: {r:?}");
+        let checked = files
+            .iter()
+            .filter(|f| r.stdout.contains(&format!("{f}: ")))
+            .count();
+        assert_eq!(checked, files.len() - 1, "{files:?}: {r:?}");
+    }
+}
+
+#[test]
+fn dash_reads_standard_input() {
+    let golden = repo().join("histories");
+    for (file, code) in [(VALID, 0), (INVALID, 1)] {
+        let text = std::fs::read_to_string(golden.join(file)).expect("a golden history");
+        let run = splitbrain(
+            &golden,
+            &["check", "--model", "register", "--format", "json", "-"],
+            Some(&text),
+        );
+        assert_eq!(run.code, code, "{file}: {run:?}");
+        assert_eq!(run.json()[0]["file"], "-");
+    }
+    // Malformed stdin names `-` and the line.
+    let run = splitbrain(
+        &golden,
+        &["check", "-"],
+        Some(&format!("{W1}\n{W1_OK}\n{W1_OK}\n")),
+    );
+    assert_eq!(run.code, 254, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("-:3: process 0 completes an op it never invoked"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn json_output_has_the_documented_fields() {
+    let golden = repo().join("histories");
+    let run = check(
+        &golden,
+        &["--model", "register", "--format", "json", VALID, INVALID],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    let out = run.json();
+    assert_eq!(out.len(), 2, "{run:?}");
+    for o in &out {
+        for field in ["file", "valid", "model", "ops", "elapsed_ms"] {
+            assert!(o.get(field).is_some(), "no `{field}` in {o}");
+        }
+        assert_eq!(o["model"], "register");
+        assert!(o["elapsed_ms"].is_number(), "{o}");
+    }
+    let (valid, invalid) = (&out[0], &out[1]);
+    assert_eq!(valid["file"], VALID);
+    assert_eq!(valid["valid"], true);
+    assert_eq!(valid["ops"], 4);
+    assert!(valid.get("counterexample").is_none(), "{valid}");
+
+    assert_eq!(invalid["file"], INVALID);
+    assert_eq!(invalid["valid"], false);
+    assert_eq!(invalid["ops"], 3);
+    let c = &invalid["counterexample"];
+    for field in ["op", "concurrent", "prefix", "states", "shrunk", "timeline"] {
+        assert!(c.get(field).is_some(), "no counterexample `{field}` in {c}");
+    }
+    // The stale read: line 5's read of 1, after write 2 completed, in state 2.
+    assert_eq!(c["op"]["line"], 5);
+    assert_eq!(c["op"]["f"], "read");
+    assert_eq!(c["states"], serde_json::json!([2]));
+    let shrunk: Vec<u64> = c["shrunk"]
+        .as_array()
+        .expect("shrunk is a list")
+        .iter()
+        .map(|o| o["line"].as_u64().expect("a line"))
+        .collect();
+    assert_eq!(shrunk, [1, 3, 5]);
+    assert!(
+        c["timeline"]
+            .as_str()
+            .is_some_and(|t| t.contains("cannot be linearized")),
+        "{c}"
+    );
+    assert!(c["concurrent"].is_array() && c["prefix"].is_array(), "{c}");
+}
+
+#[test]
+fn witness_prints_a_linearization() {
+    let golden = repo().join("histories");
+    let file = "cas-register/cas-chain.valid.jsonl";
+    let run = check(&golden, &["--witness", file]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("linearization:"), "{}", run.stdout);
+    // The ops in the only order that works, by the lines they start on.
+    let order: Vec<&str> = run
+        .stdout
+        .lines()
+        .skip_while(|l| !l.contains("linearization:"))
+        .skip(1)
+        .filter_map(|l| l.split("[lines ").nth(1).or(l.split("[line ").nth(1)))
+        .map(|l| l.split(['-', ']']).next().unwrap_or_default())
+        .collect();
+    assert_eq!(order, ["1", "3", "6", "5", "11", "13"], "{}", run.stdout);
+
+    let run = check(&golden, &["--witness", "--format", "json", file]);
+    let o = &run.json()[0];
+    let lines: Vec<u64> = o["witness"][0]["order"]
+        .as_array()
+        .expect("a witness order")
+        .iter()
+        .map(|op| op["line"].as_u64().expect("a line"))
+        .collect();
+    assert_eq!(lines, [1, 3, 6, 5, 11, 13]);
+    // Without --witness, no witness.
+    let run = check(&golden, &["--format", "json", file]);
+    assert!(run.json()[0].get("witness").is_none(), "{run:?}");
+}

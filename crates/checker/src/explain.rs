@@ -244,7 +244,10 @@ pub fn render_text(r: &Report) -> String {
     let verdict = match r.verdict {
         Verdict::Valid => "linearizable",
         Verdict::Invalid => "NOT linearizable",
-        Verdict::Unknown => "UNKNOWN (the time limit passed before the search finished)",
+        Verdict::Unknown => match r.unknown_reason {
+            Some("memory limit") => "UNKNOWN (the search reached its memory limit)",
+            _ => "UNKNOWN (the time limit passed before the search finished)",
+        },
     };
     let keys = if r.keys > 1 {
         format!(", {} keys", r.keys)

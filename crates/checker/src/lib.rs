@@ -101,6 +101,9 @@ pub struct Options {
     /// How long shrinking a counterexample may take at most (it stops early with the
     /// smallest history found so far).
     pub shrink_time: Duration,
+    /// Bytes the search caches may use in all before the verdict is `Unknown`
+    /// (an estimate of the dominant cost, not a hard cap on the process).
+    pub memory_limit: u64,
 }
 
 impl Default for Options {
@@ -111,6 +114,7 @@ impl Default for Options {
             time_limit: None,
             witness: false,
             shrink_time: Duration::from_secs(10),
+            memory_limit: 4 << 30,
         }
     }
 }
@@ -172,6 +176,9 @@ pub struct Report {
     pub invalid_keys: Vec<Value>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unknown_keys: Vec<Value>,
+    /// Why the verdict is unknown: `"time limit"` or `"memory limit"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown_reason: Option<&'static str>,
     /// For an invalid history: the first invalid key's explanation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counterexample: Option<Counterexample>,
@@ -226,7 +233,7 @@ pub fn check_model<M: Model>(
 ) -> Result<Report, CheckError> {
     let start = Instant::now();
     let parts = prepare::partitions(model, history, &opts.init)?;
-    let deadline = Deadline::new(opts.time_limit.map(|t| start + t));
+    let deadline = Deadline::with_memory(opts.time_limit.map(|t| start + t), opts.memory_limit);
     // Per key: the outcome, and the pruned calls it refers to.
     let results: Vec<_> = parts
         .par_iter()
@@ -246,6 +253,7 @@ pub fn check_model<M: Model>(
         elapsed_ms: Duration::ZERO,
         invalid_keys: Vec::new(),
         unknown_keys: Vec::new(),
+        unknown_reason: None,
         counterexample: None,
         witness: opts.witness.then(Vec::new),
     };
@@ -265,6 +273,11 @@ pub fn check_model<M: Model>(
             }
             Outcome::Unknown => {
                 report.verdict = report.verdict.merge(Verdict::Unknown);
+                report.unknown_reason = Some(if deadline.out_of_memory() {
+                    "memory limit"
+                } else {
+                    "time limit"
+                });
                 report.unknown_keys.extend(key_json(part));
             }
             Outcome::NotLinearizable(stuck) => {

@@ -17,22 +17,50 @@ use crate::model::Model;
 use crate::prepare::Call;
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-/// When to give up: a wall-clock deadline, and a flag another thread may raise.
+/// When to give up: a wall-clock deadline, a memory budget for the search caches,
+/// and a flag another thread may raise.
 #[derive(Debug, Default)]
 pub struct Deadline {
     pub at: Option<Instant>,
     pub cancelled: AtomicBool,
+    /// Bytes the searches' caches may hold in all (an estimate; `u64::MAX`: no limit).
+    pub memory: u64,
+    used: AtomicU64,
+    out_of_memory: AtomicBool,
 }
 
 impl Deadline {
     pub fn new(at: Option<Instant>) -> Deadline {
+        Deadline::with_memory(at, u64::MAX)
+    }
+
+    pub fn with_memory(at: Option<Instant>, memory: u64) -> Deadline {
         Deadline {
             at,
             cancelled: AtomicBool::new(false),
+            memory,
+            used: AtomicU64::new(0),
+            out_of_memory: AtomicBool::new(false),
         }
+    }
+
+    /// Counts `bytes` more against the memory budget; false (and cancelled) when over.
+    fn charge(&self, bytes: u64) -> bool {
+        let used = self.used.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if used > self.memory {
+            self.out_of_memory.store(true, Ordering::Relaxed);
+            self.cancelled.store(true, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Whether a search gave up for lack of memory rather than time.
+    pub fn out_of_memory(&self) -> bool {
+        self.out_of_memory.load(Ordering::Relaxed)
     }
 
     pub fn expired(&self) -> bool {
@@ -128,13 +156,21 @@ pub(crate) fn search<M: Model>(
     let mut stuck: Option<(u64, Stuck<M::State>)> = None;
     let mut e = next[head];
     let mut steps: u32 = 0;
-    loop {
+    // Cache bytes not yet charged to the shared budget (charged in batches).
+    let mut uncharged: u64 = 0;
+    // An entry, the table's spare capacity (it doubles as it grows) and the boxed
+    // tail's allocation: about 128 bytes measured on a register search.
+    let entry_bytes = 2 * std::mem::size_of::<CacheKey<M::State>>() as u64 + 32;
+    let outcome = loop {
         if returns_left == 0 {
-            return Outcome::Linearizable(stack.iter().map(|(i, _)| *i).collect());
+            break Outcome::Linearizable(stack.iter().map(|(i, _)| *i).collect());
         }
         steps = steps.wrapping_add(1);
-        if steps % 1024 == 0 && deadline.expired() {
-            return Outcome::Unknown;
+        if steps % 1024 == 0 {
+            let within_memory = deadline.charge(std::mem::take(&mut uncharged));
+            if !within_memory || deadline.expired() {
+                break Outcome::Unknown;
+            }
         }
         let at_return = e == NIL || events[e as usize].2;
         if at_return {
@@ -144,7 +180,7 @@ pub(crate) fn search<M: Model>(
             }
             let Some((i, before)) = stack.pop() else {
                 let (_, s) = stuck.expect("a failed search met a return event");
-                return Outcome::NotLinearizable(s);
+                break Outcome::NotLinearizable(s);
             };
             state = before;
             lin.clear(i);
@@ -159,7 +195,10 @@ pub(crate) fn search<M: Model>(
         let i = events[e as usize].1 as usize;
         if let Some(after) = model.step(&state, &calls[i].op) {
             lin.set(i);
-            if cache.insert(lin.key(after.clone())) {
+            let key = lin.key(after.clone());
+            let bytes = entry_bytes + 8 * key.tail.len() as u64;
+            if cache.insert(key) {
+                uncharged += bytes;
                 stack.push((i, std::mem::replace(&mut state, after)));
                 unlink(&mut next, &mut prev, call_ev[i]);
                 if ret_ev[i] != NIL {
@@ -172,7 +211,13 @@ pub(crate) fn search<M: Model>(
             lin.clear(i);
         }
         e = next[e as usize];
+    };
+    // A big cache takes a while to free (half a second for a few million entries);
+    // when giving up, free it on another thread so the time limit holds.
+    if matches!(outcome, Outcome::Unknown) && cache.len() > 100_000 {
+        std::thread::spawn(move || drop(cache));
     }
+    outcome
 }
 
 fn note_stuck<S: Clone + Eq>(

@@ -95,7 +95,7 @@ impl Values {
 
 /// A sequential specification of one object.
 pub trait Model: Sync + Send {
-    type State: Clone + Eq + Hash + Debug + Send + Sync;
+    type State: Clone + Eq + Hash + Debug + Send + Sync + 'static;
     type Op: Clone + Debug + Send + Sync;
 
     /// The name users type (`--model NAME`).

@@ -1,8 +1,11 @@
 //! From a history to what the search needs: per key, the calls with their intervals,
 //! compiled by the model, with indeterminate ops pruned where that is sound.
 //!
-//! Positions: the op at history index `i` sits at position `2i + 2`. A *virtual*
-//! return placed just before the op at index `i` sits at `2i + 1`.
+//! Positions: the op at history index `i` sits at position `(i + 1) << 32`. A
+//! *virtual* return placed just before another return sits one below it; chains of
+//! such inferences (a cas observed, whose own expected value was written by an
+//! indeterminate op, ...) step down one each, and never reach the previous real
+//! event, which is 2^32 below.
 //!
 //! # Pruning indeterminate ops (register-like models only)
 //!
@@ -56,8 +59,13 @@ pub(crate) struct Partition<M: Model> {
     pub values: Values,
 }
 
+/// The distance between two real events.
+const REAL: u64 = 1 << 32;
+/// The longest chain of inferences pruning follows.
+const MAX_CHAIN: u64 = 64;
+
 pub(crate) fn pos(index: usize) -> u64 {
-    2 * index as u64 + 2
+    (index as u64 + 1) * REAL
 }
 
 /// Splits a history by key and compiles every op that did not fail.
@@ -214,6 +222,13 @@ pub(crate) fn prune<M: Model>(
                 continue;
             }
             let bound = r_ret - 1;
+            // How many inferences this bound sits behind the real return it comes
+            // from. A cycle (cas a→b the only writer of b, cas b→a the only writer
+            // of a) would step down forever; it can never be linearized, and not
+            // tightening is always sound, so chains stop at MAX_CHAIN.
+            if bound.next_multiple_of(REAL) - bound > MAX_CHAIN {
+                continue;
+            }
             let wc = &mut calls[w];
             if bound <= wc.call {
                 // The writer began after the observer returned: no ordering can
@@ -308,5 +323,32 @@ mod tests {
         let pruned = prune(&m, &p.calls, &p.init, &p.values);
         assert_eq!(pruned.len(), 3);
         assert!(!pruned[0].required && !pruned[1].required);
+    }
+
+    #[test]
+    fn a_cycle_of_cas_inferences_ends() {
+        use OpType::*;
+        // cas 2→1 is the only writer of 1, cas 1→2 the only writer of 2: each
+        // proves the other came first. Pruning must stop, and the verdict is invalid.
+        let h = history(&[
+            (0, Invoke, "cas", json!([2, 1])),
+            (1, Invoke, "cas", json!([1, 2])),
+            (2, Invoke, "read", Value::Null),
+            (2, Ok, "read", json!(1)),
+        ]);
+        let m = Register { cas: true };
+        let p = &partitions(&m, &h, &Value::Null).unwrap()[0];
+        let pruned = prune(&m, &p.calls, &p.init, &p.values);
+        assert!(pruned
+            .iter()
+            .all(|c| c.ret.is_some_and(|r| pos(3) - r <= MAX_CHAIN)));
+        let opts = crate::Options {
+            model: crate::ModelKind::CasRegister,
+            ..Default::default()
+        };
+        assert_eq!(
+            crate::check(&h, &opts).unwrap().verdict,
+            crate::Verdict::Invalid
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! `splitbrain check`: decide whether recorded histories are linearizable.
 
 use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
 use splitbrain_checker::{self as checker, ModelKind, Options, Verdict};
 use splitbrain_history::History;
 use std::io::Write;
@@ -39,6 +40,10 @@ pub struct CheckArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub time_limit: Option<Duration>,
 
+    /// Give up with verdict "unknown" when the search's memory reaches this many GiB.
+    #[arg(long, value_name = "GIB", default_value = "4", value_parser = parse_gib)]
+    pub memory_limit: u64,
+
     /// Output format: text for people and CI logs, json for one object per file.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -76,18 +81,37 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+fn parse_gib(s: &str) -> Result<u64, String> {
+    let gib: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of GiB"))?;
+    if !(gib.is_finite() && gib > 0.0) {
+        return Err("the memory limit must be a positive number of GiB".into());
+    }
+    Ok((gib * (1u64 << 30) as f64) as u64)
+}
+
 pub fn run(args: CheckArgs) -> u8 {
     let opts = Options {
         model: args.model,
         init: args.init.clone(),
         time_limit: args.time_limit,
         witness: args.witness,
+        memory_limit: args.memory_limit,
         ..Options::default()
     };
     let mut verdict = Verdict::Valid;
     let mut bad_input = false;
     let stdout = std::io::stdout();
     for path in &args.files {
+        // A spinner on stderr for long checks; indicatif draws nothing when stderr
+        // is not a terminal, so logs and pipes stay clean.
+        let spinner = ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        spinner.set_message(format!("reading {}", path.display()));
+        spinner.enable_steady_tick(Duration::from_millis(120));
         let result = History::read_path(path)
             .and_then(|h| {
                 if args.independent {
@@ -97,7 +121,15 @@ pub fn run(args: CheckArgs) -> u8 {
                 }
             })
             .map_err(|e| e.to_string())
-            .and_then(|h| checker::check(&h, &opts).map_err(|e| e.to_string()));
+            .and_then(|h| {
+                spinner.set_message(format!(
+                    "checking {} ({} ops)",
+                    path.display(),
+                    h.pairs().len()
+                ));
+                checker::check(&h, &opts).map_err(|e| e.to_string())
+            });
+        spinner.finish_and_clear();
         let mut out = stdout.lock();
         match result {
             Ok(report) => {

@@ -24,7 +24,8 @@ pub fn parse(source: &str, text: &str) -> Result<History, HistoryError> {
     for span in spans {
         let slice = &text[span.start..span.end];
         let edn = edn_format::parse_str(slice).map_err(|e| {
-            let line = span.line + e.row.saturating_sub(1);
+            // edn-format reports the line in `col` and the column in `row`.
+            let line = span.line + e.col.saturating_sub(1);
             HistoryError::new(source, Some(line), ErrorKind::Edn(format!("{:?}", e.error)))
         })?;
         let op = op_from_edn(&edn).map_err(|k| HistoryError::new(source, Some(span.line), k))?;

@@ -83,11 +83,7 @@ fn split_lines(text: &str, n: usize) -> Vec<(&str, usize)> {
     out
 }
 
-fn parse_chunk(
-    source: &str,
-    text: &str,
-    first_line: usize,
-) -> Result<Chunk, HistoryError> {
+fn parse_chunk(source: &str, text: &str, first_line: usize) -> Result<Chunk, HistoryError> {
     let mut ops = Vec::with_capacity(text.len() / 80);
     let mut lines = Vec::with_capacity(text.len() / 80);
     for (n, line) in text.lines().enumerate() {
@@ -105,6 +101,12 @@ fn parse_chunk(
 /// Parses one line holding one op.
 pub fn parse_line(line: &str) -> Result<Op, ErrorKind> {
     serde_json::from_str::<Op>(line).map_err(|e| {
+        // A field's own message ("expected a string") can hide a line that is not
+        // JSON at all, such as one cut off inside a string: say that instead.
+        let e = match serde_json::from_str::<serde::de::IgnoredAny>(line) {
+            Err(syntax) if e.is_data() => syntax,
+            _ => e,
+        };
         let msg = e.to_string();
         // serde_json appends " at line 1 column N"; keep the column, drop the line,
         // since we report the file's own line number.

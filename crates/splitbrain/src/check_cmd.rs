@@ -20,11 +20,14 @@ Exit status: 0 every history valid, 1 any invalid, 2 any unknown (time limit) an
 none invalid, 254 bad usage or unreadable input.
 
 Examples:
-  splitbrain check histories/register-stale-read.invalid.jsonl
-  splitbrain check --model cas-register --format json store/latest/history.jsonl
+  splitbrain check --model register histories/register/stale-read.invalid.jsonl
+  splitbrain check --model mutex --init '\"unlocked\"' histories/mutex/*.jsonl
+  splitbrain check --format json --witness history.jsonl
   splitbrain check --independent --time-limit 60 history.edn")]
 pub struct CheckArgs {
-    /// The sequential model every key must follow.
+    /// The sequential model every key must follow: register (read, write),
+    /// cas-register (read, write, cas with value [expected, new]) or mutex
+    /// (acquire, release).
     #[arg(long, default_value = "cas-register", value_parser = parse_model)]
     pub model: ModelKind,
 

@@ -38,6 +38,16 @@ fn main() -> ExitCode {
             };
         }
     };
+    // Library warnings (say, a namespace that is no longer ours and was left alone)
+    // go to stderr; SPLITBRAIN_LOG=debug shows more.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SPLITBRAIN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .init();
     let code = match cli.command {
         Command::Check(args) => check_cmd::run(args),
         Command::Cluster(cmd) => cluster_cmd::run(cmd),

@@ -28,7 +28,7 @@ mod shrink;
 
 pub use explain::{render_text, timeline, Counterexample, OpRef};
 pub use linear::Deadline;
-pub use model::{Model, Mutex, Register, ValueId, Values};
+pub use model::{Append, Counter, Model, Mutex, Register, Set, ValueId, Values};
 
 use linear::Outcome;
 use prepare::Partition;
@@ -50,6 +50,12 @@ pub enum ModelKind {
     CasRegister,
     /// `acquire` and `release`.
     Mutex,
+    /// `add` a value, `read` the whole set.
+    Set,
+    /// `add` an integer, `read` the total.
+    Counter,
+    /// A string register: `read`, `write`, `append`.
+    Append,
 }
 
 impl ModelKind {
@@ -57,6 +63,9 @@ impl ModelKind {
         ModelKind::Register,
         ModelKind::CasRegister,
         ModelKind::Mutex,
+        ModelKind::Set,
+        ModelKind::Counter,
+        ModelKind::Append,
     ];
 
     pub fn name(self) -> &'static str {
@@ -64,6 +73,9 @@ impl ModelKind {
             ModelKind::Register => "register",
             ModelKind::CasRegister => "cas-register",
             ModelKind::Mutex => "mutex",
+            ModelKind::Set => "set",
+            ModelKind::Counter => "counter",
+            ModelKind::Append => "append",
         }
     }
 }
@@ -222,6 +234,9 @@ pub fn check(history: &History, opts: &Options) -> Result<Report, CheckError> {
         ModelKind::Register => check_model(&Register { cas: false }, history, opts),
         ModelKind::CasRegister => check_model(&Register { cas: true }, history, opts),
         ModelKind::Mutex => check_model(&Mutex, history, opts),
+        ModelKind::Set => check_model(&Set, history, opts),
+        ModelKind::Counter => check_model(&Counter, history, opts),
+        ModelKind::Append => check_model(&Append, history, opts),
     }
 }
 

@@ -297,6 +297,235 @@ impl Model for Mutex {
     }
 }
 
+/// A grow-only set: `add` a value, `read` returns the whole set as a JSON array
+/// (in any order; duplicates are ignored). Not register-like: no pruning.
+#[derive(Debug, Clone, Copy)]
+pub struct Set;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetOp {
+    Add(ValueId),
+    /// The members read, sorted and deduplicated.
+    Read(Vec<ValueId>),
+}
+
+/// Interns the elements of a set given as a JSON array (null is the empty set).
+fn set_of(v: &Value, values: &mut Values) -> Result<Vec<ValueId>, String> {
+    let mut ids = match v {
+        Value::Null => Vec::new(),
+        Value::Array(xs) => xs.iter().map(|x| values.id(x)).collect(),
+        other => return Err(format!("a set is a JSON array, found {other}")),
+    };
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+impl Model for Set {
+    /// The members, sorted.
+    type State = Vec<ValueId>;
+    type Op = SetOp;
+
+    fn name(&self) -> &'static str {
+        "set"
+    }
+
+    fn init(&self, init: &Value, values: &mut Values) -> Result<Vec<ValueId>, String> {
+        set_of(init, values)
+    }
+
+    fn compile(
+        &self,
+        f: &str,
+        input: &Value,
+        output: Option<&Value>,
+        values: &mut Values,
+    ) -> Result<Option<SetOp>, String> {
+        match f {
+            "add" => Ok(Some(SetOp::Add(values.id(input)))),
+            "read" => match output {
+                Some(v) => Ok(Some(SetOp::Read(set_of(v, values)?))),
+                None => Ok(None),
+            },
+            other => Err(format!(
+                "the set model has no function `{other}` (it knows add, read)"
+            )),
+        }
+    }
+
+    fn step(&self, state: &Vec<ValueId>, op: &SetOp) -> Option<Vec<ValueId>> {
+        match op {
+            SetOp::Add(v) => match state.binary_search(v) {
+                Ok(_) => Some(state.clone()),
+                Err(at) => {
+                    let mut next = state.clone();
+                    next.insert(at, *v);
+                    Some(next)
+                }
+            },
+            SetOp::Read(seen) => (seen == state).then(|| state.clone()),
+        }
+    }
+
+    fn describe_state(&self, state: &Vec<ValueId>, values: &Values) -> Value {
+        Value::Array(state.iter().map(|&v| values.get(v).clone()).collect())
+    }
+
+    fn describe_op(&self, op: &SetOp, values: &Values) -> String {
+        match op {
+            SetOp::Add(v) => format!("add {}", values.get(*v)),
+            SetOp::Read(seen) => format!(
+                "read {}",
+                Value::Array(seen.iter().map(|&v| values.get(v).clone()).collect())
+            ),
+        }
+    }
+}
+
+/// A counter: `add n` (n may be negative), `read` returns the total. Starts at 0
+/// (or `--init`). Not register-like: no pruning.
+#[derive(Debug, Clone, Copy)]
+pub struct Counter;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterOp {
+    Add(i64),
+    Read(i64),
+}
+
+fn integer(v: &Value, what: &str) -> Result<i64, String> {
+    v.as_i64()
+        .ok_or_else(|| format!("{what} must be an integer, found {v}"))
+}
+
+impl Model for Counter {
+    type State = i64;
+    type Op = CounterOp;
+
+    fn name(&self) -> &'static str {
+        "counter"
+    }
+
+    fn init(&self, init: &Value, _values: &mut Values) -> Result<i64, String> {
+        match init {
+            Value::Null => Ok(0),
+            other => integer(other, "the initial count"),
+        }
+    }
+
+    fn compile(
+        &self,
+        f: &str,
+        input: &Value,
+        output: Option<&Value>,
+        _values: &mut Values,
+    ) -> Result<Option<CounterOp>, String> {
+        match f {
+            "add" | "incr" => Ok(Some(CounterOp::Add(integer(input, "an add's value")?))),
+            "read" => match output {
+                Some(v) => Ok(Some(CounterOp::Read(integer(v, "a read's value")?))),
+                None => Ok(None),
+            },
+            other => Err(format!(
+                "the counter model has no function `{other}` (it knows add, read)"
+            )),
+        }
+    }
+
+    fn step(&self, state: &i64, op: &CounterOp) -> Option<i64> {
+        match *op {
+            CounterOp::Add(n) => state.checked_add(n),
+            CounterOp::Read(n) => (*state == n).then_some(n),
+        }
+    }
+
+    fn describe_state(&self, state: &i64, _values: &Values) -> Value {
+        Value::from(*state)
+    }
+
+    fn describe_op(&self, op: &CounterOp, _values: &Values) -> String {
+        match op {
+            CounterOp::Add(n) => format!("add {n}"),
+            CounterOp::Read(n) => format!("read {n}"),
+        }
+    }
+}
+
+/// A string register with append, as in the MIT 6.824 key/value service: `read`
+/// returns the string, `write` (`put`) replaces it, `append` concatenates. An
+/// absent key reads as `""`, so null and `""` are the same value here. Not
+/// register-like (an append's result depends on the state): no pruning.
+#[derive(Debug, Clone, Copy)]
+pub struct Append;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendOp {
+    Read(String),
+    Write(String),
+    Append(String),
+}
+
+fn string(v: &Value, what: &str) -> Result<String, String> {
+    match v {
+        Value::Null => Ok(String::new()),
+        Value::String(s) => Ok(s.clone()),
+        other => Err(format!("{what} must be a string, found {other}")),
+    }
+}
+
+impl Model for Append {
+    type State = String;
+    type Op = AppendOp;
+
+    fn name(&self) -> &'static str {
+        "append"
+    }
+
+    fn init(&self, init: &Value, _values: &mut Values) -> Result<String, String> {
+        string(init, "the initial value")
+    }
+
+    fn compile(
+        &self,
+        f: &str,
+        input: &Value,
+        output: Option<&Value>,
+        _values: &mut Values,
+    ) -> Result<Option<AppendOp>, String> {
+        match f {
+            "read" | "get" => match output {
+                Some(v) => Ok(Some(AppendOp::Read(string(v, "a read's value")?))),
+                None => Ok(None),
+            },
+            "write" | "put" => Ok(Some(AppendOp::Write(string(input, "a write's value")?))),
+            "append" => Ok(Some(AppendOp::Append(string(input, "an append's value")?))),
+            other => Err(format!(
+                "the append model has no function `{other}` (it knows read, write, append)"
+            )),
+        }
+    }
+
+    fn step(&self, state: &String, op: &AppendOp) -> Option<String> {
+        match op {
+            AppendOp::Read(s) => (s == state).then(|| state.clone()),
+            AppendOp::Write(s) => Some(s.clone()),
+            AppendOp::Append(s) => Some(format!("{state}{s}")),
+        }
+    }
+
+    fn describe_state(&self, state: &String, _values: &Values) -> Value {
+        Value::from(state.as_str())
+    }
+
+    fn describe_op(&self, op: &AppendOp, _values: &Values) -> String {
+        match op {
+            AppendOp::Read(s) => format!("read {}", Value::from(s.as_str())),
+            AppendOp::Write(s) => format!("write {}", Value::from(s.as_str())),
+            AppendOp::Append(s) => format!("append {}", Value::from(s.as_str())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,5 +567,46 @@ mod tests {
         assert_eq!(m.step(&false, &MutexOp::Acquire), Some(true));
         assert_eq!(m.step(&true, &MutexOp::Acquire), None);
         assert_eq!(m.step(&false, &MutexOp::Release), None);
+    }
+
+    #[test]
+    fn set_reads_compare_as_sets() {
+        let mut vals = Values::new();
+        let add = |v, vals: &mut Values| Set.compile("add", &v, Some(&v), vals).unwrap().unwrap();
+        let read = |v, vals: &mut Values| {
+            Set.compile("read", &Value::Null, Some(&v), vals)
+                .unwrap()
+                .unwrap()
+        };
+        let s0 = Set.init(&Value::Null, &mut vals).unwrap();
+        let s1 = Set.step(&s0, &add(json!(2), &mut vals)).unwrap();
+        let s2 = Set.step(&s1, &add(json!(1), &mut vals)).unwrap();
+        assert!(Set.step(&s2, &read(json!([1, 2]), &mut vals)).is_some());
+        assert!(Set.step(&s2, &read(json!([2, 1, 2]), &mut vals)).is_some());
+        assert!(Set.step(&s2, &read(json!([2]), &mut vals)).is_none());
+        assert!(Set
+            .compile("read", &Value::Null, Some(&json!(3)), &mut vals)
+            .is_err());
+        assert_eq!(Set.describe_state(&s2, &vals), json!([2, 1]));
+    }
+
+    #[test]
+    fn counter_and_append_step() {
+        let mut vals = Values::new();
+        assert_eq!(Counter.init(&Value::Null, &mut vals), Ok(0));
+        assert_eq!(Counter.step(&2, &CounterOp::Add(-3)), Some(-1));
+        assert_eq!(Counter.step(&2, &CounterOp::Read(3)), None);
+        assert!(Counter
+            .compile("add", &json!("x"), None, &mut vals)
+            .is_err());
+        let a = Append.init(&json!(""), &mut vals).unwrap();
+        let a = Append.step(&a, &AppendOp::Append("x".into())).unwrap();
+        let a = Append.step(&a, &AppendOp::Append("y".into())).unwrap();
+        assert_eq!(a, "xy");
+        assert!(Append.step(&a, &AppendOp::Read("yx".into())).is_none());
+        assert_eq!(
+            Append.step(&a, &AppendOp::Write("z".into())).as_deref(),
+            Some("z")
+        );
     }
 }

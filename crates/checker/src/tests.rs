@@ -164,3 +164,59 @@ fn verdicts_merge_like_jepsen() {
     assert_eq!(Valid.merge(Valid), Valid);
     assert_eq!(serde_json::to_value(Unknown).unwrap(), json!("unknown"));
 }
+
+#[test]
+fn set_add_lost_before_a_later_read_is_not_linearizable() {
+    let hist = h(&[
+        (0, Invoke, "add", json!(1)),
+        (0, Done, "add", json!(1)),
+        (1, Invoke, "add", json!(2)),
+        (2, Invoke, "read", Value::Null),
+        (2, Done, "read", json!([2, 1])),
+        (1, Info, "add", json!(2)),
+        (2, Invoke, "read", Value::Null),
+        (2, Done, "read", json!([2])),
+    ]);
+    assert_eq!(verdict(&hist, ModelKind::Set), Verdict::Invalid);
+    let concurrent = h(&[
+        (0, Invoke, "add", json!(1)),
+        (1, Invoke, "read", Value::Null),
+        (1, Done, "read", json!([])),
+        (0, Done, "add", json!(1)),
+        (1, Invoke, "read", Value::Null),
+        (1, Done, "read", json!([1])),
+    ]);
+    assert_eq!(verdict(&concurrent, ModelKind::Set), Verdict::Valid);
+}
+
+#[test]
+fn counter_reads_must_match_some_order_of_adds() {
+    let mut hist = vec![
+        (0, Invoke, "add", json!(1)),
+        (1, Invoke, "add", json!(2)),
+        (2, Invoke, "read", Value::Null),
+        (2, Done, "read", json!(2)),
+        (0, Done, "add", json!(1)),
+        (1, Done, "add", json!(2)),
+        (2, Invoke, "read", Value::Null),
+        (2, Done, "read", json!(3)),
+    ];
+    assert_eq!(verdict(&h(&hist), ModelKind::Counter), Verdict::Valid);
+    hist[7].3 = json!(2);
+    assert_eq!(verdict(&h(&hist), ModelKind::Counter), Verdict::Invalid);
+}
+
+#[test]
+fn append_concatenates_in_linearization_order() {
+    let mut hist = vec![
+        (0, Invoke, "append", json!("x")),
+        (1, Invoke, "append", json!("y")),
+        (0, Done, "append", json!("x")),
+        (1, Done, "append", json!("y")),
+        (2, Invoke, "read", Value::Null),
+        (2, Done, "read", json!("yx")),
+    ];
+    assert_eq!(verdict(&h(&hist), ModelKind::Append), Verdict::Valid);
+    hist[5].3 = json!("y");
+    assert_eq!(verdict(&h(&hist), ModelKind::Append), Verdict::Invalid);
+}

@@ -26,8 +26,9 @@ Examples:
   splitbrain check --independent --time-limit 60 history.edn")]
 pub struct CheckArgs {
     /// The sequential model every key must follow: register (read, write),
-    /// cas-register (read, write, cas with value [expected, new]) or mutex
-    /// (acquire, release).
+    /// cas-register (read, write, cas with value [expected, new]), mutex
+    /// (acquire, release), set (add, read: the whole set as an array), counter
+    /// (add n, read) or append (a string: read, write, append).
     #[arg(long, default_value = "cas-register", value_parser = parse_model)]
     pub model: ModelKind,
 

@@ -2,6 +2,7 @@
 
 mod check_cmd;
 mod cluster_cmd;
+mod test_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -24,6 +25,8 @@ enum Command {
     /// Start, inspect, fault and stop a local etcd cluster (one member per network namespace).
     #[command(subcommand)]
     Cluster(cluster_cmd::ClusterCmd),
+    /// Run a workload against a cluster, record the history and check it.
+    Test(Box<test_cmd::TestArgs>),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => check_cmd::run(args),
         Command::Cluster(cmd) => cluster_cmd::run(cmd),
+        Command::Test(args) => test_cmd::run(*args),
     };
     ExitCode::from(code)
 }

@@ -1,0 +1,186 @@
+//! The client side of an op: what a worker asks ([`Call`]), what it learns
+//! ([`Outcome`]), and the [`Client`] trait every protocol implements.
+//!
+//! Outcomes follow Jepsen. The rule that matters is which errors *prove* an op was
+//! not applied:
+//!
+//! ```text
+//!   connection refused, nothing sent ........ fail   (the server never saw it)
+//!   a definite error answer, a failed compare  fail   (the server said no)
+//!   timeout, connection lost after sending ... info   (it may apply, now or later)
+//!   garbage where an answer should be ........ info   (we cannot tell)
+//! ```
+//!
+//! A read changes nothing, so the worker turns a read's `info` into `fail`
+//! ([`Outcome::for_call`]); clients need not care.
+
+use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed future, so that [`Client`] stays object-safe and the binary can pick a
+/// client at run time.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One operation on one key. Values are integers; `None` is an absent key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Read {
+        key: String,
+    },
+    Write {
+        key: String,
+        value: i64,
+    },
+    Cas {
+        key: String,
+        old: Option<i64>,
+        new: i64,
+    },
+}
+
+impl Call {
+    /// The history's `f`.
+    pub fn f(&self) -> &'static str {
+        match self {
+            Call::Read { .. } => "read",
+            Call::Write { .. } => "write",
+            Call::Cas { .. } => "cas",
+        }
+    }
+
+    pub fn key(&self) -> &str {
+        match self {
+            Call::Read { key } | Call::Write { key, .. } | Call::Cas { key, .. } => key,
+        }
+    }
+
+    /// The invocation's `value`: null for a read, the value for a write, `[old, new]`
+    /// for a cas.
+    pub fn value(&self) -> Value {
+        match self {
+            Call::Read { .. } => Value::Null,
+            Call::Write { value, .. } => Value::from(*value),
+            Call::Cas { old, new, .. } => Value::from(vec![opt(*old), Value::from(*new)]),
+        }
+    }
+
+    pub fn is_read(&self) -> bool {
+        matches!(self, Call::Read { .. })
+    }
+}
+
+fn opt(v: Option<i64>) -> Value {
+    v.map_or(Value::Null, Value::from)
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Took effect. For a read, the value read (null: absent); otherwise ignored and
+    /// the invocation's value is recorded.
+    Ok(Value),
+    /// Definitely did not take effect; the reason.
+    Fail(String),
+    /// May or may not have taken effect; the reason.
+    Info(String),
+}
+
+impl Outcome {
+    /// A read cannot have changed anything, so not knowing its result is a `fail`.
+    pub fn for_call(self, call: &Call) -> Outcome {
+        match self {
+            Outcome::Info(e) if call.is_read() => Outcome::Fail(e),
+            o => o,
+        }
+    }
+
+    /// For a mutation whose fate is unknown: `fail` for a read, `info` otherwise.
+    pub fn unknown(call: &Call, why: impl Into<String>) -> Outcome {
+        Outcome::Info(why.into()).for_call(call)
+    }
+}
+
+/// A protocol. Jepsen's lifecycle: [`open`](Client::open) binds a copy to one node
+/// (one per worker), [`invoke`](Client::invoke) runs one call on it,
+/// [`close`](Client::close) lets go of it.
+///
+/// `invoke` must never panic and never return before it knows the outcome or has
+/// given up; the worker bounds it with the op timeout anyway and records `info` if
+/// it runs out.
+pub trait Client: Send + Sync {
+    /// A client bound to `node` (a base URL such as `http://10.77.1.1:2379`). Opening
+    /// sends nothing.
+    fn open(&self, node: &str) -> Result<Box<dyn Client>, crate::Error>;
+
+    fn invoke<'a>(&'a self, call: &'a Call) -> BoxFuture<'a, Outcome>;
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// Classifies an HTTP transport error for `call`: a failed connect sent nothing
+/// (`fail`); anything after that is `info` (reads: `fail`).
+pub fn classify_transport(call: &Call, e: &reqwest::Error) -> Outcome {
+    let why = error_chain(e);
+    if e.is_connect() {
+        return Outcome::Fail(format!("connect: {why}"));
+    }
+    if e.is_builder() {
+        return Outcome::Fail(format!("request not built: {why}"));
+    }
+    if e.is_timeout() {
+        return Outcome::unknown(call, format!("timeout: {why}"));
+    }
+    Outcome::unknown(call, why)
+}
+
+/// An error and its sources on one line: reqwest's top message alone is rarely enough
+/// ("error sending request").
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_whose_outcome_is_unknown_failed() {
+        let read = Call::Read { key: "k".into() };
+        let write = Call::Write {
+            key: "k".into(),
+            value: 1,
+        };
+        assert_eq!(
+            Outcome::unknown(&read, "timeout"),
+            Outcome::Fail("timeout".into())
+        );
+        assert_eq!(
+            Outcome::unknown(&write, "timeout"),
+            Outcome::Info("timeout".into())
+        );
+    }
+
+    #[test]
+    fn cas_value_is_a_pair_with_null_for_absent() {
+        let cas = Call::Cas {
+            key: "k".into(),
+            old: None,
+            new: 3,
+        };
+        assert_eq!(cas.value(), serde_json::json!([null, 3]));
+        assert_eq!(cas.f(), "cas");
+    }
+}

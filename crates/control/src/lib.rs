@@ -1,0 +1,107 @@
+//! splitbrain's control loop: the clients that speak to a cluster, the generator that
+//! decides what to ask, the workers that ask it, and the recorder that writes the
+//! history as it happens.
+//!
+//! ```text
+//!   Generator ──Next──► worker 0 ─┐  (node n1, process 0, 10, 20 ... after each info)
+//!                       worker 1 ─┼─ Client::invoke ─► HTTP ─► cluster
+//!                       ...      ─┘
+//!                         │ invoke, then ok / fail / info
+//!                         ▼
+//!                      Recorder (unbounded channel) ─► writer task ─► history.jsonl
+//! ```
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), splitbrain_control::Error> {
+//! use splitbrain_control::*;
+//! use std::sync::Arc;
+//! let client = etcd_v3::EtcdV3::new(etcd_v3::ReadMode::Linearizable, std::time::Duration::from_secs(5))?;
+//! let config = TestConfig { nodes: vec!["http://127.0.0.1:2379".into()], ..TestConfig::default() };
+//! let gen = Generator::new(Workload::default(), "splitbrain/run-1/");
+//! let summary = run(Arc::new(client), gen, config, "history.jsonl".as_ref(),
+//!                   Stop::default(), Arc::default()).await?;
+//! println!("{} ops", summary.ops_written);
+//! # Ok(()) }
+//! ```
+//!
+//! What this crate keeps true:
+//! - every invocation in a history it writes has exactly one completion, even when
+//!   the run is aborted (the abort itself completes open ops as `info`);
+//! - `fail` only when the op provably did not take effect; a read never ends `info`;
+//! - workers never wait on the disk: the recorder's channel is unbounded;
+//! - it sends to the URLs it is given and no others; deciding which URLs are safe
+//!   (loopback, or a lab the project made) is the caller's job.
+
+pub mod client;
+pub mod etcd_v3;
+pub mod generator;
+pub mod recorder;
+pub mod runner;
+
+pub use client::{Call, Client, Outcome};
+pub use generator::{Generator, Mix, Workload, WorkloadKind};
+pub use runner::{run, Progress, Stop, Summary, TestConfig};
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What can go wrong setting up or recording a run. Op failures are not errors:
+/// they are `fail` and `info` ops in the history.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("HTTP client: {0}")]
+    Http(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// Runs [`run`] on a new multi-threaded runtime, with Ctrl-C wired to `stop` (first:
+/// stop generating; second: abort). For callers that are not async themselves.
+pub fn run_blocking(
+    client: Arc<dyn Client>,
+    gen: Generator,
+    config: TestConfig,
+    history: &Path,
+    stop: Stop,
+    progress: Arc<Progress>,
+) -> Result<Summary, Error> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(async move {
+        stop.on_ctrl_c();
+        run(client, gen, config, history, stop, progress).await
+    })
+}
+
+/// The HTTP client every protocol shares: connection pool, keep-alive, the request
+/// timeout, and a short connect timeout (a connect that fails sent nothing, so it is
+/// a `fail`, and failing fast keeps the worker busy).
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(2)))
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .no_proxy()
+        .build()
+        .map_err(|e| Error::Http(client::error_chain(&e)))
+}

@@ -1,0 +1,415 @@
+//! The interpreter: runs the generator's ops on `concurrency` workers and records
+//! every invocation and completion.
+//!
+//! ```text
+//!   worker w (node w mod N) ── process w ── invoke ─ ok/fail ─ invoke ─ info
+//!                              process w+C ── invoke ─ ...       (Jepsen: a process
+//!                                                                 that saw info is done)
+//! ```
+//!
+//! The promise is *exactly one completion per invocation*: each worker races its call
+//! against the op timeout and the abort signal, and whatever wins is recorded, so an
+//! op that times out or is interrupted is `info` (a read: `fail`), never missing.
+//! Stopping has two steps: [`Stop::stop`] ends generation and lets in-flight ops
+//! finish (up to [`TestConfig::drain_timeout`]); [`Stop::abort`] cuts them short.
+
+use crate::client::{Client, Outcome};
+use crate::generator::{Generator, Next};
+use crate::recorder::{self, Recorder};
+use crate::Error;
+use serde_json::Value;
+use splitbrain_history::{Key, Op, OpType, Process};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How a run is driven.
+#[derive(Debug, Clone)]
+pub struct TestConfig {
+    /// Base URLs; worker w talks to node w mod len.
+    pub nodes: Vec<String>,
+    pub concurrency: usize,
+    /// Ops per second over all workers; `None`: as fast as they go.
+    pub rate: Option<f64>,
+    /// Stop generating after this long.
+    pub time_limit: Option<Duration>,
+    /// Stop generating after this many invocations.
+    pub op_limit: Option<u64>,
+    /// An op still unanswered after this long is `info` (reads: `fail`).
+    pub op_timeout: Duration,
+    /// After a stop, how long in-flight ops may take before they are cut short.
+    pub drain_timeout: Duration,
+    /// Final phase: wait this long for quiet, then read every key on every node.
+    pub final_reads: Option<Duration>,
+}
+
+impl Default for TestConfig {
+    fn default() -> Self {
+        TestConfig {
+            nodes: Vec::new(),
+            concurrency: 10,
+            rate: None,
+            time_limit: Some(Duration::from_secs(30)),
+            op_limit: None,
+            op_timeout: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(10),
+            final_reads: Some(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// Live counters, for a progress bar.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub invoked: AtomicU64,
+    pub ok: AtomicU64,
+    pub fail: AtomicU64,
+    pub info: AtomicU64,
+}
+
+impl Progress {
+    fn count(&self, kind: OpType) {
+        let c = match kind {
+            OpType::Invoke => &self.invoked,
+            OpType::Ok => &self.ok,
+            OpType::Fail => &self.fail,
+            OpType::Info => &self.info,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Stops a run: first gently ([`stop`](Stop::stop)), then at once
+/// ([`abort`](Stop::abort)). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Stop {
+    stop: Arc<watch::Sender<bool>>,
+    abort: Arc<watch::Sender<bool>>,
+    interrupts: Arc<AtomicU32>,
+}
+
+impl Default for Stop {
+    fn default() -> Self {
+        Stop {
+            stop: Arc::new(watch::channel(false).0),
+            abort: Arc::new(watch::channel(false).0),
+            interrupts: Arc::default(),
+        }
+    }
+}
+
+impl Stop {
+    /// Stop generating; in-flight ops complete or time out.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Stop generating and cut in-flight ops short: each is recorded `info`
+    /// (reads `fail`) with the error `interrupted`.
+    pub fn abort(&self) {
+        self.stop();
+        self.abort.send_replace(true);
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    pub fn is_aborted(&self) -> bool {
+        *self.abort.borrow()
+    }
+
+    /// How many Ctrl-Cs [`on_ctrl_c`](Stop::on_ctrl_c) has seen.
+    pub fn interrupts(&self) -> u32 {
+        self.interrupts.load(Ordering::SeqCst)
+    }
+
+    /// First Ctrl-C (SIGINT) stops, the second aborts. Spawns a task on the current
+    /// runtime; from then on SIGINT no longer kills the process.
+    pub fn on_ctrl_c(&self) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                if me.interrupts.fetch_add(1, Ordering::SeqCst) == 0 {
+                    me.stop();
+                } else {
+                    me.abort();
+                }
+            }
+        });
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub ops_written: u64,
+    pub invoked: u64,
+    pub ok: u64,
+    pub fail: u64,
+    pub info: u64,
+    pub elapsed: Duration,
+    /// Stopped by [`Stop::stop`] before its limits.
+    pub interrupted: bool,
+    /// In-flight ops were cut short ([`Stop::abort`], or the drain timed out).
+    pub aborted: bool,
+}
+
+/// Everything a worker shares.
+struct Shared {
+    gen: Generator,
+    rec: Recorder,
+    start: Instant,
+    progress: Arc<Progress>,
+    config: TestConfig,
+    issued: AtomicU64,
+    /// Next free process id above every worker's, for final reads.
+    max_process: AtomicI64,
+    /// Rate limit: the next free send slot.
+    next_slot: Mutex<Instant>,
+    generating: AtomicBool,
+}
+
+/// Runs a test: generation until a limit or a stop, then (unless aborted) the final
+/// reads. Writes the history to `history` as it goes.
+pub async fn run(
+    client: Arc<dyn Client>,
+    gen: Generator,
+    config: TestConfig,
+    history: &Path,
+    stop: Stop,
+    progress: Arc<Progress>,
+) -> Result<Summary, Error> {
+    if config.nodes.is_empty() {
+        return Err(Error::Config("no nodes to test".into()));
+    }
+    if config.concurrency == 0 {
+        return Err(Error::Config("concurrency must be at least 1".into()));
+    }
+    let mut conns = Vec::new();
+    for w in 0..config.concurrency {
+        let node = &config.nodes[w % config.nodes.len()];
+        conns.push((node.clone(), Arc::<dyn Client>::from(client.open(node)?)));
+    }
+    let (rec, writer) = recorder::start(history)?;
+    let start = Instant::now();
+    let shared = Arc::new(Shared {
+        gen,
+        rec,
+        start,
+        progress: progress.clone(),
+        issued: AtomicU64::new(0),
+        max_process: AtomicI64::new(config.concurrency as i64 - 1),
+        next_slot: Mutex::new(start),
+        generating: AtomicBool::new(true),
+        config,
+    });
+
+    let mut workers = tokio::task::JoinSet::new();
+    for (w, (node, conn)) in conns.iter().cloned().enumerate() {
+        workers.spawn(worker(shared.clone(), w, node, conn, stop.clone()));
+    }
+    // Generation ends at the time limit or a stop; workers also stop at the op limit.
+    let mut stopped = stop.stop.subscribe();
+    let time_limit = shared.config.time_limit;
+    let limit = async {
+        match time_limit {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let all_done = async { while workers.join_next().await.is_some() {} };
+    tokio::pin!(all_done);
+    let mut interrupted = false;
+    tokio::select! {
+        _ = &mut all_done => {}
+        _ = limit => {}
+        _ = stopped.wait_for(|s| *s) => interrupted = true,
+    }
+    shared.generating.store(false, Ordering::SeqCst);
+    // Drain: in-flight ops finish, or are cut short after the drain timeout.
+    let mut aborted = stop.is_aborted();
+    let drain = shared.config.drain_timeout;
+    let mut abort_rx = stop.abort.subscribe();
+    tokio::select! {
+        _ = &mut all_done => {}
+        _ = tokio::time::sleep(drain) => { aborted = true; stop.abort(); all_done.as_mut().await; }
+        _ = abort_rx.wait_for(|a| *a) => { aborted = true; all_done.as_mut().await; }
+    }
+
+    if !aborted {
+        if let Some(quiet) = shared.config.final_reads {
+            final_reads(&shared, &conns, quiet, &stop).await;
+        }
+    }
+    aborted |= stop.is_aborted();
+    for (_, conn) in &conns {
+        conn.close().await;
+    }
+    let elapsed = start.elapsed();
+    drop(conns);
+    let shared = Arc::into_inner(shared).expect("every worker has finished");
+    drop(shared.rec);
+    let ops_written = writer
+        .await
+        .map_err(|e| Error::Config(format!("history writer task: {e}")))??;
+    Ok(Summary {
+        ops_written,
+        invoked: progress.invoked.load(Ordering::Relaxed),
+        ok: progress.ok.load(Ordering::Relaxed),
+        fail: progress.fail.load(Ordering::Relaxed),
+        info: progress.info.load(Ordering::Relaxed),
+        elapsed,
+        interrupted,
+        aborted,
+    })
+}
+
+async fn worker(sh: Arc<Shared>, w: usize, node: String, conn: Arc<dyn Client>, stop: Stop) {
+    let c = sh.config.concurrency as i64;
+    let mut process = w as i64;
+    let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::from_rng(&mut rand::rng());
+    let mut stop_rx = stop.stop.subscribe();
+    loop {
+        if !sh.generating.load(Ordering::Relaxed) || stop.is_stopped() {
+            return;
+        }
+        if let Some(limit) = sh.config.op_limit {
+            if sh.issued.fetch_add(1, Ordering::Relaxed) >= limit {
+                return;
+            }
+        }
+        if let Some(rate) = sh.config.rate {
+            let slot = {
+                let mut next = sh.next_slot.lock().unwrap_or_else(|p| p.into_inner());
+                let slot = (*next).max(Instant::now());
+                *next = slot + Duration::from_secs_f64(1.0 / rate);
+                slot
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(slot.into()) => {}
+                _ = stop_rx.wait_for(|s| *s) => return,
+            }
+            if !sh.generating.load(Ordering::Relaxed) {
+                return;
+            }
+        }
+        let next = sh.gen.next(&mut rng);
+        let kind = invoke_one(&sh, process, &node, &conn, &next, false, &stop).await;
+        if kind == OpType::Info {
+            // Jepsen: a process whose op is indeterminate never invokes again.
+            process += c;
+            sh.max_process.fetch_max(process, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Records the invocation, runs the call, records exactly one completion.
+async fn invoke_one(
+    sh: &Shared,
+    process: i64,
+    node: &str,
+    conn: &Arc<dyn Client>,
+    next: &Next,
+    is_final: bool,
+    stop: &Stop,
+) -> OpType {
+    let mut op = Op::new(
+        Process::Client(process),
+        OpType::Invoke,
+        next.call.f(),
+        next.call.value(),
+    );
+    op.key = next.key.map(|k| Key::Int(k as i64));
+    op.node = Some(node.to_owned());
+    op.is_final = is_final;
+    op.time = Some(sh.start.elapsed().as_nanos() as i64);
+    sh.progress.count(OpType::Invoke);
+    sh.rec.record(op.clone());
+
+    let mut abort = stop.abort.subscribe();
+    let outcome = tokio::select! {
+        biased;
+        _ = abort.wait_for(|a| *a) => Outcome::Info("interrupted: the run was aborted".into()),
+        r = tokio::time::timeout(sh.config.op_timeout, conn.invoke(&next.call)) => match r {
+            Ok(o) => o,
+            Err(_) => Outcome::Info(format!(
+                "timeout: no answer within {:?}", sh.config.op_timeout
+            )),
+        },
+    }
+    .for_call(&next.call);
+
+    op.time = Some(sh.start.elapsed().as_nanos() as i64);
+    match outcome {
+        Outcome::Ok(v) => {
+            op.kind = OpType::Ok;
+            if next.call.is_read() {
+                op.value = v.clone();
+            }
+            sh.gen.saw(next, &v);
+        }
+        Outcome::Fail(e) => {
+            op.kind = OpType::Fail;
+            op.error = Some(Value::from(e));
+        }
+        Outcome::Info(e) => {
+            op.kind = OpType::Info;
+            op.error = Some(Value::from(e));
+        }
+    }
+    let kind = op.kind;
+    sh.progress.count(kind);
+    sh.rec.record(op);
+    kind
+}
+
+/// Waits for quiet, then reads every key used on every node (`"final": true`), one
+/// fresh process per node.
+async fn final_reads(
+    sh: &Shared,
+    conns: &[(String, Arc<dyn Client>)],
+    quiet: Duration,
+    stop: &Stop,
+) {
+    let mut abort = stop.abort.subscribe();
+    tokio::select! {
+        _ = tokio::time::sleep(quiet) => {}
+        _ = abort.wait_for(|a| *a) => return,
+    }
+    let reads = sh.gen.final_reads();
+    let mut seen = std::collections::HashSet::new();
+    let mut tasks = Vec::new();
+    for (node, conn) in conns {
+        if !seen.insert(node.clone()) {
+            continue;
+        }
+        let process = sh.max_process.fetch_add(1, Ordering::Relaxed) + 1;
+        let reads = reads.clone();
+        tasks.push(async move {
+            let mut p = process;
+            for next in &reads {
+                if invoke_one(sh, p, node, conn, next, true, stop).await == OpType::Info {
+                    p = sh.max_process.fetch_add(1, Ordering::Relaxed) + 1;
+                }
+            }
+        });
+    }
+    futures_join_all(tasks).await;
+}
+
+/// Joins futures that borrow from the caller (a JoinSet needs 'static ones).
+async fn futures_join_all<F: std::future::Future<Output = ()>>(fs: Vec<F>) {
+    let mut fs: Vec<_> = fs.into_iter().map(Box::pin).collect();
+    std::future::poll_fn(|cx| {
+        fs.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        if fs.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}

@@ -1,0 +1,582 @@
+//! `splitbrain test`: run a workload against a cluster, record the history, check it.
+//!
+//! With no `--nodes`, it brings up the local etcd lab (splitbrain-cluster), runs
+//! against it and takes it down again, whatever happens. Every run gets its own
+//! directory in the store:
+//!
+//! ```text
+//!   store/
+//!     latest -> cas-register-etcd-v3/20261122T063012.123Z
+//!     cas-register-etcd-v3/20261122T063012.123Z/
+//!       history.jsonl   written as ops happen
+//!       config.toml     the effective configuration (flags, file and defaults)
+//!       results.json    the checker's report and the run's counts
+//!       test.log        what the run did, with times
+//!       cluster/        the local cluster's member logs (embedded default only)
+//! ```
+
+use crate::check_cmd::EXIT_BAD_INPUT;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use splitbrain_checker::{self as checker, ModelKind, Options};
+use splitbrain_control::etcd_v3::{EtcdV3, ReadMode};
+use splitbrain_control::{Client, Generator, Mix, Progress, Stop, TestConfig, Workload};
+use splitbrain_history::History;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Exit status after a second Ctrl-C: the history is on disk, nothing was checked.
+pub const EXIT_ABORTED: u8 = 130;
+
+/// Every flag is optional here so that a `--config` file can supply it; a flag given
+/// on the command line wins over the file, and the file over the defaults.
+#[derive(Args, Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[command(after_long_help = "\
+With no --nodes, splitbrain starts a local 3-member etcd cluster (root and
+`scripts/setup` needed), tests it, and takes it down.
+
+Exit status: 0 valid, 1 invalid, 2 unknown, 254 bad usage or set-up failure,
+130 interrupted twice (history kept, not checked).
+
+Examples:
+  splitbrain test
+  splitbrain test --workload register --keys 20 --concurrency 16 --time-limit 60
+  splitbrain test --nodes http://127.0.0.1:2379 --read-mode serializable
+  splitbrain test --config workloads/etcd-v3-cas-register.toml")]
+pub struct TestArgs {
+    /// Node base URLs, comma separated (default: start a local etcd cluster).
+    #[arg(long, value_delimiter = ',', value_name = "URL,...")]
+    pub nodes: Option<Vec<String>>,
+
+    /// Members of the local cluster when no --nodes is given [default: 3].
+    #[arg(long, value_name = "N")]
+    pub cluster_size: Option<usize>,
+
+    /// The protocol: etcd-v3 [default] (etcd-v2 and http are not implemented yet).
+    #[arg(long, value_name = "CLIENT")]
+    pub client: Option<String>,
+
+    /// The http client's configuration file (not implemented yet).
+    #[arg(long, value_name = "FILE")]
+    pub client_config: Option<PathBuf>,
+
+    /// register or cas-register [default].
+    #[arg(long, value_name = "NAME")]
+    pub workload: Option<String>,
+
+    /// Workers; worker w talks to node w mod nodes [default: 10].
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    /// Ops per second over all workers [default: unlimited].
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
+
+    /// Seconds of generation [default: 30, or none when --ops is given].
+    #[arg(long, value_name = "SECS")]
+    pub time_limit: Option<f64>,
+
+    /// Stop after this many invocations.
+    #[arg(long, value_name = "N")]
+    pub ops: Option<u64>,
+
+    /// Many independent keys, this many live at a time [default: one key].
+    #[arg(long, value_name = "N")]
+    pub keys: Option<u32>,
+
+    /// With --keys: ops per key before it retires [default: 200].
+    #[arg(long, value_name = "N")]
+    pub ops_per_key: Option<u64>,
+
+    /// Relative weights of read, write and cas, e.g. 2,1,1 [default: 1,1,1].
+    #[arg(long, value_delimiter = ',', value_name = "R,W,C")]
+    pub mix: Option<Vec<u32>>,
+
+    /// etcd-v3: linearizable [default] or serializable.
+    #[arg(long, value_name = "MODE")]
+    pub read_mode: Option<String>,
+
+    /// The consistency model to check: linearizable [default].
+    #[arg(long, value_name = "LEVEL")]
+    pub consistency: Option<String>,
+
+    /// Seconds before an unanswered op is `info` (reads: `fail`) [default: 5].
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+
+    /// Skip the final phase (quiet, then a read of every key on every node).
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_final_reads: bool,
+
+    /// The store directory [default: store].
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+
+    /// The test's name in the store [default: WORKLOAD-CLIENT].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Read any of these settings from a TOML file (keys as the flags, e.g.
+    /// `concurrency = 10`, `nodes = ["http://..."]`).
+    #[arg(long, value_name = "FILE.toml")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+}
+
+impl TestArgs {
+    /// Fills what the command line left out from `file`.
+    fn or(self, file: TestArgs) -> TestArgs {
+        TestArgs {
+            nodes: self.nodes.or(file.nodes),
+            cluster_size: self.cluster_size.or(file.cluster_size),
+            client: self.client.or(file.client),
+            client_config: self.client_config.or(file.client_config),
+            workload: self.workload.or(file.workload),
+            concurrency: self.concurrency.or(file.concurrency),
+            rate: self.rate.or(file.rate),
+            time_limit: self.time_limit.or(file.time_limit),
+            ops: self.ops.or(file.ops),
+            keys: self.keys.or(file.keys),
+            ops_per_key: self.ops_per_key.or(file.ops_per_key),
+            mix: self.mix.or(file.mix),
+            read_mode: self.read_mode.or(file.read_mode),
+            consistency: self.consistency.or(file.consistency),
+            timeout: self.timeout.or(file.timeout),
+            no_final_reads: self.no_final_reads || file.no_final_reads,
+            store: self.store.or(file.store),
+            name: self.name.or(file.name),
+            config: self.config,
+        }
+    }
+
+    /// Every default made explicit, so config.toml says exactly what ran.
+    fn with_defaults(mut self) -> TestArgs {
+        self.cluster_size.get_or_insert(3);
+        self.client.get_or_insert_with(|| "etcd-v3".into());
+        self.workload.get_or_insert_with(|| "cas-register".into());
+        self.concurrency.get_or_insert(10);
+        if self.ops.is_none() {
+            self.time_limit.get_or_insert(30.0);
+        }
+        if self.keys.is_some() {
+            self.ops_per_key.get_or_insert(200);
+        }
+        self.mix.get_or_insert_with(|| vec![1, 1, 1]);
+        self.read_mode.get_or_insert_with(|| "linearizable".into());
+        self.consistency
+            .get_or_insert_with(|| "linearizable".into());
+        self.timeout.get_or_insert(5.0);
+        self.store.get_or_insert_with(|| "store".into());
+        let name = format!(
+            "{}-{}",
+            self.workload.as_deref().unwrap_or_default(),
+            self.client.as_deref().unwrap_or_default()
+        );
+        self.name.get_or_insert(name);
+        self
+    }
+}
+
+/// A setting that makes no sense: exit 254 before anything starts.
+fn secs(what: &str, s: Option<f64>) -> Result<Option<Duration>> {
+    match s {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => bail!("--{what} must be a positive number of seconds, not {s}"),
+    }
+}
+
+/// What a resolved configuration turns into.
+struct Plan {
+    args: TestArgs,
+    workload: Workload,
+    model: ModelKind,
+    client: EtcdV3,
+    config: TestConfig,
+}
+
+fn plan(args: TestArgs) -> Result<Plan> {
+    let file = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str::<TestArgs>(&text)
+                .with_context(|| format!("{}: not a test configuration", path.display()))?
+        }
+        None => TestArgs::default(),
+    };
+    let args = args.or(file).with_defaults();
+    let kind: splitbrain_control::WorkloadKind = args
+        .workload
+        .as_deref()
+        .unwrap_or_default()
+        .parse()
+        .map_err(anyhow::Error::msg)?;
+    let model = match kind {
+        splitbrain_control::WorkloadKind::Register => ModelKind::Register,
+        _ => ModelKind::CasRegister,
+    };
+    match args.client.as_deref() {
+        Some("etcd-v3") => {}
+        Some(c @ ("etcd-v2" | "http")) => {
+            bail!("--client {c} is not implemented yet (only etcd-v3 is)")
+        }
+        Some(c) => bail!("unknown client `{c}` (known: etcd-v3)"),
+        None => unreachable!("defaulted"),
+    }
+    match args.consistency.as_deref() {
+        Some("linearizable") => {}
+        Some(c) => bail!("--consistency {c} is not supported by `test` yet (linearizable is)"),
+        None => unreachable!("defaulted"),
+    }
+    let read_mode = match args.read_mode.as_deref() {
+        Some("linearizable") => ReadMode::Linearizable,
+        Some("serializable") => ReadMode::Serializable,
+        Some(m) => bail!("unknown etcd-v3 read mode `{m}` (linearizable or serializable)"),
+        None => unreachable!("defaulted"),
+    };
+    let mix = match args.mix.as_deref() {
+        Some(&[read, write, cas]) if read + write + cas > 0 => Mix { read, write, cas },
+        Some(m) => bail!("--mix takes three weights (read,write,cas), not {m:?}"),
+        None => Mix::default(),
+    };
+    let concurrency = args.concurrency.unwrap_or(10);
+    if concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    if args.keys == Some(0) {
+        bail!("--keys must be at least 1");
+    }
+    if let Some(r) = args.rate {
+        if !(r.is_finite() && r > 0.0) {
+            bail!("--rate must be a positive number of ops per second");
+        }
+    }
+    let timeout = secs("timeout", args.timeout)?.unwrap_or(Duration::from_secs(5));
+    let workload = Workload {
+        kind,
+        keys: args.keys,
+        ops_per_key: args.ops_per_key.unwrap_or(200).max(1),
+        mix,
+    };
+    let config = TestConfig {
+        nodes: args.nodes.clone().unwrap_or_default(),
+        concurrency,
+        rate: args.rate,
+        time_limit: secs("time-limit", args.time_limit)?,
+        op_limit: args.ops,
+        op_timeout: timeout,
+        drain_timeout: timeout + Duration::from_secs(1),
+        final_reads: (!args.no_final_reads).then_some(Duration::from_secs(1)),
+    };
+    let client = EtcdV3::new(read_mode, timeout)?;
+    Ok(Plan {
+        args,
+        workload,
+        model,
+        client,
+        config,
+    })
+}
+
+pub fn run(args: TestArgs) -> u8 {
+    let plan = match plan(args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    match run_plan(plan) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            EXIT_BAD_INPUT
+        }
+    }
+}
+
+/// The run's log: test.log, with seconds since the start; the important lines also
+/// go to stderr.
+struct Log {
+    file: Mutex<File>,
+    start: Instant,
+}
+
+impl Log {
+    fn line(&self, msg: &str) {
+        let t = self.start.elapsed().as_secs_f64();
+        if let Ok(mut f) = self.file.lock() {
+            let _ = writeln!(f, "{t:9.3} {msg}");
+        }
+    }
+
+    fn say(&self, msg: &str) {
+        self.line(msg);
+        eprintln!("{msg}");
+    }
+}
+
+fn run_plan(mut plan: Plan) -> Result<u8> {
+    let args = &plan.args;
+    let store = args.store.clone().unwrap_or_else(|| "store".into());
+    let name = args.name.clone().unwrap_or_default();
+    let stamp = timestamp(SystemTime::now());
+    let dir = store.join(&name).join(&stamp);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    point_latest(&store, &Path::new(&name).join(&stamp))?;
+    let log = Log {
+        file: Mutex::new(File::create(dir.join("test.log"))?),
+        start: Instant::now(),
+    };
+    log.line(&format!("splitbrain test {name}, run {stamp}"));
+
+    // The cluster: the user's, or a local lab taken down when `_guard` drops.
+    let _guard = if plan.config.nodes.is_empty() {
+        let missing = splitbrain_cluster::missing_prerequisites();
+        if !missing.is_empty() {
+            bail!(
+                "no --nodes given, and the local cluster needs {} (run as root after `sudo scripts/setup`)",
+                missing.join(", ")
+            );
+        }
+        let size = args.cluster_size.unwrap_or(3);
+        log.say(&format!("starting a local {size}-member etcd cluster ..."));
+        let mut cfg = splitbrain_cluster::Config::in_dir(dir.join("cluster"));
+        cfg.nodes = size;
+        let cluster = splitbrain_cluster::Cluster::up(cfg)
+            .context("cannot start the local cluster")?
+            .guard();
+        plan.config.nodes = cluster.endpoints();
+        log.say(&format!("cluster up: {}", plan.config.nodes.join(", ")));
+        Some(cluster)
+    } else {
+        None
+    };
+    for node in &plan.config.nodes {
+        splitbrain_cluster::ensure_lab_url(node)
+            .with_context(|| format!("refusing to send to {node}"))?;
+    }
+    let mut effective = plan.args.clone();
+    effective.nodes = Some(plan.config.nodes.clone());
+    std::fs::write(
+        dir.join("config.toml"),
+        toml::to_string(&effective).context("cannot write the configuration as TOML")?,
+    )?;
+
+    let history_path = dir.join("history.jsonl");
+    let progress = Arc::new(Progress::default());
+    let stop = Stop::default();
+    let prefix = format!("splitbrain/{name}/{stamp}/");
+    let gen = Generator::new(plan.workload.clone(), prefix);
+    log.say(&format!(
+        "running {} with {} workers on {} nodes{}; Ctrl-C stops early",
+        plan.workload.kind.name(),
+        plan.config.concurrency,
+        plan.config.nodes.len(),
+        plan.config
+            .time_limit
+            .map(|t| format!(" for {}s", t.as_secs_f64()))
+            .unwrap_or_default(),
+    ));
+    let bar = progress_bar(progress.clone(), plan.config.time_limit);
+    let client: Arc<dyn Client> = Arc::new(plan.client.clone());
+    let result = splitbrain_control::run_blocking(
+        client,
+        gen,
+        plan.config.clone(),
+        &history_path,
+        stop.clone(),
+        progress,
+    );
+    bar.finish();
+    let summary = result.context("the run failed")?;
+    log.say(&format!(
+        "{} ops recorded in {:.1}s: {} invoked, {} ok, {} fail, {} info ({:.0} ops/s){}",
+        summary.ops_written,
+        summary.elapsed.as_secs_f64(),
+        summary.invoked,
+        summary.ok,
+        summary.fail,
+        summary.info,
+        summary.invoked as f64 / summary.elapsed.as_secs_f64().max(1e-9),
+        if summary.interrupted {
+            ", interrupted"
+        } else {
+            ""
+        },
+    ));
+    drop(_guard);
+    if stop.interrupts() >= 2 {
+        log.say(&format!(
+            "interrupted twice: not checked; history in {}",
+            history_path.display()
+        ));
+        return Ok(EXIT_ABORTED);
+    }
+
+    let history = History::read_path(&history_path).context("reading back the history")?;
+    let opts = Options {
+        model: plan.model,
+        ..Options::default()
+    };
+    let report = checker::check(&history, &opts).context("checking the history")?;
+    let results = serde_json::json!({
+        "valid": report.verdict,
+        "report": report,
+        "run": {
+            "ops": summary.ops_written,
+            "invoked": summary.invoked,
+            "ok": summary.ok,
+            "fail": summary.fail,
+            "info": summary.info,
+            "elapsed_s": summary.elapsed.as_secs_f64(),
+            "interrupted": summary.interrupted,
+            "aborted": summary.aborted,
+        },
+    });
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(&results)? + "\n",
+    )?;
+    print!("{}", checker::render_text(&report));
+    log.line(&format!("verdict: {:?}", report.verdict));
+    println!("files: {}", dir.display());
+    Ok(report.verdict.exit_code())
+}
+
+/// Redraws elapsed time, ops/s and the ok/fail/info counts; indicatif draws nothing
+/// when stderr is not a terminal.
+fn progress_bar(p: Arc<Progress>, limit: Option<Duration>) -> Finish {
+    let bar = match limit {
+        Some(t) => ProgressBar::new(t.as_secs().max(1)).with_style(
+            ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ),
+    };
+    let done = Arc::new(AtomicBool::new(false));
+    let (b, d) = (bar.clone(), done.clone());
+    let thread = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut last = (start, 0u64);
+        while !d.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(250));
+            let now = Instant::now();
+            let invoked = p.invoked.load(Ordering::Relaxed);
+            let rate = (invoked - last.1) as f64 / (now - last.0).as_secs_f64().max(1e-9);
+            last = (now, invoked);
+            b.set_position(start.elapsed().as_secs());
+            b.set_message(format!(
+                "{rate:>6.0} ops/s  ok {}  fail {}  info {}  faults: none",
+                p.ok.load(Ordering::Relaxed),
+                p.fail.load(Ordering::Relaxed),
+                p.info.load(Ordering::Relaxed),
+            ));
+        }
+        b.finish_and_clear();
+    });
+    Finish {
+        done,
+        thread: Some(thread),
+    }
+}
+
+struct Finish {
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Finish {
+    fn finish(mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `store/latest` -> the newest run, replaced atomically (a new link renamed over).
+fn point_latest(store: &Path, target: &Path) -> Result<()> {
+    let tmp = store.join(format!(".latest.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    std::fs::rename(&tmp, store.join("latest"))
+        .with_context(|| format!("cannot update {}/latest", store.display()))?;
+    Ok(())
+}
+
+/// `20261122T063012.123Z`: UTC, sortable, no characters a shell minds.
+fn timestamp(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, dd) = civil_from_days(days);
+    format!(
+        "{y:04}{m:02}{dd:02}T{:02}{:02}{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// Howard Hinnant's days-to-civil: the Gregorian date of a day count since 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_utc_and_sortable() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
+        assert_eq!(timestamp(t), "20261118T110640.123Z");
+        assert_eq!(timestamp(SystemTime::UNIX_EPOCH), "19700101T000000.000Z");
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let file: TestArgs = toml::from_str(
+            "concurrency = 4\nworkload = \"register\"\nnodes = [\"http://127.0.0.1:1\"]\n",
+        )
+        .unwrap();
+        let cli = TestArgs {
+            concurrency: Some(8),
+            ..TestArgs::default()
+        };
+        let a = cli.or(file).with_defaults();
+        assert_eq!(a.concurrency, Some(8));
+        assert_eq!(a.workload.as_deref(), Some("register"));
+        assert_eq!(a.name.as_deref(), Some("register-etcd-v3"));
+        assert_eq!(a.time_limit, Some(30.0));
+    }
+
+    #[test]
+    fn an_unknown_setting_in_the_file_is_an_error() {
+        assert!(toml::from_str::<TestArgs>("concurency = 4\n").is_err());
+    }
+}

@@ -27,7 +27,11 @@ fn main() {
     );
     let t = Instant::now();
     let r = check(&h, &Options::default()).expect("fits the model");
-    let shrunk = r.counterexample.map_or(0, |c| c.shrunk.len());
+    let shrunk = r
+        .counterexample
+        .as_ref()
+        .and_then(|c| c.linearizable())
+        .map_or(0, |c| c.shrunk.len());
     eprintln!(
         "check       {:?} ({:?}, shrunk to {shrunk} ops)",
         t.elapsed(),

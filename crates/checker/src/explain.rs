@@ -4,7 +4,7 @@
 use crate::linear::{Deadline, Stuck};
 use crate::model::Model;
 use crate::prepare::{pos, Call, Partition};
-use crate::{shrink, Report, Verdict};
+use crate::{shrink, Explanation, Report, Verdict};
 use serde::Serialize;
 use serde_json::Value;
 use splitbrain_history::{History, OpType, Process};
@@ -241,11 +241,22 @@ fn op_line(o: &OpRef) -> String {
 /// The report as text for a terminal or a CI log.
 pub fn render_text(r: &Report) -> String {
     let mut out = String::new();
-    let verdict = match r.verdict {
-        Verdict::Valid => "linearizable",
-        Verdict::Invalid => "NOT linearizable",
-        Verdict::Unknown => match r.unknown_reason {
+    let (yes, no) = match r.consistency {
+        "sequential" => ("sequentially consistent", "NOT sequentially consistent"),
+        "eventual" => ("eventually consistent", "NOT eventually consistent"),
+        _ => ("linearizable", "NOT linearizable"),
+    };
+    let strongest;
+    let verdict = match (r.strongest, r.verdict) {
+        (Some(level), _) => {
+            strongest = format!("strongest level that holds: {level}");
+            strongest.as_str()
+        }
+        (None, Verdict::Valid) => yes,
+        (None, Verdict::Invalid) => no,
+        (None, Verdict::Unknown) => match r.unknown_reason {
             Some("memory limit") => "UNKNOWN (the search reached its memory limit)",
+            Some("no final reads") => "UNKNOWN (no final reads to compare)",
             _ => "UNKNOWN (the time limit passed before the search finished)",
         },
     };
@@ -285,7 +296,93 @@ pub fn render_text(r: &Report) -> String {
             r.keys
         );
     }
-    if let Some(c) = &r.counterexample {
+    if !r.undecided.is_empty() {
+        let _ = writeln!(out, "  undecided: {}", r.undecided.join(", "));
+    }
+    for ruled in &r.ruled_out {
+        let _ = writeln!(out, "  ruled out: {}", ruled.consistency);
+        if let Some(e) = &ruled.counterexample {
+            render_explanation(&mut out, e);
+        }
+    }
+    if let Some(e) = &r.counterexample {
+        render_explanation(&mut out, e);
+    }
+    if let Some(ws) = &r.witness {
+        for w in ws {
+            match (&w.key, r.consistency) {
+                (Some(k), _) => {
+                    let _ = writeln!(out, "  linearization of key {k}:");
+                }
+                (None, "sequential") => {
+                    let _ = writeln!(out, "  sequential order (all keys):");
+                }
+                (None, _) => {
+                    let _ = writeln!(out, "  linearization:");
+                }
+            }
+            for (n, o) in w.order.iter().enumerate() {
+                let _ = writeln!(out, "    {:>4}. {}", n + 1, op_line(o));
+            }
+        }
+    }
+    out
+}
+
+fn render_explanation(out: &mut String, e: &Explanation) {
+    match e {
+        Explanation::Linearizable(c) => render_linear(out, c),
+        Explanation::Sequential(c) => render_sequential(out, c),
+    }
+}
+
+fn render_sequential(out: &mut String, c: &crate::SequentialCounterexample) {
+    if !c.cycle.is_empty() {
+        let _ = writeln!(
+            out,
+            "  no order of all ops respects every process: these must each come before the next, in a cycle:"
+        );
+        for o in &c.cycle {
+            let _ = writeln!(out, "    {}", op_line(o));
+        }
+    }
+    if let Some(n) = c.prefix_len {
+        let _ = writeln!(
+            out,
+            "  longest legal order respecting every process: {n} ops{}",
+            if n > 5 { ", ending" } else { "" }
+        );
+        for o in c.prefix.iter().skip(c.prefix.len().saturating_sub(5)) {
+            let _ = writeln!(out, "    {}", op_line(o));
+        }
+        if let Some(s) = &c.state {
+            let _ = writeln!(
+                out,
+                "    leaving state {s}; none of the next ops is legal then:"
+            );
+        }
+        for o in &c.blocked {
+            let _ = writeln!(out, "    {}", op_line(o));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  smallest sub-history that is still not sequentially consistent ({} ops):",
+        c.shrunk.len()
+    );
+    for l in c.timeline.lines() {
+        let _ = writeln!(out, "    {l}");
+    }
+    for o in c.shrunk.iter().take(MAX_DRAWN) {
+        let _ = writeln!(out, "    {}", op_line(o));
+    }
+    if c.shrunk.len() > MAX_DRAWN {
+        let _ = writeln!(out, "    ... and {} more", c.shrunk.len() - MAX_DRAWN);
+    }
+}
+
+fn render_linear(out: &mut String, c: &Counterexample) {
+    {
         if let Some(k) = &c.key {
             let _ = writeln!(out, "  key {k}:");
         }
@@ -331,20 +428,4 @@ pub fn render_text(r: &Report) -> String {
             let _ = writeln!(out, "    ... and {} more", c.shrunk.len() - MAX_DRAWN);
         }
     }
-    if let Some(ws) = &r.witness {
-        for w in ws {
-            match &w.key {
-                Some(k) => {
-                    let _ = writeln!(out, "  linearization of key {k}:");
-                }
-                None => {
-                    let _ = writeln!(out, "  linearization:");
-                }
-            }
-            for (n, o) in w.order.iter().enumerate() {
-                let _ = writeln!(out, "    {:>4}. {}", n + 1, op_line(o));
-            }
-        }
-    }
-    out
 }

@@ -24,11 +24,13 @@ mod explain;
 mod linear;
 pub mod model;
 mod prepare;
+mod sequential;
 mod shrink;
 
 pub use explain::{render_text, timeline, Counterexample, OpRef};
 pub use linear::Deadline;
 pub use model::{Append, Counter, Model, Mutex, Register, Set, ValueId, Values};
+pub use sequential::SequentialCounterexample;
 
 use linear::Outcome;
 use prepare::Partition;
@@ -100,10 +102,97 @@ impl fmt::Display for ModelKind {
     }
 }
 
+/// Which promise to check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Consistency {
+    /// Some order that respects real time is legal (Herlihy & Wing 1990).
+    #[default]
+    Linearizable,
+    /// Some order that respects each process's own order is legal (Lamport 1979).
+    Sequential,
+    /// Final reads, taken after faults healed, agree on a value that was written.
+    Eventual,
+    /// Each of the three; the report names the strongest that holds.
+    All,
+}
+
+impl Consistency {
+    pub const ALL: &'static [Consistency] = &[
+        Consistency::Linearizable,
+        Consistency::Sequential,
+        Consistency::Eventual,
+        Consistency::All,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Consistency::Linearizable => "linearizable",
+            Consistency::Sequential => "sequential",
+            Consistency::Eventual => "eventual",
+            Consistency::All => "all",
+        }
+    }
+}
+
+impl FromStr for Consistency {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Consistency, String> {
+        Consistency::ALL
+            .iter()
+            .copied()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Consistency::ALL.iter().map(|c| c.name()).collect();
+                format!("unknown consistency `{s}` (known: {})", names.join(", "))
+            })
+    }
+}
+
+impl fmt::Display for Consistency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a history breaks the level checked, by level.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum Explanation {
+    Linearizable(Counterexample),
+    Sequential(SequentialCounterexample),
+}
+
+impl Explanation {
+    pub fn linearizable(&self) -> Option<&Counterexample> {
+        match self {
+            Explanation::Linearizable(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn sequential(&self) -> Option<&SequentialCounterexample> {
+        match self {
+            Explanation::Sequential(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// A level `--consistency all` found broken, with why.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuledOut {
+    pub consistency: &'static str,
+    pub counterexample: Option<Explanation>,
+}
+
 /// How to check.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub model: ModelKind,
+    /// Which promise to check; linearizability by default.
+    pub consistency: Consistency,
     /// The state before the first op; null (the key is absent) by default.
     pub init: Value,
     /// Give up with [`Verdict::Unknown`] after this long. Checked inside the search.
@@ -122,6 +211,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             model: ModelKind::CasRegister,
+            consistency: Consistency::Linearizable,
             init: Value::Null,
             time_limit: None,
             witness: false,
@@ -175,8 +265,20 @@ impl Serialize for Verdict {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub file: String,
+    /// The verdict for the level in `consistency`.
     #[serde(rename = "valid")]
     pub verdict: Verdict,
+    /// The level checked: `linearizable`, `sequential`, `eventual` or `all`.
+    pub consistency: &'static str,
+    /// With `all`: the strongest level that holds (`none` when none does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strongest: Option<&'static str>,
+    /// With `all`: the levels that do not hold, each with its counterexample.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ruled_out: Vec<RuledOut>,
+    /// With `all`: the levels left undecided (time or memory limit).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub undecided: Vec<&'static str>,
     pub model: &'static str,
     /// Client operations (invocations).
     pub ops: usize,
@@ -191,10 +293,11 @@ pub struct Report {
     /// Why the verdict is unknown: `"time limit"` or `"memory limit"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unknown_reason: Option<&'static str>,
-    /// For an invalid history: the first invalid key's explanation.
+    /// For an invalid history: why. Linearizability explains the first invalid key.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub counterexample: Option<Counterexample>,
-    /// With `Options::witness`, for a valid history: a linearization, key by key.
+    pub counterexample: Option<Explanation>,
+    /// With `Options::witness`, for a valid history: a linearization, key by key
+    /// (sequential consistency: one order of all ops, whose `key` is absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub witness: Option<Vec<Witness>>,
 }
@@ -228,19 +331,94 @@ pub enum CheckError {
     },
 }
 
-/// Checks `history` for linearizability against the model in `opts`.
+/// Checks `history` against the model and the consistency level in `opts`.
 pub fn check(history: &History, opts: &Options) -> Result<Report, CheckError> {
     match opts.model {
-        ModelKind::Register => check_model(&Register { cas: false }, history, opts),
-        ModelKind::CasRegister => check_model(&Register { cas: true }, history, opts),
-        ModelKind::Mutex => check_model(&Mutex, history, opts),
-        ModelKind::Set => check_model(&Set, history, opts),
-        ModelKind::Counter => check_model(&Counter, history, opts),
-        ModelKind::Append => check_model(&Append, history, opts),
+        ModelKind::Register => check_level(&Register { cas: false }, history, opts),
+        ModelKind::CasRegister => check_level(&Register { cas: true }, history, opts),
+        ModelKind::Mutex => check_level(&Mutex, history, opts),
+        ModelKind::Set => check_level(&Set, history, opts),
+        ModelKind::Counter => check_level(&Counter, history, opts),
+        ModelKind::Append => check_level(&Append, history, opts),
     }
 }
 
-/// Checks `history` against any model, key by key.
+/// Checks `history` against any model at the level in `opts.consistency`.
+pub fn check_level<M: Model>(
+    model: &M,
+    history: &History,
+    opts: &Options,
+) -> Result<Report, CheckError> {
+    match opts.consistency {
+        Consistency::Linearizable => check_model(model, history, opts),
+        Consistency::Sequential => check_sequential(model, history, opts),
+        Consistency::Eventual | Consistency::All => check_model(model, history, opts),
+    }
+}
+
+/// Checks `history` for sequential consistency, all keys as one object.
+pub fn check_sequential<M: Model>(
+    model: &M,
+    history: &History,
+    opts: &Options,
+) -> Result<Report, CheckError> {
+    let start = Instant::now();
+    let problem = sequential::Problem::new(model, history, &opts.init)?;
+    let deadline = Deadline::with_memory(opts.time_limit.map(|t| start + t), opts.memory_limit);
+    let init_ids = sequential::init_ids(model, &problem);
+    let outcome = sequential::decide(model, &problem.ops, &problem.inits(), &init_ids, &deadline);
+    let mut report = Report {
+        file: history.source().to_string(),
+        verdict: Verdict::Valid,
+        consistency: Consistency::Sequential.name(),
+        strongest: None,
+        ruled_out: Vec::new(),
+        undecided: Vec::new(),
+        model: model.name(),
+        ops: history.pairs().len(),
+        keys: problem.parts.len(),
+        elapsed_ms: Duration::ZERO,
+        invalid_keys: Vec::new(),
+        unknown_keys: Vec::new(),
+        unknown_reason: None,
+        counterexample: None,
+        witness: None,
+    };
+    match &outcome {
+        sequential::SeqOutcome::Valid(order) => {
+            if opts.witness {
+                report.witness = Some(vec![Witness {
+                    key: None,
+                    order: order
+                        .iter()
+                        .map(|&i| problem.op_ref(model, history, &problem.ops[i]))
+                        .collect(),
+                }]);
+            }
+        }
+        sequential::SeqOutcome::Unknown => {
+            report.verdict = Verdict::Unknown;
+            report.unknown_reason = Some(if deadline.out_of_memory() {
+                "memory limit"
+            } else {
+                "time limit"
+            });
+        }
+        sequential::SeqOutcome::Cycle(_) | sequential::SeqOutcome::Invalid(_) => {
+            report.verdict = Verdict::Invalid;
+            let budget = Deadline::new(Some(
+                Instant::now() + opts.shrink_time.min(remaining(&deadline)),
+            ));
+            report.counterexample = Some(Explanation::Sequential(sequential::counterexample(
+                model, history, &problem, &outcome, &budget,
+            )));
+        }
+    }
+    report.elapsed_ms = start.elapsed();
+    Ok(report)
+}
+
+/// Checks `history` against any model for linearizability, key by key.
 pub fn check_model<M: Model>(
     model: &M,
     history: &History,
@@ -262,6 +440,10 @@ pub fn check_model<M: Model>(
     let mut report = Report {
         file: history.source().to_string(),
         verdict: Verdict::Valid,
+        consistency: Consistency::Linearizable.name(),
+        strongest: None,
+        ruled_out: Vec::new(),
+        undecided: Vec::new(),
         model: model.name(),
         ops: history.pairs().len(),
         keys: parts.len(),
@@ -302,8 +484,8 @@ pub fn check_model<M: Model>(
                     let budget = Deadline::new(Some(
                         Instant::now() + opts.shrink_time.min(remaining(&deadline)),
                     ));
-                    report.counterexample = Some(explain::counterexample(
-                        model, history, part, &calls, &stuck, &budget,
+                    report.counterexample = Some(Explanation::Linearizable(
+                        explain::counterexample(model, history, part, &calls, &stuck, &budget),
                     ));
                 }
             }

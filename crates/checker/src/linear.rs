@@ -48,7 +48,7 @@ impl Deadline {
     }
 
     /// Counts `bytes` more against the memory budget; false (and cancelled) when over.
-    fn charge(&self, bytes: u64) -> bool {
+    pub(crate) fn charge(&self, bytes: u64) -> bool {
         let used = self.used.fetch_add(bytes, Ordering::Relaxed) + bytes;
         if used > self.memory {
             self.out_of_memory.store(true, Ordering::Relaxed);

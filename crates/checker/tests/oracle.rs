@@ -34,7 +34,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestCaseError};
 use serde_json::{json, Value};
-use splitbrain_checker::{check, ModelKind, Options, Report, Verdict};
+use splitbrain_checker::{check, Consistency, ModelKind, Options, Report, Verdict};
 use splitbrain_history::{jsonl, History, Key, Op, OpType, Process};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -479,6 +479,7 @@ fn agree(h: &Hist) -> Result<(), String> {
             let c = report
                 .counterexample
                 .as_ref()
+                .and_then(|c| c.linearizable())
                 .ok_or("an invalid history has no counterexample")?;
             let key = match &c.key {
                 None => None,
@@ -1040,6 +1041,247 @@ proptest! {
     ) {
         verify(&generate(model_of(model), true, &tape, &lies))?;
     }
+}
+
+// ---------------------------------------------------------------------------
+// Sequential consistency, by brute force.
+//
+// The whole history is one object (all keys together: sequential consistency is not
+// compositional). Every subset of the indeterminate ops joins the `ok` ops, and
+// every order that respects program order is tried: op `a` must come before `b`
+// when both belong to one process, `a` completed `ok`, and `a` was invoked first.
+// An indeterminate op is bound only by the ops its process completed before it.
+
+/// `a` must come before `b` in any sequential order.
+fn program_precedes(a: &HOp, b: &HOp) -> bool {
+    a.process == b.process && a.end == End::Ok && a.invoked_at < b.invoked_at
+}
+
+/// Is the whole history sequentially consistent?
+fn seq_oracle(h: &Hist) -> bool {
+    let ok: Vec<&HOp> = h.ops.iter().filter(|o| o.end == End::Ok).collect();
+    let maybe: Vec<&HOp> = h.ops.iter().filter(|o| o.indeterminate()).collect();
+    assert!(maybe.len() < 16, "the oracle is for small histories");
+    (0..1u32 << maybe.len()).any(|mask| {
+        let mut chosen = ok.clone();
+        chosen.extend(
+            maybe
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, o)| *o),
+        );
+        some_program_order(&chosen, h.init)
+    })
+}
+
+fn some_program_order(ops: &[&HOp], init: State) -> bool {
+    // Per key state: keys are 0..=2 (None and two keys), indexed by `slot`.
+    fn slot(k: Option<u8>) -> usize {
+        k.map_or(0, |k| k as usize + 1)
+    }
+    fn extend(ops: &[&HOp], placed: &mut [bool], left: usize, states: &mut [State; 4]) -> bool {
+        if left == 0 {
+            return true;
+        }
+        for i in 0..ops.len() {
+            if placed[i] {
+                continue;
+            }
+            let waits =
+                (0..ops.len()).any(|j| !placed[j] && j != i && program_precedes(ops[j], ops[i]));
+            if waits {
+                continue;
+            }
+            let k = slot(ops[i].key);
+            if let Some(next) = step(states[k], ops[i]) {
+                let before = std::mem::replace(&mut states[k], next);
+                placed[i] = true;
+                if extend(ops, placed, left - 1, states) {
+                    return true;
+                }
+                placed[i] = false;
+                states[k] = before;
+            }
+        }
+        false
+    }
+    extend(ops, &mut vec![false; ops.len()], ops.len(), &mut [init; 4])
+}
+
+fn run_at(h: &Hist, consistency: Consistency) -> Report {
+    let opts = Options {
+        model: h.model,
+        init: h.init_json(),
+        witness: true,
+        consistency,
+        ..Options::default()
+    };
+    check(&h.to_history(), &opts).expect("generated histories fit their model")
+}
+
+/// The sequential checker against the oracle: the verdicts agree; a witness is a
+/// legal order of every `ok` op that respects program order; a shrunk
+/// counterexample is itself not sequentially consistent. And whatever is
+/// linearizable is sequentially consistent.
+fn seq_agree(h: &Hist) -> Result<(), String> {
+    let report = run_at(h, Consistency::Sequential);
+    let expected = if seq_oracle(h) {
+        Verdict::Valid
+    } else {
+        Verdict::Invalid
+    };
+    if report.verdict != expected {
+        return Err(format!(
+            "sequential checker says {:?}, oracle {expected:?}",
+            report.verdict
+        ));
+    }
+    if expected == Verdict::Invalid && run_checker(h).verdict == Verdict::Valid {
+        return Err("linearizable, yet not sequentially consistent".into());
+    }
+    match &report.witness {
+        Some(ws) => {
+            let order = ws[0]
+                .order
+                .iter()
+                .map(|o| h.op_at_line(o.line))
+                .collect::<Result<Vec<_>, _>>()?;
+            for &i in &order {
+                if h.ops[i].end == End::Fail {
+                    return Err(format!("failed op on line {} in the witness", i + 1));
+                }
+            }
+            if let Some(o) = h
+                .ops
+                .iter()
+                .enumerate()
+                .find(|(i, o)| o.end == End::Ok && !order.contains(i))
+            {
+                return Err(format!("ok op on line {} is missing", o.1.invoked_at + 1));
+            }
+            let chosen: Vec<&HOp> = order.iter().map(|&i| &h.ops[i]).collect();
+            for (n, a) in chosen.iter().enumerate() {
+                if chosen[n + 1..].iter().any(|b| program_precedes(b, a)) {
+                    return Err(format!(
+                        "witness breaks program order at line {}",
+                        a.invoked_at + 1
+                    ));
+                }
+            }
+            let mut states = [h.init; 4];
+            for o in &chosen {
+                let k = o.key.map_or(0, |k| k as usize + 1);
+                states[k] = step(states[k], o)
+                    .ok_or_else(|| format!("witness: line {} is illegal", o.invoked_at + 1))?;
+            }
+        }
+        None if expected == Verdict::Valid => return Err("no witness".into()),
+        None => {
+            let c = report
+                .counterexample
+                .as_ref()
+                .and_then(|c| c.sequential())
+                .ok_or("an invalid history has no sequential counterexample")?;
+            let lines = c
+                .shrunk
+                .iter()
+                .map(|o| h.op_at_line(o.line))
+                .collect::<Result<BTreeSet<usize>, _>>()?;
+            let sub = h.only(|i| lines.contains(&i));
+            if seq_oracle(&sub) {
+                return Err(format!(
+                    "shrunk counterexample (ops {lines:?}) is sequentially consistent"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn seq_verify(h: &Hist) -> Result<(), TestCaseError> {
+    let Err(first) = seq_agree(h) else {
+        return Ok(());
+    };
+    let mut small = h.clone();
+    let mut err = first.clone();
+    'shrink: loop {
+        let candidates = (0..small.ops.len())
+            .map(|i| small.only(|j| j != i))
+            .filter(|c| !c.ops.is_empty());
+        for c in candidates {
+            if let Err(e) = seq_agree(&c) {
+                small = c;
+                err = e;
+                continue 'shrink;
+            }
+        }
+        break;
+    }
+    Err(TestCaseError::fail(format!(
+        "{err}\nsmallest such history ({}, init {}):\n{}\nas generated ({first}):\n{}",
+        small.model,
+        small.init_json(),
+        small.jsonl(),
+        h.jsonl()
+    )))
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn sequential_agrees_with_oracle(
+        model in 0..3usize,
+        keyed in any::<bool>(),
+        tape in tape(),
+        lies in lies(),
+    ) {
+        seq_verify(&generate(model_of(model), keyed, &tape, &lies))?;
+    }
+
+    #[test]
+    fn honest_histories_hold_at_every_level(
+        model in 0..3usize,
+        keyed in any::<bool>(),
+        tape in tape(),
+    ) {
+        let h = generate_honest(model_of(model), keyed, &tape);
+        for level in [Consistency::Linearizable, Consistency::Sequential] {
+            let r = run_at(&h, level);
+            prop_assert_eq!(r.verdict, Verdict::Valid, "{} at {}:\n{}", h.model, level, h.jsonl());
+        }
+    }
+}
+
+#[test]
+fn generator_makes_sequential_verdicts_of_every_kind() {
+    // Both verdicts must be common for the sequential property to prove much, and
+    // some histories must separate the levels (sequential yet not linearizable).
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let (mut valid, mut invalid, mut only_seq) = (0, 0, 0);
+    for _ in 0..2000 {
+        let tape = tape().new_tree(&mut runner).unwrap().current();
+        let lies = lies().new_tree(&mut runner).unwrap().current();
+        let h = generate(ModelKind::Register, false, &tape, &lies);
+        let seq = seq_oracle(&h);
+        if seq {
+            valid += 1;
+            if !h.invalid_keys().is_empty() {
+                only_seq += 1;
+            }
+        } else {
+            invalid += 1;
+        }
+    }
+    assert!(
+        valid > 200 && invalid > 200,
+        "valid {valid}, invalid {invalid}"
+    );
+    assert!(
+        only_seq > 20,
+        "only {only_seq} sequential but not linearizable"
+    );
 }
 
 // ---------------------------------------------------------------------------

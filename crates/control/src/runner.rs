@@ -223,20 +223,30 @@ pub async fn run(
     let all_done = async { while workers.join_next().await.is_some() {} };
     tokio::pin!(all_done);
     let mut interrupted = false;
+    let mut done = false;
     tokio::select! {
-        _ = &mut all_done => {}
+        _ = &mut all_done => done = true,
         _ = limit => {}
         _ = stopped.wait_for(|s| *s) => interrupted = true,
     }
     shared.generating.store(false, Ordering::SeqCst);
     // Drain: in-flight ops finish, or are cut short after the drain timeout.
     let mut aborted = stop.is_aborted();
-    let drain = shared.config.drain_timeout;
-    let mut abort_rx = stop.abort.subscribe();
-    tokio::select! {
-        _ = &mut all_done => {}
-        _ = tokio::time::sleep(drain) => { aborted = true; stop.abort(); all_done.as_mut().await; }
-        _ = abort_rx.wait_for(|a| *a) => { aborted = true; all_done.as_mut().await; }
+    if !done {
+        let drain = shared.config.drain_timeout;
+        let mut abort_rx = stop.abort.subscribe();
+        tokio::select! {
+            _ = &mut all_done => {}
+            _ = tokio::time::sleep(drain) => {
+                aborted = true;
+                stop.abort();
+                all_done.as_mut().await;
+            }
+            _ = abort_rx.wait_for(|a| *a) => {
+                aborted = true;
+                all_done.as_mut().await;
+            }
+        }
     }
 
     if !aborted {

@@ -1,0 +1,279 @@
+//! `splitbrain test` as a user runs it. Tests on loopback need nothing; the ones that
+//! start the local etcd lab need root, etcd and iproute2 (`sudo scripts/setup`) and
+//! print `SKIPPED: ...` without them, except under `CI=true`, where that fails.
+
+use splitbrain_history::{History, OpType};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn splitbrain() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_splitbrain"));
+    c.arg("test").stdin(Stdio::null());
+    c
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn workloads() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workloads")
+}
+
+/// The newest run's directory, through `store/latest`.
+fn latest(store: &Path) -> PathBuf {
+    let link = store.join("latest");
+    let target = std::fs::read_link(&link).expect("store/latest is a symlink");
+    assert!(
+        target.is_relative(),
+        "latest should be relative: {target:?}"
+    );
+    store.join(target)
+}
+
+/// Parses the run's history and checks that every invocation has one completion.
+fn complete_history(run: &Path) -> History {
+    let h = History::read_path(&run.join("history.jsonl")).expect("a readable history");
+    for p in h.pairs() {
+        assert!(
+            p.completion.is_some(),
+            "line {}: {} never completed",
+            h.line(p.invoke),
+            h.ops()[p.invoke]
+        );
+    }
+    h
+}
+
+/// A loopback address where nothing listens.
+fn closed_port() -> String {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A loopback server that reads requests and never answers.
+fn hanging_server() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Starts the binary with stderr read line by line, so a test can wait for "running".
+fn spawn(cmd: &mut Command) -> (Child, mpsc::Receiver<String>) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run splitbrain");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+fn wait_for_line(rx: &mpsc::Receiver<String>, prefix: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) => {
+                let hit = line.starts_with(prefix);
+                seen.push(line);
+                if hit {
+                    return seen;
+                }
+            }
+            Err(_) => panic!("no line starting {prefix:?}; stderr so far: {seen:#?}"),
+        }
+    }
+}
+
+fn sigint(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok, "kill -INT failed");
+}
+
+fn finish(child: Child, rx: mpsc::Receiver<String>) -> (Output, String) {
+    let out = child.wait_with_output().expect("wait for splitbrain");
+    let rest: Vec<String> = rx.try_iter().collect();
+    (out, rest.join("\n"))
+}
+
+fn lab() -> bool {
+    let missing = splitbrain_cluster::missing_prerequisites();
+    if missing.is_empty() {
+        return true;
+    }
+    let why = format!(
+        "needs {} (run as root after `sudo scripts/setup`)",
+        missing.join(", ")
+    );
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true and this test {why}");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+    false
+}
+
+#[test]
+fn ctrl_c_mid_run_on_the_embedded_default_checks_what_was_recorded() {
+    if !lab() {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let (child, rx) = spawn(
+        splitbrain()
+            .args(["--time-limit", "300", "--store"])
+            .arg(store.path()),
+    );
+    wait_for_line(&rx, "running cas-register");
+    std::thread::sleep(Duration::from_secs(3));
+    sigint(&child);
+    let (out, stderr) = finish(child, rx);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("linearizable"), "{stdout}");
+    assert!(stdout.contains("files: "), "{stdout}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+
+    let run = latest(store.path());
+    let h = complete_history(&run);
+    assert!(h.pairs().len() > 100, "only {} ops", h.pairs().len());
+    // The final phase ran: one final read per node.
+    let finals = h
+        .ops()
+        .iter()
+        .filter(|o| o.is_final && o.kind == OpType::Ok)
+        .count();
+    assert_eq!(finals, 3);
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["valid"], serde_json::Value::Bool(true));
+    assert!(run.join("config.toml").is_file() && run.join("test.log").is_file());
+    // The lab is gone: nothing left to take down.
+    assert!(!splitbrain_cluster::down(run.join("cluster")).unwrap());
+}
+
+#[test]
+fn a_second_ctrl_c_exits_at_once_with_a_complete_history() {
+    let store = tempfile::tempdir().unwrap();
+    let (child, rx) = spawn(
+        splitbrain()
+            .args(["--nodes", &hanging_server(), "--timeout", "60", "--store"])
+            .arg(store.path()),
+    );
+    wait_for_line(&rx, "running");
+    std::thread::sleep(Duration::from_millis(500));
+    sigint(&child);
+    std::thread::sleep(Duration::from_millis(300));
+    sigint(&child);
+    let (out, stderr) = finish(child, rx);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("not checked"), "{stderr}");
+    let h = complete_history(&latest(store.path()));
+    assert_eq!(h.pairs().len(), 10, "one op in flight per worker");
+    for op in h.ops().iter().filter(|o| o.kind != OpType::Invoke) {
+        let e = op.error.as_ref().and_then(|e| e.as_str()).unwrap_or("");
+        assert!(e.contains("interrupted"), "{op}: {e}");
+    }
+}
+
+#[test]
+fn a_node_that_is_down_gives_fail_and_a_valid_verdict() {
+    let store = tempfile::tempdir().unwrap();
+    let out = splitbrain()
+        .args(["--nodes", &closed_port(), "--ops", "30", "--store"])
+        .arg(store.path())
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(stdout.contains("linearizable"), "{stdout}");
+    let h = complete_history(&latest(store.path()));
+    let completions: Vec<_> = h
+        .ops()
+        .iter()
+        .filter(|o| o.kind != OpType::Invoke)
+        .collect();
+    assert!(completions.iter().all(|o| o.kind == OpType::Fail));
+    assert!(completions.iter().all(|o| o.error.is_some()));
+}
+
+#[test]
+fn the_shipped_workloads_parse_and_flags_win_over_them() {
+    for file in ["etcd-v3-cas-register.toml", "etcd-v3-keyed-register.toml"] {
+        let store = tempfile::tempdir().unwrap();
+        let out = splitbrain()
+            .arg("--config")
+            .arg(workloads().join(file))
+            .args([
+                "--nodes",
+                &closed_port(),
+                "--ops",
+                "5",
+                "--time-limit",
+                "10",
+            ])
+            .arg("--store")
+            .arg(store.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{file}: {}", text(&out.stderr));
+        let config = std::fs::read_to_string(latest(store.path()).join("config.toml")).unwrap();
+        assert!(config.contains("ops = 5"), "{config}");
+        assert!(config.contains("127.0.0.1"), "{config}");
+    }
+}
+
+#[test]
+fn bad_settings_exit_254_before_anything_runs() {
+    let store = tempfile::tempdir().unwrap();
+    let cases: [&[&str]; 5] = [
+        &["--client", "nosuch"],
+        &["--workload", "nosuch"],
+        &["--concurrency", "0"],
+        &["--read-mode", "eventually"],
+        // Neither loopback nor a lab the project made: nothing is sent.
+        &["--nodes", "http://192.0.2.1:2379", "--ops", "1"],
+    ];
+    for args in cases {
+        let out = splitbrain()
+            .args(args)
+            .arg("--store")
+            .arg(store.path())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(254),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(text(&out.stderr).starts_with("error: "), "{args:?}");
+    }
+}

@@ -867,6 +867,24 @@ pub fn down(dir: impl AsRef<Path>) -> Result<bool> {
     }
 }
 
+/// Takes down every cluster whose run directory is registered (see
+/// [`crate::registered`]): the recovery after test runs or scripts that died without
+/// cleaning up. Returns each directory with what happened to it.
+pub fn down_all() -> Result<Vec<(PathBuf, Result<bool>)>> {
+    sys::require_root("splitbrain cluster down --all")?;
+    Ok(crate::registry::registered()
+        .into_iter()
+        .map(|dir| {
+            let result = down(&dir);
+            if matches!(result, Ok(false)) {
+                // The directory holds no cluster any more: nothing to find there.
+                crate::registry::remove(&dir);
+            }
+            (dir, result)
+        })
+        .collect())
+}
+
 fn etcdctl() -> Result<Etcdctl> {
     Ok(Etcdctl {
         program: sys::require_program("etcdctl", "etcd-client")?,

@@ -41,15 +41,17 @@ mod cluster;
 mod error;
 mod etcd;
 mod net;
+mod registry;
 mod state;
 mod sys;
 mod topology;
 
 pub use cluster::{
-    down, missing_prerequisites, Cluster, ClusterGuard, Config, MemberStatus, Process, Status,
-    DEFAULT_DIR,
+    down, down_all, missing_prerequisites, Cluster, ClusterGuard, Config, MemberStatus, Process,
+    Status, DEFAULT_DIR,
 };
 pub use error::{Error, Result};
 pub use net::{ensure_lab_route, ensure_lab_url};
+pub use registry::{registered, REGISTRY};
 pub use state::{Node, NodeName, STATE_FILE};
 pub use topology::{CLIENT_PORT, MAX_NODES, PEER_PORT};

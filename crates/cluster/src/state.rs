@@ -143,7 +143,9 @@ impl State {
     }
 
     /// Replaces the state file atomically (readers never see half a file) and durably.
+    /// The run directory is registered first, so `down --all` can always find it.
     pub fn write(&self) -> Result<()> {
+        crate::registry::add(&self.dir);
         let path = State::path(&self.dir);
         let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
         let what = |verb: &str| format!("cannot {verb} {}", tmp.display());
@@ -164,7 +166,10 @@ impl State {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(Error::io(format!("cannot remove {}", path.display()), e))
             }
-            _ => Ok(()),
+            _ => {
+                crate::registry::remove(dir);
+                Ok(())
+            }
         }
     }
 

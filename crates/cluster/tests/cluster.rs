@@ -579,3 +579,26 @@ fn iptables_in_a_member_namespace_really_partitions_it() {
     cluster.down().unwrap();
     footprint.assert_gone();
 }
+
+#[test]
+fn a_forgotten_cluster_is_found_through_the_registry_and_taken_down() {
+    let Some(_lab) = lab() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // Recovered below as if the test that started it had been killed; the guard only
+    // keeps a failing assertion from leaking it (down is idempotent).
+    let cluster = up(dir.path(), 3);
+    let footprint = Footprint::of(&cluster);
+    let canonical = std::fs::canonicalize(dir.path()).unwrap();
+    assert!(
+        splitbrain_cluster::registered().contains(&canonical),
+        "{} is not in {}",
+        canonical.display(),
+        splitbrain_cluster::REGISTRY
+    );
+    // What `cluster down --all` does for each registered directory (not called here:
+    // it would also take down clusters a developer has running).
+    assert!(splitbrain_cluster::down(&canonical).unwrap());
+    footprint.assert_gone();
+    assert!(!splitbrain_cluster::registered().contains(&canonical));
+    drop(cluster);
+}

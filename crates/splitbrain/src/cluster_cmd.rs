@@ -22,7 +22,9 @@ pub enum ClusterCmd {
     Up(UpArgs),
     /// Stop every member and remove every namespace and interface of the cluster, then
     /// its state file. Idempotent; also cleans up after a crashed or killed `up`.
-    Down(DirArg),
+    /// With --all, every cluster splitbrain started on this machine that is still up,
+    /// wherever its run directory is (for test runs that were killed).
+    Down(DownArgs),
     /// Show members, processes, health, leader and term. Exits 1 if a member is not
     /// healthy.
     Status(DirArg),
@@ -46,6 +48,16 @@ pub struct DirArg {
     /// Run directory holding the state file (cluster.json) and each member's data and log.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DIR)]
     dir: PathBuf,
+}
+
+#[derive(Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// Every cluster splitbrain started on this machine (registered in
+    /// /run/splitbrain/labs), not only the one in --dir.
+    #[arg(long, conflicts_with = "dir")]
+    all: bool,
 }
 
 #[derive(Args)]
@@ -101,7 +113,28 @@ pub fn run(cmd: ClusterCmd) -> u8 {
 fn execute(cmd: ClusterCmd) -> anyhow::Result<u8> {
     match cmd {
         ClusterCmd::Up(args) => up(args),
-        ClusterCmd::Down(DirArg { dir }) => {
+        ClusterCmd::Down(DownArgs { all: true, .. }) => {
+            let results = splitbrain_cluster::down_all()?;
+            let mut failed = false;
+            for (dir, result) in &results {
+                match result {
+                    Ok(true) => out!("cluster in {} is down", dir.display()),
+                    Ok(false) => out!("no cluster in {} any more", dir.display()),
+                    Err(e) => {
+                        failed = true;
+                        eprintln!("error: {}: {e}", dir.display());
+                    }
+                }
+            }
+            if results.is_empty() {
+                out!("no clusters registered: nothing to do");
+            }
+            Ok(u8::from(failed))
+        }
+        ClusterCmd::Down(DownArgs {
+            dir: DirArg { dir },
+            ..
+        }) => {
             if splitbrain_cluster::down(&dir)? {
                 out!("cluster in {} is down", dir.display());
             } else {

@@ -351,6 +351,21 @@ mod tests {
     }
 
     #[test]
+    fn jepsen_independent_tuples_become_keys() {
+        let text = "[{:process 0, :type :invoke, :f :write, :value [7 3]}\n\
+                    {:process 0, :type :ok, :f :write, :value [7 3]}\n\
+                    {:process 1, :type :invoke, :f :read, :value [:k2 nil]}\n\
+                    {:process 1, :type :ok, :f :read, :value [:k2 4]}\n\
+                    {:process :nemesis, :type :info, :f :start, :value nil}]";
+        let h = parse("i.edn", text).unwrap().into_independent().unwrap();
+        assert_eq!(h.ops()[1].key, Some(Key::Int(7)));
+        assert_eq!(h.ops()[1].value, json!(3));
+        assert_eq!(h.ops()[3].key, Some(Key::Str("k2".into())));
+        assert_eq!(h.ops()[3].value, json!(4));
+        assert_eq!(h.ops()[4].key, None, "nemesis ops keep their value");
+    }
+
+    #[test]
     fn empty_file_is_an_error() {
         let e = parse("x.edn", "; nothing\n").unwrap_err();
         assert!(e.to_string().contains("empty history"), "{e}");

@@ -35,6 +35,7 @@
 pub mod client;
 pub mod etcd_v3;
 pub mod generator;
+pub mod http;
 pub mod recorder;
 pub mod runner;
 

@@ -5,6 +5,7 @@
 use serde_json::Value;
 use splitbrain_checker::{check, ModelKind, Options, Verdict};
 use splitbrain_control::etcd_v3::{EtcdV3, ReadMode};
+use splitbrain_control::http::{HttpClient, HttpConfig};
 use splitbrain_control::{run, Generator, Mix, Progress, Stop, Summary, TestConfig, Workload};
 use splitbrain_history::{History, OpType};
 use std::io::{Read, Write};
@@ -407,5 +408,55 @@ fn a_node_killed_mid_run_gives_fail_or_info_never_a_crash() {
         on_victim.iter().any(|o| o.kind == OpType::Ok),
         "nothing worked before the kill"
     );
+    assert_eq!(check(&h, &cas_register()).unwrap().verdict, Verdict::Valid);
+}
+
+#[test]
+fn the_shipped_etcd_v2_client_config_is_the_built_in_one() {
+    let shipped =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workloads/clients/etcd-v2.toml");
+    let text = std::fs::read_to_string(shipped).unwrap();
+    assert_eq!(
+        HttpConfig::from_toml(&text).unwrap(),
+        HttpConfig::etcd_v2(true)
+    );
+    let consul = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workloads/clients/consul.toml");
+    let consul = HttpConfig::from_toml(&std::fs::read_to_string(consul).unwrap()).unwrap();
+    assert!(consul.supports("read") && consul.supports("write") && !consul.supports("cas"));
+}
+
+#[test]
+fn etcd_v2_through_the_generic_http_config_with_quorum_reads_is_linearizable() {
+    let Some(_lab) = lab() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = up(dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let path = dir.path().join("history.jsonl");
+    let config = TestConfig {
+        nodes: cluster.endpoints(),
+        concurrency: 10,
+        time_limit: Some(Duration::from_secs(6)),
+        ..TestConfig::default()
+    };
+    let client = HttpClient::new(HttpConfig::etcd_v2(true), config.op_timeout).unwrap();
+    let summary = rt
+        .block_on(run(
+            Arc::new(client),
+            Generator::new(Workload::default(), "t/v2/"),
+            config,
+            &path,
+            Stop::default(),
+            Arc::default(),
+        ))
+        .unwrap();
+    let h = History::read_path(&path).unwrap();
+    assert_complete(&h);
+    assert!(summary.ok > 500, "{summary:?}");
+    // Failed compares are fail (errorCode 101), and some cas succeeded.
+    let cas = kinds(&h, "cas");
+    assert!(cas.iter().any(|(k, _)| *k == OpType::Ok));
+    assert!(cas
+        .iter()
+        .any(|(k, e)| *k == OpType::Fail && e.contains("101")));
     assert_eq!(check(&h, &cas_register()).unwrap().verdict, Verdict::Valid);
 }

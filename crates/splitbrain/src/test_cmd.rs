@@ -20,8 +20,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use splitbrain_checker::{self as checker, ModelKind, Options};
+use splitbrain_checker::{self as checker, Consistency, ModelKind, Options};
 use splitbrain_control::etcd_v3::{EtcdV3, ReadMode};
+use splitbrain_control::http::{HttpClient, HttpConfig};
 use splitbrain_control::{Client, Generator, Mix, Progress, Stop, TestConfig, Workload};
 use splitbrain_history::History;
 use std::fs::File;
@@ -59,11 +60,12 @@ pub struct TestArgs {
     #[arg(long, value_name = "N")]
     pub cluster_size: Option<usize>,
 
-    /// The protocol: etcd-v3 [default] (etcd-v2 and http are not implemented yet).
+    /// The protocol: etcd-v3 [default], etcd-v2, or http (a generic client described
+    /// by --client-config).
     #[arg(long, value_name = "CLIENT")]
     pub client: Option<String>,
 
-    /// The http client's configuration file (not implemented yet).
+    /// The http client's description (TOML; see workloads/clients/).
     #[arg(long, value_name = "FILE")]
     pub client_config: Option<PathBuf>,
 
@@ -99,11 +101,13 @@ pub struct TestArgs {
     #[arg(long, value_delimiter = ',', value_name = "R,W,C")]
     pub mix: Option<Vec<u32>>,
 
-    /// etcd-v3: linearizable [default] or serializable.
+    /// etcd-v3: linearizable [default] or serializable; etcd-v2: quorum [default] or
+    /// local.
     #[arg(long, value_name = "MODE")]
     pub read_mode: Option<String>,
 
-    /// The consistency model to check: linearizable [default].
+    /// What to check: linearizable [default], sequential, eventual (final reads
+    /// agree) or all.
     #[arg(long, value_name = "LEVEL")]
     pub consistency: Option<String>,
 
@@ -170,7 +174,14 @@ impl TestArgs {
             self.ops_per_key.get_or_insert(200);
         }
         self.mix.get_or_insert_with(|| vec![1, 1, 1]);
-        self.read_mode.get_or_insert_with(|| "linearizable".into());
+        let read_mode = match self.client.as_deref() {
+            Some("etcd-v2") => Some("quorum"),
+            Some("etcd-v3") => Some("linearizable"),
+            _ => None,
+        };
+        if self.read_mode.is_none() {
+            self.read_mode = read_mode.map(str::to_owned);
+        }
         self.consistency
             .get_or_insert_with(|| "linearizable".into());
         self.timeout.get_or_insert(5.0);
@@ -199,8 +210,62 @@ struct Plan {
     args: TestArgs,
     workload: Workload,
     model: ModelKind,
-    client: EtcdV3,
+    consistency: Consistency,
+    client: Arc<dyn Client>,
     config: TestConfig,
+}
+
+/// A protocol client and what it supports.
+struct Chosen {
+    client: Arc<dyn Client>,
+    http: Option<HttpConfig>,
+}
+
+impl Chosen {
+    fn supports(&self, f: &str) -> bool {
+        self.http.as_ref().is_none_or(|h| h.supports(f))
+    }
+}
+
+fn client(args: &TestArgs, timeout: Duration) -> Result<Chosen> {
+    let mode = args.read_mode.as_deref();
+    let http = |config: HttpConfig| -> Result<Chosen> {
+        let client = HttpClient::new(config.clone(), timeout)?;
+        Ok(Chosen {
+            client: Arc::new(client),
+            http: Some(config),
+        })
+    };
+    match args.client.as_deref().unwrap_or_default() {
+        "etcd-v3" => {
+            let read_mode = match mode {
+                Some("linearizable") | None => ReadMode::Linearizable,
+                Some("serializable") => ReadMode::Serializable,
+                Some(m) => bail!("unknown etcd-v3 read mode `{m}` (linearizable or serializable)"),
+            };
+            Ok(Chosen {
+                client: Arc::new(EtcdV3::new(read_mode, timeout)?),
+                http: None,
+            })
+        }
+        "etcd-v2" => match mode {
+            Some("quorum") | None => http(HttpConfig::etcd_v2(true)),
+            Some("local") => http(HttpConfig::etcd_v2(false)),
+            Some(m) => bail!("unknown etcd-v2 read mode `{m}` (quorum or local)"),
+        },
+        "http" => {
+            if let Some(m) = mode {
+                bail!("--read-mode {m}: the http client reads as its --client-config says");
+            }
+            let Some(path) = &args.client_config else {
+                bail!("--client http needs --client-config FILE.toml (see workloads/clients/)");
+            };
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            http(HttpConfig::from_toml(&text).with_context(|| path.display().to_string())?)
+        }
+        c => bail!("unknown client `{c}` (known: etcd-v3, etcd-v2, http)"),
+    }
 }
 
 fn plan(args: TestArgs) -> Result<Plan> {
@@ -224,25 +289,14 @@ fn plan(args: TestArgs) -> Result<Plan> {
         splitbrain_control::WorkloadKind::Register => ModelKind::Register,
         _ => ModelKind::CasRegister,
     };
-    match args.client.as_deref() {
-        Some("etcd-v3") => {}
-        Some(c @ ("etcd-v2" | "http")) => {
-            bail!("--client {c} is not implemented yet (only etcd-v3 is)")
-        }
-        Some(c) => bail!("unknown client `{c}` (known: etcd-v3)"),
-        None => unreachable!("defaulted"),
-    }
-    match args.consistency.as_deref() {
-        Some("linearizable") => {}
-        Some(c) => bail!("--consistency {c} is not supported by `test` yet (linearizable is)"),
-        None => unreachable!("defaulted"),
-    }
-    let read_mode = match args.read_mode.as_deref() {
-        Some("linearizable") => ReadMode::Linearizable,
-        Some("serializable") => ReadMode::Serializable,
-        Some(m) => bail!("unknown etcd-v3 read mode `{m}` (linearizable or serializable)"),
-        None => unreachable!("defaulted"),
-    };
+    let timeout = secs("timeout", args.timeout)?.unwrap_or(Duration::from_secs(5));
+    let client = client(&args, timeout)?;
+    let consistency: Consistency = args
+        .consistency
+        .as_deref()
+        .unwrap_or_default()
+        .parse()
+        .map_err(anyhow::Error::msg)?;
     let mix = match args.mix.as_deref() {
         Some(&[read, write, cas]) if read + write + cas > 0 => Mix { read, write, cas },
         Some(m) => bail!("--mix takes three weights (read,write,cas), not {m:?}"),
@@ -260,7 +314,6 @@ fn plan(args: TestArgs) -> Result<Plan> {
             bail!("--rate must be a positive number of ops per second");
         }
     }
-    let timeout = secs("timeout", args.timeout)?.unwrap_or(Duration::from_secs(5));
     let workload = Workload {
         kind,
         keys: args.keys,
@@ -277,12 +330,23 @@ fn plan(args: TestArgs) -> Result<Plan> {
         drain_timeout: timeout + Duration::from_secs(1),
         final_reads: (!args.no_final_reads).then_some(Duration::from_secs(1)),
     };
-    let client = EtcdV3::new(read_mode, timeout)?;
+    let needed: &[&str] = match kind {
+        splitbrain_control::WorkloadKind::Register => &["read", "write"],
+        _ => &["read", "write", "cas"],
+    };
+    if let Some(missing) = needed.iter().find(|f| !client.supports(f)) {
+        bail!(
+            "the {} client has no `{missing}`, which the {} workload needs",
+            args.client.as_deref().unwrap_or_default(),
+            kind.name()
+        );
+    }
     Ok(Plan {
         args,
         workload,
         model,
-        client,
+        consistency,
+        client: client.client,
         config,
     })
 }
@@ -388,7 +452,7 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
             .unwrap_or_default(),
     ));
     let bar = progress_bar(progress.clone(), plan.config.time_limit);
-    let client: Arc<dyn Client> = Arc::new(plan.client.clone());
+    let client = plan.client.clone();
     let result = splitbrain_control::run_blocking(
         client,
         gen,
@@ -426,6 +490,7 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
     let history = History::read_path(&history_path).context("reading back the history")?;
     let opts = Options {
         model: plan.model,
+        consistency: plan.consistency,
         ..Options::default()
     };
     let report = checker::check(&history, &opts).context("checking the history")?;

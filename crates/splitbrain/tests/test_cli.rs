@@ -253,8 +253,10 @@ fn the_shipped_workloads_parse_and_flags_win_over_them() {
 #[test]
 fn bad_settings_exit_254_before_anything_runs() {
     let store = tempfile::tempdir().unwrap();
-    let cases: [&[&str]; 5] = [
+    let cases: [&[&str]; 7] = [
         &["--client", "nosuch"],
+        &["--client", "http"],
+        &["--client", "etcd-v2", "--read-mode", "serializable"],
         &["--workload", "nosuch"],
         &["--concurrency", "0"],
         &["--read-mode", "eventually"],

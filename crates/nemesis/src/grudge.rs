@@ -1,0 +1,217 @@
+//! Grudges: who may not hear whom. Pure values, built by small functions, applied by
+//! a network backend ([`crate::lab::LabNet`]).
+//!
+//! A grudge maps each node to the nodes whose packets it drops, as in Jepsen. A
+//! *complete* partition into components is symmetric: nodes in different
+//! components hear nothing from each other.
+//!
+//! ```text
+//!   isolate n1 of [n1 n2 n3]     n1 ✗ n2, n1 ✗ n3        {n1: [n2, n3], n2: [n1], n3: [n1]}
+//!   one-way n1 → n2              n2 drops n1's packets  {n2: [n1]}
+//!   bridge of [n1 .. n5]         n1 n2 | n3 | n4 n5, n3 hears everyone
+//! ```
+
+use rand::seq::SliceRandom;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// Node -> the nodes whose packets it drops.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grudge(pub BTreeMap<String, BTreeSet<String>>);
+
+impl Grudge {
+    /// Nodes in different components hear nothing from each other.
+    pub fn complete(components: &[Vec<String>]) -> Grudge {
+        let mut g = Grudge::default();
+        for (i, a) in components.iter().enumerate() {
+            for (j, b) in components.iter().enumerate() {
+                if i == j {
+                    continue;
+                }
+                for x in a {
+                    g.0.entry(x.clone()).or_default().extend(b.iter().cloned());
+                }
+            }
+        }
+        g
+    }
+
+    /// `victim` alone on one side, everyone else on the other.
+    pub fn isolate(nodes: &[String], victim: &str) -> Grudge {
+        let rest: Vec<String> = nodes.iter().filter(|n| *n != victim).cloned().collect();
+        Grudge::complete(&[vec![victim.to_string()], rest])
+    }
+
+    /// A random split into two halves: a minority of ⌊n/2⌋ nodes and a majority.
+    pub fn halves(nodes: &[String], rng: &mut impl Rng) -> Grudge {
+        let mut shuffled = nodes.to_vec();
+        shuffled.shuffle(rng);
+        let majority = shuffled.split_off(nodes.len() / 2);
+        Grudge::complete(&[shuffled, majority])
+    }
+
+    /// Two halves joined through one node that hears both: with five nodes
+    /// `n1 n2 | n3 | n4 n5`, where n3 belongs to both majorities.
+    pub fn bridge(nodes: &[String]) -> Grudge {
+        let mid = nodes.len() / 2;
+        let (left, right) = (&nodes[..mid], &nodes[mid + 1..]);
+        let mut g = Grudge::complete(&[left.to_vec(), right.to_vec()]);
+        g.0.retain(|_, drops| !drops.is_empty());
+        g
+    }
+
+    /// Each node hears a majority (itself and its ⌊n/2⌋ nearest neighbours on a
+    /// ring), and no two nodes hear the same majority (Jepsen's majorities ring).
+    pub fn majorities_ring(nodes: &[String]) -> Grudge {
+        let n = nodes.len();
+        let reach = n / 2;
+        let mut g = Grudge::default();
+        for (i, node) in nodes.iter().enumerate() {
+            // Itself, then neighbours alternately right and left, up to a majority.
+            let mut keep = BTreeSet::from([i]);
+            let mut d = 1;
+            while keep.len() < reach + 1 {
+                keep.insert((i + d) % n);
+                if keep.len() < reach + 1 {
+                    keep.insert((i + n - d) % n);
+                }
+                d += 1;
+            }
+            let drops: BTreeSet<String> = (0..n)
+                .filter(|j| !keep.contains(j))
+                .map(|j| nodes[j].clone())
+                .collect();
+            if !drops.is_empty() {
+                g.0.insert(node.clone(), drops);
+            }
+        }
+        g
+    }
+
+    /// `to` stops hearing `from`; `from` still hears `to`.
+    pub fn one_way(from: &str, to: &str) -> Grudge {
+        Grudge(BTreeMap::from([(
+            to.to_string(),
+            BTreeSet::from([from.to_string()]),
+        )]))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.values().all(|d| d.is_empty())
+    }
+
+    /// Every node the grudge names.
+    pub fn nodes(&self) -> BTreeSet<&str> {
+        self.0
+            .iter()
+            .flat_map(|(k, v)| std::iter::once(k.as_str()).chain(v.iter().map(|s| s.as_str())))
+            .collect()
+    }
+
+    /// As JSON, for a nemesis op's value: `{"n1": ["n2", "n3"], ...}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Grudge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .filter(|(_, d)| !d.is_empty())
+            .map(|(n, d)| {
+                let d: Vec<&str> = d.iter().map(|s| s.as_str()).collect();
+                format!("{n} drops {}", d.join(","))
+            })
+            .collect();
+        if parts.is_empty() {
+            f.write_str("no grudge")
+        } else {
+            f.write_str(&parts.join("; "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn nodes(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("n{i}")).collect()
+    }
+
+    fn drops(g: &Grudge, n: &str) -> Vec<String> {
+        g.0.get(n)
+            .map(|d| d.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn isolate_is_symmetric() {
+        let g = Grudge::isolate(&nodes(3), "n1");
+        assert_eq!(drops(&g, "n1"), ["n2", "n3"]);
+        assert_eq!(drops(&g, "n2"), ["n1"]);
+        assert_eq!(drops(&g, "n3"), ["n1"]);
+    }
+
+    #[test]
+    fn halves_split_into_a_minority_and_the_rest() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for n in 2..8 {
+            let all = nodes(n);
+            let g = Grudge::halves(&all, &mut rng);
+            // Each node's side: the nodes it still hears, itself included.
+            let sides: BTreeSet<BTreeSet<String>> = all
+                .iter()
+                .map(|x| {
+                    all.iter()
+                        .filter(|y| !drops(&g, x).contains(y))
+                        .cloned()
+                        .collect()
+                })
+                .collect();
+            let sizes: Vec<usize> = sides.iter().map(|s| s.len()).collect();
+            assert_eq!(sides.len(), 2, "{g}");
+            assert_eq!(sizes.iter().sum::<usize>(), n, "{g}");
+            assert!(sizes.contains(&(n / 2)), "{g}");
+        }
+    }
+
+    #[test]
+    fn bridge_node_hears_everyone() {
+        let g = Grudge::bridge(&nodes(5));
+        assert!(drops(&g, "n3").is_empty());
+        assert_eq!(drops(&g, "n1"), ["n4", "n5"]);
+        assert_eq!(drops(&g, "n5"), ["n1", "n2"]);
+    }
+
+    #[test]
+    fn majorities_ring_gives_everyone_a_distinct_majority() {
+        for n in [3, 5, 7] {
+            let all = nodes(n);
+            let g = Grudge::majorities_ring(&all);
+            let mut seen = BTreeSet::new();
+            for x in &all {
+                let hears: BTreeSet<String> = all
+                    .iter()
+                    .filter(|y| !drops(&g, x).contains(y))
+                    .cloned()
+                    .collect();
+                assert_eq!(hears.len(), n / 2 + 1, "{x} in {g}");
+                assert!(seen.insert(hears), "two nodes hear the same majority: {g}");
+            }
+        }
+    }
+
+    #[test]
+    fn one_way_drops_one_direction() {
+        let g = Grudge::one_way("n1", "n2");
+        assert_eq!(drops(&g, "n2"), ["n1"]);
+        assert!(drops(&g, "n1").is_empty());
+        assert_eq!(g.to_json(), serde_json::json!({"n2": ["n1"]}));
+    }
+}

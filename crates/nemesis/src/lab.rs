@@ -1,0 +1,305 @@
+//! Network faults on a local lab (a `splitbrain-cluster` cluster): partitions are
+//! iptables rules inside each member's own network namespace, in a chain of ours.
+//!
+//! ```text
+//!   member n1's namespace, for the grudge {n1: [n2, n3]}:
+//!     -N splitbrain
+//!     -A splitbrain -s 10.77.1.2 -j DROP
+//!     -A splitbrain -s 10.77.1.3 -j DROP
+//!     -I INPUT 1 -j splitbrain
+//! ```
+//!
+//! Only the `splitbrain` chain and the one jump to it are ever touched, so healing
+//! removes exactly what a partition added. Each member gets one `iptables-restore`
+//! call, atomic for that member, and members are done in parallel. A partition is
+//! a guard that heals on drop; the state file `nemesis.json` in the cluster's run
+//! directory is written before any rule exists and removed after every rule is gone,
+//! and [`LabNet::heal`] sweeps every member whatever the state file says, so
+//! `splitbrain nemesis heal` undoes a partition left by a killed harness.
+
+use crate::grudge::Grudge;
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use splitbrain_cluster::Cluster;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Our chain in each member's namespace. The namespaces are the lab's own, so the
+/// name needs no run id.
+pub const CHAIN: &str = "splitbrain";
+/// The nemesis state file, beside the cluster's own.
+pub const STATE_FILE: &str = "nemesis.json";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Member {
+    name: String,
+    netns: String,
+    addr: Ipv4Addr,
+}
+
+/// The network of a local lab, for faults.
+#[derive(Debug, Clone)]
+pub struct LabNet {
+    dir: PathBuf,
+    members: Vec<Member>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct State {
+    partition: Grudge,
+}
+
+impl LabNet {
+    pub fn of(cluster: &Cluster) -> LabNet {
+        LabNet {
+            dir: cluster.dir().to_path_buf(),
+            members: cluster
+                .nodes()
+                .iter()
+                .map(|n| Member {
+                    name: n.name.to_string(),
+                    netns: n.netns.clone(),
+                    addr: n.addr,
+                })
+                .collect(),
+        }
+    }
+
+    /// The lab whose cluster is recorded in run directory `dir`.
+    pub fn load(dir: impl AsRef<Path>) -> Result<LabNet> {
+        Ok(LabNet::of(&Cluster::load(dir)?))
+    }
+
+    pub fn nodes(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.name.clone()).collect()
+    }
+
+    fn state_file(&self) -> PathBuf {
+        self.dir.join(STATE_FILE)
+    }
+
+    /// The partition the state file records, if any.
+    pub fn recorded(&self) -> Result<Option<Grudge>> {
+        match std::fs::read_to_string(self.state_file()) {
+            Ok(text) => serde_json::from_str::<State>(&text)
+                .map(|s| Some(s.partition))
+                .map_err(|e| Error::State(self.state_file(), e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::State(self.state_file(), e.to_string())),
+        }
+    }
+
+    /// Applies `grudge`, replacing any partition in place. The returned guard heals
+    /// when dropped (or call [`Partition::heal`] to see errors, or
+    /// [`Partition::keep`] to leave it for `splitbrain nemesis heal`).
+    pub fn partition(&self, grudge: &Grudge) -> Result<Partition> {
+        for n in grudge.nodes() {
+            if !self.members.iter().any(|m| m.name == n) {
+                return Err(Error::UnknownNode(n.to_string(), self.nodes().join(", ")));
+            }
+        }
+        // Write-ahead: the state file names the partition before any rule exists.
+        let state = State {
+            partition: grudge.clone(),
+        };
+        let text = serde_json::to_string_pretty(&state).unwrap_or_default();
+        std::fs::write(self.state_file(), text + "\n")
+            .map_err(|e| Error::State(self.state_file(), e.to_string()))?;
+        let guard = Partition {
+            net: self.clone(),
+            grudge: grudge.clone(),
+            armed: true,
+        };
+        let results = self.each_member(|m| {
+            let drops = grudge.0.get(&m.name).cloned().unwrap_or_default();
+            if drops.is_empty() {
+                return remove_chain(m);
+            }
+            let addrs: Vec<Ipv4Addr> = self
+                .members
+                .iter()
+                .filter(|p| drops.contains(&p.name))
+                .map(|p| p.addr)
+                .collect();
+            match restore(m, &add_rules(&addrs)) {
+                Ok(()) => Ok(()),
+                // A partition was already in place here: replace it.
+                Err(_) => remove_chain(m).and_then(|()| restore(m, &add_rules(&addrs))),
+            }
+        });
+        // On failure the guard heals what was applied.
+        first_error(results)?;
+        Ok(guard)
+    }
+
+    /// Removes every rule of ours from every member, whatever the state file says,
+    /// then the state file. Idempotent.
+    pub fn heal(&self) -> Result<()> {
+        first_error(self.each_member(remove_chain))?;
+        match std::fs::remove_file(self.state_file()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::State(self.state_file(), e.to_string()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Members whose namespace still holds our chain (for tests and `status`).
+    pub fn partitioned_members(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for m in &self.members {
+            if has_chain(m)? {
+                out.push(m.name.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    fn each_member(&self, f: impl Fn(&Member) -> Result<()> + Sync) -> Vec<Result<()>> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = self.members.iter().map(|m| s.spawn(|| f(m))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    }
+}
+
+fn first_error(results: Vec<Result<()>>) -> Result<()> {
+    results.into_iter().collect()
+}
+
+fn add_rules(addrs: &[Ipv4Addr]) -> String {
+    let mut s = format!("*filter\n-N {CHAIN}\n");
+    for a in addrs {
+        s.push_str(&format!("-A {CHAIN} -s {a}/32 -j DROP\n"));
+    }
+    s.push_str(&format!("-I INPUT 1 -j {CHAIN}\nCOMMIT\n"));
+    s
+}
+
+/// Runs `iptables-restore --noflush` with `input` inside `m`'s namespace: one atomic
+/// change of that member's rules.
+fn restore(m: &Member, input: &str) -> Result<()> {
+    let mut child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &m.netns,
+            "iptables-restore",
+            "-w",
+            "--noflush",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            Error::Command(
+                format!("ip netns exec {} iptables-restore", m.netns),
+                e.to_string(),
+            )
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::Command("iptables-restore".into(), e.to_string()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::Iptables {
+            node: m.name.clone(),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// Whether `m`'s namespace holds our chain.
+fn has_chain(m: &Member) -> Result<bool> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &m.netns, "iptables", "-w", "-S"])
+        .output()
+        .map_err(|e| {
+            Error::Command(
+                format!("ip netns exec {} iptables -S", m.netns),
+                e.to_string(),
+            )
+        })?;
+    if !out.status.success() {
+        return Err(Error::Iptables {
+            node: m.name.clone(),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text.lines().any(|l| l == format!("-N {CHAIN}")))
+}
+
+/// Removes our jump(s) and chain from `m`'s namespace; nothing there is fine.
+fn remove_chain(m: &Member) -> Result<()> {
+    let quick = format!("*filter\n-D INPUT -j {CHAIN}\n-F {CHAIN}\n-X {CHAIN}\nCOMMIT\n");
+    if restore(m, &quick).is_ok() {
+        return Ok(());
+    }
+    // No chain (already healed), or an odd state such as two jumps: look, then fix.
+    let out = Command::new("ip")
+        .args(["netns", "exec", &m.netns, "iptables", "-w", "-S"])
+        .output()
+        .map_err(|e| Error::Command("iptables -S".into(), e.to_string()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let jumps = text
+        .lines()
+        .filter(|l| *l == format!("-A INPUT -j {CHAIN}"))
+        .count();
+    if !text.lines().any(|l| l == format!("-N {CHAIN}")) {
+        return Ok(());
+    }
+    let mut fix = String::from("*filter\n");
+    for _ in 0..jumps {
+        fix.push_str(&format!("-D INPUT -j {CHAIN}\n"));
+    }
+    fix.push_str(&format!("-F {CHAIN}\n-X {CHAIN}\nCOMMIT\n"));
+    restore(m, &fix)
+}
+
+/// A partition in place. Heals when dropped.
+#[derive(Debug)]
+pub struct Partition {
+    net: LabNet,
+    grudge: Grudge,
+    armed: bool,
+}
+
+impl Partition {
+    pub fn grudge(&self) -> &Grudge {
+        &self.grudge
+    }
+
+    /// Heals now, and says whether that worked.
+    pub fn heal(mut self) -> Result<()> {
+        self.armed = false;
+        self.net.heal()
+    }
+
+    /// Leaves the partition in place (recorded in the state file) for
+    /// `splitbrain nemesis heal`.
+    pub fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Err(e) = self.net.heal() {
+                // Drop cannot return it, and a silent leftover is the worst outcome.
+                eprintln!("splitbrain-nemesis: healing the partition failed: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The nemesis: faults injected into a cluster under test, always healed.
+//!
+//! Faults come in pairs (apply, heal) and are guards that heal on drop, as in
+//! turmoil; teardown never depends on the happy path. What exists today:
+//!
+//! - [`grudge`]: who may not hear whom, as pure values built by small functions
+//!   (isolate a node, random halves, bridge, majorities ring, one way), as in Jepsen.
+//! - [`lab`]: partitions on a local lab (`splitbrain-cluster`), with iptables in a
+//!   chain of ours inside each member's network namespace.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), splitbrain_nemesis::Error> {
+//! use splitbrain_nemesis::{grudge::Grudge, lab::LabNet};
+//! let net = LabNet::load("/tmp/splitbrain/cluster")?;
+//! let partition = net.partition(&Grudge::isolate(&net.nodes(), "n1"))?;
+//! // ... the workload runs against a partitioned cluster ...
+//! partition.heal()?; // or just drop it
+//! # Ok(()) }
+//! ```
+
+pub mod grudge;
+pub mod lab;
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a fault could not be applied or healed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Cluster(#[from] splitbrain_cluster::Error),
+    #[error("no node `{0}` in this cluster (it has {1})")]
+    UnknownNode(String, String),
+    #[error("iptables on {node}: {message}")]
+    Iptables { node: String, message: String },
+    #[error("cannot run `{0}`: {1} (is iptables installed? `sudo scripts/setup` installs it)")]
+    Command(String, String),
+    #[error("nemesis state file {0}: {1}")]
+    State(PathBuf, String),
+}

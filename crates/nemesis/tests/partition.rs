@@ -1,0 +1,200 @@
+//! Partitions on a real local etcd cluster. Needs root, etcd and iptables: without
+//! them each test prints SKIPPED, and fails under CI=true.
+
+use splitbrain_cluster::{ensure_lab_url, lab_available_for_tests, Cluster, ClusterGuard, Config};
+use splitbrain_nemesis::grudge::Grudge;
+use splitbrain_nemesis::lab::{LabNet, CHAIN, STATE_FILE};
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(40);
+static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn lab() -> Option<MutexGuard<'static, ()>> {
+    lab_available_for_tests(&["curl", "iptables-restore"]).then(|| {
+        ONE_CLUSTER_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    })
+}
+
+fn up(dir: &Path, nodes: usize) -> ClusterGuard {
+    let mut config = Config::in_dir(dir);
+    config.nodes = nodes;
+    config.health_timeout = WAIT;
+    Cluster::up(config).expect("cluster up").guard()
+}
+
+fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(t) = f() {
+            return t;
+        }
+        assert!(start.elapsed() < WAIT, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn curl(url: &str, args: &[&str]) -> Option<String> {
+    ensure_lab_url(url).expect("lab route");
+    let out = Command::new("curl")
+        .args(["-sS", "--noproxy", "*", "-m", "5"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("run curl");
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn v2_put(endpoint: &str, key: &str, value: &str) -> bool {
+    let data = format!("value={value}");
+    curl(
+        &format!("{endpoint}/v2/keys/{key}"),
+        &["-X", "PUT", "-d", &data],
+    )
+    .is_some_and(|body| body.contains("\"action\":\"set\""))
+}
+
+fn v2_get(endpoint: &str, key: &str, quorum: bool) -> Option<String> {
+    let body = curl(&format!("{endpoint}/v2/keys/{key}?quorum={quorum}"), &[])?;
+    let json: serde_json::Value = serde_json::from_str(&body).ok()?;
+    json["node"]["value"].as_str().map(str::to_owned)
+}
+
+/// The rules in a member's namespace that mention our chain.
+fn our_rules(cluster: &Cluster, node: &str) -> Vec<String> {
+    let out = cluster
+        .netns_command(node, "iptables")
+        .unwrap()
+        .args(["-w", "-S"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(CHAIN))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn isolated_leader_serves_a_stale_local_read_until_healed() {
+    let Some(_lab) = lab() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = up(dir.path(), 3);
+    let net = LabNet::of(&cluster);
+    let url = |n: &str| cluster.node(n).unwrap().client_url.clone();
+    eventually("the first write", || {
+        v2_put(&url("n1"), "k", "old").then_some(())
+    });
+    let leader = eventually("a leader", || cluster.leader().ok().flatten()).to_string();
+
+    let partition = net
+        .partition(&Grudge::isolate(&net.nodes(), &leader))
+        .unwrap();
+    assert!(
+        dir.path().join(STATE_FILE).exists(),
+        "write-ahead state file"
+    );
+    let majority: Vec<String> = net.nodes().into_iter().filter(|n| *n != leader).collect();
+    // The majority elects a new leader and commits a new value...
+    eventually("a write on the majority side", || {
+        v2_put(&url(&majority[0]), "k", "new").then_some(())
+    });
+    assert_eq!(
+        v2_get(&url(&majority[1]), "k", true).as_deref(),
+        Some("new")
+    );
+    // ...which the isolated old leader does not see: a local read there is stale.
+    assert_eq!(v2_get(&url(&leader), "k", false).as_deref(), Some("old"));
+
+    partition.heal().unwrap();
+    for n in net.nodes() {
+        assert!(our_rules(&cluster, &n).is_empty(), "{n} still has rules");
+    }
+    assert!(!dir.path().join(STATE_FILE).exists());
+    cluster.wait_healthy(WAIT).unwrap();
+    eventually("the old leader to catch up", || {
+        (v2_get(&url(&leader), "k", true).as_deref() == Some("new")).then_some(())
+    });
+}
+
+#[test]
+fn a_bridge_on_five_nodes_drops_exactly_the_grudge_and_heals_on_drop() {
+    let Some(_lab) = lab() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = up(dir.path(), 5);
+    let net = LabNet::of(&cluster);
+    let grudge = Grudge::bridge(&net.nodes());
+    {
+        let _partition = net.partition(&grudge).unwrap();
+        for n in net.nodes() {
+            let rules = our_rules(&cluster, &n);
+            let drops = grudge.0.get(&n).map_or(0, |d| d.len());
+            if drops == 0 {
+                assert!(rules.is_empty(), "{n}: {rules:?}");
+            } else {
+                // -N, the jump, and one DROP per peer it must not hear.
+                assert_eq!(rules.len(), drops + 2, "{n}: {rules:?}");
+                for peer in &grudge.0[&n] {
+                    let addr = cluster.node(peer).unwrap().addr;
+                    assert!(
+                        rules.contains(&format!("-A {CHAIN} -s {addr}/32 -j DROP")),
+                        "{n} should drop {peer}: {rules:?}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(net.partitioned_members().unwrap().is_empty());
+}
+
+#[test]
+fn heal_after_the_harness_died_removes_every_rule() {
+    let Some(_lab) = lab() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = up(dir.path(), 3);
+    let net = LabNet::of(&cluster);
+    // As if the harness were killed with a partition in place: no guard runs.
+    net.partition(&Grudge::isolate(&net.nodes(), "n2"))
+        .unwrap()
+        .keep();
+    assert_eq!(net.partitioned_members().unwrap().len(), 3);
+    // A new process finds it from the run directory alone.
+    let again = LabNet::load(dir.path()).unwrap();
+    assert_eq!(
+        again.recorded().unwrap(),
+        Some(Grudge::isolate(&net.nodes(), "n2"))
+    );
+    again.heal().unwrap();
+    assert!(again.partitioned_members().unwrap().is_empty());
+    assert_eq!(again.recorded().unwrap(), None);
+    again.heal().unwrap(); // idempotent
+    cluster.wait_healthy(WAIT).unwrap();
+}
+
+#[test]
+fn replacing_a_partition_and_naming_an_unknown_node() {
+    let Some(_lab) = lab() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = up(dir.path(), 3);
+    let net = LabNet::of(&cluster);
+    let first = net.partition(&Grudge::isolate(&net.nodes(), "n1")).unwrap();
+    first.keep();
+    let second = net.partition(&Grudge::one_way("n2", "n3")).unwrap();
+    assert_eq!(our_rules(&cluster, "n3").len(), 3, "n3 drops n2 only");
+    assert!(
+        our_rules(&cluster, "n1").is_empty(),
+        "the first partition is gone"
+    );
+    drop(second);
+    assert!(net.partitioned_members().unwrap().is_empty());
+    let e = net
+        .partition(&Grudge::isolate(&net.nodes(), "n9"))
+        .unwrap_err();
+    assert!(e.to_string().contains("no node `n9`"), "{e}");
+}

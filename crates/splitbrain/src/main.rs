@@ -2,6 +2,7 @@
 
 mod check_cmd;
 mod cluster_cmd;
+mod nemesis_cmd;
 mod test_cmd;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,9 @@ enum Command {
     /// Start, inspect, fault and stop a local etcd cluster (one member per network namespace).
     #[command(subcommand)]
     Cluster(cluster_cmd::ClusterCmd),
+    /// Inject faults into a local cluster by hand, and heal them.
+    #[command(subcommand)]
+    Nemesis(nemesis_cmd::NemesisCmd),
     /// Run a workload against a cluster, record the history and check it.
     Test(Box<test_cmd::TestArgs>),
 }
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => check_cmd::run(args),
         Command::Cluster(cmd) => cluster_cmd::run(cmd),
+        Command::Nemesis(cmd) => nemesis_cmd::run(cmd),
         Command::Test(args) => test_cmd::run(*args),
     };
     ExitCode::from(code)

@@ -352,3 +352,63 @@ fn errors_name_the_cause_and_the_fix() {
         "{err}"
     );
 }
+
+fn nemesis(args: &[&str], dir: &Path) -> Output {
+    splitbrain()
+        .arg("nemesis")
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run splitbrain")
+}
+
+fn nemesis_ok(args: &[&str], dir: &Path) -> String {
+    let out = nemesis(args, dir);
+    assert!(
+        out.status.success(),
+        "splitbrain nemesis {args:?} failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+#[test]
+fn a_partition_outlives_its_command_and_heal_removes_it() {
+    let Some(_lab) = lab() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _down = Down(dir.to_owned());
+    ok(&["up", "--nodes", "3"], dir);
+    let leader = wait_for_leader(dir);
+
+    // The command that made the partition has exited, as a killed harness would.
+    let made = nemesis_ok(&["partition", "isolate", "leader"], dir);
+    assert!(
+        made.contains(&format!("{leader} drops")),
+        "isolates the leader {leader}: {made}"
+    );
+    let status = nemesis_ok(&["status"], dir);
+    assert!(
+        status.contains("members with partition rules: n1, n2, n3"),
+        "{status}"
+    );
+    // The isolated leader cannot reach a quorum: the cluster is not healthy.
+    assert_eq!(cluster(&["status"], dir).status.code(), Some(1));
+
+    let healed = nemesis_ok(&["heal"], dir);
+    assert!(healed.starts_with("healed"), "{healed}");
+    let status = nemesis_ok(&["status"], dir);
+    assert!(status.contains("no partition recorded"), "{status}");
+    assert!(status.contains("no member has partition rules"), "{status}");
+
+    let unknown = nemesis(&["partition", "isolate", "n9"], dir);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        text(&unknown.stderr).contains("no node `n9`"),
+        "{}",
+        text(&unknown.stderr)
+    );
+}

@@ -1,0 +1,141 @@
+//! `splitbrain nemesis ...`: faults by hand on a local cluster, and the heal that
+//! undoes them (also after a harness was killed mid-fault).
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use splitbrain_cluster::{Cluster, DEFAULT_DIR};
+use splitbrain_nemesis::grudge::Grudge;
+use splitbrain_nemesis::lab::LabNet;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Subcommand)]
+pub enum NemesisCmd {
+    /// Cut the cluster's network with iptables inside the members' namespaces. The
+    /// partition stays until `splitbrain nemesis heal`.
+    Partition(PartitionArgs),
+    /// Remove every partition rule of ours from every member (idempotent; works after
+    /// the harness that made them was killed).
+    Heal(Dir),
+    /// Show the recorded partition and which members have rules of ours.
+    Status(Dir),
+}
+
+#[derive(Args)]
+pub struct Dir {
+    /// Run directory of the cluster (as given to `splitbrain cluster up`).
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DIR, global = true)]
+    dir: PathBuf,
+}
+
+#[derive(Args)]
+pub struct PartitionArgs {
+    #[command(subcommand)]
+    shape: Shape,
+    #[command(flatten)]
+    dir: Dir,
+}
+
+/// Who may not hear whom.
+#[derive(Subcommand)]
+enum Shape {
+    /// One node alone on one side (`leader` for the current leader).
+    Isolate { node: String },
+    /// A random minority and the majority.
+    Halves {
+        /// Seed for the random split (the same seed gives the same split).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Two halves joined through the middle node, which hears both.
+    Bridge,
+    /// Each node hears a majority, and no two nodes the same one.
+    MajoritiesRing,
+    /// TO stops hearing FROM; FROM still hears TO.
+    OneWay { from: String, to: String },
+}
+
+/// `println!` that does not panic when stdout is a closed pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+pub fn run(cmd: NemesisCmd) -> u8 {
+    match execute(cmd) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            1
+        }
+    }
+}
+
+fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
+    match cmd {
+        NemesisCmd::Partition(PartitionArgs { shape, dir }) => {
+            let cluster = Cluster::load(&dir.dir)?;
+            let net = LabNet::of(&cluster);
+            let nodes = net.nodes();
+            let grudge = match shape {
+                Shape::Isolate { node } if node == "leader" => {
+                    let leader = cluster
+                        .leader()?
+                        .context("the cluster has no leader to isolate")?;
+                    Grudge::isolate(&nodes, leader.as_str())
+                }
+                Shape::Isolate { node } => Grudge::isolate(&nodes, &node),
+                Shape::Halves { seed } => {
+                    use rand::SeedableRng;
+                    let mut rng = match seed {
+                        Some(s) => rand::rngs::StdRng::seed_from_u64(s),
+                        None => rand::rngs::StdRng::from_os_rng(),
+                    };
+                    Grudge::halves(&nodes, &mut rng)
+                }
+                Shape::Bridge => Grudge::bridge(&nodes),
+                Shape::MajoritiesRing => Grudge::majorities_ring(&nodes),
+                Shape::OneWay { from, to } => Grudge::one_way(&from, &to),
+            };
+            let start = Instant::now();
+            let partition = net.partition(&grudge)?;
+            let took = start.elapsed();
+            partition.keep();
+            out!("partitioned ({:.1} ms): {grudge}", took.as_secs_f64() * 1e3);
+            out!(
+                "heal with: splitbrain nemesis heal --dir {}",
+                dir.dir.display()
+            );
+            Ok(0)
+        }
+        NemesisCmd::Heal(dir) => {
+            let net = LabNet::load(&dir.dir)?;
+            let start = Instant::now();
+            net.heal()?;
+            out!(
+                "healed ({:.1} ms): no partition rules remain",
+                start.elapsed().as_secs_f64() * 1e3
+            );
+            Ok(0)
+        }
+        NemesisCmd::Status(dir) => {
+            let net = LabNet::load(&dir.dir)?;
+            match net.recorded()? {
+                Some(g) => out!("recorded partition: {g}"),
+                None => out!("no partition recorded"),
+            }
+            let members = net.partitioned_members()?;
+            if members.is_empty() {
+                out!("no member has partition rules");
+            } else {
+                out!("members with partition rules: {}", members.join(", "));
+            }
+            Ok(0)
+        }
+    }
+}

@@ -73,24 +73,51 @@ impl Error {
     }
 }
 
-/// Runs [`run`] on a new multi-threaded runtime, with Ctrl-C wired to `stop` (first:
-/// stop generating; second: abort). For callers that are not async themselves.
-pub fn run_blocking(
-    client: Arc<dyn Client>,
-    gen: Generator,
-    config: TestConfig,
-    history: &Path,
+/// A runtime for callers that are not async themselves, with Ctrl-C wired to a
+/// [`Stop`] from the moment it exists (first: stop generating; second: abort). Make
+/// it before slow set-up such as starting a cluster, so that a Ctrl-C there is seen
+/// too instead of killing the process half way.
+pub struct Harness {
+    rt: tokio::runtime::Runtime,
     stop: Stop,
-    progress: Arc<Progress>,
-) -> Result<Summary, Error> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Config(format!("cannot start the async runtime: {e}")))?;
-    rt.block_on(async move {
-        stop.on_ctrl_c();
-        run(client, gen, config, history, stop, progress).await
-    })
+}
+
+impl Harness {
+    pub fn new() -> Result<Harness, Error> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Config(format!("cannot start the async runtime: {e}")))?;
+        let stop = Stop::default();
+        let s = stop.clone();
+        // Installed before returning: from here on SIGINT goes to `stop`.
+        rt.block_on(async move { s.on_ctrl_c() });
+        Ok(Harness { rt, stop })
+    }
+
+    /// The run's stop switch (Ctrl-C flips it; callers may too).
+    pub fn stop(&self) -> &Stop {
+        &self.stop
+    }
+
+    /// [`run`], blocking until it ends.
+    pub fn run(
+        &self,
+        client: Arc<dyn Client>,
+        gen: Generator,
+        config: TestConfig,
+        history: &Path,
+        progress: Arc<Progress>,
+    ) -> Result<Summary, Error> {
+        self.rt.block_on(run(
+            client,
+            gen,
+            config,
+            history,
+            self.stop.clone(),
+            progress,
+        ))
+    }
 }
 
 /// The HTTP client every protocol shares: connection pool, keep-alive, the request
@@ -103,6 +130,9 @@ pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, Error> {
         .pool_max_idle_per_host(256)
         .tcp_nodelay(true)
         .no_proxy()
+        // A 301 or 302 would turn a PUT into a GET and report a write that never
+        // happened; a 3xx answer is left to the outcome rules (unknown by default).
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| Error::Http(client::error_chain(&e)))
 }

@@ -130,8 +130,14 @@ impl Stop {
     /// runtime; from then on SIGINT no longer kills the process.
     pub fn on_ctrl_c(&self) {
         let me = self.clone();
+        // Registered now, not when the task first runs, so no SIGINT slips through.
+        let Ok(mut sigint) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        else {
+            return;
+        };
         tokio::spawn(async move {
-            while tokio::signal::ctrl_c().await.is_ok() {
+            while sigint.recv().await.is_some() {
                 if me.interrupts.fetch_add(1, Ordering::SeqCst) == 0 {
                     me.stop();
                 } else {

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use splitbrain_checker::{self as checker, Consistency, ModelKind, Options};
 use splitbrain_control::etcd_v3::{EtcdV3, ReadMode};
 use splitbrain_control::http::{HttpClient, HttpConfig};
-use splitbrain_control::{Client, Generator, Mix, Progress, Stop, TestConfig, Workload};
+use splitbrain_control::{Client, Generator, Harness, Mix, Progress, TestConfig, Workload};
 use splitbrain_history::History;
 use std::fs::File;
 use std::io::Write;
@@ -402,6 +402,9 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
         start: Instant::now(),
     };
     log.line(&format!("splitbrain test {name}, run {stamp}"));
+    // Ctrl-C is ours from here on, also while the cluster comes up.
+    let harness = Harness::new()?;
+    let stop = harness.stop().clone();
 
     // The cluster: the user's, or a local lab taken down when `_guard` drops.
     let _guard = if plan.config.nodes.is_empty() {
@@ -420,6 +423,10 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
             .context("cannot start the local cluster")?
             .guard();
         plan.config.nodes = cluster.endpoints();
+        if stop.is_stopped() {
+            log.say("interrupted while the cluster came up: taking it down, nothing ran");
+            return Ok(EXIT_ABORTED);
+        }
         log.say(&format!("cluster up: {}", plan.config.nodes.join(", ")));
         Some(cluster)
     } else {
@@ -438,7 +445,6 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
 
     let history_path = dir.join("history.jsonl");
     let progress = Arc::new(Progress::default());
-    let stop = Stop::default();
     let prefix = format!("splitbrain/{name}/{stamp}/");
     let gen = Generator::new(plan.workload.clone(), prefix);
     log.say(&format!(
@@ -453,14 +459,7 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
     ));
     let bar = progress_bar(progress.clone(), plan.config.time_limit);
     let client = plan.client.clone();
-    let result = splitbrain_control::run_blocking(
-        client,
-        gen,
-        plan.config.clone(),
-        &history_path,
-        stop.clone(),
-        progress,
-    );
+    let result = harness.run(client, gen, plan.config.clone(), &history_path, progress);
     bar.finish();
     let summary = result.context("the run failed")?;
     log.say(&format!(
@@ -479,6 +478,10 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
         },
     ));
     drop(_guard);
+    if summary.ops_written == 0 && stop.is_stopped() {
+        log.say("interrupted before the first op: nothing to check");
+        return Ok(EXIT_ABORTED);
+    }
     if stop.interrupts() >= 2 {
         log.say(&format!(
             "interrupted twice: not checked; history in {}",

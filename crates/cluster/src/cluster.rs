@@ -384,6 +384,17 @@ impl Cluster {
         self.status_of(true)
     }
 
+    /// Each member's process, from `/proc` alone (no request to etcd): what a heal
+    /// needs to find members that are stopped or paused.
+    pub fn processes(&self) -> Result<Vec<(NodeName, Process)>> {
+        let state = self.read_state()?;
+        Ok(state
+            .nodes
+            .iter()
+            .map(|r| (r.node.name.clone(), process_of(r)))
+            .collect())
+    }
+
     /// Waits until every member that should be running is healthy (a linearizable read
     /// through it succeeds); fails early if one of them died.
     pub fn wait_healthy(&self, timeout: Duration) -> Result<()> {

@@ -21,6 +21,7 @@ use crate::grudge::Grudge;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use splitbrain_cluster::Cluster;
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -46,9 +47,32 @@ pub struct LabNet {
     members: Vec<Member>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct State {
-    partition: Grudge,
+/// The faults a lab's state file records.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Faults {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<Grudge>,
+    /// Members killed (SIGKILL); a heal restarts them.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub killed: BTreeSet<String>,
+    /// Members paused (SIGSTOP); a heal resumes them.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub paused: BTreeSet<String>,
+}
+
+impl Faults {
+    pub fn is_empty(&self) -> bool {
+        self.partition.is_none() && self.killed.is_empty() && self.paused.is_empty()
+    }
+}
+
+/// Kill or pause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessKind {
+    /// SIGKILL; healed by restarting with the same data.
+    Kill,
+    /// SIGSTOP; healed by SIGCONT.
+    Pause,
 }
 
 impl LabNet {
@@ -80,33 +104,69 @@ impl LabNet {
         self.dir.join(STATE_FILE)
     }
 
-    /// The partition the state file records, if any.
-    pub fn recorded(&self) -> Result<Option<Grudge>> {
+    /// The faults the state file records.
+    pub fn recorded(&self) -> Result<Faults> {
         match std::fs::read_to_string(self.state_file()) {
-            Ok(text) => serde_json::from_str::<State>(&text)
-                .map(|s| Some(s.partition))
+            Ok(text) => serde_json::from_str::<Faults>(&text)
                 .map_err(|e| Error::State(self.state_file(), e.to_string())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Faults::default()),
             Err(e) => Err(Error::State(self.state_file(), e.to_string())),
         }
+    }
+
+    /// Writes the state file (before the faults it names exist: write-ahead).
+    fn record(&self, faults: &Faults) -> Result<()> {
+        let text = serde_json::to_string_pretty(faults).unwrap_or_default();
+        let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
+        std::fs::write(&tmp, text + "\n")
+            .and_then(|()| std::fs::rename(&tmp, self.state_file()))
+            .map_err(|e| Error::State(self.state_file(), e.to_string()))
+    }
+
+    fn check_nodes<'a>(&self, nodes: impl IntoIterator<Item = &'a str>) -> Result<()> {
+        for n in nodes {
+            if !self.members.iter().any(|m| m.name == n) {
+                return Err(Error::UnknownNode(n.to_string(), self.nodes().join(", ")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Kills (SIGKILL) or pauses (SIGSTOP) `nodes`. The guard restarts or resumes
+    /// them when dropped.
+    pub fn process_fault(&self, kind: ProcessKind, nodes: &[String]) -> Result<ProcessFault> {
+        self.check_nodes(nodes.iter().map(|n| n.as_str()))?;
+        let mut faults = self.recorded()?;
+        match kind {
+            ProcessKind::Kill => faults.killed.extend(nodes.iter().cloned()),
+            ProcessKind::Pause => faults.paused.extend(nodes.iter().cloned()),
+        }
+        self.record(&faults)?;
+        let guard = ProcessFault {
+            net: self.clone(),
+            kind,
+            nodes: nodes.to_vec(),
+            armed: true,
+        };
+        let cluster = Cluster::load(&self.dir)?;
+        for n in nodes {
+            match kind {
+                ProcessKind::Kill => cluster.kill(n)?,
+                ProcessKind::Pause => cluster.pause(n)?,
+            }
+        }
+        Ok(guard)
     }
 
     /// Applies `grudge`, replacing any partition in place. The returned guard heals
     /// when dropped (or call [`Partition::heal`] to see errors, or
     /// [`Partition::keep`] to leave it for `splitbrain nemesis heal`).
     pub fn partition(&self, grudge: &Grudge) -> Result<Partition> {
-        for n in grudge.nodes() {
-            if !self.members.iter().any(|m| m.name == n) {
-                return Err(Error::UnknownNode(n.to_string(), self.nodes().join(", ")));
-            }
-        }
+        self.check_nodes(grudge.nodes())?;
         // Write-ahead: the state file names the partition before any rule exists.
-        let state = State {
-            partition: grudge.clone(),
-        };
-        let text = serde_json::to_string_pretty(&state).unwrap_or_default();
-        std::fs::write(self.state_file(), text + "\n")
-            .map_err(|e| Error::State(self.state_file(), e.to_string()))?;
+        let mut faults = self.recorded()?;
+        faults.partition = Some(grudge.clone());
+        self.record(&faults)?;
         let guard = Partition {
             net: self.clone(),
             grudge: grudge.clone(),
@@ -134,15 +194,48 @@ impl LabNet {
         Ok(guard)
     }
 
-    /// Removes every rule of ours from every member, whatever the state file says,
-    /// then the state file. Idempotent.
+    /// Heals everything, whatever the state file says: removes every rule of ours
+    /// from every member, restarts stopped members and resumes paused ones; then
+    /// removes the state file. Idempotent.
     pub fn heal(&self) -> Result<()> {
-        first_error(self.each_member(remove_chain))?;
+        self.heal_partition()?;
+        self.heal_processes()?;
+        self.forget()
+    }
+
+    fn heal_partition(&self) -> Result<()> {
+        first_error(self.each_member(remove_chain))
+    }
+
+    fn heal_processes(&self) -> Result<()> {
+        let cluster = Cluster::load(&self.dir)?;
+        for (node, process) in cluster.processes()? {
+            match process {
+                splitbrain_cluster::Process::Stopped => cluster.start(&node)?,
+                splitbrain_cluster::Process::Paused { .. } => cluster.resume(&node)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn forget(&self) -> Result<()> {
         match std::fs::remove_file(self.state_file()) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(Error::State(self.state_file(), e.to_string()))
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Removes one healed fault from the state file; the file goes when none is left.
+    fn forget_fault(&self, f: impl FnOnce(&mut Faults)) -> Result<()> {
+        let mut faults = self.recorded()?;
+        f(&mut faults);
+        if faults.is_empty() {
+            self.forget()
+        } else {
+            self.record(&faults)
         }
     }
 
@@ -283,7 +376,8 @@ impl Partition {
     /// Heals now, and says whether that worked.
     pub fn heal(mut self) -> Result<()> {
         self.armed = false;
-        self.net.heal()
+        self.net.heal_partition()?;
+        self.net.forget_fault(|f| f.partition = None)
     }
 
     /// Leaves the partition in place (recorded in the state file) for
@@ -296,9 +390,84 @@ impl Partition {
 impl Drop for Partition {
     fn drop(&mut self) {
         if self.armed {
-            if let Err(e) = self.net.heal() {
+            let healed = self
+                .net
+                .heal_partition()
+                .and_then(|()| self.net.forget_fault(|f| f.partition = None));
+            if let Err(e) = healed {
                 // Drop cannot return it, and a silent leftover is the worst outcome.
                 eprintln!("splitbrain-nemesis: healing the partition failed: {e}");
+            }
+        }
+    }
+}
+
+/// Killed or paused members. Restarts or resumes them when dropped.
+#[derive(Debug)]
+pub struct ProcessFault {
+    net: LabNet,
+    kind: ProcessKind,
+    nodes: Vec<String>,
+    armed: bool,
+}
+
+impl ProcessFault {
+    pub fn nodes(&self) -> &[String] {
+        &self.nodes
+    }
+
+    pub fn kind(&self) -> ProcessKind {
+        self.kind
+    }
+
+    /// Restarts or resumes the members now, and says whether that worked.
+    pub fn heal(mut self) -> Result<()> {
+        self.armed = false;
+        self.undo()
+    }
+
+    /// Leaves the members down (recorded in the state file) for
+    /// `splitbrain nemesis heal`.
+    pub fn keep(mut self) {
+        self.armed = false;
+    }
+
+    fn undo(&self) -> Result<()> {
+        let cluster = Cluster::load(&self.net.dir)?;
+        for n in &self.nodes {
+            let process = cluster
+                .processes()?
+                .into_iter()
+                .find(|(name, _)| name.as_str() == n)
+                .map(|(_, p)| p);
+            match (self.kind, process) {
+                (ProcessKind::Kill, Some(splitbrain_cluster::Process::Stopped)) => {
+                    cluster.start(n)?
+                }
+                (ProcessKind::Pause, Some(splitbrain_cluster::Process::Paused { .. })) => {
+                    cluster.resume(n)?
+                }
+                _ => {}
+            }
+        }
+        let nodes = self.nodes.clone();
+        let kind = self.kind;
+        self.net.forget_fault(move |f| {
+            for n in &nodes {
+                match kind {
+                    ProcessKind::Kill => f.killed.remove(n),
+                    ProcessKind::Pause => f.paused.remove(n),
+                };
+            }
+        })
+    }
+}
+
+impl Drop for ProcessFault {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Err(e) = self.undo() {
+                eprintln!("splitbrain-nemesis: restarting or resuming members failed: {e}");
             }
         }
     }

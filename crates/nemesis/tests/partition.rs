@@ -1,9 +1,10 @@
 //! Partitions on a real local etcd cluster. Needs root, etcd and iptables: without
 //! them each test prints SKIPPED, and fails under CI=true.
 
+use splitbrain_cluster::Process;
 use splitbrain_cluster::{ensure_lab_url, lab_available_for_tests, Cluster, ClusterGuard, Config};
 use splitbrain_nemesis::grudge::Grudge;
-use splitbrain_nemesis::lab::{LabNet, CHAIN, STATE_FILE};
+use splitbrain_nemesis::lab::{LabNet, ProcessKind, CHAIN, STATE_FILE};
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
@@ -167,12 +168,12 @@ fn heal_after_the_harness_died_removes_every_rule() {
     // A new process finds it from the run directory alone.
     let again = LabNet::load(dir.path()).unwrap();
     assert_eq!(
-        again.recorded().unwrap(),
+        again.recorded().unwrap().partition,
         Some(Grudge::isolate(&net.nodes(), "n2"))
     );
     again.heal().unwrap();
     assert!(again.partitioned_members().unwrap().is_empty());
-    assert_eq!(again.recorded().unwrap(), None);
+    assert!(again.recorded().unwrap().is_empty());
     again.heal().unwrap(); // idempotent
     cluster.wait_healthy(WAIT).unwrap();
 }
@@ -197,4 +198,66 @@ fn replacing_a_partition_and_naming_an_unknown_node() {
         .partition(&Grudge::isolate(&net.nodes(), "n9"))
         .unwrap_err();
     assert!(e.to_string().contains("no node `n9`"), "{e}");
+}
+
+fn all_running(cluster: &Cluster) -> bool {
+    cluster
+        .processes()
+        .unwrap()
+        .iter()
+        .all(|(_, p)| matches!(p, Process::Running { .. }))
+}
+
+#[test]
+fn killed_leader_and_paused_member_come_back_when_the_guard_drops() {
+    let Some(_lab) = lab() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = up(dir.path(), 3);
+    let net = LabNet::of(&cluster);
+    let leader = eventually("a leader", || cluster.leader().ok().flatten()).to_string();
+    let other = net.nodes().into_iter().find(|n| *n != leader).unwrap();
+    {
+        let _killed = net
+            .process_fault(ProcessKind::Kill, &[leader.clone()])
+            .unwrap();
+        let _paused = net
+            .process_fault(ProcessKind::Pause, &[other.clone()])
+            .unwrap();
+        let faults = net.recorded().unwrap();
+        assert!(faults.killed.contains(&leader) && faults.paused.contains(&other));
+        let procs: Vec<_> = cluster.processes().unwrap();
+        assert!(procs
+            .iter()
+            .any(|(n, p)| n.as_str() == leader && *p == Process::Stopped));
+        assert!(procs
+            .iter()
+            .any(|(n, p)| n.as_str() == other && matches!(p, Process::Paused { .. })));
+    }
+    assert!(all_running(&cluster));
+    assert!(net.recorded().unwrap().is_empty());
+    assert!(!dir.path().join(STATE_FILE).exists());
+    cluster.wait_healthy(WAIT).unwrap();
+}
+
+#[test]
+fn heal_restarts_members_a_killed_harness_left_down() {
+    let Some(_lab) = lab() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = up(dir.path(), 3);
+    let net = LabNet::of(&cluster);
+    net.process_fault(ProcessKind::Kill, &["n1".to_string()])
+        .unwrap()
+        .keep();
+    net.process_fault(ProcessKind::Pause, &["n2".to_string()])
+        .unwrap()
+        .keep();
+    net.partition(&Grudge::isolate(&net.nodes(), "n3"))
+        .unwrap()
+        .keep();
+    assert!(!all_running(&cluster));
+    LabNet::load(dir.path()).unwrap().heal().unwrap();
+    assert!(all_running(&cluster));
+    assert!(net.partitioned_members().unwrap().is_empty());
+    assert!(net.recorded().unwrap().is_empty());
+    cluster.wait_healthy(WAIT).unwrap();
 }

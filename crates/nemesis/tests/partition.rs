@@ -218,10 +218,10 @@ fn killed_leader_and_paused_member_come_back_when_the_guard_drops() {
     let other = net.nodes().into_iter().find(|n| *n != leader).unwrap();
     {
         let _killed = net
-            .process_fault(ProcessKind::Kill, &[leader.clone()])
+            .process_fault(ProcessKind::Kill, std::slice::from_ref(&leader))
             .unwrap();
         let _paused = net
-            .process_fault(ProcessKind::Pause, &[other.clone()])
+            .process_fault(ProcessKind::Pause, std::slice::from_ref(&other))
             .unwrap();
         let faults = net.recorded().unwrap();
         assert!(faults.killed.contains(&leader) && faults.paused.contains(&other));

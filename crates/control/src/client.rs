@@ -24,7 +24,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One operation on one key. Values are integers; `None` is an absent key.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Call {
+    /// A register's value (null: absent).
     Read {
         key: String,
     },
@@ -37,21 +39,46 @@ pub enum Call {
         old: Option<i64>,
         new: i64,
     },
+    /// Adds an element to the set stored under `key` (history: `add`).
+    AddElement {
+        key: String,
+        value: i64,
+    },
+    /// Every element of the set under `key`, sorted (history: `read`).
+    ReadSet {
+        key: String,
+    },
+    /// Adds `delta` to the counter under `key` (history: `add`).
+    Increment {
+        key: String,
+        delta: i64,
+    },
+    /// The counter's value, 0 when absent (history: `read`).
+    ReadCounter {
+        key: String,
+    },
 }
 
 impl Call {
     /// The history's `f`.
     pub fn f(&self) -> &'static str {
         match self {
-            Call::Read { .. } => "read",
+            Call::Read { .. } | Call::ReadSet { .. } | Call::ReadCounter { .. } => "read",
             Call::Write { .. } => "write",
             Call::Cas { .. } => "cas",
+            Call::AddElement { .. } | Call::Increment { .. } => "add",
         }
     }
 
     pub fn key(&self) -> &str {
         match self {
-            Call::Read { key } | Call::Write { key, .. } | Call::Cas { key, .. } => key,
+            Call::Read { key }
+            | Call::Write { key, .. }
+            | Call::Cas { key, .. }
+            | Call::AddElement { key, .. }
+            | Call::ReadSet { key }
+            | Call::Increment { key, .. }
+            | Call::ReadCounter { key } => key,
         }
     }
 
@@ -59,14 +86,18 @@ impl Call {
     /// for a cas.
     pub fn value(&self) -> Value {
         match self {
-            Call::Read { .. } => Value::Null,
-            Call::Write { value, .. } => Value::from(*value),
+            Call::Read { .. } | Call::ReadSet { .. } | Call::ReadCounter { .. } => Value::Null,
+            Call::Write { value, .. } | Call::AddElement { value, .. } => Value::from(*value),
+            Call::Increment { delta, .. } => Value::from(*delta),
             Call::Cas { old, new, .. } => Value::from(vec![opt(*old), Value::from(*new)]),
         }
     }
 
     pub fn is_read(&self) -> bool {
-        matches!(self, Call::Read { .. })
+        matches!(
+            self,
+            Call::Read { .. } | Call::ReadSet { .. } | Call::ReadCounter { .. }
+        )
     }
 }
 

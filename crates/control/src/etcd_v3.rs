@@ -96,15 +96,10 @@ impl EtcdV3 {
     async fn run(&self, call: &Call) -> Outcome {
         let key = B64.encode(call.key());
         let r = match call {
-            Call::Read { .. } => {
-                let mut body = json!({ "key": key });
-                if self.read_mode == ReadMode::Serializable {
-                    body["serializable"] = Value::Bool(true);
-                }
-                self.post(call, "/v3/kv/range", body)
-                    .await
-                    .and_then(|b| read_value(call, &b))
-            }
+            Call::Read { .. } => self
+                .post(call, "/v3/kv/range", self.range_body(call.key()))
+                .await
+                .and_then(|b| read_value(call, &b)),
             Call::Write { value, .. } => self
                 .post(
                     call,
@@ -144,12 +139,131 @@ impl EtcdV3 {
                     Err(o) => Err(o),
                 }
             }
+            Call::AddElement { value, .. } => {
+                let element = B64.encode(format!("{}/{value}", call.key()));
+                self.post(
+                    call,
+                    "/v3/kv/put",
+                    json!({ "key": element, "value": B64.encode(value.to_string()) }),
+                )
+                .await
+                .map(|_| Value::Null)
+            }
+            Call::ReadSet { .. } => self.read_set(call).await,
+            Call::Increment { delta, .. } => self.increment(call, *delta).await,
+            Call::ReadCounter { .. } => self
+                .post(call, "/v3/kv/range", self.range_body(call.key()))
+                .await
+                .and_then(|b| read_value(call, &b))
+                .map(|v| if v.is_null() { Value::from(0) } else { v }),
         };
         match r {
             Ok(v) => Outcome::Ok(v),
             Err(o) => o,
         }
     }
+
+    fn range_body(&self, key: &str) -> Value {
+        let mut body = json!({ "key": B64.encode(key) });
+        if self.read_mode == ReadMode::Serializable {
+            body["serializable"] = Value::Bool(true);
+        }
+        body
+    }
+
+    /// A set is one key per element under `KEY/`; reading it is one range over that
+    /// prefix, a consistent snapshot.
+    async fn read_set(&self, call: &Call) -> Result<Value, Outcome> {
+        let prefix = format!("{}/", call.key());
+        let mut body = self.range_body(&prefix);
+        body["range_end"] = Value::from(B64.encode(prefix_end(prefix.as_bytes())));
+        let b = self.post(call, "/v3/kv/range", body).await?;
+        if b.get("header").is_none() {
+            return Err(Outcome::unknown(call, "range answer without header"));
+        }
+        let mut elements = Vec::new();
+        for kv in b.get("kvs").and_then(Value::as_array).into_iter().flatten() {
+            let raw = kv.get("value").and_then(Value::as_str).unwrap_or("");
+            let bytes = B64
+                .decode(raw)
+                .map_err(|e| Outcome::unknown(call, format!("value is not base64: {e}")))?;
+            elements.push(parse_value(&bytes));
+        }
+        elements.sort_by_key(|v| v.as_i64());
+        Ok(Value::from(elements))
+    }
+
+    /// An increment is a read and a compare-and-set on the key's mod revision,
+    /// retried while the compare fails (a failed compare wrote nothing). Failing
+    /// to read is `fail`: nothing was written yet.
+    async fn increment(&self, call: &Call, delta: i64) -> Result<Value, Outcome> {
+        let key = call.key();
+        let as_read = Call::ReadCounter {
+            key: key.to_owned(),
+        };
+        for _ in 0..INCREMENT_ATTEMPTS {
+            let b = self
+                .post(&as_read, "/v3/kv/range", self.range_body(key))
+                .await?;
+            let kv = b.get("kvs").and_then(|k| k.get(0));
+            let current = match kv {
+                Some(kv) => {
+                    let raw = kv.get("value").and_then(Value::as_str).unwrap_or("");
+                    let bytes = B64.decode(raw).unwrap_or_default();
+                    match parse_value(&bytes).as_i64() {
+                        Some(n) => n,
+                        None => {
+                            return Err(Outcome::Fail(format!(
+                                "the counter holds a non-integer: {}",
+                                snippet(&bytes)
+                            )))
+                        }
+                    }
+                }
+                None => 0,
+            };
+            let compare = match kv.and_then(|kv| kv.get("mod_revision")) {
+                Some(rev) => json!({
+                    "key": B64.encode(key), "target": "MOD", "result": "EQUAL", "mod_revision": rev,
+                }),
+                None => json!({
+                    "key": B64.encode(key), "target": "CREATE", "result": "EQUAL", "create_revision": "0",
+                }),
+            };
+            let body = json!({
+                "compare": [compare],
+                "success": [{ "request_put": {
+                    "key": B64.encode(key),
+                    "value": B64.encode((current + delta).to_string()),
+                } }],
+            });
+            let b = self.post(call, "/v3/kv/txn", body).await?;
+            if b.get("succeeded") == Some(&Value::Bool(true)) {
+                return Ok(Value::Null);
+            }
+            if b.get("header").is_none() {
+                return Err(Outcome::unknown(call, "txn answer without header"));
+            }
+        }
+        Err(Outcome::Fail(format!(
+            "gave up after {INCREMENT_ATTEMPTS} lost compare-and-sets"
+        )))
+    }
+}
+
+/// How often an increment retries a compare-and-set that lost a race.
+const INCREMENT_ATTEMPTS: usize = 50;
+
+/// The end of a prefix range: the prefix with its last byte incremented.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0] // every key
 }
 
 /// The value of a range answer: no `kvs` means absent.
@@ -209,6 +323,12 @@ mod tests {
         assert_eq!(read_value(&call, &body), Ok(Value::Null));
         let body = json!({"header": {}, "kvs": [{"key": "aw==", "value": B64.encode("42")}]});
         assert_eq!(read_value(&call, &body), Ok(Value::from(42)));
+    }
+
+    #[test]
+    fn a_prefix_range_ends_after_the_prefix() {
+        assert_eq!(prefix_end(b"k/"), b"k0".to_vec());
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
     }
 
     #[test]

@@ -21,6 +21,11 @@ use std::sync::Mutex;
 pub enum WorkloadKind {
     Register,
     CasRegister,
+    /// Unique adds to a set; the set is read only in the final phase, on every node
+    /// (reads of a growing set during the run would make the history quadratic).
+    Set,
+    /// Increments and reads of a counter.
+    Counter,
 }
 
 impl WorkloadKind {
@@ -28,6 +33,8 @@ impl WorkloadKind {
         match self {
             WorkloadKind::Register => "register",
             WorkloadKind::CasRegister => "cas-register",
+            WorkloadKind::Set => "set",
+            WorkloadKind::Counter => "counter",
         }
     }
 }
@@ -38,14 +45,17 @@ impl std::str::FromStr for WorkloadKind {
         match s {
             "register" => Ok(WorkloadKind::Register),
             "cas-register" => Ok(WorkloadKind::CasRegister),
+            "set" => Ok(WorkloadKind::Set),
+            "counter" => Ok(WorkloadKind::Counter),
             _ => Err(format!(
-                "unknown workload `{s}` (known: register, cas-register)"
+                "unknown workload `{s}` (known: register, cas-register, set, counter)"
             )),
         }
     }
 }
 
-/// Relative weights of reads, writes and cas (cas is ignored by `register`).
+/// Relative weights of reads, writes and cas (cas is ignored by `register`; for
+/// `counter`, writes are increments; `set` only adds).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Mix {
     pub read: u32,
@@ -167,19 +177,27 @@ impl Generator {
             (k, st.last.get(&k).copied().flatten())
         };
         let key = self.server_key(k);
-        let call = if pick < m.read {
-            Call::Read { key }
-        } else if pick < m.read + m.write {
-            Call::Write {
+        let fresh = || self.next_value.fetch_add(1, Ordering::Relaxed);
+        let call = match self.workload.kind {
+            WorkloadKind::Set => Call::AddElement {
                 key,
-                value: self.next_value.fetch_add(1, Ordering::Relaxed),
-            }
-        } else {
-            Call::Cas {
+                value: fresh(),
+            },
+            WorkloadKind::Counter if pick < m.read => Call::ReadCounter { key },
+            WorkloadKind::Counter => Call::Increment {
+                key,
+                delta: rng.random_range(1..=5),
+            },
+            _ if pick < m.read => Call::Read { key },
+            _ if pick < m.read + m.write => Call::Write {
+                key,
+                value: fresh(),
+            },
+            _ => Call::Cas {
                 key,
                 old: last,
-                new: self.next_value.fetch_add(1, Ordering::Relaxed),
-            }
+                new: fresh(),
+            },
         };
         Next {
             call,
@@ -195,6 +213,7 @@ impl Generator {
             (Call::Read { .. }, v) => v.as_i64(),
             (Call::Write { value, .. }, _) => Some(*value),
             (Call::Cas { new, .. }, _) => Some(*new),
+            _ => return,
         };
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         st.last.insert(k, v);
@@ -212,11 +231,17 @@ impl Generator {
             used.push(0);
         }
         used.iter()
-            .map(|&k| Next {
-                call: Call::Read {
-                    key: self.server_key(k),
-                },
-                key: self.history_key(k),
+            .map(|&k| {
+                let key = self.server_key(k);
+                let call = match self.workload.kind {
+                    WorkloadKind::Set => Call::ReadSet { key },
+                    WorkloadKind::Counter => Call::ReadCounter { key },
+                    _ => Call::Read { key },
+                };
+                Next {
+                    call,
+                    key: self.history_key(k),
+                }
             })
             .collect()
     }
@@ -236,7 +261,7 @@ mod tests {
                 Call::Write { value, .. } | Call::Cas { new: value, .. } => {
                     assert!(seen.insert(value), "value {value} written twice")
                 }
-                Call::Read { .. } => {}
+                _ => {}
             }
         }
     }
@@ -257,6 +282,29 @@ mod tests {
         assert!(per_key.values().all(|&n| n <= 5));
         assert!(per_key.len() >= 20);
         assert_eq!(g.final_reads().len(), per_key.len());
+    }
+
+    #[test]
+    fn set_only_adds_and_reads_the_whole_set_at_the_end() {
+        let w = Workload {
+            kind: WorkloadKind::Set,
+            ..Workload::default()
+        };
+        let g = Generator::new(w, "t/");
+        let mut rng = rand::rng();
+        assert!((0..200).all(|_| matches!(g.next(&mut rng).call, Call::AddElement { .. })));
+        assert!(matches!(g.final_reads()[0].call, Call::ReadSet { .. }));
+        let c = Generator::new(
+            Workload {
+                kind: WorkloadKind::Counter,
+                ..Workload::default()
+            },
+            "t/",
+        );
+        assert!((0..200).all(|_| matches!(
+            c.next(&mut rng).call,
+            Call::Increment { delta: 1..=5, .. } | Call::ReadCounter { .. }
+        )));
     }
 
     #[test]

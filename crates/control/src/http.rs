@@ -161,6 +161,7 @@ impl HttpClient {
             Call::Read { .. } => &self.config.read,
             Call::Write { .. } => &self.config.write,
             Call::Cas { .. } => &self.config.cas,
+            _ => &None,
         };
         let Some(spec) = spec else {
             return Outcome::Fail(format!("the http client has no `{}` operation", call.f()));
@@ -221,9 +222,12 @@ impl HttpClient {
 fn render(template: &str, call: &Call) -> String {
     let opt = |v: &Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
     let (value, old, new) = match call {
-        Call::Read { .. } => (String::new(), String::new(), String::new()),
+        Call::Read { .. } | Call::ReadSet { .. } | Call::ReadCounter { .. } => {
+            (String::new(), String::new(), String::new())
+        }
         Call::Write { value, .. } => (value.to_string(), String::new(), String::new()),
         Call::Cas { old, new, .. } => (new.to_string(), opt(old), new.to_string()),
+        other => (other.value().to_string(), String::new(), String::new()),
     };
     template
         .replace("{key}", call.key())

@@ -6,7 +6,9 @@ use serde_json::Value;
 use splitbrain_checker::{check, ModelKind, Options, Verdict};
 use splitbrain_control::etcd_v3::{EtcdV3, ReadMode};
 use splitbrain_control::http::{HttpClient, HttpConfig};
-use splitbrain_control::{run, Generator, Mix, Progress, Stop, Summary, TestConfig, Workload};
+use splitbrain_control::{
+    run, Generator, Mix, Progress, Stop, Summary, TestConfig, Workload, WorkloadKind,
+};
 use splitbrain_history::{History, OpType};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -459,4 +461,63 @@ fn etcd_v2_through_the_generic_http_config_with_quorum_reads_is_linearizable() {
         .iter()
         .any(|(k, e)| *k == OpType::Fail && e.contains("101")));
     assert_eq!(check(&h, &cas_register()).unwrap().verdict, Verdict::Valid);
+}
+
+#[test]
+fn etcd_v3_set_and_counter_check_valid_with_final_reads_on_every_node() {
+    let Some(_lab) = lab() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = up(dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = || TestConfig {
+        concurrency: 8,
+        time_limit: Some(Duration::from_secs(3)),
+        ..TestConfig::default()
+    };
+    let set = Workload {
+        kind: WorkloadKind::Set,
+        ..Workload::default()
+    };
+    let r = rt.block_on(run_against(cluster.endpoints(), config(), set, dir.path()));
+    let finals: Vec<_> = r
+        .history
+        .ops()
+        .iter()
+        .filter(|o| o.is_final && o.kind == OpType::Ok)
+        .collect();
+    assert_eq!(finals.len(), 3, "one final read per node");
+    let added = kinds(&r.history, "add")
+        .iter()
+        .filter(|(k, _)| *k == OpType::Ok)
+        .count();
+    assert!(finals
+        .iter()
+        .all(|o| o.value.as_array().map(Vec::len) == Some(added)));
+    let opts = |model| Options {
+        model,
+        ..Options::default()
+    };
+    assert_eq!(
+        check(&r.history, &opts(ModelKind::Set)).unwrap().verdict,
+        Verdict::Valid
+    );
+
+    let counter = Workload {
+        kind: WorkloadKind::Counter,
+        keys: Some(4),
+        ..Workload::default()
+    };
+    let r = rt.block_on(run_against(
+        cluster.endpoints(),
+        config(),
+        counter,
+        dir.path(),
+    ));
+    assert!(r.summary.ok > 50, "{:?}", r.summary);
+    assert_eq!(
+        check(&r.history, &opts(ModelKind::Counter))
+            .unwrap()
+            .verdict,
+        Verdict::Valid
+    );
 }

@@ -69,7 +69,8 @@ pub struct TestArgs {
     #[arg(long, value_name = "FILE")]
     pub client_config: Option<PathBuf>,
 
-    /// register or cas-register [default].
+    /// register, cas-register [default], set (unique adds, read at the end on every
+    /// node) or counter (etcd-v3 only for set and counter).
     #[arg(long, value_name = "NAME")]
     pub workload: Option<String>,
 
@@ -285,8 +286,11 @@ fn plan(args: TestArgs) -> Result<Plan> {
         .unwrap_or_default()
         .parse()
         .map_err(anyhow::Error::msg)?;
+    use splitbrain_control::WorkloadKind as W;
     let model = match kind {
-        splitbrain_control::WorkloadKind::Register => ModelKind::Register,
+        W::Register => ModelKind::Register,
+        W::Set => ModelKind::Set,
+        W::Counter => ModelKind::Counter,
         _ => ModelKind::CasRegister,
     };
     let timeout = secs("timeout", args.timeout)?.unwrap_or(Duration::from_secs(5));
@@ -331,7 +335,8 @@ fn plan(args: TestArgs) -> Result<Plan> {
         final_reads: (!args.no_final_reads).then_some(Duration::from_secs(1)),
     };
     let needed: &[&str] = match kind {
-        splitbrain_control::WorkloadKind::Register => &["read", "write"],
+        W::Register => &["read", "write"],
+        W::Set | W::Counter => &["read", "add"],
         _ => &["read", "write", "cas"],
     };
     if let Some(missing) = needed.iter().find(|f| !client.supports(f)) {

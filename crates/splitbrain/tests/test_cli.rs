@@ -253,8 +253,9 @@ fn the_shipped_workloads_parse_and_flags_win_over_them() {
 #[test]
 fn bad_settings_exit_254_before_anything_runs() {
     let store = tempfile::tempdir().unwrap();
-    let cases: [&[&str]; 7] = [
+    let cases: [&[&str]; 8] = [
         &["--client", "nosuch"],
+        &["--client", "etcd-v2", "--workload", "set"],
         &["--client", "http"],
         &["--client", "etcd-v2", "--read-mode", "serializable"],
         &["--workload", "nosuch"],

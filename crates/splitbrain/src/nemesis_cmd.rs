@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use splitbrain_cluster::{Cluster, DEFAULT_DIR};
 use splitbrain_nemesis::grudge::Grudge;
-use splitbrain_nemesis::lab::LabNet;
+use splitbrain_nemesis::lab::{LabNet, ProcessKind};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -14,8 +14,14 @@ pub enum NemesisCmd {
     /// Cut the cluster's network with iptables inside the members' namespaces. The
     /// partition stays until `splitbrain nemesis heal`.
     Partition(PartitionArgs),
-    /// Remove every partition rule of ours from every member (idempotent; works after
-    /// the harness that made them was killed).
+    /// SIGKILL members (NODE, `leader`, `minority` or `majority`); they stay down
+    /// until `heal` restarts them with their data.
+    Kill(Targets),
+    /// SIGSTOP members (NODE, `leader`, `minority` or `majority`) until `heal`.
+    Pause(Targets),
+    /// Undo every fault: remove our partition rules from every member, restart
+    /// stopped members, resume paused ones. Idempotent; works after the harness that
+    /// made the faults was killed.
     Heal(Dir),
     /// Show the recorded partition and which members have rules of ours.
     Status(Dir),
@@ -26,6 +32,14 @@ pub struct Dir {
     /// Run directory of the cluster (as given to `splitbrain cluster up`).
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DIR, global = true)]
     dir: PathBuf,
+}
+
+#[derive(Args)]
+pub struct Targets {
+    /// A node name, or `leader`, `minority` (random, fewer than half) or `majority`.
+    target: String,
+    #[command(flatten)]
+    dir: Dir,
 }
 
 #[derive(Args)]
@@ -113,21 +127,30 @@ fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
+        NemesisCmd::Kill(t) => process_fault(ProcessKind::Kill, t),
+        NemesisCmd::Pause(t) => process_fault(ProcessKind::Pause, t),
         NemesisCmd::Heal(dir) => {
             let net = LabNet::load(&dir.dir)?;
             let start = Instant::now();
             net.heal()?;
             out!(
-                "healed ({:.1} ms): no partition rules remain",
+                "healed ({:.1} ms): no partition rules remain, every member runs",
                 start.elapsed().as_secs_f64() * 1e3
             );
             Ok(0)
         }
         NemesisCmd::Status(dir) => {
             let net = LabNet::load(&dir.dir)?;
-            match net.recorded()? {
+            let faults = net.recorded()?;
+            match &faults.partition {
                 Some(g) => out!("recorded partition: {g}"),
                 None => out!("no partition recorded"),
+            }
+            for (what, nodes) in [("killed", &faults.killed), ("paused", &faults.paused)] {
+                if !nodes.is_empty() {
+                    let names: Vec<&str> = nodes.iter().map(|s| s.as_str()).collect();
+                    out!("{what}: {}", names.join(", "));
+                }
             }
             let members = net.partitioned_members()?;
             if members.is_empty() {
@@ -138,4 +161,61 @@ fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
             Ok(0)
         }
     }
+}
+
+fn process_fault(kind: ProcessKind, t: Targets) -> anyhow::Result<u8> {
+    let cluster = Cluster::load(&t.dir.dir)?;
+    let net = LabNet::of(&cluster);
+    let mut nodes = net.nodes();
+    let chosen: Vec<String> = match t.target.as_str() {
+        "leader" => vec![cluster
+            .leader()?
+            .context("the cluster has no leader")?
+            .to_string()],
+        "minority" | "majority" => {
+            use rand::seq::SliceRandom;
+            let want = if t.target == "minority" {
+                ((nodes.len() - 1) / 2).max(1)
+            } else {
+                nodes.len() / 2 + 1
+            };
+            // Drawn from the members that are running: a killed one cannot be paused.
+            let running: Vec<String> = cluster
+                .processes()?
+                .into_iter()
+                .filter(|(_, p)| matches!(p, splitbrain_cluster::Process::Running { .. }))
+                .map(|(n, _)| n.to_string())
+                .collect();
+            nodes.retain(|n| running.contains(n));
+            if nodes.len() < want {
+                anyhow::bail!(
+                    "a {} is {want} members, but only {} are running ({}); heal first",
+                    t.target,
+                    nodes.len(),
+                    nodes.join(", ")
+                );
+            }
+            nodes.shuffle(&mut rand::rng());
+            nodes.truncate(want);
+            nodes.sort();
+            nodes
+        }
+        node => vec![node.to_string()],
+    };
+    let start = Instant::now();
+    net.process_fault(kind, &chosen)?.keep();
+    let verb = match kind {
+        ProcessKind::Kill => "killed",
+        ProcessKind::Pause => "paused",
+    };
+    out!(
+        "{verb} {} ({:.1} ms)",
+        chosen.join(", "),
+        start.elapsed().as_secs_f64() * 1e3
+    );
+    out!(
+        "heal with: splitbrain nemesis heal --dir {}",
+        t.dir.dir.display()
+    );
+    Ok(0)
 }

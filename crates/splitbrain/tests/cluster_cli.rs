@@ -404,6 +404,31 @@ fn a_partition_outlives_its_command_and_heal_removes_it() {
     assert!(status.contains("no partition recorded"), "{status}");
     assert!(status.contains("no member has partition rules"), "{status}");
 
+    // Process faults: down until heal restarts and resumes them.
+    let killed = nemesis_ok(&["kill", "minority"], dir);
+    assert!(killed.starts_with("killed n"), "{killed}");
+    let paused = nemesis_ok(&["pause", "minority"], dir);
+    assert!(paused.starts_with("paused n"), "{paused}");
+    let status = nemesis_ok(&["status"], dir);
+    assert!(
+        status.contains("killed: n") && status.contains("paused: n"),
+        "{status}"
+    );
+    let too_many = nemesis(&["pause", "majority"], dir);
+    assert_eq!(too_many.status.code(), Some(1));
+    assert!(
+        text(&too_many.stderr).contains("heal first"),
+        "{}",
+        text(&too_many.stderr)
+    );
+    let healed = nemesis_ok(&["heal"], dir);
+    assert!(healed.contains("every member runs"), "{healed}");
+    let status = ok(&["status"], dir);
+    assert!(
+        !status.contains("stopped") && !status.contains("paused"),
+        "{status}"
+    );
+
     let unknown = nemesis(&["partition", "isolate", "n9"], dir);
     assert_eq!(unknown.status.code(), Some(1));
     assert!(

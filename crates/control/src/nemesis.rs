@@ -1,0 +1,103 @@
+//! The nemesis inside a test: a schedule that starts and stops faults while the
+//! workers run, recording each as an op of the `nemesis` process, and heals
+//! everything before the final reads.
+//!
+//! ```text
+//!   time ─►  quiet ── start-partition ── fault ── stop-partition ── quiet ── start-kill ...
+//!   history: {"process":"nemesis","type":"info","f":"start-partition","value":{"n1":["n2","n3"],...}}
+//! ```
+//!
+//! This crate knows only the [`Nemesis`] trait; what a fault is (iptables in a lab,
+//! signals, a remote host) is the implementer's business. Calls are blocking and
+//! run on tokio's blocking pool.
+
+use crate::recorder::Recorder;
+use serde_json::Value;
+use splitbrain_history::{Op, OpType, Process};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Starts and stops faults. Every method may block.
+pub trait Nemesis: Send + 'static {
+    /// Starts a fault; returns the history `f` (e.g. `start-partition`) and a value
+    /// describing it (e.g. the grudge).
+    fn start(&mut self) -> Result<(String, Value), String>;
+    /// Ends the fault `start` began; returns its `f` (e.g. `stop-partition`) and value.
+    fn stop(&mut self) -> Result<(String, Value), String>;
+    /// Heals every fault, whatever happened, and waits until the cluster is healthy.
+    fn heal_all(&mut self) -> Result<(), String>;
+}
+
+/// When faults happen.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    /// Quiet time before each fault.
+    pub interval: Duration,
+    /// How long each fault lasts.
+    pub duration: Duration,
+}
+
+fn record(rec: &Recorder, start: Instant, f: &str, value: Value, error: Option<String>) {
+    let mut op = Op::new(Process::Nemesis, OpType::Info, f, value);
+    op.time = Some(start.elapsed().as_nanos() as i64);
+    op.error = error.map(Value::String);
+    rec.record(op);
+}
+
+/// Runs `schedule` until `done` turns true, then heals everything. Returns the
+/// nemesis (for a last heal on error paths) and how many faults it started.
+pub(crate) async fn drive(
+    mut nemesis: Box<dyn Nemesis>,
+    schedule: Schedule,
+    rec: Recorder,
+    start: Instant,
+    mut done: watch::Receiver<bool>,
+) -> (Box<dyn Nemesis>, u64) {
+    let mut faults = 0;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(schedule.interval) => {}
+            _ = done.wait_for(|d| *d) => break,
+        }
+        let (n, started) = blocking(nemesis, |n| n.start()).await;
+        nemesis = n;
+        match started {
+            Ok((f, value)) => {
+                faults += 1;
+                record(&rec, start, &f, value, None);
+            }
+            Err(e) => record(&rec, start, "start-fault", Value::Null, Some(e)),
+        }
+        let ended = tokio::select! {
+            _ = tokio::time::sleep(schedule.duration) => false,
+            _ = done.wait_for(|d| *d) => true,
+        };
+        let (n, stopped) = blocking(nemesis, |n| n.stop()).await;
+        nemesis = n;
+        match stopped {
+            Ok((f, value)) => record(&rec, start, &f, value, None),
+            Err(e) => record(&rec, start, "stop-fault", Value::Null, Some(e)),
+        }
+        if ended {
+            break;
+        }
+    }
+    let (n, healed) = blocking(nemesis, |n| n.heal_all()).await;
+    record(&rec, start, "heal", Value::Null, healed.err());
+    (n, faults)
+}
+
+async fn blocking<T: Send + 'static>(
+    mut nemesis: Box<dyn Nemesis>,
+    f: impl FnOnce(&mut Box<dyn Nemesis>) -> Result<T, String> + Send + 'static,
+) -> (Box<dyn Nemesis>, Result<T, String>) {
+    match tokio::task::spawn_blocking(move || {
+        let r = f(&mut nemesis);
+        (nemesis, r)
+    })
+    .await
+    {
+        Ok(done) => done,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}

@@ -233,7 +233,7 @@ pub async fn run(
     tokio::select! {
         _ = &mut all_done => done = true,
         _ = limit => {}
-        _ = stopped.wait_for(|s| *s) => interrupted = true,
+        _ = until(&mut stopped) => interrupted = true,
     }
     shared.generating.store(false, Ordering::SeqCst);
     // Drain: in-flight ops finish, or are cut short after the drain timeout.
@@ -248,7 +248,7 @@ pub async fn run(
                 stop.abort();
                 all_done.as_mut().await;
             }
-            _ = abort_rx.wait_for(|a| *a) => {
+            _ = until(&mut abort_rx) => {
                 aborted = true;
                 all_done.as_mut().await;
             }
@@ -306,7 +306,7 @@ async fn worker(sh: Arc<Shared>, w: usize, node: String, conn: Arc<dyn Client>, 
             };
             tokio::select! {
                 _ = tokio::time::sleep_until(slot.into()) => {}
-                _ = stop_rx.wait_for(|s| *s) => return,
+                _ = until(&mut stop_rx) => return,
             }
             if !sh.generating.load(Ordering::Relaxed) {
                 return;
@@ -348,7 +348,7 @@ async fn invoke_one(
     let mut abort = stop.abort.subscribe();
     let outcome = tokio::select! {
         biased;
-        _ = abort.wait_for(|a| *a) => Outcome::Info("interrupted: the run was aborted".into()),
+        _ = until(&mut abort) => Outcome::Info("interrupted: the run was aborted".into()),
         r = tokio::time::timeout(sh.config.op_timeout, conn.invoke(&next.call)) => match r {
             Ok(o) => o,
             Err(_) => Outcome::Info(format!(
@@ -393,7 +393,7 @@ async fn final_reads(
     let mut abort = stop.abort.subscribe();
     tokio::select! {
         _ = tokio::time::sleep(quiet) => {}
-        _ = abort.wait_for(|a| *a) => return,
+        _ = until(&mut abort) => return,
     }
     let reads = sh.gen.final_reads();
     let mut seen = std::collections::HashSet::new();
@@ -414,6 +414,12 @@ async fn final_reads(
         });
     }
     futures_join_all(tasks).await;
+}
+
+/// Waits until a stop flag is set. (`wait_for` alone hands back a read guard, which
+/// would make `run`'s future not `Send` wherever an arm awaits.)
+async fn until(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|set| *set).await;
 }
 
 /// Joins futures that borrow from the caller (a JoinSet needs 'static ones).

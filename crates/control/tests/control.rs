@@ -521,3 +521,62 @@ fn etcd_v3_set_and_counter_check_valid_with_final_reads_on_every_node() {
         Verdict::Valid
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_reaches_the_disk_while_ops_are_still_in_flight() {
+    let url = serve(|mut s| {
+        read_request(&mut s);
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.jsonl");
+    let stop = Stop::default();
+    let config = TestConfig {
+        nodes: vec![url],
+        op_timeout: Duration::from_secs(60),
+        ..small(1000)
+    };
+    let client = EtcdV3::new(ReadMode::Linearizable, config.op_timeout).unwrap();
+    let running = run(
+        Arc::new(client),
+        Generator::new(Workload::default(), "t/"),
+        config,
+        &path,
+        stop.clone(),
+        Arc::default(),
+    );
+    // Every worker's invocation is on disk (the periodic flush) long before any op
+    // can complete; the bound here is generous, the flush is every second.
+    let watch = async {
+        let mut on_disk = 0;
+        for _ in 0..200 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            on_disk = std::fs::read_to_string(&path).map_or(0, |t| t.lines().count());
+            if on_disk == 4 {
+                break;
+            }
+        }
+        stop.abort();
+        on_disk
+    };
+    let (summary, on_disk) = tokio::join!(running, watch);
+    assert_eq!(on_disk, 4, "the open invocations never reached the disk");
+    assert!(summary.unwrap().aborted);
+    assert_complete(&History::read_path(&path).unwrap());
+}
+
+#[test]
+fn a_run_can_be_spawned_on_any_runtime_thread() {
+    fn send<T: Send>(_: &T) {}
+    let client = EtcdV3::new(ReadMode::Linearizable, Duration::from_secs(1)).unwrap();
+    let path = Path::new("unused.jsonl");
+    let future = run(
+        Arc::new(client),
+        Generator::new(Workload::default(), "t/"),
+        small(1),
+        path,
+        Stop::default(),
+        Arc::default(),
+    );
+    send(&future); // never polled: nothing runs, nothing is created
+}

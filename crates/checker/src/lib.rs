@@ -366,7 +366,26 @@ pub fn check_sequential<M: Model>(
     let problem = sequential::Problem::new(model, history, &opts.init)?;
     let deadline = Deadline::with_memory(opts.time_limit.map(|t| start + t), opts.memory_limit);
     let init_ids = sequential::init_ids(model, &problem);
-    let outcome = sequential::decide(model, &problem.ops, &problem.inits(), &init_ids, &deadline);
+    // Linearizable implies sequential, and the linearizability search is fast on
+    // the histories most stores produce: try it first, key by key.
+    let linear: Vec<_> = problem
+        .parts
+        .par_iter()
+        .zip(&problem.calls)
+        .map(|(p, calls)| linear::search(model, calls, &p.init, &deadline))
+        .collect();
+    let orders: Option<Vec<Vec<usize>>> = linear
+        .into_iter()
+        .map(|o| match o {
+            Outcome::Linearizable(order) => Some(order),
+            _ => None,
+        })
+        .collect();
+    let merged = orders.and_then(|o| sequential::merge_linearizations(&problem, &o));
+    let outcome = match merged {
+        Some(order) => sequential::SeqOutcome::Valid(order),
+        None => sequential::decide(model, &problem.ops, &problem.inits(), &init_ids, &deadline),
+    };
     let mut report = Report {
         file: history.source().to_string(),
         verdict: Verdict::Valid,

@@ -50,6 +50,7 @@ use serde_json::Value;
 use splitbrain_history::{History, Key, OpType};
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
+use std::time::{Duration, Instant};
 
 /// One op as the sequential search sees it.
 #[derive(Debug, Clone)]
@@ -176,6 +177,61 @@ pub(crate) fn decide<M: Model>(
 }
 
 // ---------------------------------------------------------------------------
+// Linearizable, hence sequential.
+
+/// A sequential order of all ops from per-key linearizations (indices into
+/// `problem.calls[k]`), or `None` if they cannot be merged. Linearizability is
+/// compositional, so they can: order every op after its key's previous op and
+/// after every op that returned before it was invoked, and sort topologically. Real
+/// time enters through a chain of event nodes, so the graph stays linear in size.
+pub(crate) fn merge_linearizations<M: Model>(
+    problem: &Problem<M>,
+    orders: &[Vec<usize>],
+) -> Option<Vec<usize>> {
+    let mut index: FxHashMap<(u32, u32), usize> = FxHashMap::default();
+    for (i, o) in problem.ops.iter().enumerate() {
+        index.insert((o.key, o.index), i);
+    }
+    let mut g: DiGraph<Option<usize>, ()> = DiGraph::new();
+    let mut node: FxHashMap<usize, NodeIndex> = FxHashMap::default();
+    // Events of the placed ops: (position, is return, op).
+    let mut events: Vec<(u64, bool, usize)> = Vec::new();
+    for (k, order) in orders.iter().enumerate() {
+        let mut prev: Option<NodeIndex> = None;
+        for &ci in order {
+            let i = *index.get(&(k as u32, ci as u32))?;
+            let n = g.add_node(Some(i));
+            node.insert(i, n);
+            if let Some(p) = prev {
+                g.add_edge(p, n, ());
+            }
+            prev = Some(n);
+            let c = &problem.calls[k][ci];
+            events.push((c.call, false, i));
+            if let Some(r) = c.ret {
+                events.push((r, true, i));
+            }
+        }
+    }
+    events.sort_unstable();
+    let mut last_time: Option<NodeIndex> = None;
+    for &(_, is_ret, i) in &events {
+        let t = g.add_node(None);
+        if let Some(l) = last_time {
+            g.add_edge(l, t, ());
+        }
+        last_time = Some(t);
+        if is_ret {
+            g.add_edge(node[&i], t, ());
+        } else {
+            g.add_edge(t, node[&i], ());
+        }
+    }
+    let sorted = petgraph::algo::toposort(&g, None).ok()?;
+    Some(sorted.into_iter().filter_map(|n| g[n]).collect())
+}
+
+// ---------------------------------------------------------------------------
 // The graph.
 
 /// Largest history the graph stage handles: it keeps a reachability bitset per op.
@@ -251,7 +307,7 @@ pub(crate) fn cycle<M: Model>(
         }
     }
     let words = n.div_ceil(64);
-    for _round in 0..16 {
+    for _round in 0..n {
         let order = match petgraph::algo::toposort(&g, None) {
             Ok(order) => order,
             Err(c) => return Some(cycle_through(&g, c.node_id().index())),
@@ -405,7 +461,11 @@ pub(crate) fn search<M: Model>(
     let mut det_left: usize = procs.iter().map(Vec::len).sum();
     let mut req_left = required_floating;
 
-    let enabled = |pos: &[u32], placed: &[u64]| -> Vec<usize> {
+    // The ops that may come next. An op that is legal now and leaves the state as
+    // it is (a read) is the only choice offered: placing it now loses nothing,
+    // since any order that places it later still works with it moved here, and it
+    // enables its process's next op sooner. So reads never branch.
+    let enabled = |pos: &[u32], placed: &[u64], states: &[M::State]| -> Vec<usize> {
         let mut c: Vec<usize> = procs
             .iter()
             .zip(pos)
@@ -418,7 +478,28 @@ pub(crate) fn search<M: Model>(
             }
         }
         c.sort_unstable_by_key(|&i| ops[i].call);
-        c
+        // Writes of a value some waiting op observes go first: the goal-directed
+        // choice that a history close to linearizable nearly always wants.
+        let wanted: Vec<(u32, ValueId)> = c
+            .iter()
+            .filter_map(|&i| model.observes(&ops[i].op).map(|v| (ops[i].key, v)))
+            .collect();
+        if !wanted.is_empty() {
+            c.sort_by_key(|&i| {
+                let w = model.writes(&ops[i].op).map(|v| (ops[i].key, v));
+                !w.is_some_and(|w| wanted.contains(&w))
+            });
+        }
+        let free = c.iter().copied().find(|&i| {
+            let k = ops[i].key as usize;
+            model
+                .step(&states[k], &ops[i].op)
+                .is_some_and(|s| s == states[k])
+        });
+        match free {
+            Some(i) => vec![i],
+            None => c,
+        }
     };
     let memo_key = |pos: &[u32], placed: &[u64], states: &[M::State]| {
         let mut h = FxHasher::default();
@@ -438,7 +519,7 @@ pub(crate) fn search<M: Model>(
     let mut memo: FxHashSet<MemoKey<M::State>> = FxHashSet::default();
     memo.insert(memo_key(&pos, &placed, &states));
     let mut stack: Vec<Frame> = vec![Frame {
-        cands: enabled(&pos, &placed),
+        cands: enabled(&pos, &placed, &states),
         next: 0,
         placed: None,
     }];
@@ -504,7 +585,7 @@ pub(crate) fn search<M: Model>(
             uncharged += entry_bytes;
             undo.push(before);
             stack.push(Frame {
-                cands: enabled(&pos, &placed),
+                cands: enabled(&pos, &placed, &states),
                 next: 0,
                 placed: Some(i),
             });
@@ -580,7 +661,12 @@ pub(crate) fn counterexample<M: Model>(
             .map(|&i| problem.op_ref(model, history, &ops[i]))
             .collect()
     };
-    let shrunk_ix = shrink(model, problem, budget);
+    let shrunk_ix = shrink(
+        model,
+        problem,
+        matches!(outcome, SeqOutcome::Cycle(_)),
+        budget,
+    );
     let mut shrunk = refs(&shrunk_ix);
     shrunk.sort_by_key(|o| o.line);
     let mut c = SequentialCounterexample {
@@ -613,7 +699,16 @@ pub(crate) fn counterexample<M: Model>(
 /// first, then runs of ops, halving down to single ops (delta debugging, greedy).
 /// An `ok` op that observes a value keeps some op that writes it, so the result
 /// does not degenerate into "a value nobody wrote".
-fn shrink<M: Model>(model: &M, problem: &Problem<M>, budget: &Deadline) -> Vec<usize> {
+///
+/// A violation the graph found shrinks with the graph alone (fast, and what it
+/// proves holds for the part too); one the search found tries each candidate with
+/// a short time limit, counting a candidate it cannot decide as not failing.
+fn shrink<M: Model>(
+    model: &M,
+    problem: &Problem<M>,
+    by_graph: bool,
+    budget: &Deadline,
+) -> Vec<usize> {
     let ops = &problem.ops;
     let inits = problem.inits();
     let init_ids = init_ids(model, problem);
@@ -627,7 +722,11 @@ fn shrink<M: Model>(model: &M, problem: &Problem<M>, budget: &Deadline) -> Vec<u
                 ..ops[i].clone()
             })
             .collect();
-        let attempt = Deadline::new(budget.at);
+        if by_graph {
+            return cycle(model, &sub, &init_ids).is_some();
+        }
+        let slice = Instant::now() + Duration::from_millis(200);
+        let attempt = Deadline::new(Some(budget.at.map_or(slice, |at| at.min(slice))));
         matches!(
             decide(model, &sub, &inits, &init_ids, &attempt),
             SeqOutcome::Cycle(_) | SeqOutcome::Invalid(_)
@@ -673,22 +772,30 @@ fn shrink<M: Model>(model: &M, problem: &Problem<M>, budget: &Deadline) -> Vec<u
             .collect();
         try_keep(&mut cur, candidate);
     }
-    let mut chunk = (cur.len() / 2).max(1);
+    // Until nothing more goes: a removal late in a pass can make an earlier op
+    // removable.
     loop {
-        let mut at = 0;
-        while at < cur.len() {
-            if budget.expired() {
-                return cur;
+        let before = cur.len();
+        let mut chunk = (cur.len() / 2).max(1);
+        loop {
+            let mut at = 0;
+            while at < cur.len() {
+                if budget.expired() {
+                    return cur;
+                }
+                let end = (at + chunk).min(cur.len());
+                let candidate: Vec<usize> = cur[..at].iter().chain(&cur[end..]).copied().collect();
+                if !try_keep(&mut cur, candidate) {
+                    at += chunk;
+                }
             }
-            let end = (at + chunk).min(cur.len());
-            let candidate: Vec<usize> = cur[..at].iter().chain(&cur[end..]).copied().collect();
-            if !try_keep(&mut cur, candidate) {
-                at += chunk;
+            if chunk == 1 {
+                break;
             }
+            chunk /= 2;
         }
-        if chunk == 1 {
+        if cur.len() == before {
             return cur;
         }
-        chunk /= 2;
     }
 }

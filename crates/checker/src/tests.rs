@@ -338,3 +338,34 @@ fn sequential_search_without_the_graph_finds_violations_too() {
     let r = check_at(&hist, ModelKind::Counter, Consistency::Sequential);
     assert_eq!(r.verdict, Verdict::Valid);
 }
+
+#[test]
+fn sequential_counterexample_shrinks_away_unrelated_writes() {
+    let mut rows = vec![
+        (1, Invoke, "write", json!(24)),
+        (1, Done, "write", json!(24)),
+        (9, Invoke, "write", json!(39)),
+        (9, Done, "write", json!(39)),
+        (0, Invoke, "write", json!(2)),
+        (0, Done, "write", json!(2)),
+        (3, Invoke, "write", json!(78)),
+        (3, Done, "write", json!(78)),
+        (0, Invoke, "read", Value::Null),
+        (0, Done, "read", json!(39)),
+        (0, Invoke, "read", Value::Null),
+        (0, Done, "read", json!(78)),
+        (3, Invoke, "read", Value::Null),
+        (3, Done, "read", json!(39)),
+    ];
+    rows.push((4, Invoke, "write", json!(85)));
+    rows.push((4, Done, "write", json!(85)));
+    let r = check_at(&h(&rows), ModelKind::Register, Consistency::Sequential);
+    let c = r.counterexample.unwrap().sequential().unwrap().clone();
+    let labels: Vec<&str> = c.shrunk.iter().map(|o| o.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        ["write 39", "write 78", "read 39", "read 78", "read 39"],
+        "{}",
+        c.timeline
+    );
+}

@@ -18,6 +18,7 @@
 //! `splitbrain nemesis heal` undoes a partition left by a killed harness.
 
 use crate::grudge::Grudge;
+use crate::packet::{self, Mechanism, PacketSpec};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use splitbrain_cluster::Cluster;
@@ -30,6 +31,8 @@ use std::process::{Command, Stdio};
 /// Our chain in each member's namespace. The namespaces are the lab's own, so the
 /// name needs no run id.
 pub const CHAIN: &str = "splitbrain";
+/// Our chain for random packet loss (the iptables fallback for netem's loss).
+pub const LOSS_CHAIN: &str = "splitbrain-loss";
 /// The nemesis state file, beside the cluster's own.
 pub const STATE_FILE: &str = "nemesis.json";
 
@@ -37,6 +40,8 @@ pub const STATE_FILE: &str = "nemesis.json";
 struct Member {
     name: String,
     netns: String,
+    /// The member's link, inside its namespace.
+    interface: String,
     addr: Ipv4Addr,
 }
 
@@ -48,7 +53,7 @@ pub struct LabNet {
 }
 
 /// The faults a lab's state file records.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Faults {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<Grudge>,
@@ -58,11 +63,17 @@ pub struct Faults {
     /// Members paused (SIGSTOP); a heal resumes them.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub paused: BTreeSet<String>,
+    /// A packet fault and the members it applies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packet: Option<(BTreeSet<String>, PacketSpec)>,
 }
 
 impl Faults {
     pub fn is_empty(&self) -> bool {
-        self.partition.is_none() && self.killed.is_empty() && self.paused.is_empty()
+        self.partition.is_none()
+            && self.killed.is_empty()
+            && self.paused.is_empty()
+            && self.packet.is_none()
     }
 }
 
@@ -85,6 +96,7 @@ impl LabNet {
                 .map(|n| Member {
                     name: n.name.to_string(),
                     netns: n.netns.clone(),
+                    interface: n.interface.clone(),
                     addr: n.addr,
                 })
                 .collect(),
@@ -199,8 +211,80 @@ impl LabNet {
     /// removes the state file. Idempotent.
     pub fn heal(&self) -> Result<()> {
         self.heal_partition()?;
+        self.heal_packets()?;
         self.heal_processes()?;
         self.forget()
+    }
+
+    fn heal_packets(&self) -> Result<()> {
+        first_error(self.each_member(|m| {
+            remove_named_chain(m, LOSS_CHAIN)?;
+            remove_qdisc(m)
+        }))
+    }
+
+    /// Whether this kernel has `tc netem` (tried on a member's loopback, which no
+    /// fault uses).
+    pub fn netem_available(&self) -> bool {
+        let Some(m) = self.members.first() else {
+            return false;
+        };
+        let tc = |args: &[&str]| {
+            Command::new("ip")
+                .args(["netns", "exec", &m.netns, "tc", "qdisc"])
+                .args(args)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let ok = tc(&["add", "dev", "lo", "root", "netem", "delay", "0ms"]);
+        if ok {
+            tc(&["del", "dev", "lo", "root"]);
+        }
+        ok
+    }
+
+    /// Applies `spec` to `nodes` (every member when empty): netem where the kernel
+    /// has it, otherwise iptables `statistic` for loss and `tbf` for bandwidth. The
+    /// guard undoes it on drop; [`PacketFault::mechanisms`] says what was used.
+    pub fn packet_fault(&self, nodes: &[String], spec: &PacketSpec) -> Result<PacketFault> {
+        self.check_nodes(nodes.iter().map(|n| n.as_str()))?;
+        let targets: BTreeSet<String> = if nodes.is_empty() {
+            self.nodes().into_iter().collect()
+        } else {
+            nodes.iter().cloned().collect()
+        };
+        let plan = packet::plan(spec, self.netem_available()).map_err(Error::Unsupported)?;
+        let mut faults = self.recorded()?;
+        faults.packet = Some((targets.clone(), spec.clone()));
+        self.record(&faults)?;
+        let guard = PacketFault {
+            net: self.clone(),
+            mechanisms: plan.mechanisms.clone(),
+            armed: true,
+        };
+        let results = self.each_member(|m| {
+            if !targets.contains(&m.name) {
+                return Ok(());
+            }
+            remove_named_chain(m, LOSS_CHAIN)?;
+            if let Some(p) = plan.loss_rule {
+                let rules = format!(
+                    "*filter\n-N {LOSS_CHAIN}\n-A {LOSS_CHAIN} -m statistic --mode random --probability {p} -j DROP\n-I INPUT 1 -j {LOSS_CHAIN}\nCOMMIT\n"
+                );
+                restore(m, &rules)?;
+            }
+            match &plan.qdisc {
+                Some(args) => {
+                    let mut all = vec!["qdisc", "replace", "dev", m.interface.as_str(), "root"];
+                    all.extend(args.iter().map(String::as_str));
+                    tc(m, &all)
+                }
+                None => remove_qdisc(m),
+            }
+        });
+        first_error(results)?;
+        Ok(guard)
     }
 
     fn heal_partition(&self) -> Result<()> {
@@ -258,6 +342,48 @@ impl LabNet {
                 .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
                 .collect()
         })
+    }
+}
+
+/// Runs `tc ARGS` inside `m`'s namespace.
+fn tc(m: &Member, args: &[&str]) -> Result<()> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &m.netns, "tc"])
+        .args(args)
+        .output()
+        .map_err(|e| Error::Command(format!("ip netns exec {} tc", m.netns), e.to_string()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::Tc {
+            node: m.name.clone(),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// Removes a root qdisc of ours (netem or tbf) from `m`'s link; the link's default
+/// is fine.
+fn remove_qdisc(m: &Member) -> Result<()> {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &m.netns,
+            "tc",
+            "qdisc",
+            "show",
+            "dev",
+            &m.interface,
+            "root",
+        ])
+        .output()
+        .map_err(|e| Error::Command("tc qdisc show".into(), e.to_string()))?;
+    let shown = String::from_utf8_lossy(&out.stdout);
+    if shown.contains("netem") || shown.contains("tbf") {
+        tc(m, &["qdisc", "del", "dev", &m.interface, "root"])
+    } else {
+        Ok(())
     }
 }
 
@@ -333,9 +459,14 @@ fn has_chain(m: &Member) -> Result<bool> {
     Ok(text.lines().any(|l| l == format!("-N {CHAIN}")))
 }
 
-/// Removes our jump(s) and chain from `m`'s namespace; nothing there is fine.
+/// Removes our partition chain from `m`'s namespace; nothing there is fine.
 fn remove_chain(m: &Member) -> Result<()> {
-    let quick = format!("*filter\n-D INPUT -j {CHAIN}\n-F {CHAIN}\n-X {CHAIN}\nCOMMIT\n");
+    remove_named_chain(m, CHAIN)
+}
+
+/// Removes the jump(s) to `chain` and `chain` itself from `m`'s namespace.
+fn remove_named_chain(m: &Member, chain: &str) -> Result<()> {
+    let quick = format!("*filter\n-D INPUT -j {chain}\n-F {chain}\n-X {chain}\nCOMMIT\n");
     if restore(m, &quick).is_ok() {
         return Ok(());
     }
@@ -347,16 +478,16 @@ fn remove_chain(m: &Member) -> Result<()> {
     let text = String::from_utf8_lossy(&out.stdout);
     let jumps = text
         .lines()
-        .filter(|l| *l == format!("-A INPUT -j {CHAIN}"))
+        .filter(|l| *l == format!("-A INPUT -j {chain}"))
         .count();
-    if !text.lines().any(|l| l == format!("-N {CHAIN}")) {
+    if !text.lines().any(|l| l == format!("-N {chain}")) {
         return Ok(());
     }
     let mut fix = String::from("*filter\n");
     for _ in 0..jumps {
-        fix.push_str(&format!("-D INPUT -j {CHAIN}\n"));
+        fix.push_str(&format!("-D INPUT -j {chain}\n"));
     }
-    fix.push_str(&format!("-F {CHAIN}\n-X {CHAIN}\nCOMMIT\n"));
+    fix.push_str(&format!("-F {chain}\n-X {chain}\nCOMMIT\n"));
     restore(m, &fix)
 }
 
@@ -468,6 +599,47 @@ impl Drop for ProcessFault {
         if self.armed {
             if let Err(e) = self.undo() {
                 eprintln!("splitbrain-nemesis: restarting or resuming members failed: {e}");
+            }
+        }
+    }
+}
+
+/// A packet fault in place. Undone when dropped.
+#[derive(Debug)]
+pub struct PacketFault {
+    net: LabNet,
+    mechanisms: Vec<(&'static str, Mechanism)>,
+    armed: bool,
+}
+
+impl PacketFault {
+    /// Which mechanism carries out each part (`("loss", IptablesStatistic)`, ...).
+    pub fn mechanisms(&self) -> &[(&'static str, Mechanism)] {
+        &self.mechanisms
+    }
+
+    /// Undoes it now, and says whether that worked.
+    pub fn heal(mut self) -> Result<()> {
+        self.armed = false;
+        self.net.heal_packets()?;
+        self.net.forget_fault(|f| f.packet = None)
+    }
+
+    /// Leaves it in place (recorded in the state file) for `splitbrain nemesis heal`.
+    pub fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for PacketFault {
+    fn drop(&mut self) {
+        if self.armed {
+            let healed = self
+                .net
+                .heal_packets()
+                .and_then(|()| self.net.forget_fault(|f| f.packet = None));
+            if let Err(e) = healed {
+                eprintln!("splitbrain-nemesis: undoing the packet fault failed: {e}");
             }
         }
     }

@@ -5,8 +5,10 @@
 //!
 //! - [`grudge`]: who may not hear whom, as pure values built by small functions
 //!   (isolate a node, random halves, bridge, majorities ring, one way), as in Jepsen.
-//! - [`lab`]: partitions on a local lab (`splitbrain-cluster`), with iptables in a
-//!   chain of ours inside each member's network namespace.
+//! - [`lab`]: faults on a local lab (`splitbrain-cluster`): partitions and packet
+//!   loss with iptables in chains of ours inside each member's network namespace,
+//!   bandwidth limits with `tbf` (or everything with netem where the kernel has
+//!   it, see [`packet`]), and killed or paused members.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), splitbrain_nemesis::Error> {
@@ -20,6 +22,7 @@
 
 pub mod grudge;
 pub mod lab;
+pub mod packet;
 
 use std::path::PathBuf;
 
@@ -37,6 +40,10 @@ pub enum Error {
     Iptables { node: String, message: String },
     #[error("cannot run `{0}`: {1} (is iptables installed? `sudo scripts/setup` installs it)")]
     Command(String, String),
+    #[error("tc on {node}: {message}")]
+    Tc { node: String, message: String },
+    #[error("{0}")]
+    Unsupported(String),
     #[error("nemesis state file {0}: {1}")]
     State(PathBuf, String),
 }

@@ -4,7 +4,8 @@
 use splitbrain_cluster::Process;
 use splitbrain_cluster::{ensure_lab_url, lab_available_for_tests, Cluster, ClusterGuard, Config};
 use splitbrain_nemesis::grudge::Grudge;
-use splitbrain_nemesis::lab::{LabNet, ProcessKind, CHAIN, STATE_FILE};
+use splitbrain_nemesis::lab::{LabNet, ProcessKind, CHAIN, LOSS_CHAIN, STATE_FILE};
+use splitbrain_nemesis::packet::{Mechanism, PacketSpec};
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
@@ -260,4 +261,128 @@ fn heal_restarts_members_a_killed_harness_left_down() {
     assert!(net.partitioned_members().unwrap().is_empty());
     assert!(net.recorded().unwrap().is_empty());
     cluster.wait_healthy(WAIT).unwrap();
+}
+
+/// Packets that entered our loss chain, and packets it dropped, in `node`'s namespace.
+fn loss_counters(cluster: &Cluster, node: &str) -> (u64, u64) {
+    let count = |args: &[&str], target: &str| -> u64 {
+        let out = cluster
+            .netns_command(node, "iptables")
+            .unwrap()
+            .args(["-w", "-n", "-v", "-x", "-L"])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.split_whitespace().nth(2) == Some(target))
+            .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    };
+    (count(&["INPUT"], LOSS_CHAIN), count(&[LOSS_CHAIN], "DROP"))
+}
+
+fn qdisc(cluster: &Cluster, node: &str) -> String {
+    let iface = cluster.node(node).unwrap().interface.clone();
+    let out = cluster
+        .netns_command(node, "tc")
+        .unwrap()
+        .args(["qdisc", "show", "dev", &iface, "root"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn packet_loss_drops_about_the_asked_fraction_and_heals() {
+    let Some(_lab) = lab() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = up(dir.path(), 3);
+    let net = LabNet::of(&cluster);
+    let spec = PacketSpec {
+        loss: Some(0.5),
+        rate_kbit: Some(8000),
+        ..PacketSpec::default()
+    };
+    let fault = net.packet_fault(&["n1".to_string()], &spec).unwrap();
+    let netem = net.netem_available();
+    let url = cluster.node("n1").unwrap().client_url.clone();
+    if netem {
+        assert!(
+            qdisc(&cluster, "n1").contains("netem"),
+            "{}",
+            qdisc(&cluster, "n1")
+        );
+    } else {
+        assert_eq!(
+            fault.mechanisms(),
+            &[
+                ("loss", Mechanism::IptablesStatistic),
+                ("rate", Mechanism::Tbf)
+            ]
+        );
+        assert!(
+            qdisc(&cluster, "n1").contains("tbf"),
+            "{}",
+            qdisc(&cluster, "n1")
+        );
+        // Traffic to n1 (raft heartbeats plus these requests): about half is dropped.
+        let start = Instant::now();
+        while loss_counters(&cluster, "n1").0 < 400 && start.elapsed() < WAIT {
+            let _ = curl(&format!("{url}/version"), &[]);
+        }
+        let (seen, dropped) = loss_counters(&cluster, "n1");
+        let ratio = dropped as f64 / seen as f64;
+        assert!(seen >= 400, "only {seen} packets reached the rule");
+        assert!((0.35..0.65).contains(&ratio), "dropped {dropped} of {seen}");
+        assert!(qdisc(&cluster, "n2").contains("noqueue"), "n2 untouched");
+    }
+    fault.heal().unwrap();
+    assert!(!qdisc(&cluster, "n1").contains("tbf") && !qdisc(&cluster, "n1").contains("netem"));
+    assert_eq!(loss_counters(&cluster, "n1"), (0, 0), "no loss chain left");
+    assert!(net.recorded().unwrap().is_empty());
+    cluster.wait_healthy(WAIT).unwrap();
+}
+
+#[test]
+fn delay_says_it_needs_netem_where_the_kernel_lacks_it_and_heal_sweeps_packets() {
+    let Some(_lab) = lab() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = up(dir.path(), 3);
+    let net = LabNet::of(&cluster);
+    let delay = PacketSpec {
+        delay_ms: Some(50),
+        ..PacketSpec::default()
+    };
+    match net.packet_fault(&[], &delay) {
+        Ok(fault) => {
+            assert!(net.netem_available());
+            assert!(qdisc(&cluster, "n2").contains("netem"));
+            fault.keep();
+        }
+        Err(e) => {
+            assert!(!net.netem_available());
+            assert!(e.to_string().contains("needs tc netem"), "{e}");
+            // Nothing was applied, and the state file does not claim otherwise.
+            assert!(net.recorded().unwrap().is_empty());
+            net.packet_fault(
+                &[],
+                &PacketSpec {
+                    loss: Some(0.1),
+                    rate_kbit: Some(1000),
+                    ..PacketSpec::default()
+                },
+            )
+            .unwrap()
+            .keep();
+        }
+    }
+    // As after a killed harness: a new process heals from the run directory.
+    LabNet::load(dir.path()).unwrap().heal().unwrap();
+    for n in net.nodes() {
+        let q = qdisc(&cluster, &n);
+        assert!(!q.contains("tbf") && !q.contains("netem"), "{n}: {q}");
+        assert_eq!(loss_counters(&cluster, &n), (0, 0), "{n}");
+    }
+    assert!(net.recorded().unwrap().is_empty());
 }

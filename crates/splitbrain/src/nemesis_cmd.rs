@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 use splitbrain_cluster::{Cluster, DEFAULT_DIR};
 use splitbrain_nemesis::grudge::Grudge;
 use splitbrain_nemesis::lab::{LabNet, ProcessKind};
+use splitbrain_nemesis::packet::PacketSpec;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -14,6 +15,10 @@ pub enum NemesisCmd {
     /// Cut the cluster's network with iptables inside the members' namespaces. The
     /// partition stays until `splitbrain nemesis heal`.
     Partition(PartitionArgs),
+    /// Degrade the members' links: loss and bandwidth (iptables statistic and tbf on
+    /// kernels without netem), delay, jitter, duplication and reordering (netem only).
+    /// Stays until `heal`.
+    Packet(PacketArgs),
     /// SIGKILL members (NODE, `leader`, `minority` or `majority`); they stay down
     /// until `heal` restarts them with their data.
     Kill(Targets),
@@ -38,6 +43,32 @@ pub struct Dir {
 pub struct Targets {
     /// A node name, or `leader`, `minority` (random, fewer than half) or `majority`.
     target: String,
+    #[command(flatten)]
+    dir: Dir,
+}
+
+#[derive(Args)]
+pub struct PacketArgs {
+    /// Fraction of packets each member drops, 0 to 1 (e.g. 0.1).
+    #[arg(long)]
+    loss: Option<f64>,
+    /// Bandwidth limit per member, kbit/s.
+    #[arg(long, value_name = "KBIT")]
+    rate: Option<u64>,
+    /// Added delay, ms (needs netem).
+    #[arg(long, value_name = "MS")]
+    delay: Option<u64>,
+    /// Jitter around the delay, ms (needs netem).
+    #[arg(long, value_name = "MS")]
+    jitter: Option<u64>,
+    /// Fraction of packets duplicated (needs netem).
+    #[arg(long)]
+    duplicate: Option<f64>,
+    /// Fraction of packets reordered (needs netem and a delay).
+    #[arg(long)]
+    reorder: Option<f64>,
+    /// Members to degrade (default: all).
+    nodes: Vec<String>,
     #[command(flatten)]
     dir: Dir,
 }
@@ -127,6 +158,45 @@ fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
+        NemesisCmd::Packet(a) => {
+            let net = LabNet::load(&a.dir.dir)?;
+            let spec = PacketSpec {
+                loss: a.loss,
+                rate_kbit: a.rate,
+                delay_ms: a.delay,
+                jitter_ms: a.jitter,
+                duplicate: a.duplicate,
+                reorder: a.reorder,
+            };
+            if spec == PacketSpec::default() {
+                anyhow::bail!(
+                    "say what to do: --loss, --rate, --delay, --jitter, --duplicate or --reorder"
+                );
+            }
+            let start = Instant::now();
+            let fault = net.packet_fault(&a.nodes, &spec)?;
+            let how: Vec<String> = fault
+                .mechanisms()
+                .iter()
+                .map(|(what, m)| format!("{what} by {m}"))
+                .collect();
+            fault.keep();
+            let whom = if a.nodes.is_empty() {
+                "every member".to_string()
+            } else {
+                a.nodes.join(", ")
+            };
+            out!(
+                "degraded {whom} ({:.1} ms): {}",
+                start.elapsed().as_secs_f64() * 1e3,
+                how.join(", ")
+            );
+            out!(
+                "heal with: splitbrain nemesis heal --dir {}",
+                a.dir.dir.display()
+            );
+            Ok(0)
+        }
         NemesisCmd::Kill(t) => process_fault(ProcessKind::Kill, t),
         NemesisCmd::Pause(t) => process_fault(ProcessKind::Pause, t),
         NemesisCmd::Heal(dir) => {
@@ -134,7 +204,7 @@ fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
             let start = Instant::now();
             net.heal()?;
             out!(
-                "healed ({:.1} ms): no partition rules remain, every member runs",
+                "healed ({:.1} ms): no partition or packet rules remain, every member runs",
                 start.elapsed().as_secs_f64() * 1e3
             );
             Ok(0)
@@ -145,6 +215,14 @@ fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
             match &faults.partition {
                 Some(g) => out!("recorded partition: {g}"),
                 None => out!("no partition recorded"),
+            }
+            if let Some((nodes, spec)) = &faults.packet {
+                let names: Vec<&str> = nodes.iter().map(|s| s.as_str()).collect();
+                out!(
+                    "packet fault on {}: {}",
+                    names.join(", "),
+                    serde_json::to_string(spec).unwrap_or_default()
+                );
             }
             for (what, nodes) in [("killed", &faults.killed), ("paused", &faults.paused)] {
                 if !nodes.is_empty() {

@@ -107,7 +107,7 @@ impl EtcdV3 {
                     json!({ "key": key, "value": B64.encode(value.to_string()) }),
                 )
                 .await
-                .map(|_| Value::Null),
+                .and_then(|b| put_done(call, &b)),
             Call::Cas { old, new, .. } => {
                 let compare = match old {
                     Some(old) => json!({
@@ -147,7 +147,7 @@ impl EtcdV3 {
                     json!({ "key": element, "value": B64.encode(value.to_string()) }),
                 )
                 .await
-                .map(|_| Value::Null)
+                .and_then(|b| put_done(call, &b))
             }
             Call::ReadSet { .. } => self.read_set(call).await,
             Call::Increment { delta, .. } => self.increment(call, *delta).await,
@@ -266,6 +266,22 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0] // every key
 }
 
+/// A put is `ok` only on an answer that looks like etcd's (it has a header): a 200
+/// with some other body (a proxy, a different service) proves nothing.
+fn put_done(call: &Call, body: &Value) -> Result<Value, Outcome> {
+    if body.get("header").is_some() {
+        Ok(Value::Null)
+    } else {
+        Err(Outcome::unknown(
+            call,
+            format!(
+                "put answer without header: {}",
+                snippet(body.to_string().as_bytes())
+            ),
+        ))
+    }
+}
+
 /// The value of a range answer: no `kvs` means absent.
 fn read_value(call: &Call, body: &Value) -> Result<Value, Outcome> {
     if body.get("header").is_none() {
@@ -323,6 +339,16 @@ mod tests {
         assert_eq!(read_value(&call, &body), Ok(Value::Null));
         let body = json!({"header": {}, "kvs": [{"key": "aw==", "value": B64.encode("42")}]});
         assert_eq!(read_value(&call, &body), Ok(Value::from(42)));
+    }
+
+    #[test]
+    fn a_put_is_ok_only_with_etcds_header() {
+        let call = Call::Write {
+            key: "k".into(),
+            value: 1,
+        };
+        assert_eq!(put_done(&call, &json!({"header": {}})), Ok(Value::Null));
+        assert!(matches!(put_done(&call, &json!({})), Err(Outcome::Info(_))));
     }
 
     #[test]

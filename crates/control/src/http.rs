@@ -36,6 +36,11 @@ pub struct HttpConfig {
     pub read: Option<OpSpec>,
     pub write: Option<OpSpec>,
     pub cas: Option<OpSpec>,
+    /// `add` for the set and counter workloads (`{value}`: the element, or the
+    /// increment). Their reads use `read`: for a set the value found must be a list,
+    /// for a counter an absent value reads 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add: Option<OpSpec>,
 }
 
 /// How to perform one operation and read its answer.
@@ -104,6 +109,7 @@ impl HttpConfig {
             "read" => self.read.is_some(),
             "write" => self.write.is_some(),
             "cas" => self.cas.is_some(),
+            "add" => self.add.is_some(),
             _ => false,
         }
     }
@@ -158,10 +164,12 @@ impl HttpClient {
             return Outcome::Fail("client not opened".into());
         };
         let spec = match call {
-            Call::Read { .. } => &self.config.read,
+            Call::Read { .. } | Call::ReadSet { .. } | Call::ReadCounter { .. } => {
+                &self.config.read
+            }
             Call::Write { .. } => &self.config.write,
             Call::Cas { .. } => &self.config.cas,
-            _ => &None,
+            Call::AddElement { .. } | Call::Increment { .. } => &self.config.add,
         };
         let Some(spec) = spec else {
             return Outcome::Fail(format!("the http client has no `{}` operation", call.f()));
@@ -207,9 +215,15 @@ impl HttpClient {
                     .is_none_or(|b| text.contains(b.as_str()))
         });
         match rule.map(|r| r.result) {
-            Some(RuleResult::Ok) if call.is_read() => match extract(spec, &bytes) {
+            Some(RuleResult::Ok) if call.is_read() => {
+                match extract(spec, &bytes).and_then(|v| shape(call, v)) {
+                    Ok(v) => Outcome::Ok(v),
+                    Err(e) => Outcome::unknown(call, format!("{e}; {}", why())),
+                }
+            }
+            Some(RuleResult::Absent) if call.is_read() => match shape(call, Value::Null) {
                 Ok(v) => Outcome::Ok(v),
-                Err(e) => Outcome::unknown(call, format!("{e}; {}", why())),
+                Err(e) => Outcome::unknown(call, e),
             },
             Some(RuleResult::Ok) | Some(RuleResult::Absent) => Outcome::Ok(Value::Null),
             Some(RuleResult::Fail) => Outcome::Fail(why()),
@@ -234,6 +248,32 @@ fn render(template: &str, call: &Call) -> String {
         .replace("{value}", &value)
         .replace("{old}", &old)
         .replace("{new}", &new)
+}
+
+/// What a read of this kind of object must look like: a register's value as found;
+/// a set's elements sorted (absent: empty); a counter's integer (absent: 0).
+fn shape(call: &Call, v: Value) -> Result<Value, String> {
+    match (call, v) {
+        (Call::ReadSet { .. }, Value::Null) => Ok(Value::Array(Vec::new())),
+        (Call::ReadSet { .. }, Value::Array(items)) => {
+            let mut items: Vec<Value> = items
+                .into_iter()
+                .map(|i| match i {
+                    Value::String(s) => parse_value(s.as_bytes()),
+                    other => other,
+                })
+                .collect();
+            items.sort_by_key(|i| i.as_i64());
+            Ok(Value::Array(items))
+        }
+        (Call::ReadSet { .. }, other) => Err(format!("a set read found {other}, not a list")),
+        (Call::ReadCounter { .. }, Value::Null) => Ok(Value::from(0)),
+        (Call::ReadCounter { .. }, v) if v.is_i64() => Ok(v),
+        (Call::ReadCounter { .. }, other) => {
+            Err(format!("a counter read found {other}, not an integer"))
+        }
+        (_, v) => Ok(v),
+    }
 }
 
 /// The value a read found: at the pointer (or the raw body), decoded, as an integer
@@ -302,6 +342,20 @@ mod tests {
             extract(&spec, br#"[{"Value":"NDI="}]"#),
             Ok(Value::from(42))
         );
+    }
+
+    #[test]
+    fn set_and_counter_reads_have_their_shape() {
+        let set = Call::ReadSet { key: "s".into() };
+        let counter = Call::ReadCounter { key: "c".into() };
+        assert_eq!(
+            shape(&set, serde_json::json!(["3", 1, "2"])),
+            Ok(serde_json::json!([1, 2, 3]))
+        );
+        assert_eq!(shape(&set, Value::Null), Ok(serde_json::json!([])));
+        assert!(shape(&set, Value::from(3)).is_err());
+        assert_eq!(shape(&counter, Value::Null), Ok(Value::from(0)));
+        assert!(shape(&counter, Value::from("x")).is_err());
     }
 
     #[test]

@@ -65,12 +65,13 @@ pub struct TestArgs {
     #[arg(long, value_name = "CLIENT")]
     pub client: Option<String>,
 
-    /// The http client's description (TOML; see workloads/clients/).
+    /// The http client's description (TOML; see workloads/clients/). In a --config
+    /// file, a relative path is relative to that file.
     #[arg(long, value_name = "FILE")]
     pub client_config: Option<PathBuf>,
 
     /// register, cas-register [default], set (unique adds, read at the end on every
-    /// node) or counter (etcd-v3 only for set and counter).
+    /// node) or counter (set and counter need etcd-v3, or http with an `add`).
     #[arg(long, value_name = "NAME")]
     pub workload: Option<String>,
 
@@ -274,8 +275,15 @@ fn plan(args: TestArgs) -> Result<Plan> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            toml::from_str::<TestArgs>(&text)
-                .with_context(|| format!("{}: not a test configuration", path.display()))?
+            let mut file = toml::from_str::<TestArgs>(&text)
+                .with_context(|| format!("{}: not a test configuration", path.display()))?;
+            // A client description named in a file is found next to that file.
+            if let (Some(c), Some(dir)) = (&file.client_config, path.parent()) {
+                if c.is_relative() {
+                    file.client_config = Some(dir.join(c));
+                }
+            }
+            file
         }
         None => TestArgs::default(),
     };

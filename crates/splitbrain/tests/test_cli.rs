@@ -226,11 +226,18 @@ fn a_node_that_is_down_gives_fail_and_a_valid_verdict() {
 
 #[test]
 fn the_shipped_workloads_parse_and_flags_win_over_them() {
-    for file in ["etcd-v3-cas-register.toml", "etcd-v3-keyed-register.toml"] {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(workloads())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "{files:?}");
+    for file in files {
         let store = tempfile::tempdir().unwrap();
         let out = splitbrain()
             .arg("--config")
-            .arg(workloads().join(file))
+            .arg(&file)
             .args([
                 "--nodes",
                 &closed_port(),
@@ -243,7 +250,13 @@ fn the_shipped_workloads_parse_and_flags_win_over_them() {
             .arg(store.path())
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{file}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            file.display(),
+            text(&out.stderr)
+        );
         let config = std::fs::read_to_string(latest(store.path()).join("config.toml")).unwrap();
         assert!(config.contains("ops = 5"), "{config}");
         assert!(config.contains("127.0.0.1"), "{config}");

@@ -25,6 +25,7 @@ use splitbrain_cluster::Cluster;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::Ipv4Addr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -33,6 +34,8 @@ use std::process::{Command, Stdio};
 pub const CHAIN: &str = "splitbrain";
 /// Our chain for random packet loss (the iptables fallback for netem's loss).
 pub const LOSS_CHAIN: &str = "splitbrain-loss";
+/// Our chain sending outgoing packets to the delayer (the fallback for netem's delay).
+pub const DELAY_CHAIN: &str = "splitbrain-delay";
 /// The nemesis state file, beside the cluster's own.
 pub const STATE_FILE: &str = "nemesis.json";
 
@@ -50,6 +53,20 @@ struct Member {
 pub struct LabNet {
     dir: PathBuf,
     members: Vec<Member>,
+    /// The command that runs [`crate::delayer::run`] (the program and its leading
+    /// arguments), for delay on kernels without netem.
+    delayer: Option<Vec<String>>,
+}
+
+/// A delayer process we started, as recorded before it was started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelayerRecord {
+    pub node: String,
+    pub netns: String,
+    /// Its exact command line: a pid is signalled only when `/proc` shows this.
+    pub argv: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
 }
 
 /// The faults a lab's state file records.
@@ -66,6 +83,9 @@ pub struct Faults {
     /// A packet fault and the members it applies to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub packet: Option<(BTreeSet<String>, PacketSpec)>,
+    /// Delayer processes started for the packet fault.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delayers: Vec<DelayerRecord>,
 }
 
 impl Faults {
@@ -74,6 +94,7 @@ impl Faults {
             && self.killed.is_empty()
             && self.paused.is_empty()
             && self.packet.is_none()
+            && self.delayers.is_empty()
     }
 }
 
@@ -100,7 +121,16 @@ impl LabNet {
                     addr: n.addr,
                 })
                 .collect(),
+            delayer: None,
         }
+    }
+
+    /// Runs delay faults with `argv` (program and leading arguments; the delayer's
+    /// own `--queue`, `--delay-ms`, `--jitter-ms` follow) where the kernel has no
+    /// netem. The `splitbrain` binary passes itself: `splitbrain nemesis delayer`.
+    pub fn with_delayer(mut self, argv: Vec<String>) -> LabNet {
+        self.delayer = Some(argv);
+        self
     }
 
     /// The lab whose cluster is recorded in run directory `dir`.
@@ -218,9 +248,17 @@ impl LabNet {
 
     fn heal_packets(&self) -> Result<()> {
         first_error(self.each_member(|m| {
-            remove_named_chain(m, LOSS_CHAIN)?;
+            remove_named_chain(m, LOSS_CHAIN, "INPUT")?;
+            remove_named_chain(m, DELAY_CHAIN, "OUTPUT")?;
             remove_qdisc(m)
-        }))
+        }))?;
+        // With the rule gone traffic flows again; now stop the delayers we started.
+        for d in self.recorded()?.delayers {
+            if let Some(pid) = d.pid {
+                stop_delayer(pid, &d.argv)?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether this kernel has `tc netem` (tried on a member's loopback, which no
@@ -254,10 +292,56 @@ impl LabNet {
         } else {
             nodes.iter().cloned().collect()
         };
-        let plan = packet::plan(spec, self.netem_available()).map_err(Error::Unsupported)?;
+        let plan = packet::plan(spec, self.netem_available(), self.delayer.is_some())
+            .map_err(Error::Unsupported)?;
         let mut faults = self.recorded()?;
         faults.packet = Some((targets.clone(), spec.clone()));
+        if let (Some((delay, jitter)), Some(prefix)) = (plan.delayer, &self.delayer) {
+            // Write-ahead: each delayer's command line before it runs.
+            faults.delayers = self
+                .members
+                .iter()
+                .filter(|m| targets.contains(&m.name))
+                .map(|m| DelayerRecord {
+                    node: m.name.clone(),
+                    netns: m.netns.clone(),
+                    argv: prefix
+                        .iter()
+                        .cloned()
+                        .chain([
+                            "--queue".into(),
+                            crate::delayer::QUEUE.to_string(),
+                            "--delay-ms".into(),
+                            delay.to_string(),
+                            "--jitter-ms".into(),
+                            jitter.to_string(),
+                        ])
+                        .collect(),
+                    pid: None,
+                })
+                .collect();
+        }
         self.record(&faults)?;
+        for i in 0..faults.delayers.len() {
+            let d = faults.delayers[i].clone();
+            let log = self.dir.join(format!("delayer-{}.log", d.node));
+            let log = std::fs::File::create(&log)
+                .map_err(|e| Error::State(log.clone(), e.to_string()))?;
+            let child = Command::new("ip")
+                .args(["netns", "exec", &d.netns])
+                .args(&d.argv)
+                .stdin(Stdio::null())
+                .stdout(
+                    log.try_clone()
+                        .map_err(|e| Error::Command("delayer".into(), e.to_string()))?,
+                )
+                .stderr(log)
+                .process_group(0)
+                .spawn()
+                .map_err(|e| Error::Command(d.argv.join(" "), e.to_string()))?;
+            faults.delayers[i].pid = Some(child.id() as i32);
+            self.record(&faults)?;
+        }
         let guard = PacketFault {
             net: self.clone(),
             mechanisms: plan.mechanisms.clone(),
@@ -267,7 +351,15 @@ impl LabNet {
             if !targets.contains(&m.name) {
                 return Ok(());
             }
-            remove_named_chain(m, LOSS_CHAIN)?;
+            remove_named_chain(m, LOSS_CHAIN, "INPUT")?;
+            remove_named_chain(m, DELAY_CHAIN, "OUTPUT")?;
+            if plan.delayer.is_some() {
+                let rules = format!(
+                    "*filter\n-N {DELAY_CHAIN}\n-A {DELAY_CHAIN} -j NFQUEUE --queue-num {} --queue-bypass\n-I OUTPUT 1 -j {DELAY_CHAIN}\nCOMMIT\n",
+                    crate::delayer::QUEUE
+                );
+                restore(m, &rules)?;
+            }
             if let Some(p) = plan.loss_rule {
                 let rules = format!(
                     "*filter\n-N {LOSS_CHAIN}\n-A {LOSS_CHAIN} -m statistic --mode random --probability {p} -j DROP\n-I INPUT 1 -j {LOSS_CHAIN}\nCOMMIT\n"
@@ -387,6 +479,48 @@ fn remove_qdisc(m: &Member) -> Result<()> {
     }
 }
 
+/// Stops a delayer we started: only if `/proc/PID/cmdline` is exactly the command
+/// line we recorded (a pid may have been reused); gone already is fine.
+fn stop_delayer(pid: i32, argv: &[String]) -> Result<()> {
+    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return Ok(());
+    };
+    let running: Vec<String> = raw
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    if running != argv {
+        return Ok(());
+    }
+    use nix::sys::signal::{kill, Signal};
+    let pid = nix::unistd::Pid::from_raw(pid);
+    kill(pid, Signal::SIGTERM).map_err(|e| Error::Command(format!("kill {pid}"), e.to_string()))?;
+    // It lets held packets go and exits; make sure it is gone before we say so.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while alive(pid.as_raw()) {
+        if std::time::Instant::now() > deadline {
+            let _ = kill(pid, Signal::SIGKILL);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// Whether `pid` is a live process (a zombie has exited: only its parent's wait
+/// is missing).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
 fn first_error(results: Vec<Result<()>>) -> Result<()> {
     results.into_iter().collect()
 }
@@ -461,12 +595,12 @@ fn has_chain(m: &Member) -> Result<bool> {
 
 /// Removes our partition chain from `m`'s namespace; nothing there is fine.
 fn remove_chain(m: &Member) -> Result<()> {
-    remove_named_chain(m, CHAIN)
+    remove_named_chain(m, CHAIN, "INPUT")
 }
 
-/// Removes the jump(s) to `chain` and `chain` itself from `m`'s namespace.
-fn remove_named_chain(m: &Member, chain: &str) -> Result<()> {
-    let quick = format!("*filter\n-D INPUT -j {chain}\n-F {chain}\n-X {chain}\nCOMMIT\n");
+/// Removes the jump(s) from `hook` to `chain` and `chain` itself from `m`'s namespace.
+fn remove_named_chain(m: &Member, chain: &str, hook: &str) -> Result<()> {
+    let quick = format!("*filter\n-D {hook} -j {chain}\n-F {chain}\n-X {chain}\nCOMMIT\n");
     if restore(m, &quick).is_ok() {
         return Ok(());
     }
@@ -478,14 +612,14 @@ fn remove_named_chain(m: &Member, chain: &str) -> Result<()> {
     let text = String::from_utf8_lossy(&out.stdout);
     let jumps = text
         .lines()
-        .filter(|l| *l == format!("-A INPUT -j {chain}"))
+        .filter(|l| *l == format!("-A {hook} -j {chain}"))
         .count();
     if !text.lines().any(|l| l == format!("-N {chain}")) {
         return Ok(());
     }
     let mut fix = String::from("*filter\n");
     for _ in 0..jumps {
-        fix.push_str(&format!("-D INPUT -j {chain}\n"));
+        fix.push_str(&format!("-D {hook} -j {chain}\n"));
     }
     fix.push_str(&format!("-F {chain}\n-X {chain}\nCOMMIT\n"));
     restore(m, &fix)
@@ -622,7 +756,10 @@ impl PacketFault {
     pub fn heal(mut self) -> Result<()> {
         self.armed = false;
         self.net.heal_packets()?;
-        self.net.forget_fault(|f| f.packet = None)
+        self.net.forget_fault(|f| {
+            f.packet = None;
+            f.delayers.clear();
+        })
     }
 
     /// Leaves it in place (recorded in the state file) for `splitbrain nemesis heal`.
@@ -634,10 +771,12 @@ impl PacketFault {
 impl Drop for PacketFault {
     fn drop(&mut self) {
         if self.armed {
-            let healed = self
-                .net
-                .heal_packets()
-                .and_then(|()| self.net.forget_fault(|f| f.packet = None));
+            let healed = self.net.heal_packets().and_then(|()| {
+                self.net.forget_fault(|f| {
+                    f.packet = None;
+                    f.delayers.clear();
+                })
+            });
             if let Err(e) = healed {
                 eprintln!("splitbrain-nemesis: undoing the packet fault failed: {e}");
             }

@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod delayer;
 pub mod grudge;
 pub mod lab;
 pub mod packet;

@@ -386,3 +386,70 @@ fn delay_says_it_needs_netem_where_the_kernel_lacks_it_and_heal_sweeps_packets()
     }
     assert!(net.recorded().unwrap().is_empty());
 }
+
+fn seconds_for_a_request(url: &str) -> f64 {
+    ensure_lab_url(url).expect("lab route");
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--noproxy",
+            "*",
+            "-m",
+            "10",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{time_total}",
+        ])
+        .arg(url)
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn delay_without_netem_holds_packets_in_a_delayer_that_heal_stops() {
+    let Some(_lab) = lab() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = up(dir.path(), 3);
+    let net = LabNet::of(&cluster)
+        .with_delayer(vec![env!("CARGO_BIN_EXE_splitbrain-delayer").to_string()]);
+    if net.netem_available() {
+        eprintln!("this kernel has netem, which does delay itself: the delayer is not used");
+        return;
+    }
+    let spec = PacketSpec {
+        delay_ms: Some(150),
+        ..PacketSpec::default()
+    };
+    let fault = net.packet_fault(&["n1".to_string()], &spec).unwrap();
+    assert_eq!(fault.mechanisms(), &[("delay", Mechanism::NfqueueDelayer)]);
+    let delayers = net.recorded().unwrap().delayers;
+    assert_eq!(delayers.len(), 1);
+    let pid = delayers[0].pid.expect("the delayer's pid is recorded");
+    assert!(splitbrain_nemesis::lab::alive(pid));
+    // n1's answers leave through the delayer: at least one 150 ms hold per request
+    // (a lower bound, which a slow machine cannot break).
+    let url = format!("{}/version", cluster.node("n1").unwrap().client_url);
+    for _ in 0..3 {
+        let t = seconds_for_a_request(&url);
+        assert!(t >= 0.15, "a request to n1 took {t} s");
+    }
+    fault.heal().unwrap();
+    assert!(
+        !splitbrain_nemesis::lab::alive(pid),
+        "the delayer is stopped"
+    );
+    let out = cluster
+        .netns_command("n1", "iptables")
+        .unwrap()
+        .args(["-w", "-S"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("splitbrain-delay"));
+    assert!(net.recorded().unwrap().is_empty());
+    cluster.wait_healthy(WAIT).unwrap();
+}

@@ -333,6 +333,57 @@ fn render_explanation(out: &mut String, e: &Explanation) {
     match e {
         Explanation::Linearizable(c) => render_linear(out, c),
         Explanation::Sequential(c) => render_sequential(out, c),
+        Explanation::Eventual(c) => render_eventual(out, c),
+    }
+}
+
+fn render_eventual(out: &mut String, c: &crate::EventualCounterexample) {
+    let list = |vs: &[Value]| {
+        let shown: Vec<String> = vs.iter().take(10).map(|v| v.to_string()).collect();
+        let more = if vs.len() > 10 {
+            format!(" and {} more", vs.len() - 10)
+        } else {
+            String::new()
+        };
+        format!("{}{more}", shown.join(", "))
+    };
+    for v in &c.violations {
+        if let Some(k) = &v.key {
+            let _ = writeln!(out, "  key {k}:");
+        }
+        if !v.disagree.is_empty() {
+            let _ = writeln!(out, "  final reads disagree:");
+            for r in &v.disagree {
+                let _ = writeln!(out, "    {} read {}  [line {}]", r.node, r.value, r.line);
+            }
+        }
+        if let Some(u) = &v.unwritten {
+            let _ = writeln!(
+                out,
+                "  final value {u} was never written by an op that did not fail"
+            );
+        }
+        if !v.lost.is_empty() {
+            let _ = writeln!(
+                out,
+                "  lost (acknowledged, missing from a final read): {}",
+                list(&v.lost)
+            );
+        }
+        if !v.unexpected.is_empty() {
+            let _ = writeln!(
+                out,
+                "  unexpected (present, never added by an op that did not fail): {}",
+                list(&v.unexpected)
+            );
+        }
+        if !v.recovered.is_empty() {
+            let _ = writeln!(
+                out,
+                "  recovered (indeterminate adds that made it): {}",
+                list(&v.recovered)
+            );
+        }
     }
 }
 

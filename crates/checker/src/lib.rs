@@ -20,6 +20,7 @@
 //! compositional (Herlihy & Wing 1990), so a history is linearizable exactly when
 //! each key's sub-history is. Verdicts merge as invalid > unknown > valid.
 
+mod eventual;
 mod explain;
 mod linear;
 pub mod model;
@@ -27,6 +28,7 @@ mod prepare;
 mod sequential;
 mod shrink;
 
+pub use eventual::{EventualCounterexample, EventualViolation, FinalRead};
 pub use explain::{render_text, timeline, Counterexample, OpRef};
 pub use linear::Deadline;
 pub use model::{Append, Counter, Model, Mutex, Register, Set, ValueId, Values};
@@ -162,6 +164,7 @@ impl fmt::Display for Consistency {
 pub enum Explanation {
     Linearizable(Counterexample),
     Sequential(SequentialCounterexample),
+    Eventual(EventualCounterexample),
 }
 
 impl Explanation {
@@ -175,6 +178,13 @@ impl Explanation {
     pub fn sequential(&self) -> Option<&SequentialCounterexample> {
         match self {
             Explanation::Sequential(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn eventual(&self) -> Option<&EventualCounterexample> {
+        match self {
+            Explanation::Eventual(c) => Some(c),
             _ => None,
         }
     }
@@ -324,6 +334,12 @@ pub enum CheckError {
         line: usize,
         message: String,
     },
+    #[error("the {model} model cannot be checked for {level} consistency: {message}")]
+    Level {
+        model: &'static str,
+        level: &'static str,
+        message: String,
+    },
     #[error("--init does not fit the {model} model: {message}")]
     Init {
         model: &'static str,
@@ -333,6 +349,11 @@ pub enum CheckError {
 
 /// Checks `history` against the model and the consistency level in `opts`.
 pub fn check(history: &History, opts: &Options) -> Result<Report, CheckError> {
+    match opts.consistency {
+        Consistency::Linearizable | Consistency::Sequential => {}
+        Consistency::Eventual => return check_eventual(history, opts),
+        Consistency::All => return check_all(history, opts),
+    }
     match opts.model {
         ModelKind::Register => check_level(&Register { cas: false }, history, opts),
         ModelKind::CasRegister => check_level(&Register { cas: true }, history, opts),
@@ -343,17 +364,110 @@ pub fn check(history: &History, opts: &Options) -> Result<Report, CheckError> {
     }
 }
 
-/// Checks `history` against any model at the level in `opts.consistency`.
-pub fn check_level<M: Model>(
+fn check_level<M: Model>(
     model: &M,
     history: &History,
     opts: &Options,
 ) -> Result<Report, CheckError> {
     match opts.consistency {
-        Consistency::Linearizable => check_model(model, history, opts),
         Consistency::Sequential => check_sequential(model, history, opts),
-        Consistency::Eventual | Consistency::All => check_model(model, history, opts),
+        _ => check_model(model, history, opts),
     }
+}
+
+fn empty_report(history: &History, consistency: Consistency, model: &'static str) -> Report {
+    Report {
+        file: history.source().to_string(),
+        verdict: Verdict::Valid,
+        consistency: consistency.name(),
+        strongest: None,
+        ruled_out: Vec::new(),
+        undecided: Vec::new(),
+        model,
+        ops: history.pairs().len(),
+        keys: 1,
+        elapsed_ms: Duration::ZERO,
+        invalid_keys: Vec::new(),
+        unknown_keys: Vec::new(),
+        unknown_reason: None,
+        counterexample: None,
+        witness: None,
+    }
+}
+
+/// Checks that the final reads converge (see the `eventual` module). Linear time.
+pub fn check_eventual(history: &History, opts: &Options) -> Result<Report, CheckError> {
+    let start = Instant::now();
+    let (outcome, keys) = eventual::check(opts.model, history, &opts.init)?;
+    let mut report = empty_report(history, Consistency::Eventual, opts.model.name());
+    report.keys = keys;
+    match outcome {
+        eventual::EventualOutcome::Valid => {}
+        eventual::EventualOutcome::NoFinalReads => {
+            report.verdict = Verdict::Unknown;
+            report.unknown_reason = Some("no final reads");
+        }
+        eventual::EventualOutcome::Invalid(c, bad_keys) => {
+            report.verdict = Verdict::Invalid;
+            report.invalid_keys = bad_keys;
+            report.counterexample = Some(Explanation::Eventual(c));
+        }
+    }
+    report.elapsed_ms = start.elapsed();
+    Ok(report)
+}
+
+/// Checks every level and names the strongest that holds. The verdict is
+/// linearizability's (the strongest level asked about).
+pub fn check_all(history: &History, opts: &Options) -> Result<Report, CheckError> {
+    let start = Instant::now();
+    let at = |c: Consistency| {
+        check(
+            history,
+            &Options {
+                consistency: c,
+                ..opts.clone()
+            },
+        )
+    };
+    let lin = at(Consistency::Linearizable)?;
+    // Linearizable implies sequential: no need to search again.
+    let seq = match lin.verdict {
+        Verdict::Valid => None,
+        _ => Some(at(Consistency::Sequential)?),
+    };
+    let ev = match opts.model {
+        ModelKind::Mutex => None,
+        _ => Some(at(Consistency::Eventual)?),
+    };
+    let seq_verdict = seq.as_ref().map_or(Verdict::Valid, |r| r.verdict);
+    let ev_verdict = ev.as_ref().map(|r| r.verdict);
+    let mut report = Report {
+        consistency: Consistency::All.name(),
+        strongest: Some(if lin.verdict == Verdict::Valid {
+            "linearizable"
+        } else if seq_verdict == Verdict::Valid {
+            "sequential"
+        } else if ev_verdict == Some(Verdict::Valid) {
+            "eventual"
+        } else {
+            "none"
+        }),
+        counterexample: None,
+        ..lin.clone()
+    };
+    for r in [Some(lin), seq, ev].into_iter().flatten() {
+        match r.verdict {
+            Verdict::Valid => {}
+            Verdict::Invalid => report.ruled_out.push(RuledOut {
+                consistency: r.consistency,
+                counterexample: r.counterexample,
+            }),
+            Verdict::Unknown => report.undecided.push(r.consistency),
+        }
+    }
+    report.elapsed_ms = start.elapsed();
+    Ok(report)
 }
 
 /// Checks `history` for sequential consistency, all keys as one object.

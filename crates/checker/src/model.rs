@@ -131,6 +131,12 @@ pub trait Model: Sync + Send {
         None
     }
 
+    /// Whether `op` never changes any state it is legal in (a read). The sequential
+    /// search places such an op as soon as it is legal, without branching.
+    fn is_read(&self, _op: &Self::Op) -> bool {
+        false
+    }
+
     fn describe_state(&self, state: &Self::State, values: &Values) -> Value;
 
     /// A short label such as `write 3`, `read 1` or `cas 1→2`.
@@ -217,6 +223,10 @@ impl Model for Register {
             RegisterOp::Read(v) | RegisterOp::Cas(v, _) => Some(v),
             RegisterOp::Write(_) => None,
         }
+    }
+
+    fn is_read(&self, op: &RegisterOp) -> bool {
+        matches!(op, RegisterOp::Read(_))
     }
 
     fn describe_state(&self, state: &ValueId, values: &Values) -> Value {
@@ -367,6 +377,10 @@ impl Model for Set {
         }
     }
 
+    fn is_read(&self, op: &SetOp) -> bool {
+        matches!(op, SetOp::Read(_))
+    }
+
     fn describe_state(&self, state: &Vec<ValueId>, values: &Values) -> Value {
         Value::Array(state.iter().map(|&v| values.get(v).clone()).collect())
     }
@@ -437,6 +451,10 @@ impl Model for Counter {
             CounterOp::Add(n) => state.checked_add(n),
             CounterOp::Read(n) => (*state == n).then_some(n),
         }
+    }
+
+    fn is_read(&self, op: &CounterOp) -> bool {
+        matches!(op, CounterOp::Read(_))
     }
 
     fn describe_state(&self, state: &i64, _values: &Values) -> Value {
@@ -511,6 +529,10 @@ impl Model for Append {
             AppendOp::Write(s) => Some(s.clone()),
             AppendOp::Append(s) => Some(format!("{state}{s}")),
         }
+    }
+
+    fn is_read(&self, op: &AppendOp) -> bool {
+        matches!(op, AppendOp::Read(_))
     }
 
     fn describe_state(&self, state: &String, _values: &Values) -> Value {

@@ -461,10 +461,11 @@ pub(crate) fn search<M: Model>(
     let mut det_left: usize = procs.iter().map(Vec::len).sum();
     let mut req_left = required_floating;
 
-    // The ops that may come next. An op that is legal now and leaves the state as
-    // it is (a read) is the only choice offered: placing it now loses nothing,
-    // since any order that places it later still works with it moved here, and it
-    // enables its process's next op sooner. So reads never branch.
+    // The ops that may come next. A read that is legal now is the only choice
+    // offered: placing it now loses nothing, since any order that places it later
+    // still works with it moved here (a read changes no state, wherever it goes),
+    // and it enables its process's next op sooner. So reads never branch. (A write
+    // of the current value is no read: later it would change the state.)
     let enabled = |pos: &[u32], placed: &[u64], states: &[M::State]| -> Vec<usize> {
         let mut c: Vec<usize> = procs
             .iter()
@@ -492,9 +493,10 @@ pub(crate) fn search<M: Model>(
         }
         let free = c.iter().copied().find(|&i| {
             let k = ops[i].key as usize;
-            model
-                .step(&states[k], &ops[i].op)
-                .is_some_and(|s| s == states[k])
+            model.is_read(&ops[i].op)
+                && model
+                    .step(&states[k], &ops[i].op)
+                    .is_some_and(|s| s == states[k])
         });
         match free {
             Some(i) => vec![i],

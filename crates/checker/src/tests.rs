@@ -369,3 +369,54 @@ fn sequential_counterexample_shrinks_away_unrelated_writes() {
         c.timeline
     );
 }
+
+#[test]
+fn eventual_reports_lost_unexpected_and_recovered_elements() {
+    let mut ops = vec![
+        Op::new(Process::Client(0), Invoke, "add", json!(1)),
+        Op::new(Process::Client(0), Done, "add", json!(1)),
+        Op::new(Process::Client(1), Invoke, "add", json!(2)),
+        Op::new(Process::Client(1), Info, "add", json!(2)),
+        Op::new(Process::Client(2), Invoke, "add", json!(3)),
+        Op::new(Process::Client(2), Fail, "add", json!(3)),
+    ];
+    for (p, node) in [(10, "n1"), (11, "n2")] {
+        for (t, v) in [(Invoke, Value::Null), (Done, json!([2, 3]))] {
+            let mut op = Op::new(Process::Client(p), t, "read", v);
+            op.node = Some(node.into());
+            op.is_final = true;
+            ops.push(op);
+        }
+    }
+    let hist = History::new("t", ops, None).unwrap();
+    let r = check_at(&hist, ModelKind::Set, Consistency::Eventual);
+    assert_eq!(r.verdict, Verdict::Invalid);
+    let c = r.counterexample.unwrap().eventual().unwrap().clone();
+    assert_eq!(c.final_reads, 2);
+    let v = &c.violations[0];
+    assert!(v.disagree.is_empty());
+    assert_eq!(v.lost, vec![json!(1)]);
+    assert_eq!(v.unexpected, vec![json!(3)]);
+    assert_eq!(v.recovered, vec![json!(2)]);
+}
+
+#[test]
+fn eventual_without_final_reads_is_unknown_and_a_mutex_cannot_converge() {
+    let hist = h(&[(0, Invoke, "write", json!(1)), (0, Done, "write", json!(1))]);
+    let r = check_at(&hist, ModelKind::Register, Consistency::Eventual);
+    assert_eq!(r.verdict, Verdict::Unknown);
+    assert_eq!(r.unknown_reason, Some("no final reads"));
+    let lock = h(&[
+        (0, Invoke, "acquire", Value::Null),
+        (0, Done, "acquire", Value::Null),
+    ]);
+    let opts = Options {
+        model: ModelKind::Mutex,
+        consistency: Consistency::Eventual,
+        ..Options::default()
+    };
+    assert!(check(&lock, &opts).is_err());
+    // `all` leaves eventual out for a mutex.
+    let r = check_at(&lock, ModelKind::Mutex, Consistency::All);
+    assert_eq!(r.strongest, Some("linearizable"));
+}

@@ -1199,6 +1199,34 @@ fn seq_agree(h: &Hist) -> Result<(), String> {
     Ok(())
 }
 
+/// `h` followed by a final read of every key on three nodes, returning the value
+/// its linearization (the checker's witness, replayed by the oracle's model) leaves.
+fn with_final_reads(h: &Hist) -> History {
+    let report = run_checker(h);
+    let mut ops = h.to_ops();
+    let mut next_process = 100;
+    for w in report.witness.expect("honest histories are linearizable") {
+        let mut state = h.init;
+        for o in &w.order {
+            let i = h.op_at_line(o.line).expect("witness ops are invocations");
+            state = step(state, &h.ops[i]).expect("the witness is legal");
+        }
+        let State::Reg(v) = state else { continue };
+        let key = w.key.as_ref().and_then(Key::from_json);
+        for node in ["n1", "n2", "n3"] {
+            for (kind, value) in [(OpType::Invoke, Value::Null), (OpType::Ok, val_json(v))] {
+                let mut op = Op::new(Process::Client(next_process), kind, "read", value);
+                op.key = key.clone();
+                op.node = Some(node.into());
+                op.is_final = true;
+                ops.push(op);
+            }
+            next_process += 1;
+        }
+    }
+    History::new("with-finals", ops, None).expect("well-formed")
+}
+
 fn seq_verify(h: &Hist) -> Result<(), TestCaseError> {
     let Err(first) = seq_agree(h) else {
         return Ok(());
@@ -1250,6 +1278,19 @@ proptest! {
         for level in [Consistency::Linearizable, Consistency::Sequential] {
             let r = run_at(&h, level);
             prop_assert_eq!(r.verdict, Verdict::Valid, "{} at {}:\n{}", h.model, level, h.jsonl());
+        }
+        if h.model != ModelKind::Mutex {
+            // After the run, every node reads the value the execution left.
+            let with_finals = with_final_reads(&h);
+            let opts = Options {
+                model: h.model,
+                init: h.init_json(),
+                consistency: Consistency::All,
+                ..Options::default()
+            };
+            let r = check(&with_finals, &opts).expect("fits the model");
+            prop_assert_eq!(r.strongest, Some("linearizable"), "{}", h.jsonl());
+            prop_assert!(r.ruled_out.is_empty() && r.undecided.is_empty(), "{:?}", r.ruled_out);
         }
     }
 }
@@ -1431,7 +1472,8 @@ fn golden_histories_have_the_verdict_in_their_name() {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
         .map(|e| e.expect("a directory entry").path())
-        .filter(|p| p.is_dir())
+        // histories/consistency/ holds verdicts at every level: its own test below.
+        .filter(|p| p.is_dir() && !p.ends_with("consistency"))
         .collect();
     dirs.sort();
     for dir in dirs {
@@ -1479,6 +1521,91 @@ fn golden_histories_have_the_verdict_in_their_name() {
     }
     assert!(wrong.is_empty(), "wrong verdicts: {wrong:#?}");
     assert!(checked >= 12, "only {checked} golden histories");
+}
+
+/// histories/consistency/<model>/<what>.lin-<yes|no>.seq-<yes|no>.ev-<yes|no>.jsonl:
+/// the verdict at each level is in the name, and `all` names the strongest.
+#[test]
+fn consistency_golden_histories_hold_at_the_levels_in_their_names() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../histories/consistency");
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .map(|e| e.expect("a directory entry").path())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let model: ModelKind = name.parse().unwrap_or_else(|e| panic!("{e}"));
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("a model folder")
+            .map(|e| e.expect("a directory entry").path())
+            .collect();
+        files.sort();
+        for file in files {
+            let fname = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
+            let parts: Vec<&str> = fname.trim_end_matches(".jsonl").split('.').collect();
+            let [_, lin, seq, ev] = parts[..] else {
+                panic!("{fname}: name must be <what>.lin-X.seq-X.ev-X.jsonl");
+            };
+            let text = std::fs::read_to_string(&file).expect("readable golden history");
+            let h = jsonl::parse(&fname, &text).expect("golden histories parse");
+            let mut holds = Vec::new();
+            for (level, tag, want) in [
+                (Consistency::Linearizable, "lin", lin),
+                (Consistency::Sequential, "seq", seq),
+                (Consistency::Eventual, "ev", ev),
+            ] {
+                let want = match want.strip_prefix(tag).and_then(|w| w.strip_prefix('-')) {
+                    Some("yes") => Verdict::Valid,
+                    Some("no") => Verdict::Invalid,
+                    _ => panic!("{fname}: `{want}` is not {tag}-yes or {tag}-no"),
+                };
+                let opts = Options {
+                    model,
+                    consistency: level,
+                    ..Options::default()
+                };
+                let r = check(&h, &opts).expect("golden histories fit their model");
+                if r.verdict != want {
+                    wrong.push(format!("{name}/{fname}: {level} gave {:?}", r.verdict));
+                }
+                if want == Verdict::Valid {
+                    holds.push(level.to_string());
+                }
+                if want == Verdict::Invalid && r.counterexample.is_none() {
+                    wrong.push(format!("{name}/{fname}: {level} has no counterexample"));
+                }
+            }
+            let all = check(
+                &h,
+                &Options {
+                    model,
+                    consistency: Consistency::All,
+                    ..Options::default()
+                },
+            )
+            .expect("golden histories fit their model");
+            let strongest = holds.first().map_or("none", String::as_str);
+            if all.strongest != Some(strongest) {
+                wrong.push(format!(
+                    "{name}/{fname}: all says strongest {:?}, expected {strongest}",
+                    all.strongest
+                ));
+            }
+            if all.ruled_out.len() != 3 - holds.len() {
+                wrong.push(format!("{name}/{fname}: all rules out {:?}", all.ruled_out));
+            }
+            checked += 1;
+        }
+    }
+    assert!(wrong.is_empty(), "wrong verdicts: {wrong:#?}");
+    assert!(checked >= 10, "only {checked} consistency golden histories");
 }
 
 // ---------------------------------------------------------------------------

@@ -199,6 +199,14 @@ pub async fn run(
         let node = &config.nodes[w % config.nodes.len()];
         conns.push((node.clone(), Arc::<dyn Client>::from(client.open(node)?)));
     }
+    // Final reads go to every node, even one no worker talks to (fewer workers
+    // than nodes).
+    let mut final_conns: Vec<(String, Arc<dyn Client>)> = Vec::new();
+    for node in &config.nodes {
+        if final_conns.iter().all(|(n, _)| n != node) {
+            final_conns.push((node.clone(), Arc::from(client.open(node)?)));
+        }
+    }
     let (rec, writer) = recorder::start(history)?;
     let start = Instant::now();
     let shared = Arc::new(Shared {
@@ -257,15 +265,16 @@ pub async fn run(
 
     if !aborted {
         if let Some(quiet) = shared.config.final_reads {
-            final_reads(&shared, &conns, quiet, &stop).await;
+            final_reads(&shared, &final_conns, quiet, &stop).await;
         }
     }
     aborted |= stop.is_aborted();
-    for (_, conn) in &conns {
+    for (_, conn) in conns.iter().chain(&final_conns) {
         conn.close().await;
     }
     let elapsed = start.elapsed();
     drop(conns);
+    drop(final_conns);
     let shared = Arc::into_inner(shared).expect("every worker has finished");
     drop(shared.rec);
     let ops_written = writer
@@ -383,7 +392,7 @@ async fn invoke_one(
 }
 
 /// Waits for quiet, then reads every key used on every node (`"final": true`), one
-/// fresh process per node.
+/// fresh process per node. `conns`: one per distinct node.
 async fn final_reads(
     sh: &Shared,
     conns: &[(String, Arc<dyn Client>)],
@@ -396,12 +405,8 @@ async fn final_reads(
         _ = until(&mut abort) => return,
     }
     let reads = sh.gen.final_reads();
-    let mut seen = std::collections::HashSet::new();
     let mut tasks = Vec::new();
     for (node, conn) in conns {
-        if !seen.insert(node.clone()) {
-            continue;
-        }
         let process = sh.max_process.fetch_add(1, Ordering::Relaxed) + 1;
         let reads = reads.clone();
         tasks.push(async move {

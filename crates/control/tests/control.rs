@@ -582,3 +582,34 @@ fn a_run_can_be_spawned_on_any_runtime_thread() {
     );
     send(&future); // never polled: nothing runs, nothing is created
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn final_reads_reach_every_node_even_with_fewer_workers_than_nodes() {
+    // A stand-in for etcd that knows nothing: every answer is an empty header.
+    let etcd = || {
+        serve(|mut s| {
+            while read_request(&mut s) {
+                let body = r#"{"header":{}}"#;
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                let _ = s.write_all((head + body).as_bytes());
+            }
+        })
+    };
+    let nodes = vec![etcd(), etcd(), etcd()];
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestConfig {
+        concurrency: 1,
+        final_reads: Some(Duration::from_millis(10)),
+        ..small(5)
+    };
+    let r = run_against(nodes.clone(), config, Workload::default(), dir.path()).await;
+    for node in &nodes {
+        assert!(
+            r.history
+                .ops()
+                .iter()
+                .any(|o| o.is_final && o.kind == OpType::Ok && o.node.as_deref() == Some(node)),
+            "no final read on {node}"
+        );
+    }
+}

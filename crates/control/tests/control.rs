@@ -613,3 +613,38 @@ async fn final_reads_reach_every_node_even_with_fewer_workers_than_nodes() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_caps_invocations_over_all_workers() {
+    let url = serve(|mut s| {
+        while read_request(&mut s) {
+            let body = r#"{"header":{}}"#;
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+            let _ = s.write_all((head + body).as_bytes());
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestConfig {
+        concurrency: 8,
+        rate: Some(50.0),
+        time_limit: Some(Duration::from_millis(400)),
+        op_limit: None,
+        ..small(0)
+    };
+    let r = run_against(vec![url], config, Workload::default(), dir.path()).await;
+    // Send slots are 20 ms apart from the start, and an op is invoked no earlier
+    // than its slot: the k-th invocation comes k * 20 ms or more after the start.
+    // (A slow machine only makes them later.)
+    let mut times: Vec<i64> = r
+        .history
+        .ops()
+        .iter()
+        .filter(|o| o.kind == OpType::Invoke)
+        .map(|o| o.time.unwrap())
+        .collect();
+    times.sort_unstable();
+    assert!(!times.is_empty());
+    for (k, t) in times.iter().enumerate() {
+        assert!(*t >= k as i64 * 20_000_000, "invocation {k} at {t} ns");
+    }
+}

@@ -15,8 +15,9 @@ pub enum NemesisCmd {
     /// Cut the cluster's network with iptables inside the members' namespaces. The
     /// partition stays until `splitbrain nemesis heal`.
     Partition(PartitionArgs),
-    /// Degrade the members' links: loss and bandwidth (iptables statistic and tbf on
-    /// kernels without netem), delay, jitter, duplication and reordering (netem only).
+    /// Degrade the members' links: loss, bandwidth and delay (iptables statistic, tbf
+    /// and an NFQUEUE delayer on kernels without netem), duplication and reordering
+    /// (netem only).
     /// Stays until `heal`.
     Packet(PacketArgs),
     /// SIGKILL members (NODE, `leader`, `minority` or `majority`); they stay down
@@ -30,6 +31,13 @@ pub enum NemesisCmd {
     Heal(Dir),
     /// Show the recorded partition and which members have rules of ours.
     Status(Dir),
+    /// Internal: the user-space packet delayer that `packet --delay` runs inside a
+    /// member's namespace on kernels without netem.
+    #[command(hide = true)]
+    Delayer {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Args)]
@@ -55,10 +63,10 @@ pub struct PacketArgs {
     /// Bandwidth limit per member, kbit/s.
     #[arg(long, value_name = "KBIT")]
     rate: Option<u64>,
-    /// Added delay, ms (needs netem).
+    /// Added delay, ms (netem, or an NFQUEUE delayer where the kernel has no netem).
     #[arg(long, value_name = "MS")]
     delay: Option<u64>,
-    /// Jitter around the delay, ms (needs netem).
+    /// Jitter around the delay, ms (as --delay).
     #[arg(long, value_name = "MS")]
     jitter: Option<u64>,
     /// Fraction of packets duplicated (needs netem).
@@ -158,8 +166,11 @@ fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
+        NemesisCmd::Delayer { args } => {
+            Ok(u8::try_from(splitbrain_nemesis::delayer::main(&args)).unwrap_or(1))
+        }
         NemesisCmd::Packet(a) => {
-            let net = LabNet::load(&a.dir.dir)?;
+            let net = LabNet::load(&a.dir.dir)?.with_delayer(delayer_command()?);
             let spec = PacketSpec {
                 loss: a.loss,
                 rate_kbit: a.rate,
@@ -239,6 +250,16 @@ fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
             Ok(0)
         }
     }
+}
+
+/// How this binary runs its own delayer: `splitbrain nemesis delayer`.
+pub fn delayer_command() -> anyhow::Result<Vec<String>> {
+    let exe = std::env::current_exe().context("cannot find this program's path for the delayer")?;
+    Ok(vec![
+        exe.to_string_lossy().into_owned(),
+        "nemesis".into(),
+        "delayer".into(),
+    ])
 }
 
 fn process_fault(kind: ProcessKind, t: Targets) -> anyhow::Result<u8> {

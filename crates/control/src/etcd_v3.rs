@@ -9,9 +9,10 @@
 //! ```
 //!
 //! A gateway error answer (`{"error": ..., "code": N}`) is a `fail` only when it
-//! cannot have been applied: a 4xx rejection of the request itself. etcd answers a
-//! proposal that timed out or lost its leader with 5xx, and that proposal may still
-//! commit, so a mutation's 5xx is `info`.
+//! cannot have been applied: the request itself was rejected ([`REJECTED`]). etcd
+//! answers a proposal that timed out or lost its leader with 5xx, and that proposal
+//! may still commit, so a mutation's 5xx is `info`; so is any status not on the list
+//! (409 Aborted, 499 Canceled, 429 ...), because unknown is the safe default.
 
 use crate::client::{classify_transport, BoxFuture, Call, Client, Outcome};
 use crate::Error;
@@ -19,6 +20,11 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use std::time::Duration;
+
+/// HTTP statuses the gateway gives a request it refused before proposing it:
+/// gRPC InvalidArgument, FailedPrecondition, OutOfRange (400), Unauthenticated (401),
+/// PermissionDenied (403), NotFound (404), and a wrong method (405).
+pub const REJECTED: [u16; 5] = [400, 401, 403, 404, 405];
 
 /// `--read-mode` for etcd-v3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -86,7 +92,7 @@ impl EtcdV3 {
             .unwrap_or("")
             .to_owned();
         let why = format!("HTTP {status}: {msg}");
-        if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
+        if REJECTED.contains(&status.as_u16()) {
             Err(Outcome::Fail(why))
         } else {
             Err(Outcome::unknown(call, why))

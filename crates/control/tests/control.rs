@@ -648,3 +648,41 @@ async fn the_rate_limit_caps_invocations_over_all_workers() {
         assert!(*t >= k as i64 * 20_000_000, "invocation {k} at {t} ns");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_error_answers_are_fail_only_when_the_request_was_refused() {
+    fn answer(mut s: TcpStream, status: &str) {
+        while read_request(&mut s) {
+            let body = r#"{"error":"etcdserver: something","code":14}"#;
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all((head + body).as_bytes());
+        }
+    }
+    let refused = serve(|s| answer(s, "400 Bad Request"));
+    let unavailable = serve(|s| answer(s, "503 Service Unavailable"));
+    let aborted = serve(|s| answer(s, "409 Conflict"));
+    for (url, expected) in [
+        (refused, OpType::Fail),
+        (unavailable, OpType::Info),
+        (aborted, OpType::Info),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let r = run_against(
+            vec![url.clone()],
+            small(20),
+            Workload::default(),
+            dir.path(),
+        )
+        .await;
+        for (kind, error) in kinds(&r.history, "write")
+            .into_iter()
+            .chain(kinds(&r.history, "cas"))
+        {
+            assert_eq!(kind, expected, "{url}: {error}");
+            assert!(error.contains("etcdserver: something"), "{error}");
+        }
+    }
+}

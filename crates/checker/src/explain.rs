@@ -388,7 +388,13 @@ fn render_eventual(out: &mut String, c: &crate::EventualCounterexample) {
 }
 
 fn render_sequential(out: &mut String, c: &crate::SequentialCounterexample) {
-    if !c.cycle.is_empty() {
+    if let [o] = &c.cycle[..] {
+        let _ = writeln!(
+            out,
+            "  it observes a value that no op wrote: {}",
+            op_line(o)
+        );
+    } else if !c.cycle.is_empty() {
         let _ = writeln!(
             out,
             "  no order of all ops respects every process: these must each come before the next, in a cycle:"

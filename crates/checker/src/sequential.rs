@@ -246,7 +246,10 @@ pub(crate) fn cycle<M: Model>(
     init_ids: &[Option<ValueId>],
 ) -> Option<Vec<usize>> {
     let n = ops.len();
-    if n == 0 || n > GRAPH_MAX || !ops.iter().any(|o| model.writes(&o.op).is_some()) {
+    let register_like = ops
+        .iter()
+        .any(|o| model.writes(&o.op).is_some() || model.observes(&o.op).is_some());
+    if n == 0 || n > GRAPH_MAX || !register_like {
         return None;
     }
     // Writers of each (key, value).
@@ -734,17 +737,22 @@ fn shrink<M: Model>(
             SeqOutcome::Cycle(_) | SeqOutcome::Invalid(_)
         )
     };
+    let written_in = |set: &mut dyn Iterator<Item = usize>| -> FxHashSet<(u32, ValueId)> {
+        set.filter_map(|i| model.writes(&ops[i].op).map(|v| (ops[i].key, v)))
+            .collect()
+    };
+    // A value nobody in the whole history wrote needs no writer in the part.
+    let ever_written = written_in(&mut (0..ops.len()));
     let well_formed = |set: &[usize]| -> bool {
-        let written: FxHashSet<(u32, ValueId)> = set
-            .iter()
-            .filter_map(|&i| model.writes(&ops[i].op).map(|v| (ops[i].key, v)))
-            .collect();
+        let written = written_in(&mut set.iter().copied());
         set.iter().all(|&i| {
-            !ops[i].required
+            !ops[i].ok
                 || match model.observes(&ops[i].op) {
                     Some(v) => {
+                        let kv = (ops[i].key, v);
                         init_ids[ops[i].key as usize] == Some(v)
-                            || written.contains(&(ops[i].key, v))
+                            || written.contains(&kv)
+                            || !ever_written.contains(&kv)
                     }
                     None => true,
                 }

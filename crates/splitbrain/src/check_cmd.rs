@@ -1,8 +1,9 @@
-//! `splitbrain check`: decide whether recorded histories are linearizable.
+//! `splitbrain check`: decide whether recorded histories are linearizable,
+//! sequentially consistent or eventually consistent.
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use splitbrain_checker::{self as checker, ModelKind, Options, Verdict};
+use splitbrain_checker::{self as checker, Consistency, ModelKind, Options, Verdict};
 use splitbrain_history::History;
 use std::io::Write;
 use std::path::PathBuf;
@@ -17,12 +18,15 @@ Formats: a file ending in .edn is read as a Jepsen EDN history; anything else as
 JSON Lines (one op per line); `-` reads JSON Lines from standard input.
 
 Exit status: 0 every history valid, 1 any invalid, 2 any unknown (time limit) and
-none invalid, 254 bad usage or unreadable input.
+none invalid, 254 bad usage or unreadable input. Valid means the level asked for
+with --consistency holds; for `all`, that the history is linearizable.
 
 Examples:
   splitbrain check --model register histories/register/stale-read.invalid.jsonl
   splitbrain check --model mutex --init '\"unlocked\"' histories/mutex/*.jsonl
   splitbrain check --format json --witness history.jsonl
+  splitbrain check --model register --consistency all history.jsonl
+  splitbrain check --model set --consistency eventual history.jsonl
   splitbrain check --independent --time-limit 60 history.edn")]
 pub struct CheckArgs {
     /// The sequential model every key must follow: register (read, write),
@@ -31,6 +35,13 @@ pub struct CheckArgs {
     /// (add n, read) or append (a string: read, write, append).
     #[arg(long, default_value = "cas-register", value_parser = parse_model)]
     pub model: ModelKind,
+
+    /// The promise to check: linearizable (real-time order), sequential (each
+    /// process's order, all keys as one object), eventual (final reads converge on
+    /// a value that was written) or all (the strongest of the three that holds;
+    /// the exit status then says whether linearizability holds).
+    #[arg(long, default_value = "linearizable", value_parser = parse_consistency)]
+    pub consistency: Consistency,
 
     /// The value before the first op, as JSON (null means the key is absent).
     #[arg(long, value_name = "JSON", default_value = "null", value_parser = parse_json)]
@@ -71,6 +82,10 @@ fn parse_model(s: &str) -> Result<ModelKind, String> {
     s.parse()
 }
 
+fn parse_consistency(s: &str) -> Result<Consistency, String> {
+    s.parse()
+}
+
 fn parse_json(s: &str) -> Result<serde_json::Value, String> {
     serde_json::from_str(s).map_err(|e| format!("not JSON: {e}"))
 }
@@ -98,6 +113,7 @@ fn parse_gib(s: &str) -> Result<u64, String> {
 pub fn run(args: CheckArgs) -> u8 {
     let opts = Options {
         model: args.model,
+        consistency: args.consistency,
         init: args.init.clone(),
         time_limit: args.time_limit,
         witness: args.witness,

@@ -711,3 +711,202 @@ fn witness_prints_a_linearization() {
     let run = check(&golden, &["--format", "json", file]);
     assert!(run.json()[0].get("witness").is_none(), "{run:?}");
 }
+
+// ---------------------------------------------------------------------------
+// Consistency levels: histories/consistency/<model>/<what>.lin-X.seq-X.ev-X.jsonl
+
+/// Every file under histories/consistency/, with its model and the verdict its
+/// name gives at each level (linearizable, sequential, eventual).
+fn consistency_goldens() -> Vec<(String, String, [bool; 3])> {
+    let root = repo().join("histories/consistency");
+    let mut out = Vec::new();
+    for model in ["register", "set", "counter", "append"] {
+        let mut files: Vec<String> = std::fs::read_dir(root.join(model))
+            .unwrap_or_else(|e| panic!("histories/consistency/{model}: {e}"))
+            .map(|e| {
+                e.expect("an entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        files.sort();
+        for f in files {
+            let levels: Vec<bool> = f
+                .trim_end_matches(".jsonl")
+                .split('.')
+                .skip(1)
+                .map(|tag| tag.ends_with("-yes"))
+                .collect();
+            let levels: [bool; 3] = levels
+                .try_into()
+                .unwrap_or_else(|_| panic!("{f}: name must be <what>.lin-X.seq-X.ev-X.jsonl"));
+            out.push((model.to_string(), format!("{model}/{f}"), levels));
+        }
+    }
+    assert!(out.len() >= 10, "only {} consistency goldens", out.len());
+    out
+}
+
+#[test]
+fn consistency_golden_histories_get_the_verdicts_in_their_names() {
+    let root = repo().join("histories/consistency");
+    let mut wrong = Vec::new();
+    for (model, file, levels) in consistency_goldens() {
+        for (level, want) in ["linearizable", "sequential", "eventual"]
+            .iter()
+            .zip(levels)
+        {
+            let run = check(
+                &root,
+                &[
+                    "--model",
+                    &model,
+                    "--consistency",
+                    level,
+                    "--format",
+                    "json",
+                    &file,
+                ],
+            );
+            let o = &run.json()[0];
+            if o["valid"] != Value::Bool(want) || run.code != i32::from(!want) {
+                wrong.push(format!(
+                    "{file} at {level}: exit {}, valid={}",
+                    run.code, o["valid"]
+                ));
+            }
+            assert_eq!(o["consistency"], *level, "{o}");
+        }
+    }
+    assert!(wrong.is_empty(), "wrong verdicts:\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn consistency_all_names_the_strongest_level_and_exits_by_linearizability() {
+    let root = repo().join("histories/consistency");
+    for (model, file, levels) in consistency_goldens() {
+        let run = check(
+            &root,
+            &[
+                "--model",
+                &model,
+                "--consistency",
+                "all",
+                "--format",
+                "json",
+                &file,
+            ],
+        );
+        let o = &run.json()[0];
+        let strongest = ["linearizable", "sequential", "eventual"]
+            .iter()
+            .zip(levels)
+            .find(|(_, holds)| *holds)
+            .map_or("none", |(l, _)| l);
+        assert_eq!(o["consistency"], "all", "{o}");
+        assert_eq!(o["strongest"], strongest, "{file}: {o}");
+        assert_eq!(run.code, i32::from(!levels[0]), "{file}: {run:?}");
+        let ruled_out: Vec<&str> = o
+            .get("ruled_out")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(|x| x["consistency"].as_str()).collect())
+            .unwrap_or_default();
+        let expected: Vec<&str> = ["linearizable", "sequential", "eventual"]
+            .iter()
+            .zip(levels)
+            .filter(|(_, holds)| !holds)
+            .map(|(l, _)| *l)
+            .collect();
+        assert_eq!(ruled_out, expected, "{file}: {o}");
+        for r in o
+            .get("ruled_out")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            assert!(r["counterexample"].is_object(), "{file}: {r}");
+        }
+    }
+}
+
+#[test]
+fn consistency_text_output_explains_each_level() {
+    let root = repo().join("histories/consistency");
+    let run = check(
+        &root,
+        &[
+            "--model",
+            "register",
+            "--consistency",
+            "all",
+            "register/final-reads-disagree.lin-no.seq-yes.ev-no.jsonl",
+        ],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    for needle in [
+        "strongest level that holds: sequential",
+        "ruled out: linearizable",
+        "ruled out: eventual",
+        "final reads disagree:",
+        "n1 read 1",
+    ] {
+        assert!(
+            run.stdout.contains(needle),
+            "no `{needle}` in:\n{}",
+            run.stdout
+        );
+    }
+    let run = check(
+        &root,
+        &[
+            "--model",
+            "register",
+            "--consistency",
+            "sequential",
+            "--witness",
+            "register/stale-read-after-write.lin-no.seq-yes.ev-yes.jsonl",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("sequentially consistent"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("sequential order (all keys):"),
+        "{}",
+        run.stdout
+    );
+    let run = check(
+        &root,
+        &[
+            "--consistency",
+            "strict",
+            "register/store-buffering.lin-no.seq-no.ev-yes.jsonl",
+        ],
+    );
+    assert_eq!(run.code, 254, "{run:?}");
+    assert!(
+        run.stderr.contains("unknown consistency `strict`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn eventual_without_final_reads_is_unknown() {
+    let run = check(
+        &repo().join("histories"),
+        &[
+            "--model",
+            "register",
+            "--consistency",
+            "eventual",
+            "register/stale-read.invalid.jsonl",
+        ],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stdout.contains("no final reads"), "{}", run.stdout);
+}

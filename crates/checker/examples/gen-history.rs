@@ -24,6 +24,10 @@ struct Args {
     info: f64,
     cas: bool,
     stale_read: bool,
+    /// Reads may return any of the last `lag` values of their key, never older than
+    /// what their process saw or wrote before: sequentially consistent, and (with
+    /// lag > 0) not linearizable, like a follower read.
+    lag: usize,
     seed: u64,
 }
 
@@ -35,6 +39,7 @@ fn parse_args() -> Result<Args, String> {
         info: 0.01,
         cas: false,
         stale_read: false,
+        lag: 0,
         seed: 1,
     };
     let mut it = std::env::args().skip(1);
@@ -48,8 +53,9 @@ fn parse_args() -> Result<Args, String> {
             "--seed" => a.seed = val()?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--model" => a.cas = val()? == "cas-register",
             "--stale-read" => a.stale_read = true,
+            "--lag" => a.lag = val()?.parse().map_err(|e| format!("--lag: {e}"))?,
             "--help" | "-h" => {
-                return Err("usage: gen-history [--ops N] [--processes P] [--keys K] [--info FRACTION] [--model register|cas-register] [--stale-read] [--seed S]".into())
+                return Err("usage: gen-history [--ops N] [--processes P] [--keys K] [--info FRACTION] [--model register|cas-register] [--stale-read] [--lag K] [--seed S]".into())
             }
             other => return Err(format!("unknown flag {other}")),
         }
@@ -145,15 +151,34 @@ fn main() {
     order.sort_by_key(|&i| sims[i].at);
     let mut state: Vec<i64> = vec![0; args.keys]; // 0 is null
     let mut seen: Vec<Vec<i64>> = vec![vec![0]; args.keys];
+    // With --lag: one log of every applied write, all keys; per key, (position in
+    // the log, value); and the log position each process has seen. A read returns
+    // its key's value as of a position no older than its process's view: the
+    // processes move through one sequence of states, each at its own pace.
+    let mut log_len: usize = 0;
+    let mut by_pos: Vec<Vec<(usize, i64)>> = vec![vec![(0, 0)]; args.keys];
+    let mut view: std::collections::HashMap<i64, usize> = Default::default();
     for i in order {
         let s = &mut sims[i];
         let cur = state[s.key];
         match s.f {
+            F::Read if args.lag > 0 => {
+                let v = view.entry(s.process).or_insert(0);
+                let from = (*v).max(log_len.saturating_sub(args.lag));
+                let at = rng.random_range(from..=log_len);
+                *v = at;
+                let entries = &by_pos[s.key];
+                let n = entries.partition_point(|&(p, _)| p <= at);
+                s.result = Some(entries[n - 1].1);
+            }
             F::Read => s.result = Some(cur),
             F::Write => {
                 if s.applied {
                     state[s.key] = s.value;
                     seen[s.key].push(s.value);
+                    log_len += 1;
+                    by_pos[s.key].push((log_len, s.value));
+                    view.insert(s.process, log_len);
                 }
             }
             F::Cas => {
@@ -163,9 +188,13 @@ fn main() {
                 } else {
                     hist[rng.random_range(0..hist.len())]
                 };
+                view.insert(s.process, log_len);
                 if s.expected == cur && s.applied {
                     state[s.key] = s.value;
                     seen[s.key].push(s.value);
+                    log_len += 1;
+                    by_pos[s.key].push((log_len, s.value));
+                    view.insert(s.process, log_len);
                 } else if s.expected != cur {
                     s.ok = false;
                 }

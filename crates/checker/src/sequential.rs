@@ -170,10 +170,10 @@ pub(crate) fn decide<M: Model>(
     values_init: &[Option<ValueId>],
     deadline: &Deadline,
 ) -> SeqOutcome<M::State> {
-    if let Some(cycle) = cycle(model, ops, values_init) {
-        return SeqOutcome::Cycle(cycle);
+    match forced_orders(model, ops, values_init) {
+        Err(cycle) => SeqOutcome::Cycle(cycle),
+        Ok(edges) => search(model, ops, inits, &edges, deadline),
     }
-    search(model, ops, inits, deadline)
 }
 
 // ---------------------------------------------------------------------------
@@ -245,12 +245,22 @@ pub(crate) fn cycle<M: Model>(
     ops: &[SeqOp<M::Op>],
     init_ids: &[Option<ValueId>],
 ) -> Option<Vec<usize>> {
+    forced_orders(model, ops, init_ids).err()
+}
+
+/// The orders every legal sequential order must respect (edges `a` before `b`),
+/// or `Err` with ops on a cycle of them. Empty when the graph does not apply.
+pub(crate) fn forced_orders<M: Model>(
+    model: &M,
+    ops: &[SeqOp<M::Op>],
+    init_ids: &[Option<ValueId>],
+) -> Result<Vec<(usize, usize)>, Vec<usize>> {
     let n = ops.len();
     let register_like = ops
         .iter()
         .any(|o| model.writes(&o.op).is_some() || model.observes(&o.op).is_some());
     if n == 0 || n > GRAPH_MAX || !register_like {
-        return None;
+        return Ok(Vec::new());
     }
     // Writers of each (key, value).
     let mut writers: FxHashMap<(u32, ValueId), Vec<usize>> = FxHashMap::default();
@@ -300,8 +310,8 @@ pub(crate) fn cycle<M: Model>(
         match (ws, is_init) {
             ([], true) => reads.push((r, None)),
             // A value nobody wrote: no order can explain it.
-            ([], false) => return Some(vec![r]),
-            ([w], false) if *w == r => return Some(vec![r]),
+            ([], false) => return Err(vec![r]),
+            ([w], false) if *w == r => return Err(vec![r]),
             ([w], false) => {
                 add(&mut g, *w, r);
                 reads.push((r, Some(*w)));
@@ -313,7 +323,7 @@ pub(crate) fn cycle<M: Model>(
     for _round in 0..n {
         let order = match petgraph::algo::toposort(&g, None) {
             Ok(order) => order,
-            Err(c) => return Some(cycle_through(&g, c.node_id().index())),
+            Err(c) => return Err(cycle_through(&g, c.node_id().index())),
         };
         // reach[a] holds every b with a path a → b.
         let mut reach = vec![0u64; n * words];
@@ -356,10 +366,13 @@ pub(crate) fn cycle<M: Model>(
             }
         }
         if !changed {
-            return None;
+            break;
         }
     }
-    None
+    use petgraph::visit::EdgeRef;
+    Ok(g.edge_references()
+        .map(|e| (e.source().index(), e.target().index()))
+        .collect())
 }
 
 /// Some cycle through `start` (which toposort found on one).
@@ -430,8 +443,21 @@ pub(crate) fn search<M: Model>(
     model: &M,
     ops: &[SeqOp<M::Op>],
     inits: &[M::State],
+    forced: &[(usize, usize)],
     deadline: &Deadline,
 ) -> SeqOutcome<M::State> {
+    // Forced orders (from the graph): an op waits until its predecessors are
+    // placed. An op with a successor must take effect in every legal order (only
+    // ops proven to have happened get outgoing edges), so it is required.
+    let mut preds_left = vec![0u32; ops.len()];
+    let mut succs: Vec<Vec<u32>> = vec![Vec::new(); ops.len()];
+    let mut must = vec![false; ops.len()];
+    for &(a, b) in forced {
+        preds_left[b] += 1;
+        succs[a].push(b as u32);
+        must[a] = true;
+    }
+    let required = |i: usize| ops[i].required || must[i];
     // Program order: per process, its `ok` ops; indeterminate ops float.
     let mut slot_of_process: BTreeMap<i64, usize> = BTreeMap::new();
     let mut procs: Vec<Vec<usize>> = Vec::new();
@@ -454,7 +480,7 @@ pub(crate) fn search<M: Model>(
             bit[i] = floating;
             after[i] = procs[s].len() as u32;
             floating += 1;
-            required_floating += usize::from(o.required);
+            required_floating += usize::from(required(i));
         }
     }
     let floaters: Vec<usize> = (0..ops.len()).filter(|&i| !ops[i].ok).collect();
@@ -469,7 +495,7 @@ pub(crate) fn search<M: Model>(
     // still works with it moved here (a read changes no state, wherever it goes),
     // and it enables its process's next op sooner. So reads never branch. (A write
     // of the current value is no read: later it would change the state.)
-    let enabled = |pos: &[u32], placed: &[u64], states: &[M::State]| -> Vec<usize> {
+    let enabled = |pos: &[u32], placed: &[u64], states: &[M::State], preds_left: &[u32]| {
         let mut c: Vec<usize> = procs
             .iter()
             .zip(pos)
@@ -481,6 +507,7 @@ pub(crate) fn search<M: Model>(
                 c.push(f);
             }
         }
+        c.retain(|&i| preds_left[i] == 0);
         c.sort_unstable_by_key(|&i| ops[i].call);
         // Writes of a value some waiting op observes go first: the goal-directed
         // choice that a history close to linearizable nearly always wants.
@@ -506,6 +533,41 @@ pub(crate) fn search<M: Model>(
             None => c,
         }
     };
+    // Places op `i` (or takes it back): positions, floating bits, forced orders.
+    let shift = |i: usize,
+                 on: bool,
+                 pos: &mut [u32],
+                 placed: &mut [u64],
+                 preds_left: &mut [u32],
+                 det_left: &mut usize,
+                 req_left: &mut usize| {
+        if ops[i].ok {
+            if on {
+                pos[slot[i]] += 1;
+                *det_left -= 1;
+            } else {
+                pos[slot[i]] -= 1;
+                *det_left += 1;
+            }
+        } else {
+            let b = bit[i];
+            placed[b / 64] ^= 1 << (b % 64);
+            if required(i) {
+                if on {
+                    *req_left -= 1;
+                } else {
+                    *req_left += 1;
+                }
+            }
+        }
+        for &s in &succs[i] {
+            if on {
+                preds_left[s as usize] -= 1;
+            } else {
+                preds_left[s as usize] += 1;
+            }
+        }
+    };
     let memo_key = |pos: &[u32], placed: &[u64], states: &[M::State]| {
         let mut h = FxHasher::default();
         pos.hash(&mut h);
@@ -524,7 +586,7 @@ pub(crate) fn search<M: Model>(
     let mut memo: FxHashSet<MemoKey<M::State>> = FxHashSet::default();
     memo.insert(memo_key(&pos, &placed, &states));
     let mut stack: Vec<Frame> = vec![Frame {
-        cands: enabled(&pos, &placed, &states),
+        cands: enabled(&pos, &placed, &states, &preds_left),
         next: 0,
         placed: None,
     }];
@@ -560,14 +622,15 @@ pub(crate) fn search<M: Model>(
             // Undo placing i.
             let k = ops[i].key as usize;
             states[k] = undo.pop().expect("one undo per placed op");
-            if ops[i].ok {
-                pos[slot[i]] -= 1;
-                det_left += 1;
-            } else {
-                let b = bit[i];
-                placed[b / 64] &= !(1 << (b % 64));
-                req_left += usize::from(ops[i].required);
-            }
+            shift(
+                i,
+                false,
+                &mut pos,
+                &mut placed,
+                &mut preds_left,
+                &mut det_left,
+                &mut req_left,
+            );
             continue;
         }
         let top = stack.last_mut().expect("the root frame stays");
@@ -578,32 +641,34 @@ pub(crate) fn search<M: Model>(
             continue;
         };
         let before = std::mem::replace(&mut states[k], after_state);
-        if ops[i].ok {
-            pos[slot[i]] += 1;
-            det_left -= 1;
-        } else {
-            let b = bit[i];
-            placed[b / 64] |= 1 << (b % 64);
-            req_left -= usize::from(ops[i].required);
-        }
+        shift(
+            i,
+            true,
+            &mut pos,
+            &mut placed,
+            &mut preds_left,
+            &mut det_left,
+            &mut req_left,
+        );
         if memo.insert(memo_key(&pos, &placed, &states)) {
             uncharged += entry_bytes;
             undo.push(before);
             stack.push(Frame {
-                cands: enabled(&pos, &placed, &states),
+                cands: enabled(&pos, &placed, &states, &preds_left),
                 next: 0,
                 placed: Some(i),
             });
         } else {
             states[k] = before;
-            if ops[i].ok {
-                pos[slot[i]] -= 1;
-                det_left += 1;
-            } else {
-                let b = bit[i];
-                placed[b / 64] &= !(1 << (b % 64));
-                req_left += usize::from(ops[i].required);
-            }
+            shift(
+                i,
+                false,
+                &mut pos,
+                &mut placed,
+                &mut preds_left,
+                &mut det_left,
+                &mut req_left,
+            );
         }
     };
     if matches!(outcome, SeqOutcome::Unknown) && memo.len() > 100_000 {

@@ -36,12 +36,14 @@ pub mod client;
 pub mod etcd_v3;
 pub mod generator;
 pub mod http;
+pub mod nemesis;
 pub mod recorder;
 pub mod runner;
 
 pub use client::{Call, Client, Outcome};
 pub use generator::{Generator, Mix, Workload, WorkloadKind};
-pub use runner::{run, Progress, Stop, Summary, TestConfig};
+pub use nemesis::{Nemesis, Schedule};
+pub use runner::{run, run_with, Progress, Stop, Summary, TestConfig};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -109,13 +111,27 @@ impl Harness {
         history: &Path,
         progress: Arc<Progress>,
     ) -> Result<Summary, Error> {
-        self.rt.block_on(run(
+        self.run_with(client, gen, config, history, progress, None)
+    }
+
+    /// [`run_with`] (a run with a nemesis), blocking until it ends.
+    pub fn run_with(
+        &self,
+        client: Arc<dyn Client>,
+        gen: Generator,
+        config: TestConfig,
+        history: &Path,
+        progress: Arc<Progress>,
+        nemesis: Option<(Box<dyn Nemesis>, Schedule)>,
+    ) -> Result<Summary, Error> {
+        self.rt.block_on(run_with(
             client,
             gen,
             config,
             history,
             self.stop.clone(),
             progress,
+            nemesis,
         ))
     }
 }

@@ -15,6 +15,7 @@
 
 use crate::client::{Client, Outcome};
 use crate::generator::{Generator, Next};
+use crate::nemesis::{Nemesis, Schedule};
 use crate::recorder::{self, Recorder};
 use crate::Error;
 use serde_json::Value;
@@ -161,6 +162,8 @@ pub struct Summary {
     pub interrupted: bool,
     /// In-flight ops were cut short ([`Stop::abort`], or the drain timed out).
     pub aborted: bool,
+    /// Faults the nemesis started.
+    pub faults: u64,
 }
 
 /// Everything a worker shares.
@@ -188,6 +191,21 @@ pub async fn run(
     stop: Stop,
     progress: Arc<Progress>,
 ) -> Result<Summary, Error> {
+    run_with(client, gen, config, history, stop, progress, None).await
+}
+
+/// [`run`] with a nemesis: faults start and stop on `schedule` while the workers
+/// run, each recorded as a `nemesis` op; when generation ends every fault is healed
+/// (also after Ctrl-C) and the cluster is healthy before the final reads.
+pub async fn run_with(
+    client: Arc<dyn Client>,
+    gen: Generator,
+    config: TestConfig,
+    history: &Path,
+    stop: Stop,
+    progress: Arc<Progress>,
+    nemesis: Option<(Box<dyn Nemesis>, Schedule)>,
+) -> Result<Summary, Error> {
     if config.nodes.is_empty() {
         return Err(Error::Config("no nodes to test".into()));
     }
@@ -209,6 +227,16 @@ pub async fn run(
     }
     let (rec, writer) = recorder::start(history)?;
     let start = Instant::now();
+    let (nemesis_done, nemesis_done_rx) = watch::channel(false);
+    let nemesis_task = nemesis.map(|(n, schedule)| {
+        tokio::spawn(crate::nemesis::drive(
+            n,
+            schedule,
+            rec.clone(),
+            start,
+            nemesis_done_rx,
+        ))
+    });
     let shared = Arc::new(Shared {
         gen,
         rec,
@@ -244,6 +272,8 @@ pub async fn run(
         _ = until(&mut stopped) => interrupted = true,
     }
     shared.generating.store(false, Ordering::SeqCst);
+    // The nemesis heals while in-flight ops drain.
+    let _ = nemesis_done.send(true);
     // Drain: in-flight ops finish, or are cut short after the drain timeout.
     let mut aborted = stop.is_aborted();
     if !done {
@@ -263,6 +293,15 @@ pub async fn run(
         }
     }
 
+    // Every fault is healed, and the cluster healthy, before the final reads, and
+    // also when the run was aborted: faults always heal.
+    let mut faults = 0;
+    if let Some(task) = nemesis_task {
+        match task.await {
+            Ok((_, n)) => faults = n,
+            Err(e) => return Err(Error::Config(format!("nemesis task: {e}"))),
+        }
+    }
     if !aborted {
         if let Some(quiet) = shared.config.final_reads {
             final_reads(&shared, &final_conns, quiet, &stop).await;
@@ -289,6 +328,7 @@ pub async fn run(
         elapsed,
         interrupted,
         aborted,
+        faults,
     })
 }
 

@@ -2,6 +2,7 @@
 
 mod check_cmd;
 mod cluster_cmd;
+mod lab_nemesis;
 mod nemesis_cmd;
 mod test_cmd;
 

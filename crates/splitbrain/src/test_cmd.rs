@@ -122,6 +122,20 @@ pub struct TestArgs {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_final_reads: bool,
 
+    /// Faults to inject while the workload runs, comma separated: partition, packet,
+    /// kill, pause (the local cluster only, for now). Each fault is an op of the
+    /// `nemesis` process in the history; all heal before the final reads.
+    #[arg(long, value_delimiter = ',', value_name = "FAULT,...")]
+    pub nemesis: Option<Vec<String>>,
+
+    /// Quiet seconds before each fault [default: 5].
+    #[arg(long, value_name = "SECS")]
+    pub nemesis_interval: Option<f64>,
+
+    /// How long each fault lasts, seconds [default: 5].
+    #[arg(long, value_name = "SECS")]
+    pub nemesis_duration: Option<f64>,
+
     /// The store directory [default: store].
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
@@ -157,6 +171,9 @@ impl TestArgs {
             consistency: self.consistency.or(file.consistency),
             timeout: self.timeout.or(file.timeout),
             no_final_reads: self.no_final_reads || file.no_final_reads,
+            nemesis: self.nemesis.or(file.nemesis),
+            nemesis_interval: self.nemesis_interval.or(file.nemesis_interval),
+            nemesis_duration: self.nemesis_duration.or(file.nemesis_duration),
             store: self.store.or(file.store),
             name: self.name.or(file.name),
             config: self.config,
@@ -187,6 +204,10 @@ impl TestArgs {
         self.consistency
             .get_or_insert_with(|| "linearizable".into());
         self.timeout.get_or_insert(5.0);
+        if self.nemesis.as_ref().is_some_and(|n| !n.is_empty()) {
+            self.nemesis_interval.get_or_insert(5.0);
+            self.nemesis_duration.get_or_insert(5.0);
+        }
         self.store.get_or_insert_with(|| "store".into());
         let name = format!(
             "{}-{}",
@@ -419,6 +440,30 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
     let harness = Harness::new()?;
     let stop = harness.stop().clone();
 
+    // Faults are checked before anything starts.
+    let fault_kinds = match &args.nemesis {
+        Some(kinds) if !kinds.is_empty() => {
+            if !plan.config.nodes.is_empty() {
+                bail!(
+                    "--nemesis needs the local cluster for now (faults on remote nodes over SSH are not built yet): drop --nodes"
+                );
+            }
+            let kinds = kinds
+                .iter()
+                .map(|k| k.parse::<crate::lab_nemesis::FaultKind>())
+                .collect::<std::result::Result<Vec<_>, String>>()
+                .map_err(anyhow::Error::msg)?;
+            let schedule = splitbrain_control::Schedule {
+                interval: secs("--nemesis-interval", args.nemesis_interval)?
+                    .unwrap_or(Duration::from_secs(5)),
+                duration: secs("--nemesis-duration", args.nemesis_duration)?
+                    .unwrap_or(Duration::from_secs(5)),
+            };
+            Some((kinds, schedule))
+        }
+        _ => None,
+    };
+
     // The cluster: the user's, or a local lab taken down when `_guard` drops.
     let _guard = if plan.config.nodes.is_empty() {
         let missing = splitbrain_cluster::missing_prerequisites();
@@ -444,6 +489,30 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
         Some(cluster)
     } else {
         None
+    };
+    let nemesis = match (fault_kinds, &_guard) {
+        (Some((kinds, schedule)), Some(cluster)) => {
+            let seed = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            let lab = crate::lab_nemesis::LabNemesis::new(
+                cluster,
+                kinds,
+                seed,
+                crate::nemesis_cmd::delayer_command()?,
+            );
+            log.say(&format!(
+                "nemesis: {} every {:.0}s for {:.0}s",
+                args.nemesis.as_deref().unwrap_or_default().join(", "),
+                (schedule.interval + schedule.duration).as_secs_f64(),
+                schedule.duration.as_secs_f64()
+            ));
+            Some((
+                Box::new(lab) as Box<dyn splitbrain_control::Nemesis>,
+                schedule,
+            ))
+        }
+        _ => None,
     };
     for node in &plan.config.nodes {
         splitbrain_cluster::ensure_lab_url(node)
@@ -472,7 +541,14 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
     ));
     let bar = progress_bar(progress.clone(), plan.config.time_limit);
     let client = plan.client.clone();
-    let result = harness.run(client, gen, plan.config.clone(), &history_path, progress);
+    let result = harness.run_with(
+        client,
+        gen,
+        plan.config.clone(),
+        &history_path,
+        progress,
+        nemesis,
+    );
     bar.finish();
     let summary = result.context("the run failed")?;
     log.say(&format!(
@@ -490,6 +566,12 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
             ""
         },
     ));
+    if summary.faults > 0 {
+        log.say(&format!(
+            "{} faults injected and healed (see the nemesis ops in the history)",
+            summary.faults
+        ));
+    }
     drop(_guard);
     if summary.ops_written == 0 && stop.is_stopped() {
         log.say("interrupted before the first op: nothing to check");
@@ -519,6 +601,7 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
             "ok": summary.ok,
             "fail": summary.fail,
             "info": summary.info,
+            "faults": summary.faults,
             "elapsed_s": summary.elapsed.as_secs_f64(),
             "interrupted": summary.interrupted,
             "aborted": summary.aborted,

@@ -293,3 +293,91 @@ fn bad_settings_exit_254_before_anything_runs() {
         assert!(text(&out.stderr).starts_with("error: "), "{args:?}");
     }
 }
+
+#[test]
+fn faults_during_a_run_heal_before_the_final_reads_and_etcd_stays_linearizable() {
+    if !lab() {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let out = splitbrain()
+        .args([
+            "--nemesis",
+            "partition,packet,kill,pause",
+            "--nemesis-interval",
+            "1",
+            "--nemesis-duration",
+            "2",
+            "--time-limit",
+            "12",
+            "--store",
+        ])
+        .arg(store.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("linearizable"), "{stdout}");
+
+    let run = latest(store.path());
+    let h = complete_history(&run);
+    let nemesis: Vec<&splitbrain_history::Op> = h.ops().iter().filter(|o| o.is_nemesis()).collect();
+    let starts = nemesis.iter().filter(|o| o.f.starts_with("start-")).count();
+    let stops = nemesis.iter().filter(|o| o.f.starts_with("stop-")).count();
+    assert!(starts >= 2, "faults started: {nemesis:?}");
+    assert_eq!(starts, stops, "every fault stopped: {nemesis:?}");
+    assert!(nemesis.iter().all(|o| o.error.is_none()), "{nemesis:?}");
+    let heal = nemesis.last().expect("nemesis ops");
+    assert_eq!(heal.f, "heal", "the last nemesis op heals everything");
+    // After the heal, every member answered its final read.
+    let heal_at = h.ops().iter().position(|o| std::ptr::eq(o, *heal)).unwrap();
+    let finals = h.ops()[heal_at..]
+        .iter()
+        .filter(|o| o.is_final && o.kind == OpType::Ok)
+        .count();
+    assert_eq!(finals, 3, "final reads after the heal");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["run"]["faults"].as_u64(), Some(starts as u64));
+    // Nothing of the faults or the lab is left.
+    assert!(!run.join("cluster").join("nemesis.json").exists());
+    assert!(!splitbrain_cluster::down(run.join("cluster")).unwrap());
+}
+
+#[test]
+fn faults_that_cannot_run_are_refused_before_anything_starts() {
+    let store = tempfile::tempdir().unwrap();
+    for (args, says) in [
+        (
+            vec!["--nodes", "http://127.0.0.1:1", "--nemesis", "partition"],
+            "needs the local cluster",
+        ),
+        (
+            vec!["--nemesis", "clock"],
+            "`clock` fault is not available yet",
+        ),
+        (
+            vec!["--nemesis", "earthquake"],
+            "unknown fault `earthquake`",
+        ),
+    ] {
+        let out = splitbrain()
+            .args(&args)
+            .arg("--store")
+            .arg(store.path())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(254),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(!text(&out.stderr).contains("cluster up"), "nothing started");
+    }
+}

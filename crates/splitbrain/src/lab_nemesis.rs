@@ -1,0 +1,230 @@
+//! The local lab's faults behind the control crate's `Nemesis` trait, for
+//! `splitbrain test --nemesis partition,kill,pause` on the embedded cluster.
+
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use splitbrain_cluster::Cluster;
+use splitbrain_control::nemesis::Nemesis;
+use splitbrain_nemesis::grudge::Grudge;
+use splitbrain_nemesis::lab::{LabNet, PacketFault, Partition, ProcessFault, ProcessKind};
+use splitbrain_nemesis::packet::PacketSpec;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The faults `--nemesis` can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    Partition,
+    Packet,
+    Kill,
+    Pause,
+}
+
+impl FromStr for FaultKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<FaultKind, String> {
+        match s {
+            "partition" => Ok(FaultKind::Partition),
+            "packet" => Ok(FaultKind::Packet),
+            "kill" => Ok(FaultKind::Kill),
+            "pause" => Ok(FaultKind::Pause),
+            "clock" => Err(
+                "the `clock` fault is not available yet (available: partition, packet, kill, pause)"
+                    .to_string(),
+            ),
+            other => Err(format!(
+                "unknown fault `{other}` (available: partition, packet, kill, pause)"
+            )),
+        }
+    }
+}
+
+enum Active {
+    Partition(Partition),
+    Packet(PacketFault),
+    Process(ProcessFault),
+}
+
+pub struct LabNemesis {
+    net: LabNet,
+    dir: PathBuf,
+    kinds: Vec<FaultKind>,
+    rng: StdRng,
+    active: Option<Active>,
+}
+
+impl LabNemesis {
+    /// `delayer`: how to run this binary's packet delayer (for delay without netem).
+    pub fn new(
+        cluster: &Cluster,
+        kinds: Vec<FaultKind>,
+        seed: u64,
+        delayer: Vec<String>,
+    ) -> LabNemesis {
+        LabNemesis {
+            net: LabNet::of(cluster).with_delayer(delayer),
+            dir: cluster.dir().to_path_buf(),
+            kinds,
+            rng: StdRng::seed_from_u64(seed),
+            active: None,
+        }
+    }
+
+    fn leader(&self) -> Option<String> {
+        Cluster::load(&self.dir)
+            .ok()?
+            .leader()
+            .ok()
+            .flatten()
+            .map(|n| n.to_string())
+    }
+
+    /// The current leader half of the time (when there is one), else a random
+    /// minority of at least one member.
+    fn targets(&mut self) -> Vec<String> {
+        let mut nodes = self.net.nodes();
+        if self.rng.random_bool(0.5) {
+            if let Some(l) = self.leader() {
+                return vec![l];
+            }
+        }
+        use rand::seq::SliceRandom;
+        nodes.shuffle(&mut self.rng);
+        nodes.truncate(((nodes.len() - 1) / 2).max(1));
+        nodes.sort();
+        nodes
+    }
+
+    fn grudge(&mut self) -> (&'static str, Grudge) {
+        let nodes = self.net.nodes();
+        let mut shapes = vec!["isolate", "halves"];
+        if self.leader().is_some() {
+            shapes.push("isolate-leader");
+        }
+        if nodes.len() >= 5 {
+            shapes.extend(["bridge", "majorities-ring"]);
+        }
+        let shape = *shapes.choose(&mut self.rng).unwrap_or(&"halves");
+        let grudge = match shape {
+            "isolate" => {
+                let victim = nodes.choose(&mut self.rng).cloned().unwrap_or_default();
+                Grudge::isolate(&nodes, &victim)
+            }
+            "isolate-leader" => Grudge::isolate(&nodes, &self.leader().unwrap_or_default()),
+            "bridge" => Grudge::bridge(&nodes),
+            "majorities-ring" => Grudge::majorities_ring(&nodes),
+            _ => Grudge::halves(&nodes, &mut self.rng),
+        };
+        (shape, grudge)
+    }
+}
+
+impl Nemesis for LabNemesis {
+    fn start(&mut self) -> Result<(String, Value), String> {
+        if let Some(active) = self.active.take() {
+            heal(active)?;
+        }
+        let kind = *self
+            .kinds
+            .choose(&mut self.rng)
+            .ok_or("no faults to choose from")?;
+        match kind {
+            FaultKind::Partition => {
+                let (shape, grudge) = self.grudge();
+                let p = self.net.partition(&grudge).map_err(|e| e.to_string())?;
+                self.active = Some(Active::Partition(p));
+                Ok((
+                    "start-partition".into(),
+                    json!({"shape": shape, "grudge": grudge.to_json()}),
+                ))
+            }
+            FaultKind::Packet => {
+                // Slow and lossy links everywhere: 50 ± 10 ms, 20 % loss.
+                let spec = PacketSpec {
+                    delay_ms: Some(50),
+                    jitter_ms: Some(10),
+                    loss: Some(0.2),
+                    ..PacketSpec::default()
+                };
+                let f = self
+                    .net
+                    .packet_fault(&[], &spec)
+                    .map_err(|e| e.to_string())?;
+                let how: Vec<String> = f
+                    .mechanisms()
+                    .iter()
+                    .map(|(what, m)| format!("{what}: {m}"))
+                    .collect();
+                self.active = Some(Active::Packet(f));
+                Ok((
+                    "start-packet".into(),
+                    json!({"spec": spec, "mechanisms": how}),
+                ))
+            }
+            FaultKind::Kill | FaultKind::Pause => {
+                let nodes = self.targets();
+                let pk = if kind == FaultKind::Kill {
+                    ProcessKind::Kill
+                } else {
+                    ProcessKind::Pause
+                };
+                let f = self
+                    .net
+                    .process_fault(pk, &nodes)
+                    .map_err(|e| e.to_string())?;
+                self.active = Some(Active::Process(f));
+                let name = if kind == FaultKind::Kill {
+                    "kill"
+                } else {
+                    "pause"
+                };
+                Ok((format!("start-{name}"), json!(nodes)))
+            }
+        }
+    }
+
+    fn stop(&mut self) -> Result<(String, Value), String> {
+        match self.active.take() {
+            None => Ok(("stop".into(), Value::Null)),
+            Some(Active::Partition(p)) => {
+                p.heal().map_err(|e| e.to_string())?;
+                Ok(("stop-partition".into(), Value::Null))
+            }
+            Some(Active::Packet(f)) => {
+                f.heal().map_err(|e| e.to_string())?;
+                Ok(("stop-packet".into(), Value::Null))
+            }
+            Some(Active::Process(f)) => {
+                let name = match f.kind() {
+                    ProcessKind::Kill => "stop-kill",
+                    ProcessKind::Pause => "stop-pause",
+                };
+                let nodes = json!(f.nodes());
+                f.heal().map_err(|e| e.to_string())?;
+                Ok((name.into(), nodes))
+            }
+        }
+    }
+
+    fn heal_all(&mut self) -> Result<(), String> {
+        let active = self.active.take().map(heal).transpose();
+        let swept = self.net.heal().map_err(|e| e.to_string());
+        active?;
+        swept?;
+        Cluster::load(&self.dir)
+            .and_then(|c| c.wait_healthy(Duration::from_secs(60)))
+            .map_err(|e| format!("after healing, the cluster did not become healthy: {e}"))
+    }
+}
+
+fn heal(active: Active) -> Result<(), String> {
+    match active {
+        Active::Partition(p) => p.heal(),
+        Active::Packet(f) => f.heal(),
+        Active::Process(f) => f.heal(),
+    }
+    .map_err(|e| e.to_string())
+}

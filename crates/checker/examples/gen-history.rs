@@ -28,6 +28,8 @@ struct Args {
     /// what their process saw or wrote before: sequentially consistent, and (with
     /// lag > 0) not linearizable, like a follower read.
     lag: usize,
+    /// After the run, read every key on this many nodes, marked `"final": true`.
+    final_reads: usize,
     seed: u64,
 }
 
@@ -40,6 +42,7 @@ fn parse_args() -> Result<Args, String> {
         cas: false,
         stale_read: false,
         lag: 0,
+        final_reads: 0,
         seed: 1,
     };
     let mut it = std::env::args().skip(1);
@@ -54,8 +57,11 @@ fn parse_args() -> Result<Args, String> {
             "--model" => a.cas = val()? == "cas-register",
             "--stale-read" => a.stale_read = true,
             "--lag" => a.lag = val()?.parse().map_err(|e| format!("--lag: {e}"))?,
+            "--final-reads" => {
+                a.final_reads = val()?.parse().map_err(|e| format!("--final-reads: {e}"))?
+            }
             "--help" | "-h" => {
-                return Err("usage: gen-history [--ops N] [--processes P] [--keys K] [--info FRACTION] [--model register|cas-register] [--stale-read] [--lag K] [--seed S]".into())
+                return Err("usage: gen-history [--ops N] [--processes P] [--keys K] [--info FRACTION] [--model register|cas-register] [--stale-read] [--lag K] [--final-reads NODES] [--seed S]".into())
             }
             other => return Err(format!("unknown flag {other}")),
         }
@@ -211,6 +217,7 @@ fn main() {
         events.push((s.end, i, true));
     }
     events.sort_unstable();
+    let events_end = events.last().map_or(0, |e| e.0);
     let stdout = std::io::stdout();
     let mut w = jsonl::Writer::new(BufWriter::with_capacity(1 << 20, stdout.lock()));
     let val = |v: i64| if v == 0 { Value::Null } else { json!(v) };
@@ -235,6 +242,28 @@ fn main() {
         op.time = Some(t as i64 * 1000);
         if w.write(&op).is_err() {
             std::process::exit(0); // stdout closed
+        }
+    }
+    // Final reads: every node agrees on what the run left (info writes that took
+    // effect included).
+    let mut process = sims.iter().map(|s| s.process).max().unwrap_or(0) + 1;
+    let mut t = events_end;
+    for (key, &v) in state.iter().enumerate() {
+        for node in 0..args.final_reads {
+            for (kind, value) in [(OpType::Invoke, Value::Null), (OpType::Ok, val(v))] {
+                let mut op = Op::new(Process::Client(process), kind, "read", value);
+                if args.keys > 1 {
+                    op.key = Some(Key::Int(key as i64));
+                }
+                op.node = Some(format!("n{}", node + 1));
+                op.is_final = true;
+                t += 1;
+                op.time = Some(t as i64 * 1000);
+                if w.write(&op).is_err() {
+                    std::process::exit(0);
+                }
+            }
+            process += 1;
         }
     }
     let _ = w.flush();

@@ -19,6 +19,11 @@
 //! Ops that carry a `key` are checked key by key, in parallel: linearizability is
 //! compositional (Herlihy & Wing 1990), so a history is linearizable exactly when
 //! each key's sub-history is. Verdicts merge as invalid > unknown > valid.
+//!
+//! [`Options::consistency`] picks a weaker promise instead: sequential consistency
+//! (`sequential`: one order that keeps each process's own order; not compositional,
+//! so all keys are one object) or convergence (`eventual`: final reads agree on a
+//! value that was written), or `all` of them, reporting the strongest that holds.
 
 mod eventual;
 mod explain;

@@ -151,12 +151,15 @@ pub trait Client: Send + Sync {
     }
 }
 
+/// How a `fail` from a connection the node refused begins: nothing was sent.
+pub const REFUSED: &str = "connect: ";
+
 /// Classifies an HTTP transport error for `call`: a failed connect sent nothing
 /// (`fail`); anything after that is `info` (reads: `fail`).
 pub fn classify_transport(call: &Call, e: &reqwest::Error) -> Outcome {
     let why = error_chain(e);
     if e.is_connect() {
-        return Outcome::Fail(format!("connect: {why}"));
+        return Outcome::Fail(format!("{REFUSED}{why}"));
     }
     if e.is_builder() {
         return Outcome::Fail(format!("request not built: {why}"));

@@ -332,6 +332,9 @@ pub async fn run_with(
     })
 }
 
+/// How long a worker waits after its node refused a connection.
+const REFUSED_BACKOFF: Duration = Duration::from_millis(100);
+
 async fn worker(sh: Arc<Shared>, w: usize, node: String, conn: Arc<dyn Client>, stop: Stop) {
     let c = sh.config.concurrency as i64;
     let mut process = w as i64;
@@ -362,7 +365,15 @@ async fn worker(sh: Arc<Shared>, w: usize, node: String, conn: Arc<dyn Client>, 
             }
         }
         let next = sh.gen.next(&mut rng);
-        let kind = invoke_one(&sh, process, &node, &conn, &next, false, &stop).await;
+        let (kind, refused) = invoke_one(&sh, process, &node, &conn, &next, false, &stop).await;
+        if refused {
+            // The node is down (killed, say): failing again at once would fill the
+            // history with thousands of identical fails a second. Back off a little.
+            tokio::select! {
+                _ = tokio::time::sleep(REFUSED_BACKOFF) => {}
+                _ = until(&mut stop_rx) => return,
+            }
+        }
         if kind == OpType::Info {
             // Jepsen: a process whose op is indeterminate never invokes again.
             process += c;
@@ -380,7 +391,7 @@ async fn invoke_one(
     next: &Next,
     is_final: bool,
     stop: &Stop,
-) -> OpType {
+) -> (OpType, bool) {
     let mut op = Op::new(
         Process::Client(process),
         OpType::Invoke,
@@ -408,6 +419,7 @@ async fn invoke_one(
     .for_call(&next.call);
 
     op.time = Some(sh.start.elapsed().as_nanos() as i64);
+    let mut refused = false;
     match outcome {
         Outcome::Ok(v) => {
             op.kind = OpType::Ok;
@@ -418,6 +430,7 @@ async fn invoke_one(
         }
         Outcome::Fail(e) => {
             op.kind = OpType::Fail;
+            refused = e.starts_with(crate::client::REFUSED);
             op.error = Some(Value::from(e));
         }
         Outcome::Info(e) => {
@@ -428,7 +441,7 @@ async fn invoke_one(
     let kind = op.kind;
     sh.progress.count(kind);
     sh.rec.record(op);
-    kind
+    (kind, refused)
 }
 
 /// Waits for quiet, then reads every key used on every node (`"final": true`), one
@@ -452,7 +465,7 @@ async fn final_reads(
         tasks.push(async move {
             let mut p = process;
             for next in &reads {
-                if invoke_one(sh, p, node, conn, next, true, stop).await == OpType::Info {
+                if invoke_one(sh, p, node, conn, next, true, stop).await.0 == OpType::Info {
                     p = sh.max_process.fetch_add(1, Ordering::Relaxed) + 1;
                 }
             }

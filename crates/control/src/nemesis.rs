@@ -52,7 +52,11 @@ pub(crate) async fn drive(
     rec: Recorder,
     start: Instant,
     mut done: watch::Receiver<bool>,
+    progress: std::sync::Arc<crate::runner::Progress>,
 ) -> (Box<dyn Nemesis>, u64) {
+    let show = |fault: Option<String>| {
+        *progress.fault.lock().unwrap_or_else(|p| p.into_inner()) = fault;
+    };
     let mut faults = 0;
     loop {
         tokio::select! {
@@ -64,6 +68,7 @@ pub(crate) async fn drive(
         match started {
             Ok((f, value)) => {
                 faults += 1;
+                show(Some(f.trim_start_matches("start-").to_string()));
                 record(&rec, start, &f, value, None);
             }
             Err(e) => record(&rec, start, "start-fault", Value::Null, Some(e)),
@@ -74,6 +79,7 @@ pub(crate) async fn drive(
         };
         let (n, stopped) = blocking(nemesis, |n| n.stop()).await;
         nemesis = n;
+        show(None);
         match stopped {
             Ok((f, value)) => record(&rec, start, &f, value, None),
             Err(e) => record(&rec, start, "stop-fault", Value::Null, Some(e)),

@@ -68,6 +68,8 @@ pub struct Progress {
     pub ok: AtomicU64,
     pub fail: AtomicU64,
     pub info: AtomicU64,
+    /// The fault in place now, e.g. `partition` (for the progress display).
+    pub fault: Mutex<Option<String>>,
 }
 
 impl Progress {
@@ -235,6 +237,7 @@ pub async fn run_with(
             rec.clone(),
             start,
             nemesis_done_rx,
+            progress.clone(),
         ))
     });
     let shared = Arc::new(Shared {

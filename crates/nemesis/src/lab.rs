@@ -240,8 +240,8 @@ impl LabNet {
     /// from every member, restarts stopped members and resumes paused ones; then
     /// removes the state file. Idempotent.
     pub fn heal(&self) -> Result<()> {
-        self.heal_partition()?;
-        self.heal_packets()?;
+        self.heal_rules()?;
+        self.stop_delayers()?;
         self.heal_processes()?;
         self.forget()
     }
@@ -252,7 +252,12 @@ impl LabNet {
             remove_named_chain(m, DELAY_CHAIN, "OUTPUT")?;
             remove_qdisc(m)
         }))?;
-        // With the rule gone traffic flows again; now stop the delayers we started.
+        self.stop_delayers()
+    }
+
+    /// Stops the delayers the state file records (their rules must be gone first:
+    /// with the rule gone traffic flows again).
+    fn stop_delayers(&self) -> Result<()> {
         for d in self.recorded()?.delayers {
             if let Some(pid) = d.pid {
                 stop_delayer(pid, &d.argv)?;
@@ -381,6 +386,38 @@ impl LabNet {
 
     fn heal_partition(&self) -> Result<()> {
         first_error(self.each_member(remove_chain))
+    }
+
+    /// One look at each member's rules, then one change removing exactly our
+    /// chains and jumps, then our qdisc if there is one: two or three process
+    /// spawns per member, however many kinds of fault there were.
+    fn heal_rules(&self) -> Result<()> {
+        first_error(self.each_member(|m| {
+            let out = Command::new("ip")
+                .args(["netns", "exec", &m.netns, "iptables", "-w", "-S"])
+                .output()
+                .map_err(|e| Error::Command("iptables -S".into(), e.to_string()))?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut fix = String::from("*filter\n");
+            for (chain, hook) in [
+                (CHAIN, "INPUT"),
+                (LOSS_CHAIN, "INPUT"),
+                (DELAY_CHAIN, "OUTPUT"),
+            ] {
+                let jump = format!("-A {hook} -j {chain}");
+                for _ in text.lines().filter(|l| *l == jump) {
+                    fix.push_str(&format!("-D {hook} -j {chain}\n"));
+                }
+                if text.lines().any(|l| l == format!("-N {chain}")) {
+                    fix.push_str(&format!("-F {chain}\n-X {chain}\n"));
+                }
+            }
+            if fix.len() > "*filter\n".len() {
+                fix.push_str("COMMIT\n");
+                restore(m, &fix)?;
+            }
+            remove_qdisc(m)
+        }))
     }
 
     fn heal_processes(&self) -> Result<()> {

@@ -644,10 +644,14 @@ fn progress_bar(p: Arc<Progress>, limit: Option<Duration>) -> Finish {
             last = (now, invoked);
             b.set_position(start.elapsed().as_secs());
             b.set_message(format!(
-                "{rate:>6.0} ops/s  ok {}  fail {}  info {}  faults: none",
+                "{rate:>6.0} ops/s  ok {}  fail {}  info {}  fault: {}",
                 p.ok.load(Ordering::Relaxed),
                 p.fail.load(Ordering::Relaxed),
                 p.info.load(Ordering::Relaxed),
+                p.fault
+                    .lock()
+                    .map(|f| f.clone().unwrap_or_else(|| "none".into()))
+                    .unwrap_or_else(|_| "?".into()),
             ));
         }
         b.finish_and_clear();

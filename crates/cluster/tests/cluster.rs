@@ -23,33 +23,11 @@ static ONE_CLUSTER_TEST_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// The lock for a cluster test, or `None` (after a loud line) if this machine cannot run
 /// one. Under CI a missing prerequisite fails the test.
 fn lab() -> Option<MutexGuard<'static, ()>> {
-    let mut missing = splitbrain_cluster::missing_prerequisites();
-    if !on_path("curl") {
-        missing.push("curl".to_owned());
-    }
-    if !missing.is_empty() {
-        let why = format!(
-            "needs {} (run the tests as root after `sudo scripts/setup`)",
-            missing.join(", ")
-        );
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("CI=true and this test {why}");
-        }
-        // Straight to stderr: the test harness captures eprintln!, and a skip must show.
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
-        return None;
-    }
-    Some(
+    splitbrain_cluster::lab_available_for_tests(&["curl"]).then(|| {
         ONE_CLUSTER_TEST_AT_A_TIME
             .lock()
-            .unwrap_or_else(|p| p.into_inner()),
-    )
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+            .unwrap_or_else(|p| p.into_inner())
+    })
 }
 
 fn up(dir: &Path, nodes: usize) -> ClusterGuard {

@@ -10,33 +10,11 @@ use std::time::{Duration, Instant};
 static ONE_CLUSTER_TEST_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn lab() -> Option<MutexGuard<'static, ()>> {
-    let mut missing = splitbrain_cluster::missing_prerequisites();
-    if !on_path("setpriv") {
-        missing.push("setpriv".to_owned());
-    }
-    if !missing.is_empty() {
-        let why = format!(
-            "needs {} (run the tests as root after `sudo scripts/setup`)",
-            missing.join(", ")
-        );
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("CI=true and this test {why}");
-        }
-        // Straight to stderr: the test harness captures eprintln!, and a skip must show.
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
-        return None;
-    }
-    Some(
+    splitbrain_cluster::lab_available_for_tests(&["setpriv"]).then(|| {
         ONE_CLUSTER_TEST_AT_A_TIME
             .lock()
-            .unwrap_or_else(|p| p.into_inner()),
-    )
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+            .unwrap_or_else(|p| p.into_inner())
+    })
 }
 
 fn splitbrain() -> Command {

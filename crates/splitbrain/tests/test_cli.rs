@@ -3,7 +3,7 @@
 //! print `SKIPPED: ...` without them, except under `CI=true`, where that fails.
 
 use splitbrain_history::{History, OpType};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -125,19 +125,7 @@ fn finish(child: Child, rx: mpsc::Receiver<String>) -> (Output, String) {
 }
 
 fn lab() -> bool {
-    let missing = splitbrain_cluster::missing_prerequisites();
-    if missing.is_empty() {
-        return true;
-    }
-    let why = format!(
-        "needs {} (run as root after `sudo scripts/setup`)",
-        missing.join(", ")
-    );
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true and this test {why}");
-    }
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
-    false
+    splitbrain_cluster::lab_available_for_tests(&[])
 }
 
 #[test]

@@ -369,3 +369,59 @@ fn faults_that_cannot_run_are_refused_before_anything_starts() {
         assert!(!text(&out.stderr).contains("cluster up"), "nothing started");
     }
 }
+
+/// Runs `splitbrain test` on the local lab with partitions and returns the exit
+/// code and stdout.
+fn scenario(args: &[&str]) -> (Option<i32>, String) {
+    let store = tempfile::tempdir().unwrap();
+    let out = splitbrain()
+        .args([
+            "--workload",
+            "register",
+            "--keys",
+            "5",
+            "--nemesis",
+            "partition",
+            "--nemesis-interval",
+            "2",
+            "--nemesis-duration",
+            "3",
+            "--time-limit",
+            "10",
+            "--store",
+        ])
+        .arg(store.path())
+        .args(args)
+        .output()
+        .unwrap();
+    let run = latest(store.path());
+    complete_history(&run);
+    assert!(!splitbrain_cluster::down(run.join("cluster")).unwrap());
+    (out.status.code(), text(&out.stdout))
+}
+
+#[test]
+fn etcd_v2_local_reads_are_caught_stale_and_quorum_reads_are_not() {
+    if !lab() {
+        return;
+    }
+    let (code, stdout) = scenario(&["--client", "etcd-v2", "--read-mode", "local"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("NOT linearizable"), "{stdout}");
+    assert!(
+        stdout.contains("^ cannot be linearized"),
+        "a timeline: {stdout}"
+    );
+    let (code, stdout) = scenario(&["--client", "etcd-v2", "--read-mode", "quorum"]);
+    assert_eq!(code, Some(0), "{stdout}");
+}
+
+#[test]
+fn etcd_v3_serializable_reads_are_caught_stale() {
+    if !lab() {
+        return;
+    }
+    let (code, stdout) = scenario(&["--client", "etcd-v3", "--read-mode", "serializable"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("NOT linearizable"), "{stdout}");
+}

@@ -422,19 +422,24 @@ fn render_sequential(out: &mut String, c: &crate::SequentialCounterexample) {
             let _ = writeln!(out, "    {}", op_line(o));
         }
     }
+    write_shrunk(out, "sequentially consistent", &c.shrunk, &c.timeline);
+}
+
+/// The shrunk sub-history: its timeline, then its ops with their lines (capped).
+fn write_shrunk(out: &mut String, level: &str, shrunk: &[OpRef], timeline: &str) {
     let _ = writeln!(
         out,
-        "  smallest sub-history that is still not sequentially consistent ({} ops):",
-        c.shrunk.len()
+        "  smallest sub-history that is still not {level} ({} ops):",
+        shrunk.len()
     );
-    for l in c.timeline.lines() {
+    for l in timeline.lines() {
         let _ = writeln!(out, "    {l}");
     }
-    for o in c.shrunk.iter().take(MAX_DRAWN) {
+    for o in shrunk.iter().take(MAX_DRAWN) {
         let _ = writeln!(out, "    {}", op_line(o));
     }
-    if c.shrunk.len() > MAX_DRAWN {
-        let _ = writeln!(out, "    ... and {} more", c.shrunk.len() - MAX_DRAWN);
+    if shrunk.len() > MAX_DRAWN {
+        let _ = writeln!(out, "    ... and {} more", shrunk.len() - MAX_DRAWN);
     }
 }
 
@@ -470,19 +475,6 @@ fn render_linear(out: &mut String, c: &Counterexample) {
         for o in c.prefix.iter().skip(c.prefix.len().saturating_sub(5)) {
             let _ = writeln!(out, "    {}", op_line(o));
         }
-        let _ = writeln!(
-            out,
-            "  smallest sub-history that is still not linearizable ({} ops):",
-            c.shrunk.len()
-        );
-        for l in c.timeline.lines() {
-            let _ = writeln!(out, "    {l}");
-        }
-        for o in c.shrunk.iter().take(MAX_DRAWN) {
-            let _ = writeln!(out, "    {}", op_line(o));
-        }
-        if c.shrunk.len() > MAX_DRAWN {
-            let _ = writeln!(out, "    ... and {} more", c.shrunk.len() - MAX_DRAWN);
-        }
+        write_shrunk(out, "linearizable", &c.shrunk, &c.timeline);
     }
 }

@@ -400,28 +400,15 @@ fn scenario(args: &[&str]) -> (Option<i32>, String) {
     (out.status.code(), text(&out.stdout))
 }
 
-#[test]
-fn etcd_v2_local_reads_are_caught_stale_and_quorum_reads_are_not() {
-    if !lab() {
-        return;
-    }
-    let (code, stdout) = scenario(&["--client", "etcd-v2", "--read-mode", "local"]);
-    assert_eq!(code, Some(1), "{stdout}");
-    assert!(stdout.contains("NOT linearizable"), "{stdout}");
-    assert!(
-        stdout.contains("^ cannot be linearized"),
-        "a timeline: {stdout}"
-    );
-    let (code, stdout) = scenario(&["--client", "etcd-v2", "--read-mode", "quorum"]);
-    assert_eq!(code, Some(0), "{stdout}");
-}
+// Stale reads in etcd's local (v2) and serializable (v3) modes are measured by
+// scripts/findings, not asserted here: in 10 s on a loaded machine a run can
+// happen to see none, and a test that may fail by chance is no test.
 
 #[test]
-fn etcd_v3_serializable_reads_are_caught_stale() {
+fn etcd_v2_quorum_reads_stay_linearizable_under_partitions() {
     if !lab() {
         return;
     }
-    let (code, stdout) = scenario(&["--client", "etcd-v3", "--read-mode", "serializable"]);
-    assert_eq!(code, Some(1), "{stdout}");
-    assert!(stdout.contains("NOT linearizable"), "{stdout}");
+    let (code, stdout) = scenario(&["--client", "etcd-v2", "--read-mode", "quorum"]);
+    assert_eq!(code, Some(0), "{stdout}");
 }

@@ -13,6 +13,7 @@ use nix::sys::signal::Signal;
 use crate::error::{Error, Result};
 use crate::etcd::{self, Etcdctl, MemberFlags};
 use crate::net;
+use crate::sshd::{self, SshAccess};
 use crate::state::{DirLock, Node, NodeName, NodeRecord, State, VERSION};
 use crate::sys::{self, Owner};
 use crate::topology::{Lab, CLIENT_PORT, MAX_NODES, PEER_PORT};
@@ -48,6 +49,10 @@ pub struct Config {
     pub health_timeout: Duration,
     /// More flags for every member, appended to the command line.
     pub extra_etcd_args: Vec<String>,
+    /// Also run an OpenSSH server in each member's namespace, on its address, port 22
+    /// (keys in `DIR/ssh`, see [`Cluster::ssh_access`]): remote nodes to test the SSH
+    /// path of the nemesis against.
+    pub sshd: bool,
 }
 
 impl Default for Config {
@@ -60,6 +65,7 @@ impl Default for Config {
             subnet: None,
             health_timeout: Duration::from_secs(30),
             extra_etcd_args: Vec::new(),
+            sshd: false,
         }
     }
 }
@@ -154,6 +160,8 @@ pub struct Cluster {
     dir: PathBuf,
     subnet: String,
     nodes: Vec<Node>,
+    /// Whether the lab runs an sshd in each member's namespace.
+    sshd: bool,
     /// Members this process started: they must be waited for once dead, or they linger
     /// as zombies (whose command line is empty, which `/proc` checks take for "gone").
     children: Mutex<HashMap<NodeName, Child>>,
@@ -169,6 +177,10 @@ impl Cluster {
             sys::require_program(program, package)?;
         }
         let etcd = sys::require_program("etcd", "etcd-server")?;
+        let sshd = match config.sshd {
+            true => Some(sys::require_program("sshd", "openssh-server")?),
+            false => None,
+        };
         std::fs::create_dir_all(&config.dir)
             .map_err(|e| Error::io(format!("cannot create {}", config.dir.display()), e))?;
         let dir = std::fs::canonicalize(&config.dir)
@@ -187,7 +199,7 @@ impl Cluster {
         // finds the (still empty) bridge namespace named in the state file.
         let mut planned = None;
         let claimed = net::claim_lab(config.subnet, |lab| {
-            let state = plan(lab, &dir, &config, &etcd);
+            let state = plan(lab, &dir, &config, &etcd, sshd.as_deref());
             state.write()?;
             planned = Some(state);
             Ok(())
@@ -201,7 +213,8 @@ impl Cluster {
             }
         };
         // `record` ran for the lab that was claimed, so `planned` is its plan.
-        let mut state = planned.unwrap_or_else(|| plan(lab, &dir, &config, &etcd));
+        let mut state =
+            planned.unwrap_or_else(|| plan(lab, &dir, &config, &etcd, sshd.as_deref()));
         state.bridge_netns_inode = sys::netns_inode(&state.bridge_netns);
         state.write()?;
         let cluster = Cluster::from_state(&state);
@@ -236,6 +249,7 @@ impl Cluster {
             dir: state.dir.clone(),
             subnet: state.subnet.clone(),
             nodes: state.nodes.iter().map(|r| r.node.clone()).collect(),
+            sshd: state.nodes.iter().any(|r| r.sshd.is_some()),
             children: Mutex::new(HashMap::new()),
         }
     }
@@ -272,6 +286,12 @@ impl Cluster {
                 node: name.to_owned(),
                 known: self.node_names(),
             })
+    }
+
+    /// How to reach the members over SSH, when the lab runs an sshd in each
+    /// (`Config::sshd`).
+    pub fn ssh_access(&self) -> Option<SshAccess> {
+        self.sshd.then(|| sshd::access(&self.dir))
     }
 
     /// Every member's client URL, in node order.
@@ -444,7 +464,31 @@ impl Cluster {
                 rec.member_id = Some(id);
             }
         }
-        state.write()
+        state.write()?;
+        self.start_sshds(state)
+    }
+
+    /// Starts the sshd of every member that has one planned (`Config::sshd`).
+    fn start_sshds(&self, state: &mut State) -> Result<()> {
+        if state.nodes.iter().all(|r| r.sshd.is_none()) {
+            return Ok(());
+        }
+        let nodes: Vec<Node> = state.nodes.iter().map(|r| r.node.clone()).collect();
+        sshd::prepare(&state.dir, &nodes)?;
+        for i in 0..state.nodes.len() {
+            let rec = &mut state.nodes[i];
+            let Some(planned) = rec.sshd.as_mut() else {
+                continue;
+            };
+            let child =
+                sys::spawn_in_netns(&rec.node.netns, &planned.argv, &sshd::log_path(&rec.node))?;
+            planned.pid = i32::try_from(child.id()).ok();
+            // Not kept as a child: like the members, it outlives this process, and
+            // teardown finds it by its recorded pid.
+            drop(child);
+            state.write()?;
+        }
+        state.nodes.iter().try_for_each(sshd::wait_listening)
     }
 
     /// Starts a member and records its pid (the caller writes the state).
@@ -757,6 +801,10 @@ impl Cluster {
             .is_none_or(|now| Some(now) == state.bridge_netns_inode);
         let mut left = Vec::new();
         for rec in &mut state.nodes {
+            // Its sessions would otherwise be strangers in the member's namespace.
+            if let Err(e) = sshd::stop(rec) {
+                left.push(e.to_string());
+            }
             // `up` records a namespace right after creating it; if it died in between,
             // the namespace is found by its (claimed, prefixed) name.
             if rec.netns_inode.is_none() && names_ours {
@@ -931,7 +979,7 @@ fn etcdctl() -> Result<Etcdctl> {
 }
 
 /// Every name, address and command line of a new lab, before anything exists.
-fn plan(lab: Lab, dir: &Path, config: &Config, etcd: &Path) -> State {
+fn plan(lab: Lab, dir: &Path, config: &Config, etcd: &Path, sshd: Option<&Path>) -> State {
     let nodes: Vec<Node> = (1..=config.nodes)
         .map(|i| {
             let name = Lab::node_name(i);
@@ -974,6 +1022,10 @@ fn plan(lab: Lab, dir: &Path, config: &Config, etcd: &Path) -> State {
             .into_iter()
             .map(|node| NodeRecord {
                 argv: etcd::member_argv(&node, &flags),
+                sshd: sshd.map(|program| sshd::SshdRecord {
+                    argv: sshd::argv(program, &node),
+                    pid: None,
+                }),
                 node,
                 netns_inode: None,
                 pid: None,

@@ -121,6 +121,13 @@ pub enum Error {
     Inconsistent { dir: PathBuf, what: String },
 
     /// Something that should have happened quickly did not.
+    #[error("the sshd of node {node} exited; last lines of {log}:\n{tail}")]
+    SshdExited {
+        node: String,
+        log: PathBuf,
+        tail: String,
+    },
+
     #[error("{what} did not happen within {after:?}")]
     Timeout { what: String, after: Duration },
 

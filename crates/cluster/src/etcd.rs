@@ -220,6 +220,28 @@ pub(crate) fn parse_members(json: &str) -> std::result::Result<Vec<(u64, String)
 
 /// The leader according to the reports with the highest term that name one: a member cut
 /// off from the majority may still believe in an older leader of an older term.
+/// Which of `endpoints` (etcd client URLs, each one passing the lab route check) is
+/// the leader, as the members that answer say: the highest term wins. `None` while
+/// there is none, or when no member answers. For nodes that are not a local lab
+/// (remote nodes over SSH), whose leader only their client URLs can tell.
+pub fn leader_endpoint(endpoints: &[&str]) -> Result<Option<String>> {
+    let etcdctl = Etcdctl {
+        program: sys::require_program("etcdctl", "etcd-client")?,
+    };
+    let reports = match etcdctl.status(endpoints) {
+        Ok(r) => r,
+        Err(Error::Command { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let all: Vec<EndpointStatus> = reports.iter().map(|(_, s)| *s).collect();
+    Ok(leader_of(&all).and_then(|(id, _)| {
+        reports
+            .iter()
+            .find(|(_, s)| s.member_id == id)
+            .map(|(e, _)| e.clone())
+    }))
+}
+
 pub(crate) fn leader_of(reports: &[EndpointStatus]) -> Option<(u64, u64)> {
     reports
         .iter()

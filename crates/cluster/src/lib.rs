@@ -42,6 +42,7 @@ mod error;
 mod etcd;
 mod net;
 mod registry;
+mod sshd;
 mod state;
 mod sys;
 mod topology;
@@ -51,7 +52,9 @@ pub use cluster::{
     MemberStatus, Process, Status, DEFAULT_DIR,
 };
 pub use error::{Error, Result};
+pub use etcd::leader_endpoint;
 pub use net::{ensure_lab_route, ensure_lab_url};
 pub use registry::{registered, REGISTRY};
+pub use sshd::{SshAccess, SSH_PORT};
 pub use state::{Node, NodeName, STATE_FILE};
 pub use topology::{CLIENT_PORT, MAX_NODES, PEER_PORT};

@@ -100,6 +100,9 @@ pub(crate) struct NodeRecord {
     pub pid: Option<i32>,
     /// etcd's member id, known once the cluster was healthy.
     pub member_id: Option<u64>,
+    /// The sshd in the member's namespace, when the lab has them (`Config::sshd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sshd: Option<crate::sshd::SshdRecord>,
 }
 
 /// Everything `down` needs, and `status`, `endpoints` and the node operations read.
@@ -255,6 +258,7 @@ mod tests {
                 pid: Some(1234),
                 // Above 2^53: JSON tools that read numbers as doubles would round it.
                 member_id: Some(u64::MAX - 1),
+                sshd: None,
             }],
         }
     }

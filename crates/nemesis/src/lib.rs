@@ -9,6 +9,9 @@
 //!   loss with iptables in chains of ours inside each member's network namespace,
 //!   bandwidth limits with `tbf` (or everything with netem where the kernel has
 //!   it, see [`packet`]), and killed or paused members.
+//! - [`remote`]: the same faults, and clock faults, on remote nodes listed in a nodes
+//!   file ([`nodes`]), through a [`host::Host`] per node: commands over the system
+//!   `ssh` with one multiplexed connection per node.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), splitbrain_nemesis::Error> {
@@ -22,8 +25,11 @@
 
 pub mod delayer;
 pub mod grudge;
+pub mod host;
 pub mod lab;
+pub mod nodes;
 pub mod packet;
+pub mod remote;
 
 use std::path::PathBuf;
 
@@ -47,4 +53,19 @@ pub enum Error {
     Unsupported(String),
     #[error("nemesis state file {0}: {1}")]
     State(PathBuf, String),
+    #[error("node {node} ({addr}) is unreachable over SSH: {message}")]
+    Unreachable {
+        node: String,
+        addr: String,
+        message: String,
+    },
+    #[error("on node {node} ({addr}), `{command}` failed: {message}")]
+    OnHost {
+        node: String,
+        addr: String,
+        command: String,
+        message: String,
+    },
+    #[error("nodes file {path}: {message}")]
+    NodesFile { path: PathBuf, message: String },
 }

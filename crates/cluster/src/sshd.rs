@@ -1,0 +1,292 @@
+//! An OpenSSH server inside each member's namespace (`Config::sshd`), so faults on
+//! "remote nodes over SSH" are tested for real: `ssh root@10.77.N.I` lands in member
+//! `nI`'s namespace, where `iptables` sees that member's rules.
+//!
+//! ```text
+//!   DIR/ssh/host_ed25519_key   one host key for the lab (known_hosts names every member)
+//!   DIR/ssh/id_ed25519         the client key; authorized_keys holds its public half
+//!   DIR/ssh/known_hosts        "10.77.N.I ssh-ed25519 AAAA..." for each member
+//!   DIR/nI/sshd_config         ListenAddress 10.77.N.I:22, keys above, root by key only
+//! ```
+//!
+//! Each sshd runs in the foreground (`-D`), started like a member (its own session,
+//! stdout and stderr to `DIR/nI/sshd.log`), its command line recorded in the state file
+//! before it starts. OpenSSH renames its listener (`sshd: ARGV [listener] ...`), so
+//! the ownership check accepts that title for the recorded command line. Teardown kills
+//! the listener's sessions (its descendants) and then the listener, before the member's
+//! namespace goes.
+
+use std::net::SocketAddrV4;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::state::{Node, NodeRecord};
+use crate::sys;
+
+/// Where sshd listens inside a member's namespace.
+pub const SSH_PORT: u16 = 22;
+/// How long `up` waits for an sshd to listen.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An sshd we start in a member's namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SshdRecord {
+    /// The exact command line it is started with.
+    pub argv: Vec<String>,
+    pub pid: Option<i32>,
+}
+
+/// How to reach the lab's members over SSH: what a nodes file needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SshAccess {
+    pub user: String,
+    pub port: u16,
+    /// The private key the members' sshd accept.
+    pub identity: PathBuf,
+    /// Every member's host key, by address.
+    pub known_hosts: PathBuf,
+}
+
+pub(crate) fn ssh_dir(dir: &Path) -> PathBuf {
+    dir.join("ssh")
+}
+
+pub(crate) fn access(dir: &Path) -> SshAccess {
+    let ssh = ssh_dir(dir);
+    SshAccess {
+        user: "root".into(),
+        port: SSH_PORT,
+        identity: ssh.join("id_ed25519"),
+        known_hosts: ssh.join("known_hosts"),
+    }
+}
+
+fn config_path(node: &Node) -> PathBuf {
+    node.log_file
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("sshd_config")
+}
+
+pub(crate) fn log_path(node: &Node) -> PathBuf {
+    node.log_file
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("sshd.log")
+}
+
+/// The command line of `node`'s sshd (absolute: sshd re-executes itself).
+pub(crate) fn argv(sshd: &Path, node: &Node) -> Vec<String> {
+    vec![
+        sshd.display().to_string(),
+        "-D".into(),
+        "-e".into(),
+        "-f".into(),
+        config_path(node).display().to_string(),
+    ]
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    sys::run(cmd).map(|_| ())
+}
+
+/// Creates the lab's keys and known_hosts, and each member's sshd_config.
+pub(crate) fn prepare(dir: &Path, nodes: &[Node]) -> Result<()> {
+    let ssh = ssh_dir(dir);
+    // A previous lab in this directory had other addresses or keys: start afresh.
+    let _ = std::fs::remove_dir_all(&ssh);
+    std::fs::create_dir_all(&ssh)
+        .map_err(|e| Error::io(format!("cannot create {}", ssh.display()), e))?;
+    let keygen = sys::require_program("ssh-keygen", "openssh-client")?;
+    let host_key = ssh.join("host_ed25519_key");
+    let acc = access(dir);
+    for (key, comment) in [(&host_key, "splitbrain-lab-host"), (&acc.identity, "splitbrain-lab")] {
+        run(Command::new(&keygen)
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+            .arg(key))?;
+    }
+    let read = |p: PathBuf| {
+        std::fs::read_to_string(&p).map_err(|e| Error::io(format!("cannot read {}", p.display()), e))
+    };
+    let client_pub = read(acc.identity.with_extension("pub"))?;
+    let host_pub = read(host_key.with_extension("pub"))?;
+    let host_pub: Vec<&str> = host_pub.split_whitespace().take(2).collect();
+    let write = |p: &Path, text: String| {
+        std::fs::write(p, text).map_err(|e| Error::io(format!("cannot write {}", p.display()), e))
+    };
+    let authorized = ssh.join("authorized_keys");
+    write(&authorized, client_pub)?;
+    let known: String = nodes
+        .iter()
+        .map(|n| format!("{} {}\n", n.addr, host_pub.join(" ")))
+        .collect();
+    write(&acc.known_hosts, known)?;
+    // Privilege separation needs this directory; the distribution's service creates it
+    // at boot, and it is the package's, so it stays.
+    std::fs::create_dir_all("/run/sshd")
+        .map_err(|e| Error::io(String::from("cannot create /run/sshd"), e))?;
+    for n in nodes {
+        let parent = config_path(n);
+        if let Some(p) = parent.parent() {
+            std::fs::create_dir_all(p)
+                .map_err(|e| Error::io(format!("cannot create {}", p.display()), e))?;
+        }
+        // StrictModes off: the keys live under a run directory such as /tmp, whose
+        // modes sshd would refuse; this sshd listens only on the lab's own address.
+        let config = format!(
+            "# written by splitbrain for lab member {name}: reachable only inside the lab\n\
+             ListenAddress {addr}:{SSH_PORT}\n\
+             HostKey {host_key}\n\
+             AuthorizedKeysFile {authorized}\n\
+             PermitRootLogin prohibit-password\n\
+             PubkeyAuthentication yes\n\
+             PasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\n\
+             UsePAM no\n\
+             StrictModes no\n\
+             PidFile none\n\
+             PrintMotd no\n\
+             MaxSessions 64\n\
+             MaxStartups 64\n\
+             LogLevel INFO\n",
+            name = n.name,
+            addr = n.addr,
+            host_key = host_key.display(),
+            authorized = authorized.display(),
+        );
+        write(&config_path(n), config)?;
+        let _ = std::fs::remove_file(log_path(n));
+    }
+    Ok(())
+}
+
+/// Whether `pid` is the sshd started with `argv` in namespace `netns_inode`: its
+/// command line is `argv`, or the listener title OpenSSH gives it.
+pub(crate) fn is_ours(pid: i32, argv: &[String], netns_inode: Option<u64>) -> bool {
+    match sys::owner(pid, argv, netns_inode) {
+        sys::Owner::Ours => true,
+        sys::Owner::Gone => false,
+        sys::Owner::Foreign(found) => {
+            sys::owner(pid, &[found.clone()], netns_inode) == sys::Owner::Ours
+                && is_listener_title(&found, argv)
+        }
+    }
+}
+
+fn is_listener_title(found: &str, argv: &[String]) -> bool {
+    found
+        .strip_prefix("sshd: ")
+        .and_then(|rest| rest.strip_prefix(argv.join(" ").as_str()))
+        .is_some_and(|rest| rest.starts_with(" [listener]"))
+}
+
+/// Waits until `node`'s sshd listens, failing with its log if it exited.
+pub(crate) fn wait_listening(rec: &NodeRecord) -> Result<()> {
+    let Some(sshd) = &rec.sshd else { return Ok(()) };
+    let Some(pid) = sshd.pid else { return Ok(()) };
+    let addr = SocketAddrV4::new(rec.node.addr, SSH_PORT);
+    let deadline = Instant::now() + LISTEN_TIMEOUT;
+    loop {
+        if !is_ours(pid, &sshd.argv, rec.netns_inode) {
+            return Err(Error::SshdExited {
+                node: rec.node.name.to_string(),
+                log: log_path(&rec.node),
+                tail: sys::log_excerpt(&log_path(&rec.node), 10),
+            });
+        }
+        if sys::listens(pid, addr) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Timeout {
+                what: format!("sshd of node {} listening on {addr}", rec.node.name),
+                after: LISTEN_TIMEOUT,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Stops `rec`'s sshd and every session it started (its descendants), only if the
+/// recorded pid is still our sshd. Gone already is fine.
+pub(crate) fn stop(rec: &mut NodeRecord) -> Result<()> {
+    let Some(sshd) = rec.sshd.as_mut() else {
+        return Ok(());
+    };
+    let Some(pid) = sshd.pid else { return Ok(()) };
+    if is_ours(pid, &sshd.argv, rec.netns_inode) {
+        // Sessions first collected, since killing the listener orphans them.
+        let mut doomed = descendants(pid);
+        doomed.push(pid);
+        for p in &doomed {
+            sys::signal(*p, Signal::SIGKILL)?;
+        }
+        let deadline = Instant::now() + LISTEN_TIMEOUT;
+        while doomed
+            .iter()
+            .any(|p| !matches!(sys::proc_state(*p), None | Some('Z' | 'X' | 'x')))
+        {
+            if Instant::now() > deadline {
+                return Err(Error::Timeout {
+                    what: format!("sshd of node {} (pid {pid}) exiting", rec.node.name),
+                    after: LISTEN_TIMEOUT,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    sshd.pid = None;
+    Ok(())
+}
+
+/// Every process descending from `root`, from `/proc/*/stat`'s parent pids.
+fn descendants(root: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let parents: Vec<(i32, i32)> = entries
+        .filter_map(|e| {
+            let pid = e.ok()?.file_name().to_str()?.parse::<i32>().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let ppid = rest.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(parents.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listener_title_counts_as_the_recorded_command_line() {
+        let argv: Vec<String> = ["/usr/sbin/sshd", "-D", "-e", "-f", "/tmp/x/n1/sshd_config"]
+            .map(String::from)
+            .to_vec();
+        assert!(is_listener_title(
+            "sshd: /usr/sbin/sshd -D -e -f /tmp/x/n1/sshd_config [listener] 0 of 64-100 startups",
+            &argv
+        ));
+        assert!(!is_listener_title(
+            "sshd: /usr/sbin/sshd -D -e -f /tmp/y/n1/sshd_config [listener] 0 of 64-100 startups",
+            &argv
+        ));
+        assert!(!is_listener_title("sshd: root@notty", &argv));
+    }
+}

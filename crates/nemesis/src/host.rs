@@ -1,0 +1,459 @@
+//! Where a fault's commands run: a [`Host`], one per node.
+//!
+//! Two kinds. A local lab member runs commands in its own network namespace
+//! (`ip netns exec sbN-nI ...`). A remote node runs them over the system `ssh`,
+//! through one multiplexed connection per node (a master we start and close), in
+//! batch mode (never a password prompt) with a connect timeout:
+//!
+//! ```text
+//!   Host::netns("n1", "sb1-n1").run(&["iptables", "-w", "-S"])
+//!       ip netns exec sb1-n1 iptables -w -S
+//!   Host::ssh(target).run(&["iptables", "-w", "-S"])
+//!       ssh -o BatchMode=yes -o ControlPath=STATE/ssh-n1 ... -p 22 -l root 10.77.1.1 -- iptables -w -S
+//! ```
+//!
+//! An ssh that cannot reach its node exits 255; that is [`Error::Unreachable`], naming
+//! the node, its address and what ssh said, never a fault's failure.
+
+use crate::{Error, Result};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What a command printed, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// The exit code; `None` if a signal ended it.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// How to reach a node over SSH.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshTarget {
+    /// The node's name (n1, ...), for messages.
+    pub node: String,
+    /// Its address, as ssh connects to it.
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// The private key (`-i`); ssh's defaults when `None`.
+    pub identity: Option<PathBuf>,
+    /// A known_hosts file that must hold the node's key; without one the user's own
+    /// known_hosts is used and a new host's key is accepted on first use.
+    pub known_hosts: Option<PathBuf>,
+    /// Seconds ssh waits for the connection.
+    pub connect_timeout: u64,
+    /// The multiplexing socket (in the nemesis state directory).
+    pub control_path: PathBuf,
+    /// More `-o` options, as in ssh_config (`ProxyJump=bastion`).
+    pub options: Vec<String>,
+}
+
+impl SshTarget {
+    /// Every ssh argument before the remote command.
+    pub fn args(&self) -> Vec<String> {
+        let mut a: Vec<String> = Vec::new();
+        let mut o = |opt: String| {
+            a.push("-o".into());
+            a.push(opt);
+        };
+        o("BatchMode=yes".into());
+        o(format!("ConnectTimeout={}", self.connect_timeout));
+        o(format!("ControlPath={}", self.control_path.display()));
+        o("ServerAliveInterval=5".into());
+        o("ServerAliveCountMax=3".into());
+        o("LogLevel=ERROR".into());
+        match &self.known_hosts {
+            Some(k) => {
+                o(format!("UserKnownHostsFile={}", k.display()));
+                o("StrictHostKeyChecking=yes".into());
+            }
+            None => o("StrictHostKeyChecking=accept-new".into()),
+        }
+        if self.identity.is_some() {
+            o("IdentitiesOnly=yes".into());
+        }
+        for extra in &self.options {
+            o(extra.clone());
+        }
+        if let Some(id) = &self.identity {
+            a.push("-i".into());
+            a.push(id.display().to_string());
+        }
+        a.extend([
+            "-p".into(),
+            self.port.to_string(),
+            "-l".into(),
+            self.user.clone(),
+            "-T".into(),
+            self.host.clone(),
+        ]);
+        a
+    }
+
+    fn ssh(&self) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.args(self.args());
+        cmd
+    }
+
+    fn unreachable(&self, stderr: &str) -> Error {
+        Error::Unreachable {
+            node: self.node.clone(),
+            addr: format!("{}@{}:{}", self.user, self.host, self.port),
+            message: last_lines(stderr),
+        }
+    }
+}
+
+/// The multiplexed connection to one node: a master we started (and close), or one
+/// that was already there (another splitbrain process's), which we only use.
+#[derive(Debug)]
+struct SshConn {
+    target: SshTarget,
+    master: Mutex<Option<Child>>,
+}
+
+impl SshConn {
+    fn check(&self) -> bool {
+        self.target
+            .ssh()
+            .args(["-O", "check"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Opens the master connection, or finds the one that is there.
+    fn connect(&self) -> Result<()> {
+        if self.check() {
+            return Ok(());
+        }
+        // A socket left by a master that died is in the way of a new one.
+        let _ = std::fs::remove_file(&self.target.control_path);
+        let mut child = self
+            .target
+            .ssh()
+            .args([
+                "-N",
+                "-o",
+                "ControlMaster=yes",
+                "-o",
+                "ControlPersist=no",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                Error::Command(
+                    "ssh".into(),
+                    format!("{e} (is openssh-client installed? `sudo scripts/setup` installs it)"),
+                )
+            })?;
+        let deadline =
+            Instant::now() + Duration::from_secs(self.target.connect_timeout.max(1) + 5);
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                return Err(self.target.unreachable(&err));
+            }
+            if self.target.control_path.exists() && self.check() {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(self.target.unreachable("no connection within the connect timeout"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Its stderr is not read any more: let a full pipe never block it.
+        drop(child.stderr.take());
+        *self.master.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
+        Ok(())
+    }
+
+    /// Closes the master if it is ours (`ssh -O exit`), and waits for it.
+    fn close(&self) {
+        let Some(mut child) = self.master.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return;
+        };
+        let _ = self
+            .target
+            .ssh()
+            .args(["-O", "exit"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while matches!(child.try_wait(), Ok(None)) {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.wait();
+    }
+}
+
+impl Drop for SshConn {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Netns(String),
+    Ssh(Arc<SshConn>),
+}
+
+/// A node where commands run: a lab member's namespace, or a remote node over SSH.
+/// Clones share the SSH connection, which closes when the last clone goes.
+#[derive(Debug, Clone)]
+pub struct Host {
+    name: String,
+    kind: Kind,
+}
+
+impl Host {
+    /// Lab member `name`, whose commands run in network namespace `netns`.
+    pub fn netns(name: &str, netns: &str) -> Host {
+        Host {
+            name: name.to_string(),
+            kind: Kind::Netns(netns.to_string()),
+        }
+    }
+
+    /// A remote node: nothing is connected until [`Host::connect`].
+    pub fn ssh(target: SshTarget) -> Host {
+        Host {
+            name: target.node.clone(),
+            kind: Kind::Ssh(Arc::new(SshConn {
+                target,
+                master: Mutex::new(None),
+            })),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where it is, for messages: `namespace sb1-n1` or `root@10.77.1.1:22`.
+    pub fn address(&self) -> String {
+        match &self.kind {
+            Kind::Netns(ns) => format!("namespace {ns}"),
+            Kind::Ssh(c) => format!("{}@{}:{}", c.target.user, c.target.host, c.target.port),
+        }
+    }
+
+    /// Opens the SSH master connection (nothing to do for a namespace): the check that
+    /// the node is reachable, before any fault.
+    pub fn connect(&self) -> Result<()> {
+        match &self.kind {
+            Kind::Netns(_) => Ok(()),
+            Kind::Ssh(c) => c.connect(),
+        }
+    }
+
+    /// Closes an SSH master connection this process opened.
+    pub fn close(&self) {
+        if let Kind::Ssh(c) = &self.kind {
+            c.close();
+        }
+    }
+
+    /// Tells a master connection left by another (perhaps killed) process to exit.
+    pub fn close_any_master(&self) {
+        if let Kind::Ssh(c) = &self.kind {
+            c.close();
+            let _ = c
+                .target
+                .ssh()
+                .args(["-O", "exit"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
+    /// Runs `argv` (with `input` on stdin). `Err` only when it could not run at all (no
+    /// such program here, the node unreachable); a non-zero exit is in the output.
+    pub fn run_with(&self, argv: &[&str], input: Option<&str>) -> Result<Output> {
+        let mut cmd = match &self.kind {
+            Kind::Netns(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).args(argv);
+                c
+            }
+            Kind::Ssh(c) => {
+                let mut cmd = c.target.ssh();
+                cmd.arg("--").arg(shell_words(argv));
+                cmd
+            }
+        };
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let describe = || format!("{} on {}", argv.join(" "), self.name);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::Command(describe(), e.to_string()))?;
+        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+            let _ = stdin.write_all(text.as_bytes());
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| Error::Command(describe(), e.to_string()))?;
+        let out = Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        if let Kind::Ssh(c) = &self.kind {
+            if out.code == Some(255) {
+                return Err(c.target.unreachable(&out.stderr));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn run(&self, argv: &[&str]) -> Result<Output> {
+        self.run_with(argv, None)
+    }
+
+    /// Runs a shell script (`sh -c SCRIPT`): user command templates, `date` arithmetic.
+    pub fn shell(&self, script: &str) -> Result<Output> {
+        self.run(&["sh", "-c", script])
+    }
+
+    /// Runs `argv` and fails unless it exits 0, with what it printed on stderr.
+    pub fn check(&self, argv: &[&str]) -> Result<String> {
+        let out = self.run(argv)?;
+        self.ok(argv.join(" "), out)
+    }
+
+    /// As [`Host::check`], for a shell script.
+    pub fn check_shell(&self, script: &str) -> Result<String> {
+        let out = self.shell(script)?;
+        self.ok(script.to_string(), out)
+    }
+
+    /// An exit other than 0 as an error naming the node, its address and the command.
+    pub fn ok(&self, command: String, out: Output) -> Result<String> {
+        if out.success() {
+            Ok(out.stdout)
+        } else {
+            Err(Error::OnHost {
+                node: self.name.clone(),
+                addr: self.address(),
+                command,
+                message: format!(
+                    "exit {}: {}",
+                    out.code.map_or("by a signal".into(), |c| c.to_string()),
+                    last_lines(&out.stderr)
+                ),
+            })
+        }
+    }
+}
+
+/// The last few non-empty lines of a program's stderr, on one line.
+fn last_lines(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    if lines.is_empty() {
+        return "no message".into();
+    }
+    lines[lines.len().saturating_sub(3)..].join(" / ")
+}
+
+/// `s` quoted for a POSIX shell, untouched when it needs no quotes.
+pub fn quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// One command string for the remote shell that ssh hands its arguments to.
+pub fn shell_words(argv: &[&str]) -> String {
+    argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_survive_the_remote_shell() {
+        assert_eq!(quote("iptables"), "iptables");
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(quote(""), "''");
+        assert_eq!(
+            shell_words(&["sh", "-c", "echo $((1 + 2)) > /tmp/x"]),
+            "sh -c 'echo $((1 + 2)) > /tmp/x'"
+        );
+    }
+
+    #[test]
+    fn ssh_is_batch_multiplexed_and_checks_the_host_key() {
+        let t = SshTarget {
+            node: "n1".into(),
+            host: "10.77.1.1".into(),
+            port: 2222,
+            user: "root".into(),
+            identity: Some("/lab/ssh/id_ed25519".into()),
+            known_hosts: Some("/lab/ssh/known_hosts".into()),
+            connect_timeout: 3,
+            control_path: "/lab/nodes.nemesis/ssh-n1".into(),
+            options: vec![],
+        };
+        let a = t.args().join(" ");
+        for want in [
+            "-o BatchMode=yes",
+            "-o ConnectTimeout=3",
+            "-o ControlPath=/lab/nodes.nemesis/ssh-n1",
+            "-o UserKnownHostsFile=/lab/ssh/known_hosts -o StrictHostKeyChecking=yes",
+            "-i /lab/ssh/id_ed25519",
+            "-p 2222 -l root -T 10.77.1.1",
+        ] {
+            assert!(a.contains(want), "{want} not in {a}");
+        }
+        assert!(a.ends_with("10.77.1.1"), "{a}");
+    }
+
+    #[test]
+    fn stderr_is_cut_to_its_last_lines() {
+        assert_eq!(last_lines("\n a \nb\n\nc\nd\n"), "b / c / d");
+        assert_eq!(last_lines(""), "no message");
+    }
+}

@@ -1,0 +1,432 @@
+//! The nodes file: remote nodes, how to reach them over SSH, how to control their
+//! process and their clock. TOML, a `[defaults]` table and one `[[node]]` per node;
+//! any default can be set again per node. `nemesis/nodes.example.toml` explains each
+//! key.
+//!
+//! ```toml
+//! [defaults]
+//! user = "root"
+//! identity = "~/.ssh/id_ed25519"
+//! process = { service = "etcd" }          # or pid_file / kill, start, pause, resume
+//! clock = { strategy = "date" }           # or "command" with bump/reset, or "none"
+//!
+//! [[node]]
+//! name = "n1"
+//! host = "10.77.1.1"
+//! client_url = "http://10.77.1.1:2379"
+//! ```
+
+use crate::{Error, Result};
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Placeholders a command template may use.
+const PLACEHOLDERS: [&str; 3] = ["{node}", "{host}", "{offset_ms}"];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    defaults: RawNode,
+    #[serde(default, rename = "node")]
+    nodes: Vec<RawNode>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    name: Option<String>,
+    host: Option<String>,
+    port: Option<u16>,
+    user: Option<String>,
+    identity: Option<PathBuf>,
+    known_hosts: Option<PathBuf>,
+    connect_timeout: Option<u64>,
+    ssh_options: Option<Vec<String>>,
+    client_url: Option<String>,
+    interface: Option<String>,
+    process: Option<RawProcess>,
+    clock: Option<RawClock>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProcess {
+    service: Option<String>,
+    pid_file: Option<String>,
+    kill: Option<String>,
+    start: Option<String>,
+    pause: Option<String>,
+    resume: Option<String>,
+    running: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClock {
+    strategy: String,
+    bump: Option<String>,
+    reset: Option<String>,
+}
+
+/// Shell commands (run on the node) that control its process. A missing one makes
+/// that fault unsupported on the node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessControl {
+    pub kill: Option<String>,
+    pub start: Option<String>,
+    pub pause: Option<String>,
+    pub resume: Option<String>,
+    /// Exits 0 while the process runs: a heal starts only what is not running.
+    pub running: Option<String>,
+}
+
+/// How a node's clock is moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClockStrategy {
+    /// `date -s` with the offset added, undone by the inverse offset and, where
+    /// there is one, an NTP step (chronyc, timedatectl). Moves the whole host's clock.
+    Date,
+    /// The user's commands; `{offset_ms}` is the offset in milliseconds.
+    Command { bump: String, reset: String },
+    /// Clock faults are refused on this node.
+    None,
+}
+
+/// One remote node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSpec {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub identity: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    pub connect_timeout: u64,
+    pub ssh_options: Vec<String>,
+    /// Where the workload sends requests (`splitbrain test --nodes FILE`).
+    pub client_url: Option<String>,
+    /// The link packet faults shape; found with `ip route get PEER` when not given.
+    pub interface: Option<String>,
+    pub process: ProcessControl,
+    pub clock: ClockStrategy,
+}
+
+/// A parsed nodes file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodesFile {
+    pub path: PathBuf,
+    /// Where the nemesis keeps its state file and SSH sockets for these nodes
+    /// (default: `NAME.nemesis/` beside the file `NAME.toml`).
+    pub state_dir: PathBuf,
+    pub nodes: Vec<NodeSpec>,
+}
+
+impl NodesFile {
+    pub fn load(path: impl AsRef<Path>) -> Result<NodesFile> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::NodesFile {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        NodesFile::parse(&text, path)
+    }
+
+    /// Parses `text`, read from `path` (relative paths inside are relative to its
+    /// directory).
+    pub fn parse(text: &str, path: &Path) -> Result<NodesFile> {
+        let err = |message: String| Error::NodesFile {
+            path: path.to_path_buf(),
+            message,
+        };
+        let raw: RawFile = toml::from_str(text).map_err(|e| err(e.to_string().trim().into()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let abs = |p: PathBuf| -> PathBuf {
+            if let Ok(rest) = p.strip_prefix("~") {
+                if let Some(home) = std::env::var_os("HOME") {
+                    return PathBuf::from(home).join(rest);
+                }
+            }
+            if p.is_relative() {
+                base.join(p)
+            } else {
+                p
+            }
+        };
+        if raw.nodes.is_empty() {
+            return Err(err("no [[node]] tables: list at least one node".into()));
+        }
+        let d = &raw.defaults;
+        if d.name.is_some() || d.host.is_some() || d.client_url.is_some() {
+            return Err(err(
+                "[defaults]: `name`, `host` and `client_url` belong to each [[node]]".into(),
+            ));
+        }
+        let mut names = BTreeSet::new();
+        let mut nodes = Vec::new();
+        for (i, n) in raw.nodes.iter().enumerate() {
+            let at = |field: &str| format!("[[node]] number {} ({field})", i + 1);
+            let name = n
+                .name
+                .clone()
+                .ok_or_else(|| err(format!("{}: `name` is missing", at("name"))))?;
+            let at = |field: &str| format!("node `{name}`, field `{field}`");
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(err(format!(
+                    "{}: `{name}` is not a node name (letters, digits, - and _)",
+                    at("name")
+                )));
+            }
+            if !names.insert(name.clone()) {
+                return Err(err(format!("node `{name}` is listed twice")));
+            }
+            let host = n
+                .host
+                .clone()
+                .ok_or_else(|| err(format!("{}: missing", at("host"))))?;
+            let process = resolve_process(
+                n.process.as_ref().or(d.process.as_ref()),
+            )
+            .map_err(|m| err(format!("{}: {m}", at("process"))))?;
+            let clock = resolve_clock(n.clock.as_ref().or(d.clock.as_ref()))
+                .map_err(|m| err(format!("{}: {m}", at("clock"))))?;
+            let user = n
+                .user
+                .clone()
+                .or(d.user.clone())
+                .unwrap_or_else(|| "root".into());
+            let port = n.port.or(d.port).unwrap_or(22);
+            if port == 0 {
+                return Err(err(format!("{}: 0 is not a port", at("port"))));
+            }
+            nodes.push(NodeSpec {
+                host,
+                port,
+                user,
+                identity: n.identity.clone().or(d.identity.clone()).map(abs),
+                known_hosts: n.known_hosts.clone().or(d.known_hosts.clone()).map(abs),
+                connect_timeout: n.connect_timeout.or(d.connect_timeout).unwrap_or(5).max(1),
+                ssh_options: n
+                    .ssh_options
+                    .clone()
+                    .or(d.ssh_options.clone())
+                    .unwrap_or_default(),
+                client_url: n.client_url.clone(),
+                interface: n.interface.clone().or(d.interface.clone()),
+                process,
+                clock,
+                name,
+            });
+        }
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "nodes".into());
+        let state_dir = raw
+            .state_dir
+            .map(abs)
+            .unwrap_or_else(|| base.join(format!("{stem}.nemesis")));
+        Ok(NodesFile {
+            path: path.to_path_buf(),
+            state_dir,
+            nodes,
+        })
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    /// Every node's client URL, in order; an error names the first node without one.
+    pub fn client_urls(&self) -> Result<Vec<String>> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                n.client_url.clone().ok_or_else(|| Error::NodesFile {
+                    path: self.path.clone(),
+                    message: format!(
+                        "node `{}` has no `client_url`, which the workload needs",
+                        n.name
+                    ),
+                })
+            })
+            .collect()
+    }
+}
+
+fn check_template(what: &str, t: &str) -> std::result::Result<(), String> {
+    let mut rest = t;
+    while let Some(start) = rest.find('{') {
+        let end = rest[start..]
+            .find('}')
+            .ok_or_else(|| format!("`{what}`: `{{` without `}}` in `{t}`"))?;
+        let word = &rest[start..start + end + 1];
+        if !PLACEHOLDERS.contains(&word) {
+            return Err(format!(
+                "`{what}`: unknown placeholder {word} in `{t}` (known: {})",
+                PLACEHOLDERS.join(", ")
+            ));
+        }
+        rest = &rest[start + end + 1..];
+    }
+    Ok(())
+}
+
+/// Fills a template's placeholders (values shell-quoted).
+pub fn fill(template: &str, node: &str, host: &str, offset_ms: i64) -> String {
+    template
+        .replace("{node}", &crate::host::quote(node))
+        .replace("{host}", &crate::host::quote(host))
+        .replace("{offset_ms}", &offset_ms.to_string())
+}
+
+fn resolve_process(p: Option<&RawProcess>) -> std::result::Result<ProcessControl, String> {
+    let Some(p) = p else {
+        return Ok(ProcessControl::default());
+    };
+    let given = [
+        ("kill", &p.kill),
+        ("start", &p.start),
+        ("pause", &p.pause),
+        ("resume", &p.resume),
+        ("running", &p.running),
+    ];
+    for (what, t) in given {
+        if let Some(t) = t {
+            check_template(what, t)?;
+        }
+    }
+    let mut c = ProcessControl {
+        kill: p.kill.clone(),
+        start: p.start.clone(),
+        pause: p.pause.clone(),
+        resume: p.resume.clone(),
+        running: p.running.clone(),
+    };
+    match (&p.service, &p.pid_file) {
+        (Some(_), Some(_)) => return Err("give `service` or `pid_file`, not both".into()),
+        (Some(s), None) => {
+            let s = crate::host::quote(s);
+            c.kill.get_or_insert(format!("systemctl kill --signal=KILL {s}"));
+            c.start.get_or_insert(format!("systemctl start {s}"));
+            c.pause.get_or_insert(format!("systemctl kill --signal=STOP {s}"));
+            c.resume.get_or_insert(format!("systemctl kill --signal=CONT {s}"));
+            c.running.get_or_insert(format!("systemctl is-active --quiet {s}"));
+        }
+        (None, Some(f)) => {
+            let f = crate::host::quote(f);
+            c.kill.get_or_insert(format!("kill -KILL \"$(cat {f})\""));
+            c.pause.get_or_insert(format!("kill -STOP \"$(cat {f})\""));
+            c.resume.get_or_insert(format!("kill -CONT \"$(cat {f})\""));
+            c.running.get_or_insert(format!("kill -0 \"$(cat {f})\" 2>/dev/null"));
+            if c.start.is_none() {
+                return Err("`pid_file` needs a `start` command (how to bring it back)".into());
+            }
+        }
+        (None, None) => {}
+    }
+    if c.kill.is_some() && c.start.is_none() {
+        return Err("`kill` needs a `start` command (how to bring it back)".into());
+    }
+    if c.pause.is_some() != c.resume.is_some() {
+        return Err("`pause` and `resume` go together".into());
+    }
+    Ok(c)
+}
+
+fn resolve_clock(c: Option<&RawClock>) -> std::result::Result<ClockStrategy, String> {
+    let Some(c) = c else {
+        return Ok(ClockStrategy::Date);
+    };
+    match c.strategy.as_str() {
+        "date" | "none" if c.bump.is_some() || c.reset.is_some() => Err(format!(
+            "`bump` and `reset` belong to strategy \"command\", not \"{}\"",
+            c.strategy
+        )),
+        "date" => Ok(ClockStrategy::Date),
+        "none" => Ok(ClockStrategy::None),
+        "command" => {
+            let (Some(bump), Some(reset)) = (&c.bump, &c.reset) else {
+                return Err("strategy \"command\" needs `bump` and `reset`".into());
+            };
+            check_template("bump", bump)?;
+            check_template("reset", reset)?;
+            Ok(ClockStrategy::Command {
+                bump: bump.clone(),
+                reset: reset.clone(),
+            })
+        }
+        other => Err(format!(
+            "unknown strategy \"{other}\" (known: \"date\", \"command\", \"none\")"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<NodesFile> {
+        NodesFile::parse(text, Path::new("/etc/sb/nodes.toml"))
+    }
+
+    #[test]
+    fn defaults_apply_to_every_node_and_nodes_override_them() {
+        let f = parse(
+            r#"
+            [defaults]
+            user = "admin"
+            identity = "keys/id"
+            process = { service = "etcd" }
+            [[node]]
+            name = "n1"
+            host = "10.77.1.1"
+            client_url = "http://10.77.1.1:2379"
+            [[node]]
+            name = "n2"
+            host = "10.77.1.2"
+            port = 2222
+            clock = { strategy = "command", bump = "echo {offset_ms} > /x", reset = "echo 0 > /x" }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(f.state_dir, Path::new("/etc/sb/nodes.nemesis"));
+        let (n1, n2) = (&f.nodes[0], &f.nodes[1]);
+        assert_eq!((n1.user.as_str(), n1.port), ("admin", 22));
+        assert_eq!(n2.port, 2222);
+        assert_eq!(n1.identity.as_deref(), Some(Path::new("/etc/sb/keys/id")));
+        assert_eq!(n1.clock, ClockStrategy::Date);
+        assert_eq!(
+            n1.process.kill.as_deref(),
+            Some("systemctl kill --signal=KILL etcd")
+        );
+        assert!(matches!(n2.clock, ClockStrategy::Command { .. }));
+        assert!(f.client_urls().unwrap_err().to_string().contains("`n2`"));
+    }
+
+    #[test]
+    fn mistakes_name_the_node_and_the_field() {
+        let e = |t: &str| parse(t).unwrap_err().to_string();
+        assert!(e("[[node]]\nname = \"n1\"\n").contains("node `n1`, field `host`: missing"));
+        assert!(e("[[node]]\nname = \"n1\"\nhost = \"h\"\nprot = 22\n").contains("line 4"));
+        assert!(e("[[node]]\nname=\"a\"\nhost=\"h\"\n[[node]]\nname=\"a\"\nhost=\"h\"\n")
+            .contains("listed twice"));
+        assert!(e(
+            "[[node]]\nname=\"a\"\nhost=\"h\"\nclock={strategy=\"command\",bump=\"x {offset}\",reset=\"y\"}\n"
+        )
+        .contains("unknown placeholder {offset}"));
+        assert!(e("[[node]]\nname=\"a\"\nhost=\"h\"\nprocess={kill=\"k\"}\n")
+            .contains("`kill` needs a `start`"));
+        assert!(e("").contains("no [[node]]"));
+    }
+
+    #[test]
+    fn templates_get_quoted_values() {
+        assert_eq!(
+            fill("echo {offset_ms} > /run/{node}.off", "n1", "h", -1500),
+            "echo -1500 > /run/n1.off"
+        );
+    }
+}

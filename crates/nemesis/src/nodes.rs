@@ -256,6 +256,66 @@ impl NodesFile {
     }
 }
 
+/// A nodes file for a local lab whose members run sshd (`splitbrain cluster up
+/// --sshd`): each member as a remote node, its process controlled by `exe` (this
+/// `splitbrain` binary) through `cluster kill|start|pause|resume`, run over SSH.
+/// `None` when the lab has no sshd.
+pub fn lab_nodes_toml(cluster: &splitbrain_cluster::Cluster, exe: &Path) -> Option<String> {
+    use crate::host::quote;
+    let access = cluster.ssh_access()?;
+    let dir = cluster.dir();
+    let q = |p: &Path| p.display().to_string();
+    // A TOML basic string: the value is a shell command, which may hold quotes.
+    let t = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    let exe = quote(&q(exe));
+    let dir_arg = quote(&q(dir));
+    let mut out = format!(
+        "# Written by `splitbrain cluster up --sshd` for the lab in {dir}: each member is a\n\
+         # remote node reached over SSH (an sshd inside its network namespace).\n\
+         #   splitbrain nemesis --nodes {file} partition isolate leader\n\
+         #   splitbrain test --nodes {file} --nemesis partition,kill,pause\n\
+         # See nemesis/nodes.example.toml for every key.\n\n\
+         [defaults]\n\
+         user = {user}\n\
+         port = {port}\n\
+         identity = {identity}\n\
+         known_hosts = {known}\n\n",
+        dir = dir.display(),
+        file = dir.join("nodes.toml").display(),
+        user = t(&access.user),
+        port = access.port,
+        identity = t(&q(&access.identity)),
+        known = t(&q(&access.known_hosts)),
+    );
+    for n in cluster.nodes() {
+        let name = n.name.as_str();
+        let verb = |v: &str| t(&format!("{exe} cluster {v} {name} --dir {dir_arg}"));
+        let offset = dir.join(name).join("clock-offset-ms");
+        out.push_str(&format!(
+            "[[node]]\n\
+             name = {name_s}\n\
+             host = \"{addr}\"\n\
+             client_url = {url}\n\
+             interface = {iface}\n\
+             process = {{ kill = {kill}, start = {start}, pause = {pause}, resume = {resume} }}\n\
+             # Lab members share this machine's clock: `date` would set it, so the\n\
+             # offset goes to a file (what a per-process clock supervisor reads).\n\
+             clock = {{ strategy = \"command\", bump = {bump}, reset = {reset} }}\n\n",
+            name_s = t(name),
+            addr = n.addr,
+            url = t(&n.client_url),
+            iface = t(&n.interface),
+            kill = verb("kill"),
+            start = verb("start"),
+            pause = verb("pause"),
+            resume = verb("resume"),
+            bump = t(&format!("echo {{offset_ms}} > {}", quote(&q(&offset)))),
+            reset = t(&format!("echo 0 > {}", quote(&q(&offset)))),
+        ));
+    }
+    Some(out)
+}
+
 fn check_template(what: &str, t: &str) -> std::result::Result<(), String> {
     let mut rest = t;
     while let Some(start) = rest.find('{') {

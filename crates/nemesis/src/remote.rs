@@ -836,6 +836,17 @@ impl RemoteFault {
         self.armed = false;
     }
 
+    /// `partition`, `packet`, `kill`, `pause` or `clock`.
+    pub fn kind(&self) -> &'static str {
+        match &self.undo {
+            Undo::Partition => "partition",
+            Undo::Packet => "packet",
+            Undo::Process(ProcessKind::Kill, _) => "kill",
+            Undo::Process(ProcessKind::Pause, _) => "pause",
+            Undo::Clock(_) => "clock",
+        }
+    }
+
     fn undo(&self) -> Result<Vec<String>> {
         let net = &self.net;
         match &self.undo {

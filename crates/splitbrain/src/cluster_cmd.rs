@@ -94,6 +94,11 @@ pub struct UpArgs {
     /// (repeatable).
     #[arg(long = "etcd-arg", value_name = "FLAG", allow_hyphen_values = true)]
     etcd_args: Vec<String>,
+    /// Also run sshd inside each member's namespace (port 22 on its address, keys in
+    /// DIR/ssh), and write DIR/nodes.toml: the members as remote nodes for
+    /// `splitbrain nemesis --nodes` and `splitbrain test --nodes`.
+    #[arg(long)]
+    sshd: bool,
 }
 
 /// Runs one `cluster` subcommand and returns the process exit code.
@@ -187,9 +192,11 @@ fn up(args: UpArgs) -> anyhow::Result<u8> {
     config.pre_vote = !args.no_pre_vote;
     config.health_timeout = Duration::from_secs(args.timeout);
     config.extra_etcd_args = args.etcd_args;
+    config.sshd = args.sshd;
     let started = Instant::now();
     let cluster = Cluster::up(config)?;
     let took = started.elapsed();
+    let nodes_file = crate::remote_nemesis::write_lab_nodes_file(&cluster)?;
     let leader = cluster
         .leader()
         .ok()
@@ -208,6 +215,12 @@ fn up(args: UpArgs) -> anyhow::Result<u8> {
         cluster.state_file().display(),
         cluster.dir().display()
     );
+    if let Some(f) = nodes_file {
+        out!(
+            "sshd in every member; nodes file for remote faults: {}",
+            f.display()
+        );
+    }
     out!("stop it with: splitbrain cluster down{dir_flag}");
     Ok(0)
 }

@@ -4,6 +4,8 @@ mod check_cmd;
 mod cluster_cmd;
 mod lab_nemesis;
 mod nemesis_cmd;
+mod remote_cmd;
+mod remote_nemesis;
 mod test_cmd;
 
 use clap::{Parser, Subcommand};
@@ -27,9 +29,9 @@ enum Command {
     /// Start, inspect, fault and stop a local etcd cluster (one member per network namespace).
     #[command(subcommand)]
     Cluster(cluster_cmd::ClusterCmd),
-    /// Inject faults into a local cluster by hand, and heal them.
-    #[command(subcommand)]
-    Nemesis(nemesis_cmd::NemesisCmd),
+    /// Inject faults into a local cluster, or remote nodes over SSH (--nodes), by hand,
+    /// and heal them.
+    Nemesis(nemesis_cmd::NemesisArgs),
     /// Run a workload against a cluster, record the history and check it.
     Test(Box<test_cmd::TestArgs>),
 }

@@ -10,6 +10,25 @@ use splitbrain_nemesis::packet::PacketSpec;
 use std::path::PathBuf;
 use std::time::Instant;
 
+#[derive(Args)]
+#[command(after_long_help = "\
+With --nodes FILE, the faults act on the remote nodes the file lists, over SSH (see
+nemesis/nodes.example.toml); `splitbrain cluster up --sshd` writes one for the lab.
+
+Examples:
+  splitbrain nemesis partition isolate leader
+  splitbrain nemesis --nodes nodes.toml kill minority
+  splitbrain nemesis --nodes nodes.toml clock --offset -30000 n2
+  splitbrain nemesis --nodes nodes.toml heal")]
+pub struct NemesisArgs {
+    /// Act on the remote nodes listed in this nodes file (TOML), over SSH, instead
+    /// of the local cluster.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub nodes: Option<PathBuf>,
+    #[command(subcommand)]
+    pub cmd: NemesisCmd,
+}
+
 #[derive(Subcommand)]
 pub enum NemesisCmd {
     /// Cut the cluster's network with iptables inside the members' namespaces. The
@@ -25,6 +44,9 @@ pub enum NemesisCmd {
     Kill(Targets),
     /// SIGSTOP members (NODE, `leader`, `minority` or `majority`) until `heal`.
     Pause(Targets),
+    /// Move nodes' clocks by an offset until `heal` (remote nodes, `--nodes`: the
+    /// nodes file says how, with `date` or commands of its own).
+    Clock(ClockArgs),
     /// Undo every fault: remove our partition rules from every member, restart
     /// stopped members, resume paused ones. Idempotent; works after the harness that
     /// made the faults was killed.
@@ -50,7 +72,18 @@ pub struct Dir {
 #[derive(Args)]
 pub struct Targets {
     /// A node name, or `leader`, `minority` (random, fewer than half) or `majority`.
-    target: String,
+    pub(crate) target: String,
+    #[command(flatten)]
+    dir: Dir,
+}
+
+#[derive(Args)]
+pub struct ClockArgs {
+    /// Milliseconds to move the clocks by (negative: back).
+    #[arg(long, value_name = "MS", allow_hyphen_values = true)]
+    pub(crate) offset: i64,
+    /// A node name, or `leader`, `minority` or `majority` [default: every node].
+    pub(crate) target: Option<String>,
     #[command(flatten)]
     dir: Dir,
 }
@@ -59,24 +92,25 @@ pub struct Targets {
 pub struct PacketArgs {
     /// Fraction of packets each member drops, 0 to 1 (e.g. 0.1).
     #[arg(long)]
-    loss: Option<f64>,
+    pub(crate) loss: Option<f64>,
     /// Bandwidth limit per member, kbit/s.
     #[arg(long, value_name = "KBIT")]
-    rate: Option<u64>,
+    pub(crate) rate: Option<u64>,
     /// Added delay, ms (netem, or an NFQUEUE delayer where the kernel has no netem).
     #[arg(long, value_name = "MS")]
-    delay: Option<u64>,
+    pub(crate) delay: Option<u64>,
     /// Jitter around the delay, ms (as --delay).
     #[arg(long, value_name = "MS")]
-    jitter: Option<u64>,
+    pub(crate) jitter: Option<u64>,
     /// Fraction of packets duplicated (needs netem).
     #[arg(long)]
-    duplicate: Option<f64>,
+    pub(crate) duplicate: Option<f64>,
     /// Fraction of packets reordered (needs netem and a delay).
     #[arg(long)]
-    reorder: Option<f64>,
+    pub(crate) reorder: Option<f64>,
     /// Members to degrade (default: all).
-    nodes: Vec<String>,
+    #[arg(value_name = "NODE")]
+    pub(crate) members: Vec<String>,
     #[command(flatten)]
     dir: Dir,
 }
@@ -84,14 +118,14 @@ pub struct PacketArgs {
 #[derive(Args)]
 pub struct PartitionArgs {
     #[command(subcommand)]
-    shape: Shape,
+    pub(crate) shape: Shape,
     #[command(flatten)]
     dir: Dir,
 }
 
 /// Who may not hear whom.
 #[derive(Subcommand)]
-enum Shape {
+pub(crate) enum Shape {
     /// One node alone on one side (`leader` for the current leader).
     Isolate { node: String },
     /// A random minority and the majority.
@@ -116,8 +150,12 @@ macro_rules! out {
     }};
 }
 
-pub fn run(cmd: NemesisCmd) -> u8 {
-    match execute(cmd) {
+pub fn run(args: NemesisArgs) -> u8 {
+    let result = match args.nodes {
+        Some(file) => crate::remote_cmd::execute(&file, args.cmd),
+        None => execute(args.cmd),
+    };
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
@@ -185,17 +223,17 @@ fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
                 );
             }
             let start = Instant::now();
-            let fault = net.packet_fault(&a.nodes, &spec)?;
+            let fault = net.packet_fault(&a.members, &spec)?;
             let how: Vec<String> = fault
                 .mechanisms()
                 .iter()
                 .map(|(what, m)| format!("{what} by {m}"))
                 .collect();
             fault.keep();
-            let whom = if a.nodes.is_empty() {
+            let whom = if a.members.is_empty() {
                 "every member".to_string()
             } else {
-                a.nodes.join(", ")
+                a.members.join(", ")
             };
             out!(
                 "degraded {whom} ({:.1} ms): {}",
@@ -208,6 +246,9 @@ fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
+        NemesisCmd::Clock(_) => anyhow::bail!(
+            "clock faults act on remote nodes here: give --nodes FILE (for the local lab, `splitbrain cluster up --sshd` writes DIR/nodes.toml)"
+        ),
         NemesisCmd::Kill(t) => process_fault(ProcessKind::Kill, t),
         NemesisCmd::Pause(t) => process_fault(ProcessKind::Pause, t),
         NemesisCmd::Heal(dir) => {

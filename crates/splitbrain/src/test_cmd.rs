@@ -52,8 +52,9 @@ Examples:
   splitbrain test --nodes http://127.0.0.1:2379 --read-mode serializable
   splitbrain test --config workloads/etcd-v3-cas-register.toml")]
 pub struct TestArgs {
-    /// Node base URLs, comma separated (default: start a local etcd cluster).
-    #[arg(long, value_delimiter = ',', value_name = "URL,...")]
+    /// Node base URLs, comma separated, or a nodes file (remote nodes over SSH, for
+    /// --nemesis; see nemesis/nodes.example.toml) [default: start a local etcd cluster].
+    #[arg(long, value_delimiter = ',', value_name = "URL,...|FILE")]
     pub nodes: Option<Vec<String>>,
 
     /// Members of the local cluster when no --nodes is given [default: 3].
@@ -123,7 +124,7 @@ pub struct TestArgs {
     pub no_final_reads: bool,
 
     /// Faults to inject while the workload runs, comma separated: partition, packet,
-    /// kill, pause (the local cluster only, for now). Each fault is an op of the
+    /// kill, pause (and clock, on remote nodes given by a nodes file). Each fault is an op of the
     /// `nemesis` process in the history; all heal before the final reads.
     #[arg(long, value_delimiter = ',', value_name = "FAULT,...")]
     pub nemesis: Option<Vec<String>>,
@@ -440,12 +441,17 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
     let harness = Harness::new()?;
     let stop = harness.stop().clone();
 
+    // `--nodes nodes.toml`: remote nodes over SSH; the workload uses their client URLs.
+    let remote = crate::remote_nemesis::nodes_file_arg(args.nodes.as_deref())?;
+    if let Some(file) = &remote {
+        plan.config.nodes = file.client_urls()?;
+    }
     // Faults are checked before anything starts.
     let fault_kinds = match &args.nemesis {
-        Some(kinds) if !kinds.is_empty() => {
+        Some(kinds) if !kinds.is_empty() && remote.is_none() => {
             if !plan.config.nodes.is_empty() {
                 bail!(
-                    "--nemesis needs the local cluster for now (faults on remote nodes over SSH are not built yet): drop --nodes"
+                    "--nemesis with --nodes URL,... cannot reach the nodes: give a nodes file instead (--nodes nodes.toml, see nemesis/nodes.example.toml) to fault them over SSH"
                 );
             }
             let kinds = kinds
@@ -460,6 +466,33 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
                     .unwrap_or(Duration::from_secs(5)),
             };
             Some((kinds, schedule))
+        }
+        _ => None,
+    };
+    // Every remote node is connected before the run: an unreachable one stops it here.
+    let remote_nemesis = match (&args.nemesis, remote) {
+        (Some(kinds), Some(file)) if !kinds.is_empty() => {
+            let schedule = splitbrain_control::Schedule {
+                interval: secs("--nemesis-interval", args.nemesis_interval)?
+                    .unwrap_or(Duration::from_secs(5)),
+                duration: secs("--nemesis-duration", args.nemesis_duration)?
+                    .unwrap_or(Duration::from_secs(5)),
+            };
+            let seed = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            let net = splitbrain_nemesis::remote::RemoteNet::open(file)?;
+            let nemesis = crate::remote_nemesis::RemoteNemesis::new(net, kinds, seed)?;
+            log.say(&format!(
+                "nemesis over SSH: {} every {:.0}s for {:.0}s",
+                kinds.join(", "),
+                (schedule.interval + schedule.duration).as_secs_f64(),
+                schedule.duration.as_secs_f64()
+            ));
+            Some((
+                Box::new(nemesis) as Box<dyn splitbrain_control::Nemesis>,
+                schedule,
+            ))
         }
         _ => None,
     };
@@ -512,7 +545,7 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
                 schedule,
             ))
         }
-        _ => None,
+        _ => remote_nemesis,
     };
     for node in &plan.config.nodes {
         splitbrain_cluster::ensure_lab_url(node)

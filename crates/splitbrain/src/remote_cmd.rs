@@ -1,0 +1,173 @@
+//! `splitbrain nemesis --nodes FILE ...`: faults by hand on remote nodes over SSH, and
+//! the heal that undoes them (also after a harness was killed mid-fault).
+
+use crate::nemesis_cmd::{ClockArgs, NemesisCmd, PacketArgs, PartitionArgs, Shape, Targets};
+use crate::remote_nemesis::{describe, targets};
+use anyhow::Context as _;
+use splitbrain_nemesis::grudge::Grudge;
+use splitbrain_nemesis::lab::ProcessKind;
+use splitbrain_nemesis::nodes::NodesFile;
+use splitbrain_nemesis::packet::PacketSpec;
+use splitbrain_nemesis::remote::RemoteNet;
+use std::path::Path;
+use std::time::Instant;
+
+/// `println!` that does not panic when stdout is a closed pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+fn ms(start: Instant) -> String {
+    format!("{:.1} ms", start.elapsed().as_secs_f64() * 1e3)
+}
+
+pub fn execute(file: &Path, cmd: NemesisCmd) -> anyhow::Result<u8> {
+    if let NemesisCmd::Delayer { .. } = cmd {
+        anyhow::bail!("the delayer runs on the local lab only");
+    }
+    let nodes = NodesFile::load(file)?;
+    // Every node is connected first: an unreachable one stops us before any change.
+    let net = RemoteNet::open(nodes)?;
+    let heal_hint = format!("heal with: splitbrain nemesis --nodes {} heal", file.display());
+    let mut rng = rand::rng();
+    let code = match cmd {
+        NemesisCmd::Partition(PartitionArgs { shape, .. }) => {
+            let all = net.nodes();
+            let grudge = match shape {
+                Shape::Isolate { node } if node == "leader" => {
+                    let leader = net
+                        .leader()
+                        .context("the cluster has no leader to isolate (asked through the nodes' client URLs)")?;
+                    Grudge::isolate(&all, &leader)
+                }
+                Shape::Isolate { node } => Grudge::isolate(&all, &node),
+                Shape::Halves { seed } => {
+                    use rand::SeedableRng;
+                    let mut rng = match seed {
+                        Some(s) => rand::rngs::StdRng::seed_from_u64(s),
+                        None => rand::rngs::StdRng::from_os_rng(),
+                    };
+                    Grudge::halves(&all, &mut rng)
+                }
+                Shape::Bridge => Grudge::bridge(&all),
+                Shape::MajoritiesRing => Grudge::majorities_ring(&all),
+                Shape::OneWay { from, to } => Grudge::one_way(&from, &to),
+            };
+            let start = Instant::now();
+            net.partition(&grudge)?.keep();
+            out!("partitioned over SSH ({}): {grudge}", ms(start));
+            out!("{heal_hint}");
+            0
+        }
+        NemesisCmd::Packet(a) => packet(&net, a, &heal_hint)?,
+        NemesisCmd::Kill(t) => process(&net, ProcessKind::Kill, t, &mut rng, &heal_hint)?,
+        NemesisCmd::Pause(t) => process(&net, ProcessKind::Pause, t, &mut rng, &heal_hint)?,
+        NemesisCmd::Clock(ClockArgs { offset, target, .. }) => {
+            let chosen = match target {
+                Some(t) => targets(&net, &t, &mut rng)?,
+                None => net.nodes(),
+            };
+            let start = Instant::now();
+            net.clock_fault(&chosen, offset)?.keep();
+            out!(
+                "clocks of {} moved by {offset} ms ({})",
+                chosen.join(", "),
+                ms(start)
+            );
+            out!("{heal_hint}");
+            0
+        }
+        NemesisCmd::Heal(_) => {
+            let start = Instant::now();
+            let notes = net.heal()?;
+            for n in &notes {
+                out!("{n}");
+            }
+            out!(
+                "healed over SSH ({}): no rule, qdisc or clock offset of ours remains, killed and paused nodes are back",
+                ms(start)
+            );
+            // Masters that a killed harness left behind end too.
+            for n in net.nodes() {
+                net.host(&n)?.close_any_master();
+            }
+            0
+        }
+        NemesisCmd::Status(_) => {
+            let f = net.recorded()?;
+            match &f.partition {
+                Some(g) => out!("recorded partition: {g}"),
+                None => out!("no partition recorded"),
+            }
+            if let Some((nodes, spec)) = &f.packet {
+                let names: Vec<&str> = nodes.iter().map(String::as_str).collect();
+                out!(
+                    "packet fault on {}: {}",
+                    names.join(", "),
+                    serde_json::to_string(spec).unwrap_or_default()
+                );
+            }
+            for (what, nodes) in [("killed", &f.killed), ("paused", &f.paused)] {
+                if !nodes.is_empty() {
+                    let names: Vec<&str> = nodes.iter().map(String::as_str).collect();
+                    out!("{what}: {}", names.join(", "));
+                }
+            }
+            for (node, c) in &f.clocks {
+                out!("clock of {node}: moved by {} ms", c.offset_ms);
+            }
+            let members = net.partitioned_members()?;
+            if members.is_empty() {
+                out!("no node has partition rules of this run");
+            } else {
+                out!("nodes with partition rules: {}", members.join(", "));
+            }
+            0
+        }
+        NemesisCmd::Delayer { .. } => unreachable!("refused above"),
+    };
+    net.close();
+    Ok(code)
+}
+
+fn packet(net: &RemoteNet, a: PacketArgs, heal_hint: &str) -> anyhow::Result<u8> {
+    let spec = PacketSpec {
+        loss: a.loss,
+        rate_kbit: a.rate,
+        delay_ms: a.delay,
+        jitter_ms: a.jitter,
+        duplicate: a.duplicate,
+        reorder: a.reorder,
+    };
+    if spec == PacketSpec::default() {
+        anyhow::bail!("say what to do: --loss, --rate, --delay, --jitter, --duplicate or --reorder");
+    }
+    let start = Instant::now();
+    let (fault, how) = net.packet_fault(&a.members, &spec)?;
+    fault.keep();
+    out!("degraded over SSH ({}): {}", ms(start), describe(&how));
+    out!("{heal_hint}");
+    Ok(0)
+}
+
+fn process(
+    net: &RemoteNet,
+    kind: ProcessKind,
+    t: Targets,
+    rng: &mut impl rand::Rng,
+    heal_hint: &str,
+) -> anyhow::Result<u8> {
+    let chosen = targets(net, &t.target, rng)?;
+    let start = Instant::now();
+    net.process_fault(kind, &chosen)?.keep();
+    let verb = match kind {
+        ProcessKind::Kill => "killed",
+        ProcessKind::Pause => "paused",
+    };
+    out!("{verb} {} over SSH ({})", chosen.join(", "), ms(start));
+    out!("{heal_hint}");
+    Ok(0)
+}

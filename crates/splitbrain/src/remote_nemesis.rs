@@ -1,0 +1,256 @@
+//! Faults on remote nodes over SSH (a nodes file) behind the control crate's
+//! `Nemesis` trait, for `splitbrain test --nodes nodes.toml --nemesis ...`; and the
+//! lab's own nodes file, written by `splitbrain cluster up --sshd`.
+
+use anyhow::Context as _;
+use rand::rngs::StdRng;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use splitbrain_cluster::Cluster;
+use splitbrain_control::nemesis::Nemesis;
+use splitbrain_nemesis::grudge::Grudge;
+use splitbrain_nemesis::lab::ProcessKind;
+use splitbrain_nemesis::nodes::NodesFile;
+use splitbrain_nemesis::packet::PacketSpec;
+use splitbrain_nemesis::remote::{NodeMechanisms, RemoteFault, RemoteNet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Faults `--nemesis` can name on remote nodes.
+pub const KINDS: [&str; 5] = ["partition", "packet", "kill", "pause", "clock"];
+
+/// Writes `DIR/nodes.toml` for a lab whose members run sshd; `None` without sshd.
+pub fn write_lab_nodes_file(cluster: &Cluster) -> anyhow::Result<Option<PathBuf>> {
+    let exe = std::env::current_exe().context("cannot find this program's path")?;
+    let Some(text) = splitbrain_nemesis::nodes::lab_nodes_toml(cluster, &exe) else {
+        return Ok(None);
+    };
+    let path = cluster.dir().join("nodes.toml");
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(Some(path))
+}
+
+/// `--nodes FILE`: one value that is not a URL names a nodes file.
+pub fn nodes_file_arg(nodes: Option<&[String]>) -> anyhow::Result<Option<NodesFile>> {
+    match nodes {
+        Some([one]) if !one.contains("://") => Ok(Some(NodesFile::load(one)?)),
+        _ => Ok(None),
+    }
+}
+
+/// Who a process or clock fault hits: a node, `leader`, `minority` or `majority`
+/// (drawn from the nodes not already killed or paused).
+pub fn targets(net: &RemoteNet, target: &str, rng: &mut impl Rng) -> anyhow::Result<Vec<String>> {
+    let mut nodes = net.nodes();
+    match target {
+        "leader" => Ok(vec![net
+            .leader()
+            .context("the cluster has no leader (asked through the nodes' client URLs)")?]),
+        "minority" | "majority" => {
+            let want = if target == "minority" {
+                ((nodes.len() - 1) / 2).max(1)
+            } else {
+                nodes.len() / 2 + 1
+            };
+            let faults = net.recorded()?;
+            nodes.retain(|n| !faults.killed.contains(n) && !faults.paused.contains(n));
+            if nodes.len() < want {
+                anyhow::bail!(
+                    "a {target} is {want} nodes, but only {} are neither killed nor paused; heal first",
+                    nodes.len()
+                );
+            }
+            nodes.shuffle(rng);
+            nodes.truncate(want);
+            nodes.sort();
+            Ok(nodes)
+        }
+        node => Ok(vec![node.to_string()]),
+    }
+}
+
+/// `n1: loss by iptables statistic match; n2: ...`
+pub fn describe(how: &[NodeMechanisms]) -> String {
+    how.iter()
+        .map(|h| {
+            let parts: Vec<String> = h
+                .mechanisms
+                .iter()
+                .map(|(what, m)| format!("{what} by {m}"))
+                .collect();
+            format!("{}: {}", h.node, parts.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+pub struct RemoteNemesis {
+    net: RemoteNet,
+    kinds: Vec<String>,
+    rng: StdRng,
+    active: Option<RemoteFault>,
+}
+
+impl RemoteNemesis {
+    /// Checks the fault names; the nodes are connected already (`net`).
+    pub fn new(net: RemoteNet, kinds: &[String], seed: u64) -> anyhow::Result<RemoteNemesis> {
+        for k in kinds {
+            if !KINDS.contains(&k.as_str()) {
+                anyhow::bail!("unknown fault `{k}` (available: {})", KINDS.join(", "));
+            }
+        }
+        Ok(RemoteNemesis {
+            net,
+            kinds: kinds.to_vec(),
+            rng: StdRng::seed_from_u64(seed),
+            active: None,
+        })
+    }
+
+    /// The leader half of the time (when there is one), else a random minority.
+    fn victims(&mut self) -> Vec<String> {
+        if self.rng.random_bool(0.5) {
+            if let Some(l) = self.net.leader() {
+                return vec![l];
+            }
+        }
+        targets(&self.net, "minority", &mut self.rng).unwrap_or_default()
+    }
+
+    fn grudge(&mut self) -> (&'static str, Grudge) {
+        let nodes = self.net.nodes();
+        let leader = self.net.leader();
+        let mut shapes = vec!["isolate", "halves"];
+        if leader.is_some() {
+            shapes.push("isolate-leader");
+        }
+        if nodes.len() >= 5 {
+            shapes.extend(["bridge", "majorities-ring"]);
+        }
+        let shape = *shapes.choose(&mut self.rng).unwrap_or(&"halves");
+        let grudge = match shape {
+            "isolate" => {
+                let victim = nodes.choose(&mut self.rng).cloned().unwrap_or_default();
+                Grudge::isolate(&nodes, &victim)
+            }
+            "isolate-leader" => Grudge::isolate(&nodes, &leader.unwrap_or_default()),
+            "bridge" => Grudge::bridge(&nodes),
+            "majorities-ring" => Grudge::majorities_ring(&nodes),
+            _ => Grudge::halves(&nodes, &mut self.rng),
+        };
+        (shape, grudge)
+    }
+}
+
+impl Nemesis for RemoteNemesis {
+    fn start(&mut self) -> Result<(String, Value), String> {
+        if let Some(active) = self.active.take() {
+            active.heal().map_err(|e| e.to_string())?;
+        }
+        let kind = self
+            .kinds
+            .choose(&mut self.rng)
+            .cloned()
+            .ok_or("no faults to choose from")?;
+        let err = |e: splitbrain_nemesis::Error| e.to_string();
+        match kind.as_str() {
+            "partition" => {
+                let (shape, grudge) = self.grudge();
+                self.active = Some(self.net.partition(&grudge).map_err(err)?);
+                Ok((
+                    "start-partition".into(),
+                    json!({"shape": shape, "grudge": grudge.to_json()}),
+                ))
+            }
+            "packet" => {
+                // Slow and lossy links: 50 ± 10 ms and 20 % loss where netem is there;
+                // loss alone where it is not (delay needs netem on a remote node).
+                let full = PacketSpec {
+                    delay_ms: Some(50),
+                    jitter_ms: Some(10),
+                    loss: Some(0.2),
+                    ..PacketSpec::default()
+                };
+                let (fault, how, spec, note) = match self.net.packet_fault(&[], &full) {
+                    Ok((f, how)) => (f, how, full, None),
+                    Err(splitbrain_nemesis::Error::Unsupported(why)) => {
+                        let loss = PacketSpec {
+                            loss: Some(0.2),
+                            ..PacketSpec::default()
+                        };
+                        let (f, how) = self.net.packet_fault(&[], &loss).map_err(err)?;
+                        (f, how, loss, Some(format!("delay left out: {why}")))
+                    }
+                    Err(e) => return Err(e.to_string()),
+                };
+                self.active = Some(fault);
+                Ok((
+                    "start-packet".into(),
+                    json!({"spec": spec, "mechanisms": describe(&how), "note": note}),
+                ))
+            }
+            "kill" | "pause" => {
+                let nodes = self.victims();
+                let pk = if kind == "kill" {
+                    ProcessKind::Kill
+                } else {
+                    ProcessKind::Pause
+                };
+                self.active = Some(self.net.process_fault(pk, &nodes).map_err(err)?);
+                Ok((format!("start-{kind}"), json!(nodes)))
+            }
+            _ => {
+                let nodes = self.victims();
+                let secs: i64 = self.rng.random_range(5..=60);
+                let offset_ms = if self.rng.random_bool(0.5) { secs } else { -secs } * 1000;
+                self.active = Some(self.net.clock_fault(&nodes, offset_ms).map_err(err)?);
+                Ok((
+                    "start-clock".into(),
+                    json!({"nodes": nodes, "offset_ms": offset_ms}),
+                ))
+            }
+        }
+    }
+
+    fn stop(&mut self) -> Result<(String, Value), String> {
+        match self.active.take() {
+            None => Ok(("stop".into(), Value::Null)),
+            Some(f) => {
+                let name = format!("stop-{}", f.kind());
+                let notes = f.heal().map_err(|e| e.to_string())?;
+                Ok((
+                    name,
+                    if notes.is_empty() {
+                        Value::Null
+                    } else {
+                        json!(notes)
+                    },
+                ))
+            }
+        }
+    }
+
+    fn heal_all(&mut self) -> Result<(), String> {
+        let active = self
+            .active
+            .take()
+            .map(|f| f.heal().map(|_| ()))
+            .transpose();
+        let swept = self.net.heal().map(|_| ());
+        active.map_err(|e| e.to_string())?;
+        swept.map_err(|e| e.to_string())?;
+        // The nodes are not a lab this process knows: a leader again is the sign of
+        // a working cluster (when the nodes have client URLs to ask).
+        if self.net.nodes_file().client_urls().is_ok() {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while self.net.leader().is_none() {
+                if Instant::now() > deadline {
+                    return Err("after healing, the nodes elected no leader within 60 s".into());
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        Ok(())
+    }
+}

@@ -213,8 +213,7 @@ impl Cluster {
             }
         };
         // `record` ran for the lab that was claimed, so `planned` is its plan.
-        let mut state =
-            planned.unwrap_or_else(|| plan(lab, &dir, &config, &etcd, sshd.as_deref()));
+        let mut state = planned.unwrap_or_else(|| plan(lab, &dir, &config, &etcd, sshd.as_deref()));
         state.bridge_netns_inode = sys::netns_inode(&state.bridge_netns);
         state.write()?;
         let cluster = Cluster::from_state(&state);

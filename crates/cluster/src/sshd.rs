@@ -106,13 +106,17 @@ pub(crate) fn prepare(dir: &Path, nodes: &[Node]) -> Result<()> {
     let keygen = sys::require_program("ssh-keygen", "openssh-client")?;
     let host_key = ssh.join("host_ed25519_key");
     let acc = access(dir);
-    for (key, comment) in [(&host_key, "splitbrain-lab-host"), (&acc.identity, "splitbrain-lab")] {
+    for (key, comment) in [
+        (&host_key, "splitbrain-lab-host"),
+        (&acc.identity, "splitbrain-lab"),
+    ] {
         run(Command::new(&keygen)
             .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
             .arg(key))?;
     }
     let read = |p: PathBuf| {
-        std::fs::read_to_string(&p).map_err(|e| Error::io(format!("cannot read {}", p.display()), e))
+        std::fs::read_to_string(&p)
+            .map_err(|e| Error::io(format!("cannot read {}", p.display()), e))
     };
     let client_pub = read(acc.identity.with_extension("pub"))?;
     let host_pub = read(host_key.with_extension("pub"))?;
@@ -173,7 +177,7 @@ pub(crate) fn is_ours(pid: i32, argv: &[String], netns_inode: Option<u64>) -> bo
         sys::Owner::Ours => true,
         sys::Owner::Gone => false,
         sys::Owner::Foreign(found) => {
-            sys::owner(pid, &[found.clone()], netns_inode) == sys::Owner::Ours
+            sys::owner(pid, std::slice::from_ref(&found), netns_inode) == sys::Owner::Ours
                 && is_listener_title(&found, argv)
         }
     }
@@ -263,7 +267,12 @@ fn descendants(root: i32) -> Vec<i32> {
     let mut i = 0;
     while i < found.len() {
         let parent = found[i];
-        found.extend(parents.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
         i += 1;
     }
     found.remove(0);

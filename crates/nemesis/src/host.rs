@@ -146,13 +146,7 @@ impl SshConn {
         let mut child = self
             .target
             .ssh()
-            .args([
-                "-N",
-                "-o",
-                "ControlMaster=yes",
-                "-o",
-                "ControlPersist=no",
-            ])
+            .args(["-N", "-o", "ControlMaster=yes", "-o", "ControlPersist=no"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -163,8 +157,7 @@ impl SshConn {
                     format!("{e} (is openssh-client installed? `sudo scripts/setup` installs it)"),
                 )
             })?;
-        let deadline =
-            Instant::now() + Duration::from_secs(self.target.connect_timeout.max(1) + 5);
+        let deadline = Instant::now() + Duration::from_secs(self.target.connect_timeout.max(1) + 5);
         loop {
             if let Ok(Some(_)) = child.try_wait() {
                 let mut err = String::new();
@@ -179,7 +172,9 @@ impl SshConn {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(self.target.unreachable("no connection within the connect timeout"));
+                return Err(self
+                    .target
+                    .unreachable("no connection within the connect timeout"));
             }
             std::thread::sleep(Duration::from_millis(20));
         }

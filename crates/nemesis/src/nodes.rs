@@ -173,7 +173,11 @@ impl NodesFile {
                 .clone()
                 .ok_or_else(|| err(format!("{}: `name` is missing", at("name"))))?;
             let at = |field: &str| format!("node `{name}`, field `{field}`");
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
                 return Err(err(format!(
                     "{}: `{name}` is not a node name (letters, digits, - and _)",
                     at("name")
@@ -186,10 +190,8 @@ impl NodesFile {
                 .host
                 .clone()
                 .ok_or_else(|| err(format!("{}: missing", at("host"))))?;
-            let process = resolve_process(
-                n.process.as_ref().or(d.process.as_ref()),
-            )
-            .map_err(|m| err(format!("{}: {m}", at("process"))))?;
+            let process = resolve_process(n.process.as_ref().or(d.process.as_ref()))
+                .map_err(|m| err(format!("{}: {m}", at("process"))))?;
             let clock = resolve_clock(n.clock.as_ref().or(d.clock.as_ref()))
                 .map_err(|m| err(format!("{}: {m}", at("clock"))))?;
             let user = n
@@ -369,18 +371,23 @@ fn resolve_process(p: Option<&RawProcess>) -> std::result::Result<ProcessControl
         (Some(_), Some(_)) => return Err("give `service` or `pid_file`, not both".into()),
         (Some(s), None) => {
             let s = crate::host::quote(s);
-            c.kill.get_or_insert(format!("systemctl kill --signal=KILL {s}"));
+            c.kill
+                .get_or_insert(format!("systemctl kill --signal=KILL {s}"));
             c.start.get_or_insert(format!("systemctl start {s}"));
-            c.pause.get_or_insert(format!("systemctl kill --signal=STOP {s}"));
-            c.resume.get_or_insert(format!("systemctl kill --signal=CONT {s}"));
-            c.running.get_or_insert(format!("systemctl is-active --quiet {s}"));
+            c.pause
+                .get_or_insert(format!("systemctl kill --signal=STOP {s}"));
+            c.resume
+                .get_or_insert(format!("systemctl kill --signal=CONT {s}"));
+            c.running
+                .get_or_insert(format!("systemctl is-active --quiet {s}"));
         }
         (None, Some(f)) => {
             let f = crate::host::quote(f);
             c.kill.get_or_insert(format!("kill -KILL \"$(cat {f})\""));
             c.pause.get_or_insert(format!("kill -STOP \"$(cat {f})\""));
             c.resume.get_or_insert(format!("kill -CONT \"$(cat {f})\""));
-            c.running.get_or_insert(format!("kill -0 \"$(cat {f})\" 2>/dev/null"));
+            c.running
+                .get_or_insert(format!("kill -0 \"$(cat {f})\" 2>/dev/null"));
             if c.start.is_none() {
                 return Err("`pid_file` needs a `start` command (how to bring it back)".into());
             }
@@ -471,14 +478,18 @@ mod tests {
         let e = |t: &str| parse(t).unwrap_err().to_string();
         assert!(e("[[node]]\nname = \"n1\"\n").contains("node `n1`, field `host`: missing"));
         assert!(e("[[node]]\nname = \"n1\"\nhost = \"h\"\nprot = 22\n").contains("line 4"));
-        assert!(e("[[node]]\nname=\"a\"\nhost=\"h\"\n[[node]]\nname=\"a\"\nhost=\"h\"\n")
-            .contains("listed twice"));
+        assert!(
+            e("[[node]]\nname=\"a\"\nhost=\"h\"\n[[node]]\nname=\"a\"\nhost=\"h\"\n")
+                .contains("listed twice")
+        );
         assert!(e(
             "[[node]]\nname=\"a\"\nhost=\"h\"\nclock={strategy=\"command\",bump=\"x {offset}\",reset=\"y\"}\n"
         )
         .contains("unknown placeholder {offset}"));
-        assert!(e("[[node]]\nname=\"a\"\nhost=\"h\"\nprocess={kill=\"k\"}\n")
-            .contains("`kill` needs a `start`"));
+        assert!(
+            e("[[node]]\nname=\"a\"\nhost=\"h\"\nprocess={kill=\"k\"}\n")
+                .contains("`kill` needs a `start`")
+        );
         assert!(e("").contains("no [[node]]"));
     }
 

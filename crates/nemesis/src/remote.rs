@@ -258,7 +258,11 @@ impl RemoteNet {
     }
 
     /// Runs `f` on the named nodes in parallel.
-    fn each_of(&self, names: &BTreeSet<String>, f: impl Fn(usize, &Host) -> Result<()> + Sync) -> Result<()> {
+    fn each_of(
+        &self,
+        names: &BTreeSet<String>,
+        f: impl Fn(usize, &Host) -> Result<()> + Sync,
+    ) -> Result<()> {
         first_error(self.each(|i, h| {
             if names.contains(&self.spec(i).name) {
                 f(i, h)
@@ -359,7 +363,11 @@ impl RemoteNet {
     /// Degrades `nodes` (every node when empty): netem where the node's kernel has
     /// it, otherwise iptables `statistic` (loss) and `tbf` (rate). What a node cannot
     /// do is refused before anything changes, naming the node.
-    pub fn packet_fault(&self, nodes: &[String], spec: &PacketSpec) -> Result<(RemoteFault, Vec<NodeMechanisms>)> {
+    pub fn packet_fault(
+        &self,
+        nodes: &[String],
+        spec: &PacketSpec,
+    ) -> Result<(RemoteFault, Vec<NodeMechanisms>)> {
         self.check_nodes(nodes.iter().map(String::as_str))?;
         let targets: BTreeSet<String> = if nodes.is_empty() {
             self.nodes().into_iter().collect()
@@ -667,10 +675,7 @@ impl RemoteNet {
     // ---- heal ----
 
     fn heal_rules(&self, faults: &RemoteFaults, qdiscs_only: bool) -> Result<()> {
-        let chains = [
-            (faults.chain(), "INPUT"),
-            (faults.loss_chain(), "INPUT"),
-        ];
+        let chains = [(faults.chain(), "INPUT"), (faults.loss_chain(), "INPUT")];
         first_error(self.each(|i, h| {
             let n = &self.spec(i).name;
             let wanted: Vec<(&str, &str)> = chains
@@ -774,7 +779,8 @@ pub fn sweep_rules(listing: &str, chains: &[(&str, &str)]) -> Option<String> {
 
 fn restore(h: &Host, input: &str) -> Result<()> {
     let out = h.run_with(&["iptables-restore", "-w", "--noflush"], Some(input))?;
-    h.ok("iptables-restore -w --noflush".into(), out).map(|_| ())
+    h.ok("iptables-restore -w --noflush".into(), out)
+        .map(|_| ())
 }
 
 fn remove_chain(h: &Host, chain: &str, hook: &str) -> Result<()> {
@@ -888,7 +894,10 @@ mod tests {
     #[test]
     fn the_date_strategy_shifts_by_the_offset_and_back() {
         let s = date_shift_script(-1500);
-        assert!(s.starts_with("n=$(date +%s%N) && t=$((n + (-1500) * 1000000))"), "{s}");
+        assert!(
+            s.starts_with("n=$(date +%s%N) && t=$((n + (-1500) * 1000000))"),
+            "{s}"
+        );
         assert!(s.contains("date -u -s \"@$((t / 1000000000))."), "{s}");
         assert!(date_shift_script(1500).contains("(1500) * 1000000"));
         assert!(NTP_STEP_SCRIPT.contains("chronyc -a makestep"));
@@ -900,14 +909,20 @@ mod tests {
         let listing = "-P INPUT ACCEPT\n-N other\n-N splitbrain-ab12cd34\n-A INPUT -j splitbrain-ab12cd34\n-A INPUT -j other\n-A splitbrain-ab12cd34 -s 10.77.1.2/32 -j DROP\n";
         let fix = sweep_rules(
             listing,
-            &[("splitbrain-ab12cd34", "INPUT"), ("splitbrain-ab12cd34-loss", "INPUT")],
+            &[
+                ("splitbrain-ab12cd34", "INPUT"),
+                ("splitbrain-ab12cd34-loss", "INPUT"),
+            ],
         )
         .unwrap();
         assert_eq!(
             fix,
             "*filter\n-D INPUT -j splitbrain-ab12cd34\n-F splitbrain-ab12cd34\n-X splitbrain-ab12cd34\nCOMMIT\n"
         );
-        assert_eq!(sweep_rules("-P INPUT ACCEPT\n-N other\n", &[("splitbrain-x", "INPUT")]), None);
+        assert_eq!(
+            sweep_rules("-P INPUT ACCEPT\n-N other\n", &[("splitbrain-x", "INPUT")]),
+            None
+        );
     }
 
     #[test]

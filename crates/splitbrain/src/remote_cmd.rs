@@ -31,7 +31,10 @@ pub fn execute(file: &Path, cmd: NemesisCmd) -> anyhow::Result<u8> {
     let nodes = NodesFile::load(file)?;
     // Every node is connected first: an unreachable one stops us before any change.
     let net = RemoteNet::open(nodes)?;
-    let heal_hint = format!("heal with: splitbrain nemesis --nodes {} heal", file.display());
+    let heal_hint = format!(
+        "heal with: splitbrain nemesis --nodes {} heal",
+        file.display()
+    );
     let mut rng = rand::rng();
     let code = match cmd {
         NemesisCmd::Partition(PartitionArgs { shape, .. }) => {
@@ -143,7 +146,9 @@ fn packet(net: &RemoteNet, a: PacketArgs, heal_hint: &str) -> anyhow::Result<u8>
         reorder: a.reorder,
     };
     if spec == PacketSpec::default() {
-        anyhow::bail!("say what to do: --loss, --rate, --delay, --jitter, --duplicate or --reorder");
+        anyhow::bail!(
+            "say what to do: --loss, --rate, --delay, --jitter, --duplicate or --reorder"
+        );
     }
     let start = Instant::now();
     let (fault, how) = net.packet_fault(&a.members, &spec)?;

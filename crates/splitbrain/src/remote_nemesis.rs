@@ -44,9 +44,9 @@ pub fn nodes_file_arg(nodes: Option<&[String]>) -> anyhow::Result<Option<NodesFi
 pub fn targets(net: &RemoteNet, target: &str, rng: &mut impl Rng) -> anyhow::Result<Vec<String>> {
     let mut nodes = net.nodes();
     match target {
-        "leader" => Ok(vec![net
-            .leader()
-            .context("the cluster has no leader (asked through the nodes' client URLs)")?]),
+        "leader" => Ok(vec![net.leader().context(
+            "the cluster has no leader (asked through the nodes' client URLs)",
+        )?]),
         "minority" | "majority" => {
             let want = if target == "minority" {
                 ((nodes.len() - 1) / 2).max(1)
@@ -203,7 +203,11 @@ impl Nemesis for RemoteNemesis {
             _ => {
                 let nodes = self.victims();
                 let secs: i64 = self.rng.random_range(5..=60);
-                let offset_ms = if self.rng.random_bool(0.5) { secs } else { -secs } * 1000;
+                let offset_ms = if self.rng.random_bool(0.5) {
+                    secs
+                } else {
+                    -secs
+                } * 1000;
                 self.active = Some(self.net.clock_fault(&nodes, offset_ms).map_err(err)?);
                 Ok((
                     "start-clock".into(),
@@ -232,11 +236,7 @@ impl Nemesis for RemoteNemesis {
     }
 
     fn heal_all(&mut self) -> Result<(), String> {
-        let active = self
-            .active
-            .take()
-            .map(|f| f.heal().map(|_| ()))
-            .transpose();
+        let active = self.active.take().map(|f| f.heal().map(|_| ())).transpose();
         let swept = self.net.heal().map(|_| ());
         active.map_err(|e| e.to_string())?;
         swept.map_err(|e| e.to_string())?;

@@ -338,7 +338,7 @@ fn faults_that_cannot_run_are_refused_before_anything_starts() {
     for (args, says) in [
         (
             vec!["--nodes", "http://127.0.0.1:1", "--nemesis", "partition"],
-            "needs the local cluster",
+            "give a nodes file instead",
         ),
         (
             vec!["--nemesis", "clock"],

@@ -18,12 +18,13 @@
 //! `splitbrain nemesis heal` undoes a partition left by a killed harness.
 
 use crate::grudge::Grudge;
+use crate::host::Host;
+use crate::iptables;
 use crate::packet::{self, Mechanism, PacketSpec};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use splitbrain_cluster::Cluster;
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -46,6 +47,13 @@ struct Member {
     /// The member's link, inside its namespace.
     interface: String,
     addr: Ipv4Addr,
+}
+
+impl Member {
+    /// Where this member's commands run: its own network namespace.
+    fn host(&self) -> Host {
+        Host::netns(&self.name, &self.netns)
+    }
 }
 
 /// The network of a local lab, for faults.
@@ -393,29 +401,14 @@ impl LabNet {
     /// spawns per member, however many kinds of fault there were.
     fn heal_rules(&self) -> Result<()> {
         first_error(self.each_member(|m| {
-            let out = Command::new("ip")
-                .args(["netns", "exec", &m.netns, "iptables", "-w", "-S"])
-                .output()
-                .map_err(|e| Error::Command("iptables -S".into(), e.to_string()))?;
-            let text = String::from_utf8_lossy(&out.stdout);
-            let mut fix = String::from("*filter\n");
-            for (chain, hook) in [
-                (CHAIN, "INPUT"),
-                (LOSS_CHAIN, "INPUT"),
-                (DELAY_CHAIN, "OUTPUT"),
-            ] {
-                let jump = format!("-A {hook} -j {chain}");
-                for _ in text.lines().filter(|l| *l == jump) {
-                    fix.push_str(&format!("-D {hook} -j {chain}\n"));
-                }
-                if text.lines().any(|l| l == format!("-N {chain}")) {
-                    fix.push_str(&format!("-F {chain}\n-X {chain}\n"));
-                }
-            }
-            if fix.len() > "*filter\n".len() {
-                fix.push_str("COMMIT\n");
-                restore(m, &fix)?;
-            }
+            iptables::sweep(
+                &m.host(),
+                &[
+                    (CHAIN, "INPUT"),
+                    (LOSS_CHAIN, "INPUT"),
+                    (DELAY_CHAIN, "OUTPUT"),
+                ],
+            )?;
             remove_qdisc(m)
         }))
     }
@@ -476,17 +469,15 @@ impl LabNet {
 
 /// Runs `tc ARGS` inside `m`'s namespace.
 fn tc(m: &Member, args: &[&str]) -> Result<()> {
-    let out = Command::new("ip")
-        .args(["netns", "exec", &m.netns, "tc"])
-        .args(args)
-        .output()
-        .map_err(|e| Error::Command(format!("ip netns exec {} tc", m.netns), e.to_string()))?;
-    if out.status.success() {
+    let mut argv = vec!["tc"];
+    argv.extend_from_slice(args);
+    let out = m.host().run(&argv)?;
+    if out.success() {
         Ok(())
     } else {
         Err(Error::Tc {
             node: m.name.clone(),
-            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            message: out.stderr.trim().to_string(),
         })
     }
 }
@@ -494,21 +485,10 @@ fn tc(m: &Member, args: &[&str]) -> Result<()> {
 /// Removes a root qdisc of ours (netem or tbf) from `m`'s link; the link's default
 /// is fine.
 fn remove_qdisc(m: &Member) -> Result<()> {
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &m.netns,
-            "tc",
-            "qdisc",
-            "show",
-            "dev",
-            &m.interface,
-            "root",
-        ])
-        .output()
-        .map_err(|e| Error::Command("tc qdisc show".into(), e.to_string()))?;
-    let shown = String::from_utf8_lossy(&out.stdout);
+    let shown = m
+        .host()
+        .run(&["tc", "qdisc", "show", "dev", &m.interface, "root"])?
+        .stdout;
     if shown.contains("netem") || shown.contains("tbf") {
         tc(m, &["qdisc", "del", "dev", &m.interface, "root"])
     } else {
@@ -563,71 +543,17 @@ fn first_error(results: Vec<Result<()>>) -> Result<()> {
 }
 
 fn add_rules(addrs: &[Ipv4Addr]) -> String {
-    let mut s = format!("*filter\n-N {CHAIN}\n");
-    for a in addrs {
-        s.push_str(&format!("-A {CHAIN} -s {a}/32 -j DROP\n"));
-    }
-    s.push_str(&format!("-I INPUT 1 -j {CHAIN}\nCOMMIT\n"));
-    s
+    iptables::partition_rules(CHAIN, addrs)
 }
 
-/// Runs `iptables-restore --noflush` with `input` inside `m`'s namespace: one atomic
-/// change of that member's rules.
+/// One atomic change of `m`'s rules (`iptables-restore -w --noflush` in its namespace).
 fn restore(m: &Member, input: &str) -> Result<()> {
-    let mut child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &m.netns,
-            "iptables-restore",
-            "-w",
-            "--noflush",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            Error::Command(
-                format!("ip netns exec {} iptables-restore", m.netns),
-                e.to_string(),
-            )
-        })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(input.as_bytes());
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::Command("iptables-restore".into(), e.to_string()))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(Error::Iptables {
-            node: m.name.clone(),
-            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        })
-    }
+    iptables::restore(&m.host(), input)
 }
 
 /// Whether `m`'s namespace holds our chain.
 fn has_chain(m: &Member) -> Result<bool> {
-    let out = Command::new("ip")
-        .args(["netns", "exec", &m.netns, "iptables", "-w", "-S"])
-        .output()
-        .map_err(|e| {
-            Error::Command(
-                format!("ip netns exec {} iptables -S", m.netns),
-                e.to_string(),
-            )
-        })?;
-    if !out.status.success() {
-        return Err(Error::Iptables {
-            node: m.name.clone(),
-            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text.lines().any(|l| l == format!("-N {CHAIN}")))
+    iptables::has_chain(&m.host(), CHAIN)
 }
 
 /// Removes our partition chain from `m`'s namespace; nothing there is fine.
@@ -637,29 +563,7 @@ fn remove_chain(m: &Member) -> Result<()> {
 
 /// Removes the jump(s) from `hook` to `chain` and `chain` itself from `m`'s namespace.
 fn remove_named_chain(m: &Member, chain: &str, hook: &str) -> Result<()> {
-    let quick = format!("*filter\n-D {hook} -j {chain}\n-F {chain}\n-X {chain}\nCOMMIT\n");
-    if restore(m, &quick).is_ok() {
-        return Ok(());
-    }
-    // No chain (already healed), or an odd state such as two jumps: look, then fix.
-    let out = Command::new("ip")
-        .args(["netns", "exec", &m.netns, "iptables", "-w", "-S"])
-        .output()
-        .map_err(|e| Error::Command("iptables -S".into(), e.to_string()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let jumps = text
-        .lines()
-        .filter(|l| *l == format!("-A {hook} -j {chain}"))
-        .count();
-    if !text.lines().any(|l| l == format!("-N {chain}")) {
-        return Ok(());
-    }
-    let mut fix = String::from("*filter\n");
-    for _ in 0..jumps {
-        fix.push_str(&format!("-D {hook} -j {chain}\n"));
-    }
-    fix.push_str(&format!("-F {chain}\n-X {chain}\nCOMMIT\n"));
-    restore(m, &fix)
+    iptables::remove_chain(&m.host(), chain, hook)
 }
 
 /// A partition in place. Heals when dropped.

@@ -26,6 +26,7 @@
 pub mod delayer;
 pub mod grudge;
 pub mod host;
+pub mod iptables;
 pub mod lab;
 pub mod nodes;
 pub mod packet;

@@ -494,6 +494,17 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../nemesis/nodes.example.toml");
+        let f = NodesFile::load(&path).unwrap();
+        assert_eq!(f.names(), ["n1", "n2", "n3"]);
+        assert_eq!(f.nodes[2].port, 2222);
+        assert_eq!(f.nodes[0].clock, ClockStrategy::Date);
+        assert!(f.nodes[0].process.running.is_some());
+        assert_eq!(f.client_urls().unwrap().len(), 3);
+    }
+
+    #[test]
     fn templates_get_quoted_values() {
         assert_eq!(
             fill("echo {offset_ms} > /run/{node}.off", "n1", "h", -1500),

@@ -20,6 +20,7 @@
 
 use crate::grudge::Grudge;
 use crate::host::{Host, SshTarget};
+use crate::iptables::{self, remove_chain, restore};
 use crate::lab::ProcessKind;
 use crate::nodes::{fill, ClockStrategy, NodeSpec, NodesFile};
 use crate::packet::{self, Mechanism, PacketSpec};
@@ -333,7 +334,7 @@ impl RemoteNet {
                 .filter(|p| drops.contains(&p.name))
                 .map(|p| p.host.as_str())
                 .collect();
-            let rules = partition_rules(&chain, &addrs);
+            let rules = iptables::partition_rules(&chain, &addrs);
             match restore(h, &rules) {
                 Ok(()) => Ok(()),
                 Err(_) => remove_chain(h, &chain, "INPUT").and_then(|()| restore(h, &rules)),
@@ -345,10 +346,7 @@ impl RemoteNet {
     /// Nodes that hold this run's partition chain.
     pub fn partitioned_members(&self) -> Result<Vec<String>> {
         let chain = self.recorded()?.chain();
-        let found = self.each(|_, h| {
-            let rules = h.check(&["iptables", "-w", "-S"])?;
-            Ok(rules.lines().any(|l| l == format!("-N {chain}")))
-        });
+        let found = self.each(|_, h| iptables::has_chain(h, &chain));
         let mut out = Vec::new();
         for (i, has) in found.into_iter().enumerate() {
             if has? {
@@ -429,12 +427,7 @@ impl RemoteNet {
             };
             remove_chain(h, &loss_chain, "INPUT")?;
             if let Some(p) = plan.loss_rule {
-                restore(
-                    h,
-                    &format!(
-                        "*filter\n-N {loss_chain}\n-A {loss_chain} -m statistic --mode random --probability {p} -j DROP\n-I INPUT 1 -j {loss_chain}\nCOMMIT\n"
-                    ),
-                )?;
+                restore(h, &iptables::loss_rules(&loss_chain, p))?;
             }
             if let (Some(args), Some(iface)) = (&plan.qdisc, iface) {
                 let mut all = vec!["tc", "qdisc", "replace", "dev", iface.as_str(), "root"];
@@ -683,10 +676,7 @@ impl RemoteNet {
                 .skip(usize::from(qdiscs_only))
                 .map(|(c, k)| (c.as_str(), *k))
                 .collect();
-            let rules = h.check(&["iptables", "-w", "-S"])?;
-            if let Some(fix) = sweep_rules(&rules, &wanted) {
-                restore(h, &fix)?;
-            }
+            iptables::sweep(h, &wanted)?;
             if let Some(iface) = faults.qdiscs.get(n) {
                 let shown = h.check(&["tc", "qdisc", "show", "dev", iface, "root"])?;
                 if shown.contains("netem") || shown.contains("tbf") {
@@ -747,48 +737,6 @@ fn has_netem(h: &Host) -> Result<bool> {
          then tc qdisc del dev lo root; echo netem; else echo none; fi",
     )?;
     Ok(out.trim() == "netem")
-}
-
-fn partition_rules(chain: &str, addrs: &[&str]) -> String {
-    let mut s = format!("*filter\n-N {chain}\n");
-    for a in addrs {
-        s.push_str(&format!("-A {chain} -s {a}/32 -j DROP\n"));
-    }
-    s.push_str(&format!("-I INPUT 1 -j {chain}\nCOMMIT\n"));
-    s
-}
-
-/// The `iptables-restore` input that removes `chains` (and every jump to them from
-/// their hook) from rules listed by `iptables -S`; `None` when none is there.
-pub fn sweep_rules(listing: &str, chains: &[(&str, &str)]) -> Option<String> {
-    let mut fix = String::from("*filter\n");
-    let mut any = false;
-    for (chain, hook) in chains {
-        let jump = format!("-A {hook} -j {chain}");
-        for _ in listing.lines().filter(|l| *l == jump) {
-            fix.push_str(&format!("-D {hook} -j {chain}\n"));
-            any = true;
-        }
-        if listing.lines().any(|l| l == format!("-N {chain}")) {
-            fix.push_str(&format!("-F {chain}\n-X {chain}\n"));
-            any = true;
-        }
-    }
-    any.then(|| fix + "COMMIT\n")
-}
-
-fn restore(h: &Host, input: &str) -> Result<()> {
-    let out = h.run_with(&["iptables-restore", "-w", "--noflush"], Some(input))?;
-    h.ok("iptables-restore -w --noflush".into(), out)
-        .map(|_| ())
-}
-
-fn remove_chain(h: &Host, chain: &str, hook: &str) -> Result<()> {
-    let rules = h.check(&["iptables", "-w", "-S"])?;
-    match sweep_rules(&rules, &[(chain, hook)]) {
-        Some(fix) => restore(h, &fix),
-        None => Ok(()),
-    }
 }
 
 /// A shell script that moves the host's clock by `offset_ms`, to the nanosecond of
@@ -902,27 +850,6 @@ mod tests {
         assert!(date_shift_script(1500).contains("(1500) * 1000000"));
         assert!(NTP_STEP_SCRIPT.contains("chronyc -a makestep"));
         assert!(NTP_STEP_SCRIPT.contains("timedatectl set-ntp true"));
-    }
-
-    #[test]
-    fn a_sweep_removes_only_the_named_chains() {
-        let listing = "-P INPUT ACCEPT\n-N other\n-N splitbrain-ab12cd34\n-A INPUT -j splitbrain-ab12cd34\n-A INPUT -j other\n-A splitbrain-ab12cd34 -s 10.77.1.2/32 -j DROP\n";
-        let fix = sweep_rules(
-            listing,
-            &[
-                ("splitbrain-ab12cd34", "INPUT"),
-                ("splitbrain-ab12cd34-loss", "INPUT"),
-            ],
-        )
-        .unwrap();
-        assert_eq!(
-            fix,
-            "*filter\n-D INPUT -j splitbrain-ab12cd34\n-F splitbrain-ab12cd34\n-X splitbrain-ab12cd34\nCOMMIT\n"
-        );
-        assert_eq!(
-            sweep_rules("-P INPUT ACCEPT\n-N other\n", &[("splitbrain-x", "INPUT")]),
-            None
-        );
     }
 
     #[test]

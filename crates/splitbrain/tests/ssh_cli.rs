@@ -4,7 +4,7 @@
 //! iproute2, iptables and OpenSSH (`sudo scripts/setup`); without them a test prints
 //! `SKIPPED: ...` and passes, except under `CI=true`, where that is a failure.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -404,18 +404,47 @@ fn cluster_down_stops_every_sshd_and_session() {
     let Some(_lab) = lab() else { return };
     let lab = SshLab::up();
     let dir = lab.dir.clone();
-    // A session in progress when the lab goes down.
-    lab.rules_over_ssh("n1");
+    let ssh = dir.join("ssh");
+    // A session in progress when the lab goes down: `sleep` in n1's namespace.
+    let mut session = Command::new("ssh")
+        .args(["-o", "BatchMode=yes"])
+        .arg("-o")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            ssh.join("known_hosts").display()
+        ))
+        .arg("-i")
+        .arg(ssh.join("id_ed25519"))
+        .arg(format!("root@{}", lab.addr("n1")))
+        .args(["sleep", "3600"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The remote command itself (not the ssh client naming it).
+    let sleeping = || {
+        live_processes_naming("sleep 3600")
+            .iter()
+            .any(|c| c.starts_with("sleep 3600"))
+    };
+    wait_for("the session's sleep", Duration::from_secs(10), sleeping);
     let sshd_config = dir.join("n1").join("sshd_config");
     assert_eq!(
         live_processes_naming(&sshd_config.display().to_string()).len(),
         1
     );
     drop(lab);
+    // The session was ended from the server side, and nothing of the lab runs.
+    wait_for(
+        "the ssh client to see its session end",
+        Duration::from_secs(10),
+        || session.try_wait().unwrap().is_some(),
+    );
+    assert!(!sleeping());
     assert!(
         live_processes_naming(&format!("{}/", dir.display())).is_empty(),
         "{:?}",
         live_processes_naming(&format!("{}/", dir.display()))
     );
-    let _ = Path::new("/");
 }

@@ -115,6 +115,20 @@ impl RemoteNet {
     /// Connects to every node (SSH master connections in the state directory). Any
     /// node that cannot be reached is an error, before anything was changed.
     pub fn open(file: NodesFile) -> Result<RemoteNet> {
+        let (net, mut unreachable) = RemoteNet::open_lenient(file)?;
+        if unreachable.is_empty() {
+            return Ok(net);
+        }
+        net.close();
+        Err(unreachable.remove(0))
+    }
+
+    /// As [`RemoteNet::open`], but a node that cannot be reached is returned as an
+    /// error beside the net instead of failing it: for a heal, which should undo
+    /// what it can on the nodes it reaches (and keep the state file for the rest).
+    /// A node whose address fails the route check is still an error: nothing is
+    /// ever sent there.
+    pub fn open_lenient(file: NodesFile) -> Result<(RemoteNet, Vec<Error>)> {
         let dir = &file.state_dir;
         std::fs::create_dir_all(dir).map_err(|e| Error::State(dir.clone(), e.to_string()))?;
         let mut hosts = Vec::new();
@@ -150,12 +164,12 @@ impl RemoteNet {
                 state: Mutex::new(()),
             }),
         };
-        let connected = net.each(|_, h| h.connect());
-        if let Err(e) = first_error(connected) {
-            net.close();
-            return Err(e);
-        }
-        Ok(net)
+        let unreachable = net
+            .each(|_, h| h.connect())
+            .into_iter()
+            .filter_map(|r| r.err())
+            .collect();
+        Ok((net, unreachable))
     }
 
     pub fn nodes_file(&self) -> &NodesFile {

@@ -30,7 +30,16 @@ pub fn execute(file: &Path, cmd: NemesisCmd) -> anyhow::Result<u8> {
     }
     let nodes = NodesFile::load(file)?;
     // Every node is connected first: an unreachable one stops us before any change.
-    let net = RemoteNet::open(nodes)?;
+    // A heal undoes what it can on the nodes it reaches, and keeps the state file.
+    let net = if let NemesisCmd::Heal(_) = cmd {
+        let (net, unreachable) = RemoteNet::open_lenient(nodes)?;
+        for e in &unreachable {
+            eprintln!("warning: {e}; healing the other nodes");
+        }
+        net
+    } else {
+        RemoteNet::open(nodes)?
+    };
     let heal_hint = format!(
         "heal with: splitbrain nemesis --nodes {} heal",
         file.display()

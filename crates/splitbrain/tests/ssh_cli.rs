@@ -281,6 +281,35 @@ fn an_unreachable_node_is_named_before_any_fault() {
     no_chain_anywhere(&lab);
     assert!(!lab.dir.join("bad.nemesis").join("remote.json").exists());
 
+    // A heal undoes what it can where it can: with n2 unreachable, n1 and n3 lose
+    // their rules, and the state file stays for a heal once n2 is back.
+    lab.nemesis_ok(&["partition", "isolate", "n2"]);
+    let same_state = lab.dir.join("bad-same-state.toml");
+    std::fs::write(
+        &same_state,
+        format!(
+            "state_dir = \"nodes.nemesis\"\n{}",
+            std::fs::read_to_string(&bad).unwrap()
+        ),
+    )
+    .unwrap();
+    let out = splitbrain()
+        .args(["nemesis", "--nodes"])
+        .arg(&same_state)
+        .arg("heal")
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("node n2"), "{err}");
+    for n in ["n1", "n3"] {
+        assert!(!lab.rules_over_ssh(n).contains("splitbrain"), "{n} healed");
+    }
+    assert!(lab.rules_over_ssh("n2").contains("splitbrain"));
+    assert!(lab.dir.join("nodes.nemesis").join("remote.json").exists());
+    lab.nemesis_ok(&["heal"]);
+    no_chain_anywhere(&lab);
+
     // A host name is refused: only addresses whose route can be checked are used.
     let named = lab.dir.join("named.toml");
     std::fs::write(

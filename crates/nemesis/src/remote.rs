@@ -636,6 +636,13 @@ impl RemoteNet {
         Ok(())
     }
 
+    /// Puts back the clocks of `nodes` that a clock fault moved (others are left
+    /// alone); returns notes for the user.
+    pub fn clock_reset(&self, nodes: &[String]) -> Result<Vec<String>> {
+        self.check_nodes(nodes.iter().map(String::as_str))?;
+        self.undo_clocks(&nodes.iter().cloned().collect())
+    }
+
     /// Puts back the clocks of `names` as recorded; returns notes for the user.
     fn undo_clocks(&self, names: &BTreeSet<String>) -> Result<Vec<String>> {
         let recorded = self.recorded()?;

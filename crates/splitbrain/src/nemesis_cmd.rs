@@ -18,7 +18,7 @@ nemesis/nodes.example.toml); `splitbrain cluster up --sshd` writes one for the l
 Examples:
   splitbrain nemesis partition isolate leader
   splitbrain nemesis --nodes nodes.toml kill minority
-  splitbrain nemesis --nodes nodes.toml clock --offset -30000 n2
+  splitbrain nemesis --nodes nodes.toml clock bump -30s n2
   splitbrain nemesis --nodes nodes.toml heal")]
 pub struct NemesisArgs {
     /// Act on the remote nodes listed in this nodes file (TOML), over SSH, instead
@@ -44,8 +44,8 @@ pub enum NemesisCmd {
     Kill(Targets),
     /// SIGSTOP members (NODE, `leader`, `minority` or `majority`) until `heal`.
     Pause(Targets),
-    /// Move nodes' clocks by an offset until `heal` (remote nodes, `--nodes`: the
-    /// nodes file says how, with `date` or commands of its own).
+    /// Move nodes' clocks (`bump DELTA`) until `clock reset` or `heal` (remote nodes,
+    /// `--nodes`: the nodes file says how, with `date` or commands of its own).
     Clock(ClockArgs),
     /// Undo every fault: remove our partition rules from every member, restart
     /// stopped members, resume paused ones. Idempotent; works after the harness that
@@ -79,13 +79,54 @@ pub struct Targets {
 
 #[derive(Args)]
 pub struct ClockArgs {
-    /// Milliseconds to move the clocks by (negative: back).
-    #[arg(long, value_name = "MS", allow_hyphen_values = true)]
-    pub(crate) offset: i64,
-    /// A node name, or `leader`, `minority` or `majority` [default: every node].
-    pub(crate) target: Option<String>,
+    #[command(subcommand)]
+    pub(crate) change: ClockCmd,
     #[command(flatten)]
     dir: Dir,
+}
+
+/// What to do to the clocks. NODE: a node name, or `leader`, `minority` or
+/// `majority` (default: every node).
+#[derive(Subcommand)]
+pub(crate) enum ClockCmd {
+    /// Jump the clock by DELTA from where it is: `-30s`, `+1h`, `250ms`, `1d`.
+    Bump {
+        #[arg(allow_hyphen_values = true, value_parser = parse_delta_ms)]
+        delta: i64,
+        #[arg(value_name = "NODE")]
+        members: Vec<String>,
+    },
+    /// Put the clock back (as the nodes file says: the inverse offset and NTP for
+    /// `date`, the `reset` command otherwise).
+    Reset {
+        #[arg(value_name = "NODE")]
+        members: Vec<String>,
+    },
+}
+
+/// `-30s`, `+1h`, `250ms`, `1d` -> milliseconds.
+pub(crate) fn parse_delta_ms(s: &str) -> Result<i64, String> {
+    let (sign, rest) = match s.strip_prefix('-') {
+        Some(r) => (-1, r),
+        None => (1, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let split = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("`{s}`: give a unit: ms, s, m, h or d (e.g. -30s)"))?;
+    let (n, unit) = rest.split_at(split);
+    let n: i64 = n
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a number and a unit, e.g. -30s"))?;
+    let ms = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        u => return Err(format!("`{s}`: unknown unit `{u}` (ms, s, m, h, d)")),
+    };
+    n.checked_mul(ms * sign)
+        .ok_or_else(|| format!("`{s}`: too large"))
 }
 
 #[derive(Args)]
@@ -358,4 +399,18 @@ fn process_fault(kind: ProcessKind, t: Targets) -> anyhow::Result<u8> {
         t.dir.dir.display()
     );
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clock_deltas_take_a_sign_and_a_unit() {
+        use super::parse_delta_ms as p;
+        assert_eq!(p("-30s"), Ok(-30_000));
+        assert_eq!(p("+1h"), Ok(3_600_000));
+        assert_eq!(p("250ms"), Ok(250));
+        assert_eq!(p("1d"), Ok(86_400_000));
+        assert!(p("30").unwrap_err().contains("give a unit"));
+        assert!(p("3w").unwrap_err().contains("unknown unit"));
+    }
 }

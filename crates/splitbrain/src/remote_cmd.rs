@@ -1,7 +1,9 @@
 //! `splitbrain nemesis --nodes FILE ...`: faults by hand on remote nodes over SSH, and
 //! the heal that undoes them (also after a harness was killed mid-fault).
 
-use crate::nemesis_cmd::{ClockArgs, NemesisCmd, PacketArgs, PartitionArgs, Shape, Targets};
+use crate::nemesis_cmd::{
+    ClockArgs, ClockCmd, NemesisCmd, PacketArgs, PartitionArgs, Shape, Targets,
+};
 use crate::remote_nemesis::{describe, targets};
 use anyhow::Context as _;
 use splitbrain_nemesis::grudge::Grudge;
@@ -77,19 +79,33 @@ pub fn execute(file: &Path, cmd: NemesisCmd) -> anyhow::Result<u8> {
         NemesisCmd::Packet(a) => packet(&net, a, &heal_hint)?,
         NemesisCmd::Kill(t) => process(&net, ProcessKind::Kill, t, &mut rng, &heal_hint)?,
         NemesisCmd::Pause(t) => process(&net, ProcessKind::Pause, t, &mut rng, &heal_hint)?,
-        NemesisCmd::Clock(ClockArgs { offset, target, .. }) => {
-            let chosen = match target {
-                Some(t) => targets(&net, &t, &mut rng)?,
-                None => net.nodes(),
-            };
+        NemesisCmd::Clock(ClockArgs { change, .. }) => {
+            let pick =
+                |members: Vec<String>, rng: &mut rand::rngs::ThreadRng| match members.as_slice() {
+                    [] => Ok(net.nodes()),
+                    [one] => targets(&net, one, rng),
+                    _ => Ok(members),
+                };
             let start = Instant::now();
-            net.clock_fault(&chosen, offset)?.keep();
-            out!(
-                "clocks of {} moved by {offset} ms ({})",
-                chosen.join(", "),
-                ms(start)
-            );
-            out!("{heal_hint}");
+            match change {
+                ClockCmd::Bump { delta, members } => {
+                    let chosen = pick(members, &mut rng)?;
+                    net.clock_fault(&chosen, delta)?.keep();
+                    out!(
+                        "clocks of {} moved by {delta} ms over SSH ({})",
+                        chosen.join(", "),
+                        ms(start)
+                    );
+                    out!("{heal_hint}");
+                }
+                ClockCmd::Reset { members } => {
+                    let chosen = pick(members, &mut rng)?;
+                    for n in net.clock_reset(&chosen)? {
+                        out!("{n}");
+                    }
+                    out!("clocks of {} put back ({})", chosen.join(", "), ms(start));
+                }
+            }
             0
         }
         NemesisCmd::Heal(_) => {

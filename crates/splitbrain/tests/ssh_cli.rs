@@ -211,11 +211,15 @@ fn partitions_process_and_clock_faults_go_through_ssh_and_heal() {
     // Clocks: the lab's nodes file uses the command strategy (an offset file), never
     // `date`, which would set this machine's clock.
     let offset = lab.dir.join("n3").join("clock-offset-ms");
-    lab.nemesis_ok(&["clock", "--offset", "-30000", "n3"]);
+    lab.nemesis_ok(&["clock", "bump", "-30s", "n3"]);
     assert_eq!(std::fs::read_to_string(&offset).unwrap().trim(), "-30000");
     assert!(lab
         .nemesis_ok(&["status"])
         .contains("clock of n3: moved by -30000 ms"));
+    lab.nemesis_ok(&["clock", "reset", "n3"]);
+    assert_eq!(std::fs::read_to_string(&offset).unwrap().trim(), "0");
+    lab.nemesis_ok(&["clock", "bump", "+2h", "n3"]);
+    assert_eq!(std::fs::read_to_string(&offset).unwrap().trim(), "7200000");
     lab.nemesis_ok(&["heal"]);
     assert_eq!(std::fs::read_to_string(&offset).unwrap().trim(), "0");
 
@@ -237,7 +241,7 @@ fn partitions_process_and_clock_faults_go_through_ssh_and_heal() {
     let out = splitbrain()
         .args(["nemesis", "--nodes"])
         .arg(&date)
-        .args(["clock", "--offset", "5000"])
+        .args(["clock", "bump", "5s"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

@@ -654,6 +654,9 @@ impl RemoteNet {
             };
             match &n.clock {
                 ClockStrategy::Date => {
+                    // Checked again: the nodes file may have changed since the bump,
+                    // and this machine's clock is never set, not even to heal.
+                    self.refuse_own_clock(i)?;
                     if rec.applied {
                         h.check_shell(&date_shift_script(-rec.offset_ms))?;
                     }

@@ -285,6 +285,22 @@ fn an_unreachable_node_is_named_before_any_fault() {
     no_chain_anywhere(&lab);
     assert!(!lab.dir.join("bad.nemesis").join("remote.json").exists());
 
+    // `splitbrain test` stops there too, before any op or fault (exit 254).
+    let store = tempfile::tempdir().unwrap();
+    let out = splitbrain()
+        .arg("test")
+        .arg("--nodes")
+        .arg(&bad)
+        .args(["--nemesis", "kill", "--time-limit", "5", "--store"])
+        .arg(store.path())
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(254), "{err}");
+    assert!(err.contains("node n2 (root@"), "{err}");
+    assert!(!store.path().join("latest").join("history.jsonl").exists());
+    assert!(lab.all_running(), "{:?}", lab.processes());
+
     // A heal undoes what it can where it can: with n2 unreachable, n1 and n3 lose
     // their rules, and the state file stays for a heal once n2 is back.
     lab.nemesis_ok(&["partition", "isolate", "n2"]);

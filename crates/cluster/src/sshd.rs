@@ -284,6 +284,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn descendants_are_found_through_every_generation() {
+        // sh -> sh -> sleep: the grandchild is what an SSH session's command is.
+        let mut child = std::process::Command::new("sh")
+            // `; true` keeps the inner shell from exec'ing sleep in its place.
+            .args(["-c", "sh -c 'sleep 30; true' & wait"])
+            .spawn()
+            .unwrap();
+        let root = i32::try_from(child.id()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let found = loop {
+            let found = descendants(root);
+            if found.len() >= 2 || Instant::now() > deadline {
+                break found;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        for p in &found {
+            let _ = sys::signal(*p, Signal::SIGKILL);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(!found.contains(&root));
+    }
+
+    #[test]
     fn the_listener_title_counts_as_the_recorded_command_line() {
         let argv: Vec<String> = ["/usr/sbin/sshd", "-D", "-e", "-f", "/tmp/x/n1/sshd_config"]
             .map(String::from)

@@ -87,6 +87,9 @@ pub fn describe(how: &[NodeMechanisms]) -> String {
 
 pub struct RemoteNemesis {
     net: RemoteNet,
+    /// The nodes run etcd: their leader can be asked (through etcdctl), and a
+    /// leader again after a heal is the sign of a working cluster.
+    etcd: bool,
     kinds: Vec<String>,
     rng: StdRng,
     active: Option<RemoteFault>,
@@ -94,7 +97,12 @@ pub struct RemoteNemesis {
 
 impl RemoteNemesis {
     /// Checks the fault names; the nodes are connected already (`net`).
-    pub fn new(net: RemoteNet, kinds: &[String], seed: u64) -> anyhow::Result<RemoteNemesis> {
+    pub fn new(
+        net: RemoteNet,
+        kinds: &[String],
+        seed: u64,
+        etcd: bool,
+    ) -> anyhow::Result<RemoteNemesis> {
         for k in kinds {
             if !KINDS.contains(&k.as_str()) {
                 anyhow::bail!("unknown fault `{k}` (available: {})", KINDS.join(", "));
@@ -102,16 +110,21 @@ impl RemoteNemesis {
         }
         Ok(RemoteNemesis {
             net,
+            etcd,
             kinds: kinds.to_vec(),
             rng: StdRng::seed_from_u64(seed),
             active: None,
         })
     }
 
+    fn leader(&self) -> Option<String> {
+        self.etcd.then(|| self.net.leader()).flatten()
+    }
+
     /// The leader half of the time (when there is one), else a random minority.
     fn victims(&mut self) -> Vec<String> {
         if self.rng.random_bool(0.5) {
-            if let Some(l) = self.net.leader() {
+            if let Some(l) = self.leader() {
                 return vec![l];
             }
         }
@@ -120,7 +133,7 @@ impl RemoteNemesis {
 
     fn grudge(&mut self) -> (&'static str, Grudge) {
         let nodes = self.net.nodes();
-        let leader = self.net.leader();
+        let leader = self.leader();
         let mut shapes = vec!["isolate", "halves"];
         if leader.is_some() {
             shapes.push("isolate-leader");
@@ -240,9 +253,9 @@ impl Nemesis for RemoteNemesis {
         let swept = self.net.heal().map(|_| ());
         active.map_err(|e| e.to_string())?;
         swept.map_err(|e| e.to_string())?;
-        // The nodes are not a lab this process knows: a leader again is the sign of
-        // a working cluster (when the nodes have client URLs to ask).
-        if self.net.nodes_file().client_urls().is_ok() {
+        // The nodes are not a lab this process knows: for etcd, a leader again is
+        // the sign of a working cluster (the final reads tell for other stores).
+        if self.etcd {
             let deadline = Instant::now() + Duration::from_secs(60);
             while self.net.leader().is_none() {
                 if Instant::now() > deadline {

@@ -443,6 +443,7 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
 
     // `--nodes nodes.toml`: remote nodes over SSH; the workload uses their client URLs.
     let remote = crate::remote_nemesis::nodes_file_arg(args.nodes.as_deref())?;
+    let by_nodes_file = remote.is_some();
     if let Some(file) = &remote {
         plan.config.nodes = file.client_urls()?;
     }
@@ -482,7 +483,11 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64);
             let net = splitbrain_nemesis::remote::RemoteNet::open(file)?;
-            let nemesis = crate::remote_nemesis::RemoteNemesis::new(net, kinds, seed)?;
+            let etcd = args
+                .client
+                .as_deref()
+                .is_some_and(|c| c.starts_with("etcd"));
+            let nemesis = crate::remote_nemesis::RemoteNemesis::new(net, kinds, seed, etcd)?;
             log.say(&format!(
                 "nemesis over SSH: {} every {:.0}s for {:.0}s",
                 kinds.join(", "),
@@ -552,7 +557,10 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
             .with_context(|| format!("refusing to send to {node}"))?;
     }
     let mut effective = plan.args.clone();
-    effective.nodes = Some(plan.config.nodes.clone());
+    // A nodes file stays what was given: it says how the nodes were reached.
+    if !by_nodes_file {
+        effective.nodes = Some(plan.config.nodes.clone());
+    }
     std::fs::write(
         dir.join("config.toml"),
         toml::to_string(&effective).context("cannot write the configuration as TOML")?,

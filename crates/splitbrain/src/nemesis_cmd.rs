@@ -1,5 +1,6 @@
 //! `splitbrain nemesis ...`: faults by hand on a local cluster, and the heal that
-//! undoes them (also after a harness was killed mid-fault).
+//! undoes them (also after a harness was killed mid-fault). With `--nodes FILE` the
+//! same commands act on remote nodes over SSH (`remote_cmd.rs`).
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};

@@ -50,6 +50,7 @@ Examples:
   splitbrain test
   splitbrain test --workload register --keys 20 --concurrency 16 --time-limit 60
   splitbrain test --nodes http://127.0.0.1:2379 --read-mode serializable
+  splitbrain test --nodes nodes.toml --nemesis partition,kill,pause,clock
   splitbrain test --config workloads/etcd-v3-cas-register.toml")]
 pub struct TestArgs {
     /// Node base URLs, comma separated, or a nodes file (remote nodes over SSH, for

@@ -143,6 +143,10 @@ pub(crate) fn prepare(dir: &Path, nodes: &[Node]) -> Result<()> {
         }
         // StrictModes off: the keys live under a run directory such as /tmp, whose
         // modes sshd would refuse; this sshd listens only on the lab's own address.
+        // SHLVL=1: every command runs through root's login shell, and bash sources
+        // ~/.bashrc for a command from sshd unless it is nested; a slow .bashrc
+        // (pyenv on this project's machines: about 300 ms) would otherwise be paid
+        // by every fault command, which a lean remote host does not pay.
         let config = format!(
             "# written by splitbrain for lab member {name}: reachable only inside the lab\n\
              ListenAddress {addr}:{SSH_PORT}\n\
@@ -158,6 +162,7 @@ pub(crate) fn prepare(dir: &Path, nodes: &[Node]) -> Result<()> {
              PrintMotd no\n\
              MaxSessions 64\n\
              MaxStartups 64\n\
+             SetEnv SHLVL=1\n\
              LogLevel INFO\n",
             name = n.name,
             addr = n.addr,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn lab() -> Option<MutexGuard<'static, ()>> {
-    splitbrain_cluster::lab_available_for_tests(&["sshd", "ssh", "ssh-keygen", "iptables"])
+    splitbrain_cluster::lab_available_for_tests(&["sshd", "ssh", "ssh-keygen", "iptables", "curl"])
         .then(|| ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
@@ -88,9 +88,14 @@ impl SshLab {
 
     /// `iptables -S` on `node`, asked over SSH with the lab's key.
     fn rules_over_ssh(&self, node: &str) -> String {
+        ok(&mut self.ssh(node, &["iptables", "-w", "-S"]))
+    }
+
+    /// `argv` on `node`, over SSH with the lab's key.
+    fn ssh(&self, node: &str, argv: &[&str]) -> Command {
         let ssh = self.dir.join("ssh");
-        ok(Command::new("ssh")
-            .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+        let mut cmd = Command::new("ssh");
+        cmd.args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
             .arg("-o")
             .arg(format!(
                 "UserKnownHostsFile={}",
@@ -99,8 +104,19 @@ impl SshLab {
             .arg("-i")
             .arg(ssh.join("id_ed25519"))
             .arg(format!("root@{}", self.addr(node)))
-            .args(["iptables", "-w", "-S"])
-            .stdin(Stdio::null()))
+            .args(argv)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Whether `from` gets an answer from `to`'s etcd (a request inside the lab).
+    fn reaches(&self, from: &str, to: &str) -> bool {
+        let url = format!("http://{}:2379/version", self.addr(to));
+        self.ssh(from, &["curl", "-sf", "--max-time", "1", &url])
+            .output()
+            .unwrap()
+            .status
+            .success()
     }
 
     fn processes(&self) -> Vec<String> {
@@ -187,9 +203,15 @@ fn partitions_process_and_clock_faults_go_through_ssh_and_heal() {
             .flatten()
             .is_some_and(|l| l.as_str() != old)
     });
+    let peer = ["n1", "n2", "n3"].into_iter().find(|n| *n != old).unwrap();
+    assert!(
+        !lab.reaches(&old, peer),
+        "the isolated {old} still reaches {peer}"
+    );
     let healed = lab.nemesis_ok(&["heal"]);
     assert!(healed.contains("healed over SSH"), "{healed}");
     no_chain_anywhere(&lab);
+    assert!(lab.reaches(&old, peer), "{old} reaches {peer} again");
 
     // Kill and restart, pause and resume, through the nodes file's commands over SSH.
     lab.nemesis_ok(&["kill", "n1"]);

@@ -56,10 +56,15 @@ pub fn partition_rules(chain: &str, addrs: &[impl Display]) -> String {
     s
 }
 
-/// A chain dropping incoming packets at random with probability `p`.
-pub fn loss_rules(chain: &str, p: f64) -> String {
+/// A chain dropping incoming packets at random with probability `p`, except TCP to
+/// `spare_port` (a remote node's sshd: the nemesis's own channel, which must stay
+/// reliable enough to heal).
+pub fn loss_rules(chain: &str, p: f64, spare_port: Option<u16>) -> String {
+    let spare = spare_port
+        .map(|port| format!("-A {chain} -p tcp --dport {port} -j RETURN\n"))
+        .unwrap_or_default();
     format!(
-        "*filter\n-N {chain}\n-A {chain} -m statistic --mode random --probability {p} -j DROP\n-I INPUT 1 -j {chain}\nCOMMIT\n"
+        "*filter\n-N {chain}\n{spare}-A {chain} -m statistic --mode random --probability {p} -j DROP\n-I INPUT 1 -j {chain}\nCOMMIT\n"
     )
 }
 
@@ -123,6 +128,15 @@ mod tests {
             sweep_rules("-P INPUT ACCEPT\n-N other\n", &[("splitbrain-x", "INPUT")]),
             None
         );
+    }
+
+    #[test]
+    fn loss_spares_the_ssh_port() {
+        let r = loss_rules("splitbrain-x-loss", 0.2, Some(22));
+        let spare = r.find("--dport 22 -j RETURN").unwrap();
+        let drop = r.find("--probability 0.2 -j DROP").unwrap();
+        assert!(spare < drop, "{r}");
+        assert!(!loss_rules("l", 0.2, None).contains("RETURN"));
     }
 
     #[test]

@@ -441,7 +441,8 @@ impl RemoteNet {
             };
             remove_chain(h, &loss_chain, "INPUT")?;
             if let Some(p) = plan.loss_rule {
-                restore(h, &iptables::loss_rules(&loss_chain, p))?;
+                let port = self.spec(i).port;
+                restore(h, &iptables::loss_rules(&loss_chain, p, Some(port)))?;
             }
             if let (Some(args), Some(iface)) = (&plan.qdisc, iface) {
                 let mut all = vec!["tc", "qdisc", "replace", "dev", iface.as_str(), "root"];

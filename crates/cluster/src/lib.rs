@@ -54,4 +54,5 @@ pub use error::{Error, Result};
 pub use net::{ensure_lab_route, ensure_lab_url};
 pub use registry::{registered, REGISTRY};
 pub use state::{Node, NodeName, STATE_FILE};
+pub use sys::{require_program, require_root};
 pub use topology::{CLIENT_PORT, MAX_NODES, PEER_PORT};

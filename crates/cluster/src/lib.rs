@@ -57,4 +57,5 @@ pub use net::{ensure_lab_route, ensure_lab_url};
 pub use registry::{registered, REGISTRY};
 pub use sshd::{SshAccess, SSH_PORT};
 pub use state::{Node, NodeName, STATE_FILE};
+pub use sys::{require_program, require_root};
 pub use topology::{CLIENT_PORT, MAX_NODES, PEER_PORT};

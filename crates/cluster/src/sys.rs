@@ -80,11 +80,13 @@ pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
         })
 }
 
-pub(crate) fn require_program(program: &'static str, package: &'static str) -> Result<PathBuf> {
+/// The path of `program`, or an error naming the Debian `package` that installs it.
+pub fn require_program(program: &'static str, package: &'static str) -> Result<PathBuf> {
     find_program(program).ok_or(Error::MissingProgram { program, package })
 }
 
-pub(crate) fn require_root(action: &'static str) -> Result<()> {
+/// An error saying `action` needs root, unless this process is root.
+pub fn require_root(action: &'static str) -> Result<()> {
     if nix::unistd::geteuid().is_root() {
         Ok(())
     } else {

@@ -185,6 +185,7 @@ impl LabNet {
     /// Kills (SIGKILL) or pauses (SIGSTOP) `nodes`. The guard restarts or resumes
     /// them when dropped.
     pub fn process_fault(&self, kind: ProcessKind, nodes: &[String]) -> Result<ProcessFault> {
+        splitbrain_cluster::require_root("nemesis kill|pause")?;
         self.check_nodes(nodes.iter().map(|n| n.as_str()))?;
         let mut faults = self.recorded()?;
         match kind {
@@ -212,6 +213,7 @@ impl LabNet {
     /// when dropped (or call [`Partition::heal`] to see errors, or
     /// [`Partition::keep`] to leave it for `splitbrain nemesis heal`).
     pub fn partition(&self, grudge: &Grudge) -> Result<Partition> {
+        require_iptables("nemesis partition")?;
         self.check_nodes(grudge.nodes())?;
         // Write-ahead: the state file names the partition before any rule exists.
         let mut faults = self.recorded()?;
@@ -248,6 +250,7 @@ impl LabNet {
     /// from every member, restarts stopped members and resumes paused ones; then
     /// removes the state file. Idempotent.
     pub fn heal(&self) -> Result<()> {
+        splitbrain_cluster::require_root("nemesis heal")?;
         self.heal_rules()?;
         self.stop_delayers()?;
         self.heal_processes()?;
@@ -299,6 +302,7 @@ impl LabNet {
     /// has it, otherwise iptables `statistic` for loss and `tbf` for bandwidth. The
     /// guard undoes it on drop; [`PacketFault::mechanisms`] says what was used.
     pub fn packet_fault(&self, nodes: &[String], spec: &PacketSpec) -> Result<PacketFault> {
+        require_iptables("nemesis packet")?;
         self.check_nodes(nodes.iter().map(|n| n.as_str()))?;
         let targets: BTreeSet<String> = if nodes.is_empty() {
             self.nodes().into_iter().collect()
@@ -544,6 +548,16 @@ fn first_error(results: Vec<Result<()>>) -> Result<()> {
 
 fn add_rules(addrs: &[Ipv4Addr]) -> String {
     iptables::partition_rules(CHAIN, addrs)
+}
+
+/// Root and iptables, checked before a fault touches anything (the state file
+/// included), so that a missing piece is named rather than met half-way.
+fn require_iptables(action: &'static str) -> Result<()> {
+    splitbrain_cluster::require_root(action)?;
+    for program in ["iptables", "iptables-restore"] {
+        splitbrain_cluster::require_program(program, "iptables")?;
+    }
+    Ok(())
 }
 
 /// One atomic change of `m`'s rules (`iptables-restore -w --noflush` in its namespace).

@@ -297,6 +297,34 @@ fn errors_name_the_cause_and_the_fix() {
     // A stale state file: its cluster is gone.
     let _down = Down(dir.to_owned());
     ok(&["up", "--nodes", "1"], dir);
+
+    // iptables missing, or not root: a fault says so before it touches anything.
+    let err = fails(
+        splitbrain()
+            .env("PATH", "/usr/bin:/bin")
+            .args(["nemesis", "partition", "isolate", "n1", "--dir"])
+            .arg(dir),
+    );
+    assert!(err.contains("`iptables` not found on PATH"), "{err}");
+    assert!(err.contains("apt-get install iptables"), "{err}");
+    for fault in [
+        &["partition", "isolate", "n1"][..],
+        &["kill", "n1"],
+        &["heal"],
+    ] {
+        let err = fails(
+            Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(env!("CARGO_BIN_EXE_splitbrain"))
+                .arg("nemesis")
+                .args(fault)
+                .arg("--dir")
+                .arg(dir),
+        );
+        assert!(err.contains("needs root"), "{fault:?}: {err}");
+    }
+    assert!(!dir.join("nemesis.json").exists(), "nothing was recorded");
+
     let saved = std::fs::read(dir.join("cluster.json")).unwrap();
     ok(&["down"], dir);
     std::fs::write(dir.join("cluster.json"), saved).unwrap();

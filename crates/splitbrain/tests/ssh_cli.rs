@@ -273,6 +273,36 @@ fn partitions_process_and_clock_faults_go_through_ssh_and_heal() {
         text(&out.stderr)
     );
 
+    // What a node cannot do is refused before anything changes, naming the node: no
+    // process commands, no kill; no netem, no delay (the lab's kernel has none).
+    let bare = lab.dir.join("bare.toml");
+    let without_process: Vec<&str> = text_file
+        .lines()
+        .filter(|l| !l.starts_with("process"))
+        .collect();
+    std::fs::write(&bare, without_process.join("\n")).unwrap();
+    let out = splitbrain()
+        .args(["nemesis", "--nodes"])
+        .arg(&bare)
+        .args(["kill", "n2"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("unsupported on node n2"), "{err}");
+    assert!(lab.all_running(), "{:?}", lab.processes());
+    let out = lab.nemesis(&["packet", "--delay", "50"]);
+    if out.status.success() {
+        lab.nemesis_ok(&["heal"]); // this kernel has netem
+    } else {
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("on node n") && err.contains("needs tc netem"),
+            "{err}"
+        );
+    }
+    no_chain_anywhere(&lab);
+
     // Nothing of ours is left: no state, no SSH master.
     assert!(!lab.dir.join("nodes.nemesis").join("remote.json").exists());
     assert!(live_processes_naming("nodes.nemesis/ssh-").is_empty());

@@ -974,6 +974,7 @@ pub fn down_all() -> Result<Vec<(PathBuf, Result<bool>)>> {
 fn etcdctl() -> Result<Etcdctl> {
     Ok(Etcdctl {
         program: sys::require_program("etcdctl", "etcd-client")?,
+        allow_remote: false,
     })
 }
 

@@ -67,6 +67,10 @@ pub enum Error {
         route: String,
     },
 
+    /// A target off this machine, which the user did not allow.
+    #[error("refusing to send to {target}: it is not on this machine (neither loopback nor a splitbrain lab address); to test a cluster on other machines, say so with --allow-remote")]
+    RemoteNotAllowed { target: String },
+
     /// A node name that is not in this cluster.
     #[error("no node {node} in this cluster (nodes: {known})")]
     UnknownNode { node: String, known: String },

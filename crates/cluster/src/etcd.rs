@@ -8,7 +8,7 @@ use std::process::Command;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::net::ensure_lab_url;
+use crate::net::ensure_target_url;
 use crate::state::Node;
 use crate::sys;
 
@@ -118,12 +118,15 @@ struct RawMember {
 /// `etcdctl`, v3 API, with short timeouts so a paused member costs seconds, not minutes.
 pub(crate) struct Etcdctl {
     pub program: PathBuf,
+    /// Endpoints may be on other machines (the user said `--allow-remote`); lab
+    /// addresses are route-checked either way.
+    pub allow_remote: bool,
 }
 
 impl Etcdctl {
     fn command(&self, endpoints: &[&str], args: &[&str]) -> Result<Command> {
         for e in endpoints {
-            ensure_lab_url(e)?;
+            ensure_target_url(e, self.allow_remote)?;
         }
         let mut cmd = Command::new(&self.program);
         sys::without_proxies(&mut cmd)
@@ -224,9 +227,13 @@ pub(crate) fn parse_members(json: &str) -> std::result::Result<Vec<(u64, String)
 /// the leader, as the members that answer say: the highest term wins. `None` while
 /// there is none, or when no member answers. For nodes that are not a local lab
 /// (remote nodes over SSH), whose leader only their client URLs can tell.
-pub fn leader_endpoint(endpoints: &[&str]) -> Result<Option<String>> {
+///
+/// `allow_remote`: endpoints may be on other machines (see
+/// [`ensure_target`](crate::ensure_target)).
+pub fn leader_endpoint(endpoints: &[&str], allow_remote: bool) -> Result<Option<String>> {
     let etcdctl = Etcdctl {
         program: sys::require_program("etcdctl", "etcd-client")?,
+        allow_remote,
     };
     let reports = match etcdctl.status(endpoints) {
         Ok(r) => r,

@@ -53,7 +53,7 @@ pub use cluster::{
 };
 pub use error::{Error, Result};
 pub use etcd::leader_endpoint;
-pub use net::{ensure_lab_route, ensure_lab_url};
+pub use net::{ensure_lab_route, ensure_lab_url, ensure_target, ensure_target_url};
 pub use registry::{registered, REGISTRY};
 pub use sshd::{SshAccess, SSH_PORT};
 pub use state::{Node, NodeName, STATE_FILE};

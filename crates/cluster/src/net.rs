@@ -50,6 +50,42 @@ pub fn ensure_lab_route(addr: IpAddr) -> Result<()> {
     }
 }
 
+/// The check for a target the user named (a node's URL host, an SSH host): lab
+/// addresses must pass [`ensure_lab_route`] always; loopback is fine; anything else
+/// (another machine's address, a host name) only when `allow_remote` says the user
+/// means to test a cluster of their own on other machines (`--allow-remote`).
+pub fn ensure_target(host: &str, allow_remote: bool) -> Result<()> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        Ok(addr) if addr.is_loopback() => Ok(()),
+        Ok(IpAddr::V4(v4)) if Lab::of_addr(v4).is_some() => ensure_lab_route(IpAddr::V4(v4)),
+        _ if allow_remote => Ok(()),
+        _ => Err(Error::RemoteNotAllowed {
+            target: host.to_owned(),
+        }),
+    }
+}
+
+/// [`ensure_target`] for the host of a URL such as `http://db1.example:2379`.
+pub fn ensure_target_url(url: &str, allow_remote: bool) -> Result<()> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if authority.starts_with('[') {
+        authority.split_once(']').map_or(authority, |(h, _)| h)
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    if host.is_empty() {
+        return Err(Error::UnsafeRoute {
+            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            reason: format!("cannot find a host in the URL `{url}`"),
+            route: "not looked up".into(),
+        });
+    }
+    ensure_target(host, allow_remote)
+}
+
 /// [`ensure_lab_route`] for the host of a URL such as `http://10.77.1.2:2379`.
 pub fn ensure_lab_url(url: &str) -> Result<()> {
     let host = url_host(url).ok_or_else(|| Error::UnsafeRoute {
@@ -281,6 +317,26 @@ mod tests {
         let local = "local 10.77.3.254 dev lo src 10.77.3.254 uid 0";
         assert!(check_route(LAB, local).is_err());
         assert!(check_route(LAB, "").is_err());
+    }
+
+    #[test]
+    fn other_machines_only_when_the_user_allows_them() {
+        for url in [
+            "http://192.168.1.10:2379",
+            "https://db1.example:2379/v3",
+            "http://[2001:db8::1]:2379",
+            "root@10.0.0.5",
+        ] {
+            let err = ensure_target_url(url, false).unwrap_err().to_string();
+            assert!(err.contains("--allow-remote"), "{url}: {err}");
+            assert!(ensure_target_url(url, true).is_ok(), "{url}");
+        }
+        assert!(ensure_target_url("http://127.0.0.1:2379", false).is_ok());
+        assert!(ensure_target("::1", false).is_ok());
+        // A lab address always needs its lab's route, allowed or not: no lab 250
+        // exists here, so it would leave the machine.
+        assert!(ensure_target("10.77.250.1", true).is_err());
+        assert!(ensure_target_url("http://:2379", true).is_err());
     }
 
     #[test]

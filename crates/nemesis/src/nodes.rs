@@ -122,6 +122,10 @@ pub struct NodesFile {
     /// (default: `NAME.nemesis/` beside the file `NAME.toml`).
     pub state_dir: PathBuf,
     pub nodes: Vec<NodeSpec>,
+    /// The nodes may be other machines than this one (host names, addresses
+    /// outside the lab): only when the user said so (`--allow-remote`). Lab
+    /// addresses are route-checked either way. Not read from the file.
+    pub allow_remote: bool,
 }
 
 impl NodesFile {
@@ -234,6 +238,7 @@ impl NodesFile {
             path: path.to_path_buf(),
             state_dir,
             nodes,
+            allow_remote: false,
         })
     }
 

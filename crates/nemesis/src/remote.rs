@@ -133,7 +133,7 @@ impl RemoteNet {
         std::fs::create_dir_all(dir).map_err(|e| Error::State(dir.clone(), e.to_string()))?;
         let mut hosts = Vec::new();
         for n in &file.nodes {
-            check_address(n)?;
+            check_address(n, file.allow_remote)?;
             let control_path = dir.join(format!("ssh-{}", n.name));
             // A unix socket's path has room for 107 bytes.
             if control_path.as_os_str().len() > 100 {
@@ -301,7 +301,8 @@ impl RemoteNet {
         if urls.is_empty() {
             return None;
         }
-        let leader = splitbrain_cluster::leader_endpoint(&urls).ok()??;
+        let leader =
+            splitbrain_cluster::leader_endpoint(&urls, self.inner.file.allow_remote).ok()??;
         self.inner
             .file
             .nodes
@@ -737,16 +738,10 @@ fn first_error<T>(results: Vec<Result<T>>) -> Result<Vec<T>> {
 }
 
 /// A node's address must be one this machine may send to: loopback or a lab address
-/// whose route stays on the machine (the project's rule for every request).
-fn check_address(n: &NodeSpec) -> Result<()> {
-    let addr: IpAddr = n.host.parse().map_err(|_| Error::Unreachable {
-        node: n.name.clone(),
-        addr: format!("{}@{}:{}", n.user, n.host, n.port),
-        message: "not an IP address; splitbrain connects only to addresses it can check \
-                  (loopback, or a lab subnet whose route stays on this machine)"
-            .into(),
-    })?;
-    splitbrain_cluster::ensure_lab_route(addr).map_err(|e| Error::Unreachable {
+/// whose route stays on the machine, or, when the user allowed other machines
+/// (`--allow-remote`), any host but a lab address off its lab's route.
+fn check_address(n: &NodeSpec, allow_remote: bool) -> Result<()> {
+    splitbrain_cluster::ensure_target(&n.host, allow_remote).map_err(|e| Error::Unreachable {
         node: n.name.clone(),
         addr: format!("{}@{}:{}", n.user, n.host, n.port),
         message: e.to_string(),

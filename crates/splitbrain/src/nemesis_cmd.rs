@@ -26,6 +26,10 @@ pub struct NemesisArgs {
     /// of the local cluster.
     #[arg(long, value_name = "FILE", global = true)]
     pub nodes: Option<PathBuf>,
+    /// With --nodes: the nodes may be other machines (host names, addresses outside
+    /// the local lab). Without it only loopback and lab addresses are reached.
+    #[arg(long, global = true, requires = "nodes")]
+    pub allow_remote: bool,
     #[command(subcommand)]
     pub cmd: NemesisCmd,
 }
@@ -194,7 +198,7 @@ macro_rules! out {
 
 pub fn run(args: NemesisArgs) -> u8 {
     let result = match args.nodes {
-        Some(file) => crate::remote_cmd::execute(&file, args.cmd),
+        Some(file) => crate::remote_cmd::execute(&file, args.cmd, args.allow_remote),
         None => execute(args.cmd),
     };
     match result {

@@ -26,11 +26,12 @@ fn ms(start: Instant) -> String {
     format!("{:.1} ms", start.elapsed().as_secs_f64() * 1e3)
 }
 
-pub fn execute(file: &Path, cmd: NemesisCmd) -> anyhow::Result<u8> {
+pub fn execute(file: &Path, cmd: NemesisCmd, allow_remote: bool) -> anyhow::Result<u8> {
     if let NemesisCmd::Delayer { .. } = cmd {
         anyhow::bail!("the delayer runs on the local lab only");
     }
-    let nodes = NodesFile::load(file)?;
+    let mut nodes = NodesFile::load(file)?;
+    nodes.allow_remote = allow_remote;
     // Every node is connected first: an unreachable one stops us before any change.
     // A heal undoes what it can on the nodes it reaches, and keeps the state file.
     let net = if let NemesisCmd::Heal(_) = cmd {

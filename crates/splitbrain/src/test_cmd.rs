@@ -124,6 +124,14 @@ pub struct TestArgs {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_final_reads: bool,
 
+    /// Let --nodes name other machines (host names, addresses outside the local lab):
+    /// your own test cluster, which splitbrain will load and, with --nemesis, fault.
+    /// Without it only loopback and the local lab are reached, so a typo cannot send
+    /// a workload or a partition to a machine you did not mean.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_remote: bool,
+
     /// Faults to inject while the workload runs, comma separated: partition, packet,
     /// kill, pause (and clock, on remote nodes given by a nodes file). Each fault is an op of the
     /// `nemesis` process in the history; all heal before the final reads.
@@ -173,6 +181,7 @@ impl TestArgs {
             consistency: self.consistency.or(file.consistency),
             timeout: self.timeout.or(file.timeout),
             no_final_reads: self.no_final_reads || file.no_final_reads,
+            allow_remote: self.allow_remote || file.allow_remote,
             nemesis: self.nemesis.or(file.nemesis),
             nemesis_interval: self.nemesis_interval.or(file.nemesis_interval),
             nemesis_duration: self.nemesis_duration.or(file.nemesis_duration),
@@ -443,7 +452,10 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
     let stop = harness.stop().clone();
 
     // `--nodes nodes.toml`: remote nodes over SSH; the workload uses their client URLs.
-    let remote = crate::remote_nemesis::nodes_file_arg(args.nodes.as_deref())?;
+    let mut remote = crate::remote_nemesis::nodes_file_arg(args.nodes.as_deref())?;
+    if let Some(file) = &mut remote {
+        file.allow_remote = args.allow_remote;
+    }
     let by_nodes_file = remote.is_some();
     if let Some(file) = &remote {
         plan.config.nodes = file.client_urls()?;
@@ -554,8 +566,8 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
         _ => remote_nemesis,
     };
     for node in &plan.config.nodes {
-        splitbrain_cluster::ensure_lab_url(node)
-            .with_context(|| format!("refusing to send to {node}"))?;
+        splitbrain_cluster::ensure_target_url(node, args.allow_remote)
+            .with_context(|| format!("--nodes {node}"))?;
     }
     let mut effective = plan.args.clone();
     // A nodes file stays what was given: it says how the nodes were reached.

@@ -213,6 +213,35 @@ fn a_node_that_is_down_gives_fail_and_a_valid_verdict() {
 }
 
 #[test]
+fn other_machines_are_reached_only_with_allow_remote() {
+    // 192.0.2.0/24 is for documentation: nothing is ever sent there, and without
+    // --allow-remote nothing is even tried.
+    for node in ["http://192.0.2.7:2379", "http://db1.example:2379"] {
+        let store = tempfile::tempdir().unwrap();
+        let out = splitbrain()
+            .args(["--nodes", node, "--ops", "5", "--store"])
+            .arg(store.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(254), "{}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(err.contains("say so with --allow-remote"), "{err}");
+    }
+    // A host name that is this machine: allowed, it runs (against a closed port).
+    let port = closed_port().rsplit(':').next().unwrap().to_owned();
+    let store = tempfile::tempdir().unwrap();
+    let out = splitbrain()
+        .args(["--nodes", &format!("http://localhost:{port}")])
+        .args(["--allow-remote", "--ops", "5", "--store"])
+        .arg(store.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let config = std::fs::read_to_string(latest(store.path()).join("config.toml")).unwrap();
+    assert!(config.contains("allow-remote = true"), "{config}");
+}
+
+#[test]
 fn the_shipped_workloads_parse_and_flags_win_over_them() {
     let mut files: Vec<PathBuf> = std::fs::read_dir(workloads())
         .unwrap()

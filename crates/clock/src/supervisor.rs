@@ -413,12 +413,13 @@ mod imp {
                 return 1;
             }
         }
-        // SAFETY: an ioctl on our listener; unknown flags are refused, harmlessly.
+        // SAFETY: an ioctl on our listener (the flags are the argument itself);
+        // before Linux 6.6 it is refused, harmlessly.
         unsafe {
             libc::ioctl(
                 listener,
                 libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
-                &SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+                SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
             );
         }
         serve(listener, pidfd, OffsetFile::new(offset_file))

@@ -9,6 +9,8 @@
 //!   loss with iptables in chains of ours inside each member's network namespace,
 //!   bandwidth limits with `tbf` (or everything with netem where the kernel has
 //!   it, see [`packet`]), and killed or paused members.
+//! - [`clock`]: a member's wall clock bumped, skewed, strobed or reset through its
+//!   clock supervisor's offset file (the host clock is never touched).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), splitbrain_nemesis::Error> {
@@ -20,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod clock;
 pub mod delayer;
 pub mod grudge;
 pub mod lab;
@@ -47,4 +50,8 @@ pub enum Error {
     Unsupported(String),
     #[error("nemesis state file {0}: {1}")]
     State(PathBuf, String),
+    #[error("the cluster in {0} runs without clock control: start it with `splitbrain cluster up --clock`")]
+    NoClockControl(PathBuf),
+    #[error("clock fault: {0}")]
+    Clock(String),
 }

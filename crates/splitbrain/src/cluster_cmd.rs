@@ -94,6 +94,10 @@ pub struct UpArgs {
     /// (repeatable).
     #[arg(long = "etcd-arg", value_name = "FLAG", allow_hyphen_values = true)]
     etcd_args: Vec<String>,
+    /// Run every member under a clock supervisor, so that `splitbrain nemesis clock`
+    /// can fault its wall clock (the host clock is never touched). x86-64 only.
+    #[arg(long)]
+    clock: bool,
 }
 
 /// Runs one `cluster` subcommand and returns the process exit code.
@@ -187,6 +191,9 @@ fn up(args: UpArgs) -> anyhow::Result<u8> {
     config.pre_vote = !args.no_pre_vote;
     config.health_timeout = Duration::from_secs(args.timeout);
     config.extra_etcd_args = args.etcd_args;
+    if args.clock {
+        config.clock_supervisor = Some(crate::nemesis_cmd::clock_supervisor_command()?);
+    }
     let started = Instant::now();
     let cluster = Cluster::up(config)?;
     let took = started.elapsed();
@@ -208,6 +215,9 @@ fn up(args: UpArgs) -> anyhow::Result<u8> {
         cluster.state_file().display(),
         cluster.dir().display()
     );
+    if cluster.has_clock_control() {
+        out!("clock control: splitbrain nemesis clock bump|skew|strobe|reset{dir_flag}");
+    }
     out!("stop it with: splitbrain cluster down{dir_flag}");
     Ok(0)
 }

@@ -25,11 +25,17 @@ pub enum NemesisCmd {
     Kill(Targets),
     /// SIGSTOP members (NODE, `leader`, `minority` or `majority`) until `heal`.
     Pause(Targets),
+    /// Fault members' wall clocks (bump, skew, strobe, reset) through their clock
+    /// supervisors; the host clock is never touched and monotonic time stays real.
+    /// Needs a cluster started with `splitbrain cluster up --clock`. Stays until
+    /// `heal` (or `clock reset`).
+    Clock(ClockArgs),
     /// Undo every fault: remove our partition rules from every member, restart
-    /// stopped members, resume paused ones. Idempotent; works after the harness that
-    /// made the faults was killed.
+    /// stopped members, resume paused ones, set every clock back to real time.
+    /// Idempotent; works after the harness that made the faults was killed.
     Heal(Dir),
-    /// Show the recorded partition and which members have rules of ours.
+    /// Show the recorded faults, which members have rules of ours, and each
+    /// member's clock.
     Status(Dir),
     /// Internal: the user-space packet delayer that `packet --delay` runs inside a
     /// member's namespace on kernels without netem.
@@ -38,6 +44,67 @@ pub enum NemesisCmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Internal: `clock-supervisor --offset-file FILE -- PROGRAM ARGS...` runs
+    /// PROGRAM with its wall clock faked as FILE says (what `cluster up --clock`
+    /// starts each member under).
+    #[command(hide = true)]
+    ClockSupervisor {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
+}
+
+#[derive(Args)]
+pub struct ClockArgs {
+    #[command(subcommand)]
+    change: ClockCmd,
+    #[command(flatten)]
+    dir: Dir,
+}
+
+/// What to do to the clocks. NODES: member names (default: every member).
+#[derive(Subcommand)]
+enum ClockCmd {
+    /// Jump the clock by DELTA from wherever it is now: `1d`, `-1h`, `+30s`, `250ms`.
+    Bump {
+        #[arg(allow_hyphen_values = true, value_parser = parse_delta)]
+        delta: i64,
+        nodes: Vec<String>,
+    },
+    /// Run the clock at RATE from now on: a factor (`2x`, `0.5x`) or parts per
+    /// million (`+500ppm`, `-200ppm`).
+    Skew {
+        #[arg(allow_hyphen_values = true, value_parser = parse_rate)]
+        rate: f64,
+        nodes: Vec<String>,
+    },
+    /// Flip the clock between +DELTA and where it is now, every PERIOD.
+    Strobe {
+        /// How far each flip jumps, e.g. `5s` or `-200ms`.
+        #[arg(long, allow_hyphen_values = true, value_parser = parse_delta)]
+        delta: i64,
+        /// Time between flips, e.g. `100ms`.
+        #[arg(long, value_parser = parse_period)]
+        period: i64,
+        nodes: Vec<String>,
+    },
+    /// Set the clock back to real time.
+    Reset { nodes: Vec<String> },
+}
+
+fn parse_delta(s: &str) -> Result<i64, String> {
+    splitbrain_clock::parse_duration(s)
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    splitbrain_clock::parse_rate(s)
+}
+
+fn parse_period(s: &str) -> Result<i64, String> {
+    match splitbrain_clock::parse_duration(s)? {
+        p if p >= 1_000_000 => Ok(p),
+        _ => Err(format!("`{s}`: the period must be at least 1ms")),
+    }
 }
 
 #[derive(Args)]
@@ -166,6 +233,43 @@ fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
+        NemesisCmd::ClockSupervisor { args } => {
+            Ok(u8::try_from(splitbrain_clock::supervisor::main(&args)).unwrap_or(1))
+        }
+        NemesisCmd::Clock(ClockArgs { change, dir }) => {
+            use splitbrain_nemesis::clock::ClockChange;
+            let (change, nodes) = match change {
+                ClockCmd::Bump { delta, nodes } => (ClockChange::Bump { delta_ns: delta }, nodes),
+                ClockCmd::Skew { rate, nodes } => (ClockChange::Skew { rate }, nodes),
+                ClockCmd::Strobe {
+                    delta,
+                    period,
+                    nodes,
+                } => (
+                    ClockChange::Strobe {
+                        delta_ns: delta,
+                        period_ns: period,
+                    },
+                    nodes,
+                ),
+                ClockCmd::Reset { nodes } => (ClockChange::Reset, nodes),
+            };
+            let net = LabNet::load(&dir.dir)?;
+            net.clock_fault(&nodes, change)?.keep();
+            let now = splitbrain_clock::fake::real_now_ns();
+            for (node, clock) in net.clocks()? {
+                if nodes.is_empty() || nodes.contains(&node) {
+                    out!("{node}: {}", clock.describe(now));
+                }
+            }
+            if change != ClockChange::Reset {
+                out!(
+                    "heal with: splitbrain nemesis heal --dir {}",
+                    dir.dir.display()
+                );
+            }
+            Ok(0)
+        }
         NemesisCmd::Delayer { args } => {
             Ok(u8::try_from(splitbrain_nemesis::delayer::main(&args)).unwrap_or(1))
         }
@@ -215,8 +319,13 @@ fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
             let start = Instant::now();
             net.heal()?;
             out!(
-                "healed ({:.1} ms): no partition or packet rules remain, every member runs",
-                start.elapsed().as_secs_f64() * 1e3
+                "healed ({:.1} ms): no partition or packet rules remain, every member runs{}",
+                start.elapsed().as_secs_f64() * 1e3,
+                if net.has_clock_control() {
+                    ", every clock reads real time"
+                } else {
+                    ""
+                }
             );
             Ok(0)
         }
@@ -247,6 +356,17 @@ fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
             } else {
                 out!("members with partition rules: {}", members.join(", "));
             }
+            if net.has_clock_control() {
+                let now = splitbrain_clock::fake::real_now_ns();
+                let clocks: Vec<String> = net
+                    .clocks()?
+                    .iter()
+                    .map(|(n, c)| format!("{n} {}", c.describe(now)))
+                    .collect();
+                out!("clocks: {}", clocks.join("; "));
+            } else {
+                out!("clocks: no clock control (`splitbrain cluster up --clock` gives it)");
+            }
             Ok(0)
         }
     }
@@ -259,6 +379,18 @@ pub fn delayer_command() -> anyhow::Result<Vec<String>> {
         exe.to_string_lossy().into_owned(),
         "nemesis".into(),
         "delayer".into(),
+    ])
+}
+
+/// How this binary runs its own clock supervisor: `splitbrain nemesis
+/// clock-supervisor` (the cluster appends `--offset-file FILE -- etcd ...`).
+pub fn clock_supervisor_command() -> anyhow::Result<Vec<String>> {
+    let exe = std::env::current_exe()
+        .context("cannot find this program's path for the clock supervisor")?;
+    Ok(vec![
+        exe.to_string_lossy().into_owned(),
+        "nemesis".into(),
+        "clock-supervisor".into(),
     ])
 }
 

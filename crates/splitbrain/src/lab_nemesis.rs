@@ -54,6 +54,9 @@ pub struct LabNemesis {
     net: LabNet,
     dir: PathBuf,
     kinds: Vec<FaultKind>,
+    /// The kinds still to come in this round, in random order: every kind asked
+    /// for runs once per round, so even a short run sees each of them.
+    round: Vec<FaultKind>,
     rng: StdRng,
     active: Option<Active>,
 }
@@ -70,6 +73,7 @@ impl LabNemesis {
             net: LabNet::of(cluster).with_delayer(delayer),
             dir: cluster.dir().to_path_buf(),
             kinds,
+            round: Vec::new(),
             rng: StdRng::seed_from_u64(seed),
             active: None,
         }
@@ -123,6 +127,15 @@ impl LabNemesis {
         (shape, grudge)
     }
 
+    fn next_kind(&mut self) -> Option<FaultKind> {
+        if self.round.is_empty() {
+            use rand::seq::SliceRandom;
+            self.round = self.kinds.clone();
+            self.round.shuffle(&mut self.rng);
+        }
+        self.round.pop()
+    }
+
     /// A random clock change, Jepsen-sized: bumps of up to ±5 min, strobes of up to
     /// ±30 s every 10 to 500 ms, skews from 0.2x to 5x.
     fn clock_change(&mut self) -> ClockChange {
@@ -159,10 +172,7 @@ impl Nemesis for LabNemesis {
         if let Some(active) = self.active.take() {
             heal(active)?;
         }
-        let kind = *self
-            .kinds
-            .choose(&mut self.rng)
-            .ok_or("no faults to choose from")?;
+        let kind = self.next_kind().ok_or("no faults to choose from")?;
         match kind {
             FaultKind::Partition => {
                 let (shape, grudge) = self.grudge();

@@ -94,7 +94,6 @@ fn parse_probe(line: &str) -> Probe {
         .find("PROBE ")
         .unwrap_or_else(|| panic!("not a probe line: {line}"));
     let v: Vec<i64> = line[at + "PROBE ".len()..]
-        .trim()
         .split_whitespace()
         .take(8)
         .map(|x| x.parse().unwrap())

@@ -67,15 +67,19 @@ pub struct ClockArgs {
 enum ClockCmd {
     /// Jump the clock by DELTA from wherever it is now: `1d`, `-1h`, `+30s`, `250ms`.
     Bump {
+        /// How far: `1d`, `-1h`, `+30s`, `250ms` (units d, h, m, s, ms, us, ns).
         #[arg(allow_hyphen_values = true, value_parser = parse_delta)]
         delta: i64,
+        /// Members to change, e.g. `n1 n3` (default: every member).
         nodes: Vec<String>,
     },
     /// Run the clock at RATE from now on: a factor (`2x`, `0.5x`) or parts per
     /// million (`+500ppm`, `-200ppm`).
     Skew {
+        /// Fake seconds per real second: `2x`, `0.5x`, `+500ppm`, `-200ppm`.
         #[arg(allow_hyphen_values = true, value_parser = parse_rate)]
         rate: f64,
+        /// Members to change, e.g. `n1 n3` (default: every member).
         nodes: Vec<String>,
     },
     /// Flip the clock between +DELTA and where it is now, every PERIOD.
@@ -86,10 +90,14 @@ enum ClockCmd {
         /// Time between flips, e.g. `100ms`.
         #[arg(long, value_parser = parse_period)]
         period: i64,
+        /// Members to change, e.g. `n1 n3` (default: every member).
         nodes: Vec<String>,
     },
     /// Set the clock back to real time.
-    Reset { nodes: Vec<String> },
+    Reset {
+        /// Members to reset (default: every member).
+        nodes: Vec<String>,
+    },
 }
 
 fn parse_delta(s: &str) -> Result<i64, String> {

@@ -19,12 +19,20 @@
 //! clock read is a real system call the filter sees. It detaches, then answers each
 //! notified call with real time plus the offset file's offset, written into the
 //! target with process_vm_writev after checking that the notification is still
-//! valid (the thread may have been killed and its memory reused). It exits when the
-//! target exits (pidfd, or the listener hanging up), and PR_SET_PDEATHSIG kills it
-//! should it miss that.
+//! valid (the thread may have been killed and its memory reused). One thread
+//! answers, blocked in SECCOMP_IOCTL_NOTIF_RECV; the main thread waits on the
+//! target's pidfd and ends the handler when the target exits, and PR_SET_PDEATHSIG
+//! kills it should that be missed.
 //!
-//! What is faked is what a process reads; what the kernel does with real time is
-//! not: `clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME)` and realtime timerfds still
+//! Each faked read costs a round trip to the handler (two context switches):
+//! etcd makes thousands a second under load, and serves about half as many
+//! requests under the supervisor (`scripts/bench-clock`). Hiding the vDSO alone,
+//! so that monotonic reads are system calls too, costs nothing measurable.
+//!
+//! Only the program started is faked: a program it execs keeps the filter but gets
+//! a vDSO again, so its reads are real (supervise the real binary, not a wrapper
+//! script such as a pyenv shim). What is faked is what a process reads; what the
+//! kernel does with real time is not: `clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME)` and realtime timerfds still
 //! follow the real clock (Go uses neither: its timers run on the monotonic clock).
 
 use std::ffi::OsString;
@@ -422,7 +430,7 @@ mod imp {
                 SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
             );
         }
-        serve(listener, pidfd, OffsetFile::new(offset_file))
+        serve(listener, pidfd, offset_file)
     }
 
     /// Waits for the target's exec stop, hides the vDSO in the new auxiliary vector,
@@ -555,44 +563,59 @@ mod imp {
         Err("no end to the auxiliary vector on the target's stack".into())
     }
 
-    /// Answers notifications until the target exits.
-    fn serve(listener: c_int, pidfd: c_int, mut offsets: OffsetFile) -> c_int {
-        let mut fds = [
-            libc::pollfd {
-                fd: listener,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: pidfd,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        loop {
-            // SAFETY: polls two descriptors we own.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-            if n < 0 {
-                if errno().raw_os_error() == Some(libc::EINTR) {
-                    continue;
-                }
-                eprintln!("splitbrain clock handler: poll: {}", errno());
+    /// Threads answering notifications, each blocked in SECCOMP_IOCTL_NOTIF_RECV
+    /// (no poll before each one). Two answered no faster than one on two cores.
+    const ANSWERING_THREADS: usize = 1;
+
+    /// Answers notifications until the target exits: the answering threads block
+    /// in RECV, and this thread waits on the target's pidfd, then ends the process.
+    fn serve(listener: c_int, pidfd: c_int, offset_file: &Path) -> c_int {
+        for _ in 0..ANSWERING_THREADS {
+            let mut offsets = OffsetFile::new(offset_file);
+            let spawned = std::thread::Builder::new()
+                .name("sb-clock-answer".into())
+                .stack_size(64 * 1024)
+                .spawn(move || loop {
+                    // SAFETY: the kernel fills a zeroed seccomp_notif, as it requires.
+                    let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+                    let r = unsafe {
+                        libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut notif)
+                    };
+                    if r == 0 {
+                        answer(listener, &notif, &mut offsets);
+                        continue;
+                    }
+                    match errno().raw_os_error() {
+                        // The caller was gone before we got to it; a signal.
+                        Some(libc::ENOENT | libc::EINTR) => {}
+                        _ => {
+                            eprintln!("splitbrain clock handler: receiving: {}", errno());
+                            // Without answers the target's clock reads would hang.
+                            // SAFETY: ends this process.
+                            unsafe { libc::_exit(1) };
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                eprintln!("splitbrain clock handler: cannot start a thread: {e}");
                 return 1;
             }
-            if fds[0].revents & libc::POLLIN != 0 {
-                // SAFETY: the kernel fills a zeroed seccomp_notif, as it requires.
-                let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
-                let r =
-                    unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut notif) };
-                if r == 0 {
-                    answer(listener, &notif, &mut offsets);
-                }
-                // ENOENT: the caller was gone before we got to it.
-                continue;
-            }
-            // The target exited (pidfd readable), or no task uses the filter any more.
-            if fds[1].revents != 0 || fds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+        }
+        let mut fds = [libc::pollfd {
+            fd: pidfd,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        loop {
+            // SAFETY: polls a descriptor we own.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, -1) };
+            if n > 0 {
+                // The target exited.
                 return 0;
+            }
+            if n < 0 && errno().raw_os_error() != Some(libc::EINTR) {
+                eprintln!("splitbrain clock handler: poll: {}", errno());
+                return 1;
             }
         }
     }

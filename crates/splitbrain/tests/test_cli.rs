@@ -432,7 +432,7 @@ fn etcd_v3_linearizable_reads_stay_linearizable_under_partitions_kills_pauses_an
             "--nemesis-duration",
             "2",
             "--time-limit",
-            "16",
+            "18",
             "--store",
         ])
         .arg(store.path())
@@ -444,7 +444,8 @@ fn etcd_v3_linearizable_reads_stay_linearizable_under_partitions_kills_pauses_an
     let run = latest(store.path());
     let h = complete_history(&run);
     let nemesis: Vec<&splitbrain_history::Op> = h.ops().iter().filter(|o| o.is_nemesis()).collect();
-    // Each round of faults runs every kind asked for once: 16 s holds a round.
+    // Each round of faults runs every kind asked for once: 18 s hold a round (the
+    // fourth fault starts after about 10 s) with room for slow heals.
     for kind in ["partition", "kill", "pause", "clock"] {
         let start = format!("start-{kind}");
         let stop = format!("stop-{kind}");

@@ -53,6 +53,12 @@ pub struct Config {
     /// (keys in `DIR/ssh`, see [`Cluster::ssh_access`]): remote nodes to test the SSH
     /// path of the nemesis against.
     pub sshd: bool,
+    /// Start every member under this clock supervisor (its program and leading
+    /// arguments, e.g. `splitbrain nemesis clock-supervisor`): member `nI` runs as
+    /// `SUPERVISOR... --offset-file DIR/nI/clock -- etcd ...`, keeps the
+    /// supervisor's pid, and its wall clock follows that offset file (see the
+    /// `splitbrain-clock` crate), which the nemesis writes. Restarts go through it too.
+    pub clock_supervisor: Option<Vec<String>>,
 }
 
 impl Default for Config {
@@ -66,6 +72,7 @@ impl Default for Config {
             health_timeout: Duration::from_secs(30),
             extra_etcd_args: Vec::new(),
             sshd: false,
+            clock_supervisor: None,
         }
     }
 }
@@ -293,6 +300,12 @@ impl Cluster {
         self.sshd.then(|| sshd::access(&self.dir))
     }
 
+    /// Whether members run under the clock supervisor, each with its offset file
+    /// ([`Node::clock_file`]).
+    pub fn has_clock_control(&self) -> bool {
+        !self.nodes.is_empty() && self.nodes.iter().all(|n| n.clock_file.is_some())
+    }
+
     /// Every member's client URL, in node order.
     pub fn endpoints(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.client_url.clone()).collect()
@@ -490,16 +503,48 @@ impl Cluster {
         state.nodes.iter().try_for_each(sshd::wait_listening)
     }
 
-    /// Starts a member and records its pid (the caller writes the state).
+    /// Starts a member and records its pid (the caller writes the state). Under a
+    /// clock supervisor, returns once the supervisor has become etcd (same pid), so
+    /// the pid's command line is the member's from then on.
     fn spawn(&self, rec: &mut NodeRecord) -> Result<()> {
-        let child = sys::spawn_in_netns(&rec.node.netns, &rec.argv, &rec.node.log_file)?;
+        let child = sys::spawn_in_netns(&rec.node.netns, &rec.launch_argv(), &rec.node.log_file)?;
         let pid = i32::try_from(child.id()).map_err(|_| {
             Error::InvalidConfig(format!("pid {} does not fit in an i32", child.id()))
         })?;
         rec.pid = Some(pid);
         self.children().insert(rec.node.name.clone(), child);
         tracing::debug!(node = %rec.node.name, pid, "started member");
+        if !rec.launcher.is_empty() {
+            self.wait_supervised_exec(rec, pid)?;
+        }
         Ok(())
+    }
+
+    /// Waits until the clock supervisor `pid` has exec'd etcd (its handler traces
+    /// it first, which takes a few milliseconds).
+    fn wait_supervised_exec(&self, rec: &NodeRecord, pid: i32) -> Result<()> {
+        let deadline = Instant::now() + PROCESS_TIMEOUT;
+        loop {
+            match sys::owner(pid, &rec.argv, rec.netns_inode) {
+                Owner::Ours => return Ok(()),
+                // It failed, and said why in the member's log. (In the middle of the
+                // exec the command line reads empty for a moment: not gone yet.)
+                Owner::Gone if matches!(sys::proc_state(pid), None | Some('Z' | 'X' | 'x')) => {
+                    return self.check_alive(rec)
+                }
+                Owner::Gone | Owner::Foreign(_) => {}
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Timeout {
+                    what: format!(
+                        "node {} (pid {pid}) starting etcd under the clock supervisor",
+                        rec.node.name
+                    ),
+                    after: PROCESS_TIMEOUT,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     // ---- processes ----
@@ -540,10 +585,15 @@ impl Cluster {
     /// Waits until `pid`, SIGKILLed, has finished dying, so that its ports are free for a
     /// restart.
     fn wait_gone(&self, rec: &NodeRecord, pid: i32) -> Result<()> {
+        self.wait_gone_as(rec, pid, &rec.argv)
+    }
+
+    /// [`Cluster::wait_gone`] for a process of ours running `argv`.
+    fn wait_gone_as(&self, rec: &NodeRecord, pid: i32, argv: &[String]) -> Result<()> {
         let deadline = Instant::now() + PROCESS_TIMEOUT;
         loop {
             self.reap(&rec.node.name);
-            if sys::has_exited(pid, &rec.argv, rec.netns_inode) {
+            if sys::has_exited(pid, argv, rec.netns_inode) {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -815,11 +865,22 @@ impl Cluster {
             let mut pids: Vec<i32> = rec.pid.into_iter().chain(inside.iter().copied()).collect();
             pids.sort_unstable();
             pids.dedup();
+            let launched = rec.launch_argv();
             for pid in pids {
-                match sys::owner(pid, &rec.argv, rec.netns_inode) {
+                // The member, or (under a clock supervisor) the supervisor before it
+                // exec'd etcd or its clock handler, whose command line is the
+                // supervisor's.
+                let (owner, argv) = match sys::owner(pid, &rec.argv, rec.netns_inode) {
+                    Owner::Foreign(_) if !rec.launcher.is_empty() => (
+                        sys::owner(pid, &launched, rec.netns_inode),
+                        launched.as_slice(),
+                    ),
+                    owner => (owner, rec.argv.as_slice()),
+                };
+                match owner {
                     Owner::Ours => {
                         let killed = sys::signal(pid, Signal::SIGKILL)
-                            .and_then(|()| self.wait_gone(rec, pid));
+                            .and_then(|()| self.wait_gone_as(rec, pid, argv));
                         if let Err(e) = killed {
                             left.push(e.to_string());
                         }
@@ -992,6 +1053,7 @@ fn plan(lab: Lab, dir: &Path, config: &Config, etcd: &Path, sshd: Option<&Path>)
                 peer_url: format!("http://{addr}:{PEER_PORT}"),
                 data_dir: dir.join(&name).join("data"),
                 log_file: dir.join(&name).join("etcd.log"),
+                clock_file: None,
                 name: NodeName(name),
             }
         })
@@ -1010,6 +1072,7 @@ fn plan(lab: Lab, dir: &Path, config: &Config, etcd: &Path, sshd: Option<&Path>)
         pre_vote: config.pre_vote,
         extra: &config.extra_etcd_args,
     };
+    let clock_file = |node: &Node| dir.join(node.name.as_str()).join("clock");
     State {
         version: VERSION,
         dir: dir.to_owned(),
@@ -1020,23 +1083,51 @@ fn plan(lab: Lab, dir: &Path, config: &Config, etcd: &Path, sshd: Option<&Path>)
         bridge_netns_inode: None,
         nodes: nodes
             .into_iter()
-            .map(|node| NodeRecord {
-                argv: etcd::member_argv(&node, &flags),
-                sshd: sshd.map(|program| sshd::SshdRecord {
-                    argv: sshd::argv(program, &node),
+            .map(|mut node| {
+                let launcher = match &config.clock_supervisor {
+                    Some(supervisor) => {
+                        let file = clock_file(&node);
+                        let mut l = supervisor.clone();
+                        l.extend([
+                            "--offset-file".to_owned(),
+                            file.display().to_string(),
+                            "--".to_owned(),
+                        ]);
+                        node.clock_file = Some(file);
+                        l
+                    }
+                    None => Vec::new(),
+                };
+                NodeRecord {
+                    argv: etcd::member_argv(&node, &flags),
+                    launcher,
+                    sshd: sshd.map(|program| sshd::SshdRecord {
+                        argv: sshd::argv(program, &node),
+                        pid: None,
+                    }),
+                    node,
+                    netns_inode: None,
                     pid: None,
-                }),
-                node,
-                netns_inode: None,
-                pid: None,
-                member_id: None,
+                    member_id: None,
+                }
             })
             .collect(),
     }
 }
 
-/// Empties a member's directory of a previous run's data and log.
+/// Empties a member's directory of a previous run's data, log and clock offset.
 fn fresh_member_dir(node: &Node) -> Result<()> {
+    if let Some(clock) = &node.clock_file {
+        match std::fs::remove_file(clock) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(
+                    format!("cannot remove old clock offset {}", clock.display()),
+                    e,
+                ))
+            }
+            _ => {}
+        }
+    }
     match std::fs::remove_dir_all(&node.data_dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(Error::io(

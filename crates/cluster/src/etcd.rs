@@ -336,6 +336,7 @@ mod tests {
             peer_url: "http://10.77.3.2:2380".into(),
             data_dir: "/run/x/n2/data".into(),
             log_file: "/run/x/n2/etcd.log".into(),
+            clock_file: None,
         };
         let flags = MemberFlags {
             etcd: Path::new("/usr/bin/etcd"),

@@ -84,6 +84,11 @@ pub struct Node {
     pub peer_url: String,
     pub data_dir: PathBuf,
     pub log_file: PathBuf,
+    /// The offset file of the member's clock supervisor, when the cluster was started
+    /// with one ([`Config::clock_supervisor`](crate::Config::clock_supervisor)):
+    /// writing it moves the member's wall clock. Missing means real time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_file: Option<PathBuf>,
 }
 
 /// A member as recorded: the node, and the proof of what is ours.
@@ -96,6 +101,12 @@ pub(crate) struct NodeRecord {
     /// The exact command line we start the member with; a pid is ours only if its
     /// `/proc/PID/cmdline` is this.
     pub argv: Vec<String>,
+    /// What runs the member when it is not started directly: the clock supervisor
+    /// and its arguments, ending in `--`. The process starts as `launcher ++ argv`
+    /// and becomes `argv` (same pid) once the supervisor execs etcd; its clock
+    /// handler keeps the `launcher ++ argv` command line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub launcher: Vec<String>,
     /// The running member's pid; `None` when it is killed or not started yet.
     pub pid: Option<i32>,
     /// etcd's member id, known once the cluster was healthy.
@@ -103,6 +114,13 @@ pub(crate) struct NodeRecord {
     /// The sshd in the member's namespace, when the lab has them (`Config::sshd`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sshd: Option<crate::sshd::SshdRecord>,
+}
+
+impl NodeRecord {
+    /// The command line the member is started with.
+    pub fn launch_argv(&self) -> Vec<String> {
+        self.launcher.iter().chain(&self.argv).cloned().collect()
+    }
 }
 
 /// Everything `down` needs, and `status`, `endpoints` and the node operations read.
@@ -252,9 +270,11 @@ mod tests {
                     peer_url: "http://10.77.3.1:2380".into(),
                     data_dir: dir.join("n1/data"),
                     log_file: dir.join("n1/etcd.log"),
+                    clock_file: None,
                 },
                 netns_inode: None,
                 argv: vec!["/usr/bin/etcd".into(), "--name".into(), "n1".into()],
+                launcher: Vec::new(),
                 pid: Some(1234),
                 // Above 2^53: JSON tools that read numbers as doubles would round it.
                 member_id: Some(u64::MAX - 1),

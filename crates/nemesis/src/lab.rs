@@ -24,7 +24,7 @@ use crate::packet::{self, Mechanism, PacketSpec};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use splitbrain_cluster::Cluster;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -41,12 +41,15 @@ pub const DELAY_CHAIN: &str = "splitbrain-delay";
 pub const STATE_FILE: &str = "nemesis.json";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Member {
-    name: String,
+pub(crate) struct Member {
+    pub(crate) name: String,
     netns: String,
     /// The member's link, inside its namespace.
     interface: String,
     addr: Ipv4Addr,
+    /// The member's clock offset file, when it runs under the clock supervisor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) clock_file: Option<PathBuf>,
 }
 
 impl Member {
@@ -59,8 +62,8 @@ impl Member {
 /// The network of a local lab, for faults.
 #[derive(Debug, Clone)]
 pub struct LabNet {
-    dir: PathBuf,
-    members: Vec<Member>,
+    pub(crate) dir: PathBuf,
+    pub(crate) members: Vec<Member>,
     /// The command that runs [`crate::delayer::run`] (the program and its leading
     /// arguments), for delay on kernels without netem.
     delayer: Option<Vec<String>>,
@@ -94,6 +97,10 @@ pub struct Faults {
     /// Delayer processes started for the packet fault.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub delayers: Vec<DelayerRecord>,
+    /// Members whose wall clock is faked, and how; a heal sets them back to real
+    /// time.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub clocks: BTreeMap<String, splitbrain_clock::FakeClock>,
 }
 
 impl Faults {
@@ -103,6 +110,7 @@ impl Faults {
             && self.paused.is_empty()
             && self.packet.is_none()
             && self.delayers.is_empty()
+            && self.clocks.is_empty()
     }
 }
 
@@ -127,6 +135,7 @@ impl LabNet {
                     netns: n.netns.clone(),
                     interface: n.interface.clone(),
                     addr: n.addr,
+                    clock_file: n.clock_file.clone(),
                 })
                 .collect(),
             delayer: None,
@@ -165,7 +174,7 @@ impl LabNet {
     }
 
     /// Writes the state file (before the faults it names exist: write-ahead).
-    fn record(&self, faults: &Faults) -> Result<()> {
+    pub(crate) fn record(&self, faults: &Faults) -> Result<()> {
         let text = serde_json::to_string_pretty(faults).unwrap_or_default();
         let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
         std::fs::write(&tmp, text + "\n")
@@ -173,7 +182,7 @@ impl LabNet {
             .map_err(|e| Error::State(self.state_file(), e.to_string()))
     }
 
-    fn check_nodes<'a>(&self, nodes: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    pub(crate) fn check_nodes<'a>(&self, nodes: impl IntoIterator<Item = &'a str>) -> Result<()> {
         for n in nodes {
             if !self.members.iter().any(|m| m.name == n) {
                 return Err(Error::UnknownNode(n.to_string(), self.nodes().join(", ")));
@@ -253,6 +262,7 @@ impl LabNet {
         splitbrain_cluster::require_root("nemesis heal")?;
         self.heal_rules()?;
         self.stop_delayers()?;
+        self.heal_clocks()?;
         self.heal_processes()?;
         self.forget()
     }
@@ -439,7 +449,7 @@ impl LabNet {
     }
 
     /// Removes one healed fault from the state file; the file goes when none is left.
-    fn forget_fault(&self, f: impl FnOnce(&mut Faults)) -> Result<()> {
+    pub(crate) fn forget_fault(&self, f: impl FnOnce(&mut Faults)) -> Result<()> {
         let mut faults = self.recorded()?;
         f(&mut faults);
         if faults.is_empty() {

@@ -9,6 +9,8 @@
 //!   loss with iptables in chains of ours inside each member's network namespace,
 //!   bandwidth limits with `tbf` (or everything with netem where the kernel has
 //!   it, see [`packet`]), and killed or paused members.
+//! - [`clock`]: a member's wall clock bumped, skewed, strobed or reset through its
+//!   clock supervisor's offset file (the host clock is never touched).
 //! - [`remote`]: the same faults, and clock faults, on remote nodes listed in a nodes
 //!   file ([`nodes`]), through a [`host::Host`] per node: commands over the system
 //!   `ssh` with one multiplexed connection per node.
@@ -23,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod clock;
 pub mod delayer;
 pub mod grudge;
 pub mod host;
@@ -69,4 +72,8 @@ pub enum Error {
     },
     #[error("nodes file {path}: {message}")]
     NodesFile { path: PathBuf, message: String },
+    #[error("the cluster in {0} runs without clock control: start it with `splitbrain cluster up --clock`")]
+    NoClockControl(PathBuf),
+    #[error("clock fault: {0}")]
+    Clock(String),
 }

@@ -99,6 +99,10 @@ pub struct UpArgs {
     /// `splitbrain nemesis --nodes` and `splitbrain test --nodes`.
     #[arg(long)]
     sshd: bool,
+    /// Run every member under a clock supervisor, so that `splitbrain nemesis clock`
+    /// can fault its wall clock (the host clock is never touched). x86-64 only.
+    #[arg(long)]
+    clock: bool,
 }
 
 /// Runs one `cluster` subcommand and returns the process exit code.
@@ -193,6 +197,9 @@ fn up(args: UpArgs) -> anyhow::Result<u8> {
     config.health_timeout = Duration::from_secs(args.timeout);
     config.extra_etcd_args = args.etcd_args;
     config.sshd = args.sshd;
+    if args.clock {
+        config.clock_supervisor = Some(crate::nemesis_cmd::clock_supervisor_command()?);
+    }
     let started = Instant::now();
     let cluster = Cluster::up(config)?;
     let took = started.elapsed();
@@ -220,6 +227,9 @@ fn up(args: UpArgs) -> anyhow::Result<u8> {
             "sshd in every member; nodes file for remote faults: {}",
             f.display()
         );
+    }
+    if cluster.has_clock_control() {
+        out!("clock control: splitbrain nemesis clock bump|skew|strobe|reset{dir_flag}");
     }
     out!("stop it with: splitbrain cluster down{dir_flag}");
     Ok(0)

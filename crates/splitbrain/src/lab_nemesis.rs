@@ -7,6 +7,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use splitbrain_cluster::Cluster;
 use splitbrain_control::nemesis::Nemesis;
+use splitbrain_nemesis::clock::{ClockChange, ClockFault};
 use splitbrain_nemesis::grudge::Grudge;
 use splitbrain_nemesis::lab::{LabNet, PacketFault, Partition, ProcessFault, ProcessKind};
 use splitbrain_nemesis::packet::PacketSpec;
@@ -21,6 +22,9 @@ pub enum FaultKind {
     Packet,
     Kill,
     Pause,
+    /// Members' wall clocks bumped, skewed or strobed (the lab must run under the
+    /// clock supervisor: `splitbrain test` starts it so when `clock` is asked).
+    Clock,
 }
 
 impl FromStr for FaultKind {
@@ -31,12 +35,9 @@ impl FromStr for FaultKind {
             "packet" => Ok(FaultKind::Packet),
             "kill" => Ok(FaultKind::Kill),
             "pause" => Ok(FaultKind::Pause),
-            "clock" => Err(
-                "the `clock` fault is not available yet (available: partition, packet, kill, pause)"
-                    .to_string(),
-            ),
+            "clock" => Ok(FaultKind::Clock),
             other => Err(format!(
-                "unknown fault `{other}` (available: partition, packet, kill, pause)"
+                "unknown fault `{other}` (available: partition, packet, kill, pause, clock)"
             )),
         }
     }
@@ -46,12 +47,16 @@ enum Active {
     Partition(Partition),
     Packet(PacketFault),
     Process(ProcessFault),
+    Clock(ClockFault),
 }
 
 pub struct LabNemesis {
     net: LabNet,
     dir: PathBuf,
     kinds: Vec<FaultKind>,
+    /// The kinds still to come in this round, in random order: every kind asked
+    /// for runs once per round, so even a short run sees each of them.
+    round: Vec<FaultKind>,
     rng: StdRng,
     active: Option<Active>,
 }
@@ -68,6 +73,7 @@ impl LabNemesis {
             net: LabNet::of(cluster).with_delayer(delayer),
             dir: cluster.dir().to_path_buf(),
             kinds,
+            round: Vec::new(),
             rng: StdRng::seed_from_u64(seed),
             active: None,
         }
@@ -120,6 +126,45 @@ impl LabNemesis {
         };
         (shape, grudge)
     }
+
+    fn next_kind(&mut self) -> Option<FaultKind> {
+        if self.round.is_empty() {
+            use rand::seq::SliceRandom;
+            self.round = self.kinds.clone();
+            self.round.shuffle(&mut self.rng);
+        }
+        self.round.pop()
+    }
+
+    /// A random clock change, Jepsen-sized: bumps of up to ±5 min, strobes of up to
+    /// ±30 s every 10 to 500 ms, skews from 0.2x to 5x.
+    fn clock_change(&mut self) -> ClockChange {
+        const MS: i64 = 1_000_000;
+        let sign = if self.rng.random_bool(0.5) { 1 } else { -1 };
+        match self.rng.random_range(0..3) {
+            0 => ClockChange::Bump {
+                delta_ns: sign * self.rng.random_range(100..=300_000) * MS,
+            },
+            1 => ClockChange::Strobe {
+                delta_ns: sign * self.rng.random_range(100..=30_000) * MS,
+                period_ns: self.rng.random_range(10..=500) * MS,
+            },
+            _ => ClockChange::Skew {
+                rate: *[0.2, 0.5, 2.0, 5.0].choose(&mut self.rng).unwrap_or(&2.0),
+            },
+        }
+    }
+
+    /// A random non-empty subset of the members.
+    fn some_nodes(&mut self) -> Vec<String> {
+        use rand::seq::SliceRandom;
+        let mut nodes = self.net.nodes();
+        let n = self.rng.random_range(1..=nodes.len().max(1));
+        nodes.shuffle(&mut self.rng);
+        nodes.truncate(n);
+        nodes.sort();
+        nodes
+    }
 }
 
 impl Nemesis for LabNemesis {
@@ -127,10 +172,7 @@ impl Nemesis for LabNemesis {
         if let Some(active) = self.active.take() {
             heal(active)?;
         }
-        let kind = *self
-            .kinds
-            .choose(&mut self.rng)
-            .ok_or("no faults to choose from")?;
+        let kind = self.next_kind().ok_or("no faults to choose from")?;
         match kind {
             FaultKind::Partition => {
                 let (shape, grudge) = self.grudge();
@@ -162,6 +204,19 @@ impl Nemesis for LabNemesis {
                 Ok((
                     "start-packet".into(),
                     json!({"spec": spec, "mechanisms": how}),
+                ))
+            }
+            FaultKind::Clock => {
+                let change = self.clock_change();
+                let nodes = self.some_nodes();
+                let f = self
+                    .net
+                    .clock_fault(&nodes, change)
+                    .map_err(|e| e.to_string())?;
+                self.active = Some(Active::Clock(f));
+                Ok((
+                    "start-clock".into(),
+                    json!({"fault": change.name(), "change": change.to_string(), "nodes": nodes}),
                 ))
             }
             FaultKind::Kill | FaultKind::Pause => {
@@ -197,6 +252,14 @@ impl Nemesis for LabNemesis {
                 f.heal().map_err(|e| e.to_string())?;
                 Ok(("stop-packet".into(), Value::Null))
             }
+            Some(Active::Clock(f)) => {
+                let nodes = json!(f.nodes());
+                f.heal().map_err(|e| e.to_string())?;
+                Ok((
+                    "stop-clock".into(),
+                    json!({"fault": "reset", "nodes": nodes}),
+                ))
+            }
             Some(Active::Process(f)) => {
                 let name = match f.kind() {
                     ProcessKind::Kill => "stop-kill",
@@ -225,6 +288,7 @@ fn heal(active: Active) -> Result<(), String> {
         Active::Partition(p) => p.heal(),
         Active::Packet(f) => f.heal(),
         Active::Process(f) => f.heal(),
+        Active::Clock(f) => f.heal(),
     }
     .map_err(|e| e.to_string())
 }

@@ -49,14 +49,18 @@ pub enum NemesisCmd {
     Kill(Targets),
     /// SIGSTOP members (NODE, `leader`, `minority` or `majority`) until `heal`.
     Pause(Targets),
-    /// Move nodes' clocks (`bump DELTA`) until `clock reset` or `heal` (remote nodes,
-    /// `--nodes`: the nodes file says how, with `date` or commands of its own).
+    /// Move clocks until `clock reset` or `heal`. On the local cluster: members' wall
+    /// clocks (bump, skew, strobe, reset) through their clock supervisors; the host
+    /// clock is never touched and monotonic time stays real; needs `splitbrain cluster
+    /// up --clock`. With `--nodes`: `bump DELTA` and `reset`, as the nodes file says
+    /// (`date` or commands of its own).
     Clock(ClockArgs),
     /// Undo every fault: remove our partition rules from every member, restart
-    /// stopped members, resume paused ones. Idempotent; works after the harness that
-    /// made the faults was killed.
+    /// stopped members, resume paused ones, set every clock back to real time.
+    /// Idempotent; works after the harness that made the faults was killed.
     Heal(Dir),
-    /// Show the recorded partition and which members have rules of ours.
+    /// Show the recorded faults, which members have rules of ours, and each
+    /// member's clock.
     Status(Dir),
     /// Internal: the user-space packet delayer that `packet --delay` runs inside a
     /// member's namespace on kernels without netem.
@@ -65,6 +69,86 @@ pub enum NemesisCmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Internal: `clock-supervisor --offset-file FILE -- PROGRAM ARGS...` runs
+    /// PROGRAM with its wall clock faked as FILE says (what `cluster up --clock`
+    /// starts each member under).
+    #[command(hide = true)]
+    ClockSupervisor {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
+}
+
+#[derive(Args)]
+pub struct ClockArgs {
+    #[command(subcommand)]
+    pub(crate) change: ClockCmd,
+    #[command(flatten)]
+    dir: Dir,
+}
+
+/// What to do to the clocks. NODE: member names (default: every member); with
+/// `--nodes`, also `leader`, `minority` or `majority`.
+#[derive(Subcommand)]
+pub(crate) enum ClockCmd {
+    /// Jump the clock by DELTA from wherever it is now: `1d`, `-1h`, `+30s`, `250ms`.
+    Bump {
+        /// How far: `1d`, `-1h`, `+30s`, `250ms` (units d, h, m, s, ms, us, ns).
+        #[arg(allow_hyphen_values = true, value_parser = parse_delta)]
+        delta: i64,
+        /// Members to change, e.g. `n1 n3` (default: every member).
+        #[arg(value_name = "NODE")]
+        members: Vec<String>,
+    },
+    /// Run the clock at RATE from now on: a factor (`2x`, `0.5x`) or parts per
+    /// million (`+500ppm`, `-200ppm`).
+    Skew {
+        /// Fake seconds per real second: `2x`, `0.5x`, `+500ppm`, `-200ppm`.
+        #[arg(allow_hyphen_values = true, value_parser = parse_rate)]
+        rate: f64,
+        /// Members to change, e.g. `n1 n3` (default: every member).
+        #[arg(value_name = "NODE")]
+        members: Vec<String>,
+    },
+    /// Flip the clock between +DELTA and where it is now, every PERIOD.
+    Strobe {
+        /// How far each flip jumps, e.g. `5s` or `-200ms`.
+        #[arg(long, allow_hyphen_values = true, value_parser = parse_delta)]
+        delta: i64,
+        /// Time between flips, e.g. `100ms`.
+        #[arg(long, value_parser = parse_period)]
+        period: i64,
+        /// Members to change, e.g. `n1 n3` (default: every member).
+        #[arg(value_name = "NODE")]
+        members: Vec<String>,
+    },
+    /// Set the clock back to real time.
+    Reset {
+        /// Members to reset (default: every member).
+        #[arg(value_name = "NODE")]
+        members: Vec<String>,
+    },
+}
+
+/// A clock jump, in nanoseconds: at most ten years either way (past a few
+/// centuries the arithmetic of a remote `date` would overflow, and nobody means it).
+pub(crate) fn parse_delta(s: &str) -> Result<i64, String> {
+    const TEN_YEARS_NS: i64 = 3650 * 86_400 * 1_000_000_000;
+    match splitbrain_clock::parse_duration(s)? {
+        d if d.abs() <= TEN_YEARS_NS => Ok(d),
+        _ => Err(format!("`{s}`: a clock jump is at most 3650d either way")),
+    }
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    splitbrain_clock::parse_rate(s)
+}
+
+fn parse_period(s: &str) -> Result<i64, String> {
+    match splitbrain_clock::parse_duration(s)? {
+        p if p >= 1_000_000 => Ok(p),
+        _ => Err(format!("`{s}`: the period must be at least 1ms")),
+    }
 }
 
 #[derive(Args)]
@@ -80,58 +164,6 @@ pub struct Targets {
     pub(crate) target: String,
     #[command(flatten)]
     dir: Dir,
-}
-
-#[derive(Args)]
-pub struct ClockArgs {
-    #[command(subcommand)]
-    pub(crate) change: ClockCmd,
-    #[command(flatten)]
-    dir: Dir,
-}
-
-/// What to do to the clocks. NODE: a node name, or `leader`, `minority` or
-/// `majority` (default: every node).
-#[derive(Subcommand)]
-pub(crate) enum ClockCmd {
-    /// Jump the clock by DELTA from where it is: `-30s`, `+1h`, `250ms`, `1d`.
-    Bump {
-        #[arg(allow_hyphen_values = true, value_parser = parse_delta_ms)]
-        delta: i64,
-        #[arg(value_name = "NODE")]
-        members: Vec<String>,
-    },
-    /// Put the clock back (as the nodes file says: the inverse offset and NTP for
-    /// `date`, the `reset` command otherwise).
-    Reset {
-        #[arg(value_name = "NODE")]
-        members: Vec<String>,
-    },
-}
-
-/// `-30s`, `+1h`, `250ms`, `1d` -> milliseconds.
-pub(crate) fn parse_delta_ms(s: &str) -> Result<i64, String> {
-    let (sign, rest) = match s.strip_prefix('-') {
-        Some(r) => (-1, r),
-        None => (1, s.strip_prefix('+').unwrap_or(s)),
-    };
-    let split = rest
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("`{s}`: give a unit: ms, s, m, h or d (e.g. -30s)"))?;
-    let (n, unit) = rest.split_at(split);
-    let n: i64 = n
-        .parse()
-        .map_err(|_| format!("`{s}`: expected a number and a unit, e.g. -30s"))?;
-    let ms = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        u => return Err(format!("`{s}`: unknown unit `{u}` (ms, s, m, h, d)")),
-    };
-    n.checked_mul(ms * sign)
-        .ok_or_else(|| format!("`{s}`: too large"))
 }
 
 #[derive(Args)]
@@ -250,6 +282,45 @@ fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
+        NemesisCmd::ClockSupervisor { args } => {
+            Ok(u8::try_from(splitbrain_clock::supervisor::main(&args)).unwrap_or(1))
+        }
+        NemesisCmd::Clock(ClockArgs { change, dir }) => {
+            use splitbrain_nemesis::clock::ClockChange;
+            let (change, nodes) = match change {
+                ClockCmd::Bump { delta, members } => {
+                    (ClockChange::Bump { delta_ns: delta }, members)
+                }
+                ClockCmd::Skew { rate, members } => (ClockChange::Skew { rate }, members),
+                ClockCmd::Strobe {
+                    delta,
+                    period,
+                    members,
+                } => (
+                    ClockChange::Strobe {
+                        delta_ns: delta,
+                        period_ns: period,
+                    },
+                    members,
+                ),
+                ClockCmd::Reset { members } => (ClockChange::Reset, members),
+            };
+            let net = LabNet::load(&dir.dir)?;
+            net.clock_fault(&nodes, change)?.keep();
+            let now = splitbrain_clock::fake::real_now_ns();
+            for (node, clock) in net.clocks()? {
+                if nodes.is_empty() || nodes.contains(&node) {
+                    out!("{node}: {}", clock.describe(now));
+                }
+            }
+            if change != ClockChange::Reset {
+                out!(
+                    "heal with: splitbrain nemesis heal --dir {}",
+                    dir.dir.display()
+                );
+            }
+            Ok(0)
+        }
         NemesisCmd::Delayer { args } => {
             Ok(u8::try_from(splitbrain_nemesis::delayer::main(&args)).unwrap_or(1))
         }
@@ -292,9 +363,6 @@ fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
-        NemesisCmd::Clock(_) => anyhow::bail!(
-            "clock faults act on remote nodes here: give --nodes FILE (for the local lab, `splitbrain cluster up --sshd` writes DIR/nodes.toml)"
-        ),
         NemesisCmd::Kill(t) => process_fault(ProcessKind::Kill, t),
         NemesisCmd::Pause(t) => process_fault(ProcessKind::Pause, t),
         NemesisCmd::Heal(dir) => {
@@ -302,8 +370,13 @@ fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
             let start = Instant::now();
             net.heal()?;
             out!(
-                "healed ({:.1} ms): no partition or packet rules remain, every member runs",
-                start.elapsed().as_secs_f64() * 1e3
+                "healed ({:.1} ms): no partition or packet rules remain, every member runs{}",
+                start.elapsed().as_secs_f64() * 1e3,
+                if net.has_clock_control() {
+                    ", every clock reads real time"
+                } else {
+                    ""
+                }
             );
             Ok(0)
         }
@@ -334,6 +407,17 @@ fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
             } else {
                 out!("members with partition rules: {}", members.join(", "));
             }
+            if net.has_clock_control() {
+                let now = splitbrain_clock::fake::real_now_ns();
+                let clocks: Vec<String> = net
+                    .clocks()?
+                    .iter()
+                    .map(|(n, c)| format!("{n} {}", c.describe(now)))
+                    .collect();
+                out!("clocks: {}", clocks.join("; "));
+            } else {
+                out!("clocks: no clock control (`splitbrain cluster up --clock` gives it)");
+            }
             Ok(0)
         }
     }
@@ -346,6 +430,18 @@ pub fn delayer_command() -> anyhow::Result<Vec<String>> {
         exe.to_string_lossy().into_owned(),
         "nemesis".into(),
         "delayer".into(),
+    ])
+}
+
+/// How this binary runs its own clock supervisor: `splitbrain nemesis
+/// clock-supervisor` (the cluster appends `--offset-file FILE -- etcd ...`).
+pub fn clock_supervisor_command() -> anyhow::Result<Vec<String>> {
+    let exe = std::env::current_exe()
+        .context("cannot find this program's path for the clock supervisor")?;
+    Ok(vec![
+        exe.to_string_lossy().into_owned(),
+        "nemesis".into(),
+        "clock-supervisor".into(),
     ])
 }
 
@@ -409,13 +505,13 @@ fn process_fault(kind: ProcessKind, t: Targets) -> anyhow::Result<u8> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn clock_deltas_take_a_sign_and_a_unit() {
-        use super::parse_delta_ms as p;
-        assert_eq!(p("-30s"), Ok(-30_000));
-        assert_eq!(p("+1h"), Ok(3_600_000));
-        assert_eq!(p("250ms"), Ok(250));
-        assert_eq!(p("1d"), Ok(86_400_000));
-        assert!(p("30").unwrap_err().contains("give a unit"));
-        assert!(p("3w").unwrap_err().contains("unknown unit"));
+    fn clock_jumps_are_bounded() {
+        use super::parse_delta as p;
+        assert_eq!(p("-30s"), Ok(-30_000_000_000));
+        assert_eq!(p("+1h"), Ok(3_600_000_000_000));
+        assert_eq!(p("3650d"), Ok(3650 * 86_400_000_000_000));
+        assert!(p("3651d").unwrap_err().contains("at most 3650d"));
+        assert!(p("-100000d").is_err());
+        assert!(p("30").unwrap_err().contains("no unit"));
     }
 }

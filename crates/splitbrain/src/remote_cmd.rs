@@ -27,8 +27,8 @@ fn ms(start: Instant) -> String {
 }
 
 pub fn execute(file: &Path, cmd: NemesisCmd, allow_remote: bool) -> anyhow::Result<u8> {
-    if let NemesisCmd::Delayer { .. } = cmd {
-        anyhow::bail!("the delayer runs on the local lab only");
+    if let NemesisCmd::Delayer { .. } | NemesisCmd::ClockSupervisor { .. } = cmd {
+        anyhow::bail!("the delayer and the clock supervisor run on the local lab only");
     }
     let mut nodes = NodesFile::load(file)?;
     nodes.allow_remote = allow_remote;
@@ -90,6 +90,7 @@ pub fn execute(file: &Path, cmd: NemesisCmd, allow_remote: bool) -> anyhow::Resu
             let start = Instant::now();
             match change {
                 ClockCmd::Bump { delta, members } => {
+                    let delta = delta / 1_000_000;
                     let chosen = pick(members, &mut rng)?;
                     net.clock_fault(&chosen, delta)?.keep();
                     out!(
@@ -99,6 +100,10 @@ pub fn execute(file: &Path, cmd: NemesisCmd, allow_remote: bool) -> anyhow::Resu
                     );
                     out!("{heal_hint}");
                 }
+                ClockCmd::Skew { .. } | ClockCmd::Strobe { .. } => anyhow::bail!(
+                    "remote nodes take `clock bump DELTA` and `clock reset`; skew and strobe \
+                     need the local cluster's clock supervisor (`splitbrain cluster up --clock`)"
+                ),
                 ClockCmd::Reset { members } => {
                     let chosen = pick(members, &mut rng)?;
                     for n in net.clock_reset(&chosen)? {
@@ -156,7 +161,9 @@ pub fn execute(file: &Path, cmd: NemesisCmd, allow_remote: bool) -> anyhow::Resu
             }
             0
         }
-        NemesisCmd::Delayer { .. } => unreachable!("refused above"),
+        NemesisCmd::Delayer { .. } | NemesisCmd::ClockSupervisor { .. } => {
+            unreachable!("refused above")
+        }
     };
     net.close();
     Ok(code)

@@ -133,7 +133,7 @@ pub struct TestArgs {
     pub allow_remote: bool,
 
     /// Faults to inject while the workload runs, comma separated: partition, packet,
-    /// kill, pause (and clock, on remote nodes given by a nodes file). Each fault is an op of the
+    /// kill, pause, clock (on the local cluster, or remote nodes given by a nodes file). Each fault is an op of the
     /// `nemesis` process in the history; all heal before the final reads.
     #[arg(long, value_delimiter = ',', value_name = "FAULT,...")]
     pub nemesis: Option<Vec<String>>,
@@ -528,6 +528,13 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
         log.say(&format!("starting a local {size}-member etcd cluster ..."));
         let mut cfg = splitbrain_cluster::Config::in_dir(dir.join("cluster"));
         cfg.nodes = size;
+        let clock_faults = fault_kinds
+            .as_ref()
+            .is_some_and(|(k, _)| k.contains(&crate::lab_nemesis::FaultKind::Clock));
+        if clock_faults {
+            // Clock faults need every member under the clock supervisor.
+            cfg.clock_supervisor = Some(crate::nemesis_cmd::clock_supervisor_command()?);
+        }
         let cluster = splitbrain_cluster::Cluster::up(cfg)
             .context("cannot start the local cluster")?
             .guard();

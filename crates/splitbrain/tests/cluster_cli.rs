@@ -442,4 +442,169 @@ fn a_partition_outlives_its_command_and_heal_removes_it() {
         "{}",
         text(&unknown.stderr)
     );
+    let no_clock = nemesis(&["clock", "bump", "1s"], dir);
+    assert_eq!(no_clock.status.code(), Some(1));
+    assert!(
+        text(&no_clock.stderr).contains("start it with `splitbrain cluster up --clock`"),
+        "{}",
+        text(&no_clock.stderr)
+    );
+}
+
+/// The `Date` header of a member's answer to `GET /version`, in seconds since the
+/// epoch: etcd's own wall clock, as Go's net/http reads it.
+fn etcd_date(url: &str) -> i64 {
+    use std::io::{Read, Write};
+    splitbrain_cluster::ensure_lab_url(url).expect("a lab address");
+    let addr = url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the member");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /version HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let date = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("Date: "))
+        .unwrap_or_else(|| panic!("no Date header: {answer}"));
+    parse_http_date(date.trim())
+}
+
+/// `Mon, 23 Nov 2026 08:28:47 GMT` -> seconds since the epoch.
+fn parse_http_date(s: &str) -> i64 {
+    let f: Vec<&str> = s.split_whitespace().collect();
+    let day: i64 = f[1].parse().unwrap();
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = months.iter().position(|m| *m == f[2]).unwrap() as i64 + 1;
+    let year: i64 = f[3].parse().unwrap();
+    let hms: Vec<i64> = f[4].split(':').map(|x| x.parse().unwrap()).collect();
+    // Days from civil (Howard Hinnant's algorithm).
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    days * 86400 + hms[0] * 3600 + hms[1] * 60 + hms[2]
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Asserts that `url`'s etcd clock reads real time plus `offset` seconds, give or
+/// take a few seconds (the header has one-second resolution, and the test may be
+/// slow).
+fn assert_clock(url: &str, offset: i64, what: &str) {
+    let before = now_secs();
+    let date = etcd_date(url);
+    let after = now_secs();
+    assert!(
+        date >= before + offset - 2 && date <= after + offset + 2,
+        "{what}: {url} says {date}, real time was {before}..={after}, offset {offset} expected"
+    );
+}
+
+#[test]
+fn clock_faults_move_etcds_date_header_while_it_runs_and_heal_resets_them() {
+    let Some(_lab) = lab() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _down = Down(dir.to_owned());
+    let up = ok(&["up", "--nodes", "3", "--clock"], dir);
+    assert!(
+        up.contains("clock control: splitbrain nemesis clock"),
+        "{up}"
+    );
+    let endpoints = ok(&["endpoints"], dir);
+    let urls: Vec<&str> = endpoints.trim().split(',').collect();
+    let (n1, n2) = (urls[0], urls[1]);
+    const DAY: i64 = 86400;
+    const HOUR: i64 = 3600;
+    assert_clock(n1, 0, "before any fault");
+
+    let set = nemesis_ok(&["clock", "bump", "1d", "n1"], dir);
+    assert!(set.contains("n1: +1d"), "{set}");
+    assert_clock(n1, DAY, "n1 bumped by a day");
+    assert_clock(n2, 0, "n2 untouched");
+    // Changed again while etcd runs: a day and an hour back, to an hour behind.
+    let set = nemesis_ok(&["clock", "bump", "-25h", "n1"], dir);
+    assert!(set.contains("n1: -1h"), "{set}");
+    assert_clock(n1, -HOUR, "n1 an hour behind");
+    let status = nemesis_ok(&["status"], dir);
+    assert!(
+        status.contains("clocks: n1 -1h; n2 real time; n3 real time"),
+        "{status}"
+    );
+    // A restarted member runs under the supervisor again, with its offset.
+    ok(&["kill", "n1"], dir);
+    ok(&["start", "n1"], dir);
+    assert_clock(n1, -HOUR, "n1 restarted");
+    // Clock faults do not break the cluster: raft runs on monotonic time.
+    wait_healthy(dir);
+
+    nemesis_ok(
+        &[
+            "clock", "strobe", "--delta", "10s", "--period", "50ms", "n2",
+        ],
+        dir,
+    );
+    nemesis_ok(&["clock", "skew", "2x"], dir);
+    assert!(std::fs::read_dir(dir.join("n2"))
+        .unwrap()
+        .any(|e| e.unwrap().file_name() == "clock"));
+    let healed = nemesis_ok(&["heal"], dir);
+    assert!(healed.contains("every clock reads real time"), "{healed}");
+    for url in &urls {
+        assert_clock(url, 0, "after heal");
+    }
+    for n in ["n1", "n2", "n3"] {
+        assert!(
+            !dir.join(n).join("clock").exists(),
+            "{n}'s offset file left"
+        );
+    }
+    assert!(!dir.join("nemesis.json").exists());
+    let status = nemesis_ok(&["status"], dir);
+    assert!(
+        status.contains("clocks: n1 real time; n2 real time; n3 real time"),
+        "{status}"
+    );
+    wait_healthy(dir);
+
+    // Bad input says what is wrong.
+    for (args, says) in [
+        (vec!["clock", "bump", "10"], "has no unit"),
+        (vec!["clock", "skew", "0x"], "must run forward"),
+        (vec!["clock", "bump", "1s", "n9"], "no node `n9`"),
+    ] {
+        let out = nemesis(&args, dir);
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+
+    // Down leaves nothing: no member, no supervisor, no clock handler.
+    let (netns, data_dirs) = recorded(dir);
+    assert!(ok(&["down"], dir).contains("is down"));
+    assert_nothing_left(&netns, &data_dirs);
+}
+
+fn wait_healthy(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cluster(&["status"], dir).status.success() {
+        assert!(Instant::now() < deadline, "not healthy 30 s after the heal");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

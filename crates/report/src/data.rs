@@ -7,8 +7,11 @@ use splitbrain_checker::{render_text, Explanation, OpRef, Report, Verdict};
 use splitbrain_history::{History, Op, OpType, Process};
 use std::collections::HashMap;
 
-/// The most ops the page's timeline draws (a window around the counterexample).
+/// The most ops the page's timeline draws (the size bound).
 pub const MAX_TIMELINE_OPS: usize = 1500;
+/// Around a counterexample the timeline draws this many ops of its key (plus the
+/// counterexample's own): enough context to read, few enough to see each bar.
+pub const CONTEXT_OPS: usize = 160;
 /// Up to this many completed ops, latency is drawn point by point; above it, as
 /// per-bucket quantiles.
 pub const MAX_RAW_POINTS: usize = 4000;
@@ -213,6 +216,8 @@ pub struct Series {
 #[derive(Debug, Serialize)]
 pub struct Latency {
     pub raw: bool,
+    /// The bucket width when not raw, in seconds.
+    pub bucket_s: f64,
     pub series: Vec<Series>,
     pub points: usize,
 }
@@ -425,22 +430,35 @@ impl ReportData {
                 .iter()
                 .filter_map(|o| by_line.get(&o.line).copied())
                 .collect();
+            // A counterexample too big to draw (shrinking ran out of time): draw the
+            // ops nearest the culprit, the culprit always among them.
+            let mut pairs = pairs;
+            pairs.sort_unstable();
+            pairs.dedup();
+            let total_shrunk = pairs.len();
+            if pairs.len() > MAX_SHRUNK {
+                let at = culprit_pair
+                    .and_then(|c| pairs.binary_search(&c).ok())
+                    .unwrap_or(0);
+                let lo = at
+                    .saturating_sub(MAX_SHRUNK * 3 / 4)
+                    .min(pairs.len() - MAX_SHRUNK);
+                pairs = pairs[lo..lo + MAX_SHRUNK].to_vec();
+            }
             let drawn: Vec<TlOp> = pairs
                 .iter()
-                .take(MAX_SHRUNK)
                 .map(|&n| tl_op(n, if Some(n) == culprit_pair { 3 } else { 1 }))
                 .collect();
-            if pairs.len() > MAX_SHRUNK {
+            if total_shrunk > MAX_SHRUNK {
                 cuts.push(format!(
-                    "the {} counterexample's timeline draws {MAX_SHRUNK} of its {} ops",
+                    "the {} counterexample's timeline draws the {MAX_SHRUNK} of its {total_shrunk} ops nearest the op that cannot be placed",
                     lr.name,
-                    pairs.len()
                 ));
             }
             shrunk_views.push(Shrunk {
                 level: lr.name,
                 ops: drawn,
-                total: pairs.len(),
+                total: total_shrunk,
             });
             if focus.is_none() {
                 focus = Some((pairs, culprit_pair, key));
@@ -459,14 +477,19 @@ impl ReportData {
             .filter(|&n| focus_key.is_none() || key_of(n) == focus_key)
             .collect();
         let total = candidates.len();
-        let mut chosen: Vec<usize> = if total <= MAX_TIMELINE_OPS {
+        let limit = if focus_pairs.is_empty() {
+            MAX_TIMELINE_OPS
+        } else {
+            CONTEXT_OPS
+        };
+        let mut chosen: Vec<usize> = if total <= limit {
             candidates.clone()
         } else {
             let center_pair = culprit_pair.or(focus_pairs.first().copied());
             let center = center_pair
                 .and_then(|c| candidates.binary_search(&c).ok())
                 .unwrap_or(0);
-            let budget = MAX_TIMELINE_OPS.saturating_sub(focus_pairs.len().min(MAX_SHRUNK));
+            let budget = limit.saturating_sub(focus_pairs.len().min(MAX_SHRUNK));
             let lo = center
                 .saturating_sub(budget * 2 / 3)
                 .min(total.saturating_sub(budget));
@@ -500,10 +523,10 @@ impl ReportData {
             let around = if focus_pairs.is_empty() {
                 "the first ones"
             } else {
-                "a window around the counterexample, plus its every op"
+                "a window around the counterexample, and all of its ops"
             };
-            let note = format!("{} of {total} ops{where_} drawn: {around}", tl_ops.len());
-            cuts.push(format!("the timeline draws {note}"));
+            let note = format!("{} of {total} ops{where_}: {around}", tl_ops.len());
+            cuts.push(format!("the history's timeline draws {note}"));
             note
         } else {
             format!("all {total} ops{where_}")
@@ -513,8 +536,8 @@ impl ReportData {
         let mut latency = None;
         let mut rate = None;
         if axis.seconds {
-            let mut by_series: Vec<((String, &'static str), Vec<[f64; 2]>)> = Vec::new();
-            let mut index: HashMap<(String, &'static str), usize> = HashMap::new();
+            let mut by_series: Vec<(SeriesKey, Vec<[f64; 2]>)> = Vec::new();
+            let mut index: HashMap<SeriesKey, usize> = HashMap::new();
             let mut points = 0;
             for p in history.pairs() {
                 let Some(c) = p.completion else { continue };
@@ -552,6 +575,7 @@ impl ReportData {
             }
             latency = Some(Latency {
                 raw,
+                bucket_s: width,
                 series,
                 points,
             });
@@ -575,7 +599,7 @@ impl ReportData {
                         let pts = c
                             .iter()
                             .enumerate()
-                            .map(|(b, n)| [(b as f64 + 0.5) * width, n / width])
+                            .map(|(b, n)| [((b as f64 + 0.5) * width).min(t_end), n / width])
                             .collect();
                         (o, pts)
                     })
@@ -607,6 +631,7 @@ impl ReportData {
                                 !x.is_empty()
                                     && !x.starts_with("key ")
                                     && !x.starts_with("invalid keys")
+                                    && !x.starts_with("undecided keys")
                             })
                             .map(|x| format!("{}: {x}", l.name))
                     }),
@@ -636,6 +661,9 @@ impl ReportData {
         }
     }
 }
+
+/// A latency series: the op's `f` and its outcome.
+type SeriesKey = (String, &'static str);
 
 /// Per bucket of `width` seconds: `[t, p50, p95, max, count]`.
 fn quantiles(pts: &[[f64; 2]], width: f64) -> Vec<Vec<f64>> {
@@ -671,7 +699,8 @@ fn quantiles(pts: &[[f64; 2]], width: f64) -> Vec<Vec<f64>> {
 /// never stopped lasts to the end; other nemesis ops are instants.
 fn faults(history: &History, axis: &Axis, t_end: f64, cuts: &mut Vec<String>) -> Vec<Fault> {
     let mut out: Vec<Fault> = Vec::new();
-    let mut open: HashMap<String, usize> = HashMap::new();
+    // Several starts of one kind before its stops: each stop ends the oldest.
+    let mut open: HashMap<String, std::collections::VecDeque<usize>> = HashMap::new();
     let mut count = 0;
     for (i, op) in history.ops().iter().enumerate() {
         // Jepsen's nemesis records an invoke and then an info; the info is when the
@@ -688,7 +717,9 @@ fn faults(history: &History, axis: &Axis, t_end: f64, cuts: &mut Vec<String>) ->
         if let Some(name) = f.strip_prefix("start-") {
             count += 1;
             if out.len() < MAX_FAULTS {
-                open.insert(name.to_string(), out.len());
+                open.entry(name.to_string())
+                    .or_default()
+                    .push_back(out.len());
                 out.push(Fault {
                     f: name.to_string(),
                     s: t,
@@ -697,7 +728,7 @@ fn faults(history: &History, axis: &Axis, t_end: f64, cuts: &mut Vec<String>) ->
                 });
             }
         } else if let Some(name) = f.strip_prefix("stop-") {
-            if let Some(at) = open.remove(name) {
+            if let Some(at) = open.get_mut(name).and_then(|q| q.pop_front()) {
                 out[at].e = t;
             }
         } else {

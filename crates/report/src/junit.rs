@@ -55,11 +55,17 @@ pub fn cases(report: &Report, classname: &str) -> Vec<Case> {
                 .strip_prefix(report.file.as_str())
                 .and_then(|r| r.strip_prefix(": "))
                 .unwrap_or(first);
+            // The line that says why, not the list of keys.
             let why = text
                 .lines()
                 .skip(1)
                 .map(str::trim)
-                .find(|l| !l.is_empty() && !l.starts_with("key "))
+                .find(|l| {
+                    !l.is_empty()
+                        && !l.starts_with("key ")
+                        && !l.starts_with("invalid keys")
+                        && !l.starts_with("undecided keys")
+                })
                 .unwrap_or_default();
             let message = if why.is_empty() {
                 verdict.to_string()

@@ -24,6 +24,7 @@ pub mod data;
 pub mod html;
 pub mod index;
 pub mod junit;
+pub mod sample;
 pub mod svg;
 
 use splitbrain_checker::Report;

@@ -490,10 +490,13 @@ impl ReportData {
                 .and_then(|c| candidates.binary_search(&c).ok())
                 .unwrap_or(0);
             let budget = limit.saturating_sub(focus_pairs.len().min(MAX_SHRUNK));
-            let lo = center
-                .saturating_sub(budget * 2 / 3)
-                .min(total.saturating_sub(budget));
-            let mut w: Vec<usize> = candidates[lo..(lo + budget).min(total)].to_vec();
+            // The ops nearest the culprit in time (a key's final reads, long after,
+            // would otherwise squeeze the window into a sliver).
+            let at = |n: usize| axis.t(history, history.pairs()[n].invoke);
+            let t0 = at(candidates[center]);
+            let mut near = candidates.clone();
+            near.sort_by(|&a, &b| (at(a) - t0).abs().total_cmp(&(at(b) - t0).abs()));
+            let mut w: Vec<usize> = near.into_iter().take(budget).collect();
             w.extend(focus_pairs.iter().take(MAX_SHRUNK));
             w.sort_unstable();
             w.dedup();

@@ -104,24 +104,31 @@ pub fn latency(data: &ReportData) -> String {
                             Rectangle::new([(x, y - 4), (x + 10, y + 4)], color.filled())
                         });
                 } else {
-                    chart
-                        .draw_series(LineSeries::new(
-                            s.points.iter().map(|p| (p[0], p[1].max(lo))),
+                    // No line across buckets without ops (a partition, a dead node).
+                    for run in s
+                        .points
+                        .chunk_by(|a, b| b[0] - a[0] <= 1.5 * lat.bucket_s)
+                        .filter(|r| r.len() > 1)
+                    {
+                        chart.draw_series(LineSeries::new(
+                            run.iter().map(|p| (p[0], p[1].max(lo))),
                             color.stroke_width(2),
-                        ))?
+                        ))?;
+                        chart.draw_series(LineSeries::new(
+                            run.iter().map(|p| (p[0], p[2].max(lo))),
+                            color.mix(0.6).stroke_width(1),
+                        ))?;
+                    }
+                    chart
+                        .draw_series(
+                            s.points
+                                .iter()
+                                .map(|p| Circle::new((p[0], p[3].max(lo)), 2, color.filled())),
+                        )?
                         .label(label)
                         .legend(move |(x, y)| {
                             Rectangle::new([(x, y - 4), (x + 10, y + 4)], color.filled())
                         });
-                    chart.draw_series(LineSeries::new(
-                        s.points.iter().map(|p| (p[0], p[2].max(lo))),
-                        color.mix(0.6).stroke_width(1),
-                    ))?;
-                    chart.draw_series(
-                        s.points
-                            .iter()
-                            .map(|p| Circle::new((p[0], p[3].max(lo)), 2, color.filled())),
-                    )?;
                 }
             }
             chart

@@ -472,3 +472,52 @@ fn headless_chromium_draws_the_counterexample_and_the_runs() {
     );
     assert_eq!(count(&d, "data-op"), 3);
 }
+
+/// A loopback port nobody listens on: every op fails, quickly, with no cluster.
+fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    format!("http://127.0.0.1:{port}")
+}
+
+#[test]
+fn a_test_run_leaves_its_report_charts_results_and_junit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let junit = tmp.path().join("junit.xml");
+    let r = splitbrain(&[
+        "test",
+        "--nodes",
+        &closed_port(),
+        "--workload",
+        "register",
+        "--ops",
+        "20",
+        "--name",
+        "down",
+        "--store",
+        store.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let run = std::fs::canonicalize(store.join("latest")).unwrap();
+    assert!(r.stdout.contains("report: "), "{}", r.stdout);
+    for f in ["report.html", "latency.svg", "rate.svg"] {
+        assert!(run.join(f).is_file(), "{f} missing in {}", run.display());
+    }
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["schema_version"], 1);
+    assert_eq!(results["test"], "down");
+    assert_eq!(
+        results["started"].as_str(),
+        run.file_name().and_then(|n| n.to_str())
+    );
+    let cases = junit_cases(&junit);
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    assert_eq!(cases[0].1, "linearizable");
+    assert!(!cases[0].2, "a valid run passes");
+    assert!(cases[0].0.starts_with("down/"));
+}

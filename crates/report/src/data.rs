@@ -195,6 +195,77 @@ pub struct Step {
     pub state: String,
 }
 
+/// Why final reads did not converge, for one key.
+#[derive(Debug, Serialize)]
+pub struct Divergence {
+    pub level: &'static str,
+    pub key: Option<String>,
+    /// The final reads when they disagree: node, value, line.
+    pub reads: Vec<(String, String, usize)>,
+    /// Unwritten values, lost / unexpected / recovered elements, in words.
+    pub notes: Vec<String>,
+}
+
+/// The most final reads, keys and elements listed per eventual violation.
+const MAX_LISTED: usize = 20;
+
+fn divergences(
+    level: &'static str,
+    c: &splitbrain_checker::EventualCounterexample,
+) -> Vec<Divergence> {
+    let list = |what: &str, vs: &[Value]| {
+        let shown: Vec<String> = vs.iter().take(MAX_LISTED).map(|v| short(v, 40)).collect();
+        let more = if vs.len() > MAX_LISTED {
+            format!(" and {} more", vs.len() - MAX_LISTED)
+        } else {
+            String::new()
+        };
+        format!("{what}: {}{more}", shown.join(", "))
+    };
+    c.violations
+        .iter()
+        .take(MAX_LISTED)
+        .map(|v| {
+            let mut notes = Vec::new();
+            if let Some(u) = &v.unwritten {
+                notes.push(format!(
+                    "final value {} was never written by an op that did not fail",
+                    short(u, 60)
+                ));
+            }
+            if !v.lost.is_empty() {
+                notes.push(list(
+                    "lost (acknowledged, missing from a final read)",
+                    &v.lost,
+                ));
+            }
+            if !v.unexpected.is_empty() {
+                notes.push(list(
+                    "unexpected (present, never added by an op that did not fail)",
+                    &v.unexpected,
+                ));
+            }
+            if !v.recovered.is_empty() {
+                notes.push(list(
+                    "recovered (indeterminate adds that made it)",
+                    &v.recovered,
+                ));
+            }
+            Divergence {
+                level,
+                key: v.key.as_ref().map(|k| short(k, 40)),
+                reads: v
+                    .disagree
+                    .iter()
+                    .take(MAX_LISTED * 5)
+                    .map(|r| (r.node.clone(), short(&r.value, 80), r.line))
+                    .collect(),
+                notes,
+            }
+        })
+        .collect()
+}
+
 /// The longest linearizable prefix, step by step, then the op that cannot follow.
 #[derive(Debug, Serialize)]
 pub struct Steps {
@@ -246,6 +317,7 @@ pub struct ReportData {
     pub timeline: Timeline,
     pub shrunk: Vec<Shrunk>,
     pub steps: Option<Steps>,
+    pub divergences: Vec<Divergence>,
     pub latency: Option<Latency>,
     pub rate: Option<Rate>,
     pub faults: Vec<Fault>,
@@ -335,6 +407,9 @@ impl ReportData {
             let o = done.map_or("pending", |c| c.kind.as_str());
             let l = op_label(inv, done);
             let mut d = format!("p{} {} → {o}", client(inv), l);
+            if inv.is_final || done.is_some_and(|c| c.is_final) {
+                d += " (final read)";
+            }
             if let Some(c) = done {
                 if c.value != inv.value && c.kind == OpType::Ok {
                     d += &format!(" (value {})", short(&c.value, 60));
@@ -373,6 +448,7 @@ impl ReportData {
         let mut shrunk_views = Vec::new();
         let mut focus: Option<(Vec<usize>, Option<usize>, Option<Value>)> = None;
         let mut steps = None;
+        let mut divergence_views = Vec::new();
         for lr in &results {
             let status = match (lr.verdict, lr.implied) {
                 (Verdict::Valid, true) => "implied",
@@ -392,6 +468,9 @@ impl ReportData {
                     Some(Explanation::Sequential(c)) => (&c.shrunk, None, None),
                     _ => (&[], None, None),
                 };
+            if let Some(Explanation::Eventual(c)) = lr.explanation {
+                divergence_views.extend(divergences(lr.name, c));
+            }
             if let Some(Explanation::Linearizable(c)) = lr.explanation {
                 if steps.is_none() {
                     let step = |o: &OpRef, state: String| Step {
@@ -657,6 +736,7 @@ impl ReportData {
             },
             shrunk: shrunk_views,
             steps,
+            divergences: divergence_views,
             latency,
             rate,
             faults,

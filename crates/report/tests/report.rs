@@ -275,3 +275,39 @@ fn run_files_are_written_beside_the_history() {
     let d = embedded(&std::fs::read_to_string(dir.path().join("report.html")).unwrap());
     assert_eq!(d["run"]["test"], "t");
 }
+
+#[test]
+fn final_reads_that_do_not_converge_are_listed() {
+    let (h, r) = checked(
+        "consistency/register/final-reads-disagree.lin-no.seq-yes.ev-no.jsonl",
+        ModelKind::Register,
+        Consistency::Eventual,
+    );
+    let d = embedded(&html::render(&ReportData::build(&h, &r, None)));
+    assert_eq!(d["meta"]["verdict"], "invalid");
+    let reads: Vec<(String, String)> = d["divergences"][0]["reads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_str().unwrap().into(), r[1].as_str().unwrap().into()))
+        .collect();
+    assert_eq!(
+        reads,
+        [
+            ("n1".into(), "1".into()),
+            ("n2".into(), "2".into()),
+            ("n3".into(), "2".into())
+        ]
+    );
+    let (h, r) = checked(
+        "consistency/set/acknowledged-add-lost.lin-no.seq-yes.ev-no.jsonl",
+        ModelKind::Set,
+        Consistency::Eventual,
+    );
+    let d = embedded(&html::render(&ReportData::build(&h, &r, None)));
+    let notes = d["divergences"][0]["notes"].to_string();
+    assert!(
+        notes.contains("lost (acknowledged, missing from a final read): 2"),
+        "{notes}"
+    );
+}

@@ -530,8 +530,9 @@ impl ReportData {
                 .collect();
             if total_shrunk > MAX_SHRUNK {
                 cuts.push(format!(
-                    "the {} counterexample's timeline draws the {MAX_SHRUNK} of its {total_shrunk} ops nearest the op that cannot be placed",
+                    "the {} counterexample's timeline draws the {MAX_SHRUNK} of its {} ops nearest the op that cannot be placed",
                     lr.name,
+                    thousands(total_shrunk),
                 ));
             }
             shrunk_views.push(Shrunk {
@@ -607,11 +608,15 @@ impl ReportData {
             } else {
                 "a window around the counterexample, and all of its ops"
             };
-            let note = format!("{} of {total} ops{where_}: {around}", tl_ops.len());
+            let note = format!(
+                "{} of {} ops{where_}: {around}",
+                thousands(tl_ops.len()),
+                thousands(total)
+            );
             cuts.push(format!("the history's timeline draws {note}"));
             note
         } else {
-            format!("all {total} ops{where_}")
+            format!("all {} ops{where_}", thousands(total))
         };
 
         // Latency and throughput, with faults.
@@ -651,7 +656,8 @@ impl ReportData {
                 .collect();
             if !raw {
                 cuts.push(format!(
-                    "latency: {points} ops drawn as median, 95th percentile and maximum per {:.2} s bucket",
+                    "latency: {} ops drawn as median, 95th percentile and maximum per {:.2} s bucket",
+                    thousands(points),
                     width
                 ));
             }
@@ -748,6 +754,19 @@ impl ReportData {
 /// A latency series: the op's `f` and its outcome.
 type SeriesKey = (String, &'static str);
 
+/// `12345` as `12,345`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Per bucket of `width` seconds: `[t, p50, p95, max, count]`.
 fn quantiles(pts: &[[f64; 2]], width: f64) -> Vec<Vec<f64>> {
     let mut buckets: Vec<(usize, Vec<f64>)> = Vec::new();
@@ -833,4 +852,15 @@ fn faults(history: &History, axis: &Axis, t_end: f64, cuts: &mut Vec<String>) ->
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(super::thousands(0), "0");
+        assert_eq!(super::thousands(999), "999");
+        assert_eq!(super::thousands(1000), "1,000");
+        assert_eq!(super::thousands(1234567), "1,234,567");
+    }
 }

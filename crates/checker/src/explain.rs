@@ -52,6 +52,9 @@ pub struct Counterexample {
     pub prefix_len: usize,
     /// Its last ops (at most 20), in linearization order.
     pub prefix: Vec<OpRef>,
+    /// The model state after each op of `prefix` (same length), replaying the whole
+    /// prefix from the initial state: the partial linearization, step by step.
+    pub prefix_states: Vec<Value>,
     /// Model states that prefix could end in.
     pub states: Vec<Value>,
     /// The fewest ops found that still cannot be linearized, in invocation order.
@@ -113,6 +116,19 @@ pub(crate) fn counterexample<M: Model>(
         .iter()
         .map(|&i| op_ref(model, history, part, &calls[i]))
         .collect();
+    // The search found this prefix legal, so every step succeeds; stop at the first
+    // that does not rather than trust it blindly.
+    let mut prefix_states = Vec::new();
+    let mut state = part.init.clone();
+    for (n, &i) in stuck.prefix.iter().enumerate() {
+        let Some(next) = model.step(&state, &calls[i].op) else {
+            break;
+        };
+        state = next;
+        if n >= tail {
+            prefix_states.push(model.describe_state(&state, &part.values));
+        }
+    }
     let mut shrunk: Vec<OpRef> = shrink::shrink(model, part, x.pair, x_ret, budget)
         .into_iter()
         .map(|i| op_ref(model, history, part, &part.calls[i]))
@@ -126,6 +142,7 @@ pub(crate) fn counterexample<M: Model>(
         concurrent,
         prefix_len: stuck.prefix.len(),
         prefix,
+        prefix_states,
         states: stuck
             .states
             .iter()

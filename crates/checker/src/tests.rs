@@ -60,6 +60,10 @@ fn stale_read_is_not_linearizable_and_shrinks_to_three_ops() {
     assert_eq!(c.op.label, "read 1");
     assert_eq!(c.op.process, 2);
     assert_eq!(c.states, vec![json!(2)]);
+    // The prefix step by step: write 1, read 1, write 2, with the state after each.
+    let prefix: Vec<&str> = c.prefix.iter().map(|o| o.label.as_str()).collect();
+    assert_eq!(prefix, ["write 1", "read 1", "write 2"]);
+    assert_eq!(c.prefix_states, [json!(1), json!(1), json!(2)]);
     let labels: Vec<&str> = c.shrunk.iter().map(|o| o.label.as_str()).collect();
     assert_eq!(labels, ["write 1", "write 2", "read 1"]);
     assert!(

@@ -27,7 +27,8 @@ Examples:
   splitbrain check --format json --witness history.jsonl
   splitbrain check --model register --consistency all history.jsonl
   splitbrain check --model set --consistency eventual history.jsonl
-  splitbrain check --independent --time-limit 60 history.edn")]
+  splitbrain check --independent --time-limit 60 history.edn
+  splitbrain check --model register --html report.html --junit junit.xml history.jsonl")]
 pub struct CheckArgs {
     /// The sequential model every key must follow: register (read, write),
     /// cas-register (read, write, cas with value [expected, new]), mutex
@@ -67,9 +68,62 @@ pub struct CheckArgs {
     #[arg(long)]
     pub witness: bool,
 
+    /// Write a self-contained HTML report (verdict, counterexample timeline,
+    /// latency, throughput, faults) of the history to FILE (one history only).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
+    /// Write JUnit XML to FILE: one test case per consistency level per history,
+    /// failing with the counterexample.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Colour the text: auto (when stdout is a terminal and NO_COLOR is unset),
+    /// always or never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
     /// History files (.edn: Jepsen EDN; otherwise JSON Lines; -: standard input).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour what goes to stdout.
+    pub fn enabled(self) -> bool {
+        use std::io::IsTerminal;
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        }
+    }
+}
+
+/// The checker's text, coloured when `color` says so.
+pub fn text(report: &checker::Report, color: bool) -> String {
+    let text = checker::render_text(report);
+    if color {
+        splitbrain_report::color::colorize(&text)
+    } else {
+        text
+    }
+}
+
+/// Writes `contents` to `path`, naming the file when it cannot.
+pub fn write_file(path: &std::path::Path, what: &str, contents: &str) -> Result<(), String> {
+    std::fs::write(path, contents)
+        .map_err(|e| format!("cannot write the {what} to {}: {e}", path.display()))
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -111,6 +165,15 @@ fn parse_gib(s: &str) -> Result<u64, String> {
 }
 
 pub fn run(args: CheckArgs) -> u8 {
+    if args.html.is_some() && args.files.len() > 1 {
+        eprintln!(
+            "error: --html writes one report: give one history (got {})",
+            args.files.len()
+        );
+        return EXIT_BAD_INPUT;
+    }
+    let color = args.format == Format::Text && args.color.enabled();
+    let mut cases = Vec::new();
     let opts = Options {
         model: args.model,
         consistency: args.consistency,
@@ -147,16 +210,36 @@ pub fn run(args: CheckArgs) -> u8 {
                     path.display(),
                     h.pairs().len()
                 ));
-                checker::check(&h, &opts).map_err(|e| e.to_string())
+                checker::check(&h, &opts)
+                    .map(|r| (h, r))
+                    .map_err(|e| e.to_string())
             });
         spinner.finish_and_clear();
+        let result = result.and_then(|(h, report)| {
+            if let Some(html) = &args.html {
+                let data = splitbrain_report::ReportData::build(&h, &report, None);
+                write_file(html, "HTML report", &splitbrain_report::html::render(&data))?;
+            }
+            Ok(report)
+        });
         let mut out = stdout.lock();
+        if args.junit.is_some() {
+            let name = path.display().to_string();
+            match &result {
+                Ok(report) => cases.extend(splitbrain_report::junit::cases(report, &name)),
+                Err(e) => cases.push(splitbrain_report::junit::error_case(
+                    &name,
+                    args.consistency.name(),
+                    e,
+                )),
+            }
+        }
         match result {
             Ok(report) => {
                 verdict = verdict.merge(report.verdict);
                 match args.format {
                     Format::Text => {
-                        let _ = write!(out, "{}", checker::render_text(&report));
+                        let _ = write!(out, "{}", text(&report, color));
                     }
                     Format::Json => {
                         let _ = writeln!(
@@ -179,6 +262,13 @@ pub fn run(args: CheckArgs) -> u8 {
                     }
                 }
             }
+        }
+    }
+    if let Some(junit) = &args.junit {
+        let xml = splitbrain_report::junit::to_xml("splitbrain check", &cases);
+        if let Err(e) = write_file(junit, "JUnit XML", &xml) {
+            eprintln!("error: {e}");
+            bad_input = true;
         }
     }
     if bad_input {

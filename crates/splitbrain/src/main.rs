@@ -6,6 +6,7 @@ mod lab_nemesis;
 mod nemesis_cmd;
 mod remote_cmd;
 mod remote_nemesis;
+mod serve_cmd;
 mod test_cmd;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,8 @@ enum Command {
     Nemesis(nemesis_cmd::NemesisArgs),
     /// Run a workload against a cluster, record the history and check it.
     Test(Box<test_cmd::TestArgs>),
+    /// Serve a local web page listing past runs in the store, each with its report.
+    Serve(serve_cmd::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Cluster(cmd) => cluster_cmd::run(cmd),
         Command::Nemesis(cmd) => nemesis_cmd::run(cmd),
         Command::Test(args) => test_cmd::run(*args),
+        Command::Serve(args) => serve_cmd::run(args),
     };
     ExitCode::from(code)
 }

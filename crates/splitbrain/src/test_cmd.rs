@@ -10,7 +10,8 @@
 //!     cas-register-etcd-v3/20261122T063012.123Z/
 //!       history.jsonl   written as ops happen
 //!       config.toml     the effective configuration (flags, file and defaults)
-//!       results.json    the checker's report and the run's counts
+//!       results.json    the checker's report and the run's counts (docs/results.md)
+//!       report.html     the report to look at (self-contained), latency.svg, rate.svg
 //!       test.log        what the run did, with times
 //!       cluster/        the local cluster's member logs (embedded default only)
 //! ```
@@ -154,6 +155,12 @@ pub struct TestArgs {
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 
+    /// Also write JUnit XML to FILE: one test case per consistency level checked,
+    /// failing with the counterexample.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub junit: Option<PathBuf>,
+
     /// Read any of these settings from a TOML file (keys as the flags, e.g.
     /// `concurrency = 10`, `nodes = ["http://..."]`).
     #[arg(long, value_name = "FILE.toml")]
@@ -187,6 +194,7 @@ impl TestArgs {
             nemesis_duration: self.nemesis_duration.or(file.nemesis_duration),
             store: self.store.or(file.store),
             name: self.name.or(file.name),
+            junit: self.junit,
             config: self.config,
         }
     }
@@ -653,29 +661,65 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
         ..Options::default()
     };
     let report = checker::check(&history, &opts).context("checking the history")?;
-    let results = serde_json::json!({
-        "valid": report.verdict,
-        "report": report,
-        "run": {
-            "ops": summary.ops_written,
-            "invoked": summary.invoked,
-            "ok": summary.ok,
-            "fail": summary.fail,
-            "info": summary.info,
-            "faults": summary.faults,
-            "elapsed_s": summary.elapsed.as_secs_f64(),
-            "interrupted": summary.interrupted,
-            "aborted": summary.aborted,
-        },
+    let run = serde_json::json!({
+        "ops": summary.ops_written,
+        "invoked": summary.invoked,
+        "ok": summary.ok,
+        "fail": summary.fail,
+        "info": summary.info,
+        "faults": summary.faults,
+        "elapsed_s": summary.elapsed.as_secs_f64(),
+        "interrupted": summary.interrupted,
+        "aborted": summary.aborted,
     });
+    let results = results_json(&name, &stamp, &report, run.clone());
     std::fs::write(
         dir.join("results.json"),
         serde_json::to_string_pretty(&results)? + "\n",
     )?;
-    print!("{}", checker::render_text(&report));
+    let meta = splitbrain_report::RunMeta {
+        test: name.clone(),
+        started: stamp.clone(),
+        summary: run,
+    };
+    splitbrain_report::write_run_files(&dir, &history, &report, Some(&meta))
+        .with_context(|| format!("cannot write the report in {}", dir.display()))?;
+    if let Some(junit) = &args.junit {
+        let cases = splitbrain_report::junit::cases(&report, &format!("{name}/{stamp}"));
+        crate::check_cmd::write_file(
+            junit,
+            "JUnit XML",
+            &splitbrain_report::junit::to_xml("splitbrain test", &cases),
+        )
+        .map_err(anyhow::Error::msg)?;
+    }
+    let color = crate::check_cmd::ColorChoice::Auto.enabled();
+    print!("{}", crate::check_cmd::text(&report, color));
     log.line(&format!("verdict: {:?}", report.verdict));
     println!("files: {}", dir.display());
+    println!("report: {}", dir.join("report.html").display());
     Ok(report.verdict.exit_code())
+}
+
+/// The version of results.json's layout: bumped when a field changes meaning or
+/// goes away (adding a field does not bump it). Documented in docs/results.md.
+pub const RESULTS_SCHEMA_VERSION: u32 = 1;
+
+/// results.json: the verdict, the checker's report and the run's counts.
+fn results_json(
+    test: &str,
+    started: &str,
+    report: &checker::Report,
+    run: serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "test": test,
+        "started": started,
+        "valid": report.verdict,
+        "report": report,
+        "run": run,
+    })
 }
 
 /// Redraws elapsed time, ops/s and the ok/fail/info counts; indicatif draws nothing
@@ -802,6 +846,69 @@ mod tests {
         assert_eq!(a.workload.as_deref(), Some("register"));
         assert_eq!(a.name.as_deref(), Some("register-etcd-v3"));
         assert_eq!(a.time_limit, Some(30.0));
+    }
+
+    /// docs/results.md documents these names; a change here is a change there (and,
+    /// for a renamed or removed field, a new schema_version).
+    #[test]
+    fn results_json_keeps_its_documented_field_names() {
+        let text = "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":1}\n\
+                    {\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"value\":1}\n";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.jsonl");
+        std::fs::write(&path, text).unwrap();
+        let history = History::read_path(&path).unwrap();
+        let opts = Options {
+            model: ModelKind::Register,
+            ..Options::default()
+        };
+        let report = checker::check(&history, &opts).unwrap();
+        let run = serde_json::json!({"ops": 2, "invoked": 1, "ok": 1, "fail": 0, "info": 0,
+            "faults": 0, "elapsed_s": 0.1, "interrupted": false, "aborted": false});
+        let v = results_json("t", "20261122T000000.000Z", &report, run);
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        assert_eq!(
+            keys(&v),
+            [
+                "report",
+                "run",
+                "schema_version",
+                "started",
+                "test",
+                "valid"
+            ]
+        );
+        assert_eq!(v["schema_version"], RESULTS_SCHEMA_VERSION);
+        assert_eq!(
+            keys(&v["report"]),
+            [
+                "consistency",
+                "elapsed_ms",
+                "file",
+                "keys",
+                "model",
+                "ops",
+                "valid"
+            ]
+        );
+        assert_eq!(
+            keys(&v["run"]),
+            [
+                "aborted",
+                "elapsed_s",
+                "fail",
+                "faults",
+                "info",
+                "interrupted",
+                "invoked",
+                "ok",
+                "ops"
+            ]
+        );
     }
 
     #[test]

@@ -1,0 +1,63 @@
+//! `report.html`: one file, no network. The data is embedded as JSON in a
+//! `<script type="application/json">` element and drawn by a small inline script
+//! into SVG; every drawn op carries `data-op` (the counterexample) or `data-tl` (the
+//! history's timeline), which the browser tests count.
+
+use crate::data::ReportData;
+
+const TEMPLATE: &str = include_str!("report.html");
+
+/// JSON that is safe inside a `<script>` element: `<`, `>` and `&` only occur in
+/// JSON strings, where their `\u` escapes mean the same.
+pub fn script_json<T: serde::Serialize>(value: &T) -> String {
+    let json = serde_json::to_string(value).unwrap_or_else(|_| "null".into());
+    let mut out = String::with_capacity(json.len() + 64);
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The whole page.
+pub fn render(data: &ReportData) -> String {
+    let title = format!("{} ({})", data.meta.headline, data.meta.file);
+    TEMPLATE
+        .replacen("/*TITLE*/", &escape(&title), 1)
+        .replacen("/*DATA*/", &script_json(data), 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_json_cannot_close_the_script_element() {
+        let s = script_json(&serde_json::json!({"x": "</script><b>&"}));
+        assert!(!s.contains("</"));
+        let back: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(back["x"], "</script><b>&");
+    }
+}

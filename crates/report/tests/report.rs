@@ -1,0 +1,313 @@
+//! Reports rendered from golden histories and from a generated 100,000-op one:
+//! their structure, their size bound, and JUnit that a real XML parser reads.
+
+use serde_json::{json, Value};
+use splitbrain_checker::{check, Consistency, ModelKind, Options};
+use splitbrain_history::History;
+use splitbrain_report::{html, junit, svg, ReportData};
+use std::path::{Path, PathBuf};
+
+fn golden(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../histories")
+        .join(rel)
+}
+
+fn checked(
+    rel: &str,
+    model: ModelKind,
+    consistency: Consistency,
+) -> (History, splitbrain_checker::Report) {
+    let h = History::read_path(&golden(rel)).unwrap();
+    let opts = Options {
+        model,
+        consistency,
+        ..Options::default()
+    };
+    let r = check(&h, &opts).unwrap();
+    (h, r)
+}
+
+/// The JSON the page embeds, read back out of the page.
+fn embedded(page: &str) -> Value {
+    let start = page
+        .find("<script type=\"application/json\" id=\"data\">")
+        .expect("the data element");
+    let rest = &page[start..];
+    let open = rest.find('>').unwrap() + 1;
+    let close = rest.find("</script>").unwrap();
+    serde_json::from_str(&rest[open..close]).expect("the embedded data is JSON")
+}
+
+/// Self-contained: nothing is fetched, nothing links out.
+fn assert_self_contained(page: &str) {
+    for bad in [
+        "src=",
+        "<link",
+        "@import",
+        "url(",
+        "fetch(",
+        "XMLHttpRequest",
+        "https://",
+        "http://cdn",
+    ] {
+        assert!(!page.contains(bad), "the page contains {bad:?}");
+    }
+    // The only URL is the SVG namespace.
+    assert_eq!(
+        page.matches("http://").count(),
+        page.matches("http://www.w3.org/2000/svg").count()
+    );
+}
+
+#[test]
+fn an_invalid_history_gets_its_counterexample_drawn_with_the_states_step_by_step() {
+    let (h, r) = checked(
+        "register/stale-read.invalid.jsonl",
+        ModelKind::Register,
+        Consistency::Linearizable,
+    );
+    let data = ReportData::build(&h, &r, None);
+    let page = html::render(&data);
+    assert_self_contained(&page);
+    let d = embedded(&page);
+    assert_eq!(d["meta"]["verdict"], "invalid");
+    assert_eq!(d["meta"]["headline"], "NOT linearizable");
+    assert_eq!(
+        d["meta"]["why"],
+        "linearizable: cannot linearize: p2 read 1  [lines 5-6]"
+    );
+    assert_eq!(d["levels"][0]["status"], "ruled out");
+    assert!(d["levels"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("^ cannot be linearized"));
+    // The shrunk counterexample: three ops, the read the culprit.
+    let shrunk = d["shrunk"][0]["ops"].as_array().unwrap();
+    assert_eq!(shrunk.len(), 3);
+    let culprits: Vec<_> = shrunk.iter().filter(|o| o["k"] == 3).collect();
+    assert_eq!(culprits.len(), 1);
+    assert_eq!(culprits[0]["l"], "read 1");
+    // The partial linearization with the state after each op, then the culprit.
+    let steps = &d["steps"];
+    assert_eq!(steps["prefix_len"], 2);
+    let states: Vec<&str> = steps["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["1", "2"]);
+    assert_eq!(steps["culprit"]["l"], "read 1");
+    // Every op of this small history is on the timeline, nothing cut.
+    assert_eq!(d["timeline"]["ops"].as_array().unwrap().len(), 3);
+    assert_eq!(d["cuts"], json!([]));
+}
+
+#[test]
+fn a_valid_history_gets_a_green_report_without_a_counterexample() {
+    let (h, r) = checked(
+        "register/info-write-seen-later.valid.jsonl",
+        ModelKind::Register,
+        Consistency::Linearizable,
+    );
+    let page = html::render(&ReportData::build(&h, &r, None));
+    assert_self_contained(&page);
+    let d = embedded(&page);
+    assert_eq!(d["meta"]["verdict"], "valid");
+    assert_eq!(d["meta"]["headline"], "linearizable");
+    assert_eq!(d["levels"][0]["status"], "holds");
+    assert_eq!(d["shrunk"], json!([]));
+    assert_eq!(d["steps"], Value::Null);
+    assert_eq!(
+        d["timeline"]["ops"].as_array().unwrap().len(),
+        h.pairs().len()
+    );
+    // The info write is drawn as info.
+    assert!(d["timeline"]["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["o"] == "info"));
+}
+
+#[test]
+fn all_levels_name_what_was_ruled_out_and_junit_fails_once_per_invalid_level() {
+    let (h, r) = checked(
+        "consistency/register/store-buffering.lin-no.seq-no.ev-yes.jsonl",
+        ModelKind::Register,
+        Consistency::All,
+    );
+    let d = embedded(&html::render(&ReportData::build(&h, &r, None)));
+    let statuses: Vec<(&str, &str)> = d["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["name"].as_str().unwrap(), l["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("linearizable", "ruled out"),
+            ("sequential", "ruled out"),
+            ("eventual", "holds")
+        ]
+    );
+    let xml = junit::to_xml("splitbrain check", &junit::cases(&r, "store-buffering"));
+    let doc = roxmltree::Document::parse(&xml).expect("JUnit parses as XML");
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    assert_eq!(cases.len(), 3);
+    let failed: Vec<&str> = cases
+        .iter()
+        .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
+        .map(|c| c.attribute("name").unwrap())
+        .collect();
+    assert_eq!(failed, ["linearizable", "sequential"]);
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .unwrap();
+    assert_eq!(suite.attribute("failures"), Some("2"));
+    assert_eq!(suite.attribute("tests"), Some("3"));
+    // The failure carries the counterexample's text, timeline included.
+    let failure = doc
+        .descendants()
+        .find(|n| n.has_tag_name("failure"))
+        .unwrap();
+    assert!(failure
+        .attribute("message")
+        .unwrap()
+        .starts_with("NOT linearizable"));
+    assert!(failure.text().unwrap().contains("smallest sub-history"));
+}
+
+#[test]
+fn junit_escapes_what_xml_cannot_hold() {
+    let case = junit::error_case("a<b>&\"c'\u{1}", "linearizable", "bad & <worse>\nline 2");
+    let xml = junit::to_xml("s", &[case]);
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let tc = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testcase"))
+        .unwrap();
+    assert_eq!(tc.attribute("classname"), Some("a<b>&\"c'"));
+    let err = tc.children().find(|n| n.has_tag_name("error")).unwrap();
+    assert_eq!(err.attribute("message"), Some("bad & <worse>\nline 2"));
+    assert_eq!(err.text(), Some("bad & <worse>\nline 2"));
+}
+
+#[test]
+fn a_100k_op_report_stays_under_5_mb_and_says_what_it_cut() {
+    let h = splitbrain_report::sample::register_history(100_000);
+    let opts = Options {
+        model: ModelKind::Register,
+        init: json!(0),
+        shrink_time: std::time::Duration::from_secs(3),
+        ..Options::default()
+    };
+    let r = check(&h, &opts).unwrap();
+    assert_eq!(r.verdict, splitbrain_checker::Verdict::Invalid);
+    let data = ReportData::build(&h, &r, None);
+    let page = html::render(&data);
+    assert!(
+        page.len() < 5 << 20,
+        "report.html is {} bytes for 100,000 ops",
+        page.len()
+    );
+    let d = embedded(&page);
+    let drawn = d["timeline"]["ops"].as_array().unwrap().len();
+    assert!(drawn <= splitbrain_report::data::MAX_TIMELINE_OPS);
+    assert!(
+        d["timeline"]["ops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["k"] == 3),
+        "{}\n{}",
+        splitbrain_checker::render_text(&r),
+        d["shrunk"]
+    );
+    let cuts = d["cuts"].as_array().unwrap();
+    assert!(cuts
+        .iter()
+        .any(|c| c.as_str().unwrap().contains("timeline draws")));
+    assert!(cuts
+        .iter()
+        .any(|c| c.as_str().unwrap().starts_with("latency:")));
+    assert!(!d["faults"].as_array().unwrap().is_empty());
+    assert!(!d["latency"]["raw"].as_bool().unwrap());
+    // The plotters SVGs are bounded too, and are XML.
+    for (name, s) in [("latency", svg::latency(&data)), ("rate", svg::rate(&data))] {
+        assert!(s.len() < 1 << 20, "{name}.svg is {} bytes", s.len());
+        let doc = roxmltree::Document::parse(&s).unwrap_or_else(|e| panic!("{name}.svg: {e}"));
+        assert_eq!(doc.root_element().tag_name().name(), "svg");
+    }
+    // For the bench script and the browser test.
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-100k.html");
+    std::fs::write(&out, &page).unwrap();
+    eprintln!(
+        "report for 100,000 ops: {} bytes, {}",
+        page.len(),
+        out.display()
+    );
+}
+
+#[test]
+fn run_files_are_written_beside_the_history() {
+    let (h, r) = checked(
+        "register/stale-read-during-partition.invalid.jsonl",
+        ModelKind::Register,
+        Consistency::Linearizable,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let meta = splitbrain_report::RunMeta {
+        test: "t".into(),
+        started: "20261122T000000.000Z".into(),
+        summary: json!({"invoked": 4, "ok": 4, "fail": 0, "info": 0, "faults": 1, "elapsed_s": 1.0}),
+    };
+    splitbrain_report::write_run_files(dir.path(), &h, &r, Some(&meta)).unwrap();
+    for f in ["report.html", "latency.svg", "rate.svg"] {
+        assert!(dir.path().join(f).is_file(), "{f} missing");
+    }
+    let d = embedded(&std::fs::read_to_string(dir.path().join("report.html")).unwrap());
+    assert_eq!(d["run"]["test"], "t");
+}
+
+#[test]
+fn final_reads_that_do_not_converge_are_listed() {
+    let (h, r) = checked(
+        "consistency/register/final-reads-disagree.lin-no.seq-yes.ev-no.jsonl",
+        ModelKind::Register,
+        Consistency::Eventual,
+    );
+    let d = embedded(&html::render(&ReportData::build(&h, &r, None)));
+    assert_eq!(d["meta"]["verdict"], "invalid");
+    let reads: Vec<(String, String)> = d["divergences"][0]["reads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_str().unwrap().into(), r[1].as_str().unwrap().into()))
+        .collect();
+    assert_eq!(
+        reads,
+        [
+            ("n1".into(), "1".into()),
+            ("n2".into(), "2".into()),
+            ("n3".into(), "2".into())
+        ]
+    );
+    let (h, r) = checked(
+        "consistency/set/acknowledged-add-lost.lin-no.seq-yes.ev-no.jsonl",
+        ModelKind::Set,
+        Consistency::Eventual,
+    );
+    let d = embedded(&html::render(&ReportData::build(&h, &r, None)));
+    let notes = d["divergences"][0]["notes"].to_string();
+    assert!(
+        notes.contains("lost (acknowledged, missing from a final read): 2"),
+        "{notes}"
+    );
+}

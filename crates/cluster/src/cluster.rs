@@ -859,6 +859,11 @@ impl Cluster {
             if rec.netns_inode.is_none() && names_ours {
                 rec.netns_inode = sys::netns_inode(&rec.node.netns);
             }
+            // An sshd whose pid `up` never recorded, and its sessions, before the
+            // scan below would call them strangers.
+            if let Err(e) = sshd::stop_unrecorded(rec) {
+                left.push(e.to_string());
+            }
             // Also look inside the namespace: `up` may have died between starting a
             // member and recording its pid.
             let inside = rec.netns_inode.map(sys::pids_in_netns).unwrap_or_default();

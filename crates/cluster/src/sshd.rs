@@ -245,7 +245,9 @@ pub(crate) fn stop_unrecorded(rec: &NodeRecord) -> Result<()> {
     };
     for pid in sys::pids_in_netns(inode) {
         if is_ours(pid, &sshd.argv, Some(inode)) {
-            stop_tree(pid, rec.node.name.as_str(), || is_ours(pid, &sshd.argv, Some(inode)))?;
+            stop_tree(pid, rec.node.name.as_str(), || {
+                is_ours(pid, &sshd.argv, Some(inode))
+            })?;
         }
     }
     Ok(())
@@ -424,8 +426,11 @@ mod tests {
             .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
             .filter(|p| !matches!(sys::proc_state(*p), None | Some('Z' | 'X' | 'x')))
             .filter(|p| {
-                std::fs::read(format!("/proc/{p}/cmdline"))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
+                std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(needle)
+                })
             })
             .collect()
     }
@@ -460,7 +465,10 @@ mod tests {
 
     #[test]
     fn a_tree_that_is_not_ours_any_more_is_left_alone() {
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let pid = i32::try_from(child.id()).unwrap();
         stop_tree(pid, "n1", || false).unwrap();
         assert_eq!(child.try_wait().unwrap(), None, "not signalled");

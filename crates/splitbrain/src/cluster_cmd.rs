@@ -41,6 +41,9 @@ pub enum ClusterCmd {
     Pause(NodeArgs),
     /// SIGCONT a paused member.
     Resume(NodeArgs),
+    /// Exit 0 if a member's etcd is alive (running or paused), 1 if it is stopped:
+    /// the `running` check of the lab's nodes file.
+    Running(NodeArgs),
 }
 
 #[derive(Args)]
@@ -174,6 +177,25 @@ fn execute(cmd: ClusterCmd) -> anyhow::Result<u8> {
         ClusterCmd::Start(a) => node_op(a, "started {}", |c, n| c.start(n)),
         ClusterCmd::Pause(a) => node_op(a, "paused {} (SIGSTOP)", |c, n| c.pause(n)),
         ClusterCmd::Resume(a) => node_op(a, "resumed {} (SIGCONT)", |c, n| c.resume(n)),
+        ClusterCmd::Running(a) => {
+            let cluster = Cluster::load(&a.dir.dir)?;
+            let name = cluster.node(&a.node)?.name.clone();
+            let process = cluster
+                .processes()?
+                .into_iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, p)| p);
+            match process {
+                Some(p @ (Process::Running { .. } | Process::Paused { .. })) => {
+                    out!("{name}: {p:?}");
+                    Ok(0)
+                }
+                _ => {
+                    out!("{name}: stopped");
+                    Ok(1)
+                }
+            }
+        }
     }
 }
 

@@ -57,25 +57,40 @@ pub struct SshTarget {
     pub control_path: PathBuf,
     /// More `-o` options, as in ssh_config (`ProxyJump=bastion`).
     pub options: Vec<String>,
+    /// Whether ssh reads the user's and the system's ssh_config. Off (`-F none`)
+    /// unless the user allowed other machines: a `Host 127.0.0.1` block with a
+    /// `HostName` or a `ProxyCommand` would otherwise send SSH somewhere no check
+    /// looked at.
+    pub read_config: bool,
+}
+
+/// A path as an ssh_config value: quoted (spaces), with `%` doubled (ssh expands
+/// `%h`, `%p`, ... in these paths).
+fn config_path(p: &std::path::Path) -> String {
+    format!("\"{}\"", p.display().to_string().replace('%', "%%"))
 }
 
 impl SshTarget {
     /// Every ssh argument before the remote command.
     pub fn args(&self) -> Vec<String> {
         let mut a: Vec<String> = Vec::new();
+        if !self.read_config {
+            a.push("-F".into());
+            a.push("none".into());
+        }
         let mut o = |opt: String| {
             a.push("-o".into());
             a.push(opt);
         };
         o("BatchMode=yes".into());
         o(format!("ConnectTimeout={}", self.connect_timeout));
-        o(format!("ControlPath={}", self.control_path.display()));
+        o(format!("ControlPath={}", config_path(&self.control_path)));
         o("ServerAliveInterval=5".into());
         o("ServerAliveCountMax=3".into());
         o("LogLevel=ERROR".into());
         match &self.known_hosts {
             Some(k) => {
-                o(format!("UserKnownHostsFile={}", k.display()));
+                o(format!("UserKnownHostsFile={}", config_path(k)));
                 o("StrictHostKeyChecking=yes".into());
             }
             None => o("StrictHostKeyChecking=accept-new".into()),
@@ -102,9 +117,20 @@ impl SshTarget {
     }
 
     fn ssh(&self) -> Command {
+        use std::os::unix::process::CommandExt as _;
         let mut cmd = Command::new("ssh");
         cmd.args(self.args());
+        // Its own process group: a Ctrl-C at the terminal goes to the harness, which
+        // heals, and not to the ssh links that heal needs.
+        cmd.process_group(0);
         cmd
+    }
+
+    /// Where the master connection writes what ssh says (read when it fails).
+    fn master_log(&self) -> PathBuf {
+        let mut p = self.control_path.clone().into_os_string();
+        p.push(".log");
+        PathBuf::from(p)
     }
 
     fn unreachable(&self, stderr: &str) -> Error {
@@ -143,13 +169,18 @@ impl SshConn {
         }
         // A socket left by a master that died is in the way of a new one.
         let _ = std::fs::remove_file(&self.target.control_path);
+        // A file, not a pipe: nobody reads a pipe once connected, and a later write
+        // to a closed one would kill the master with SIGPIPE.
+        let log_path = self.target.master_log();
+        let log = std::fs::File::create(&log_path)
+            .map_err(|e| Error::State(log_path.clone(), e.to_string()))?;
         let mut child = self
             .target
             .ssh()
             .args(["-N", "-o", "ControlMaster=yes", "-o", "ControlPersist=no"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(log)
             .spawn()
             .map_err(|e| {
                 Error::Command(
@@ -160,10 +191,7 @@ impl SshConn {
         let deadline = Instant::now() + Duration::from_secs(self.target.connect_timeout.max(1) + 5);
         loop {
             if let Ok(Some(_)) = child.try_wait() {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                }
+                let err = std::fs::read_to_string(&log_path).unwrap_or_default();
                 return Err(self.target.unreachable(&err));
             }
             if self.target.control_path.exists() && self.check() {
@@ -178,8 +206,6 @@ impl SshConn {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        // Its stderr is not read any more: let a full pipe never block it.
-        drop(child.stderr.take());
         *self.master.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
         Ok(())
     }
@@ -330,7 +356,9 @@ impl Host {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         };
         if let Kind::Ssh(c) = &self.kind {
-            if out.code == Some(255) {
+            // ssh says 255 when it cannot reach the node, but a remote command may
+            // exit 255 too: the master connection still answering tells them apart.
+            if out.code == Some(255) && !c.check() {
                 return Err(c.target.unreachable(&out.stderr));
             }
         }
@@ -431,19 +459,44 @@ mod tests {
             connect_timeout: 3,
             control_path: "/lab/nodes.nemesis/ssh-n1".into(),
             options: vec![],
+            read_config: false,
         };
         let a = t.args().join(" ");
         for want in [
             "-o BatchMode=yes",
             "-o ConnectTimeout=3",
-            "-o ControlPath=/lab/nodes.nemesis/ssh-n1",
-            "-o UserKnownHostsFile=/lab/ssh/known_hosts -o StrictHostKeyChecking=yes",
+            "-o ControlPath=\"/lab/nodes.nemesis/ssh-n1\"",
+            "-o UserKnownHostsFile=\"/lab/ssh/known_hosts\" -o StrictHostKeyChecking=yes",
             "-i /lab/ssh/id_ed25519",
             "-p 2222 -l root -T 10.77.1.1",
         ] {
             assert!(a.contains(want), "{want} not in {a}");
         }
         assert!(a.ends_with("10.77.1.1"), "{a}");
+    }
+
+    #[test]
+    fn without_allow_remote_no_ssh_config_is_read() {
+        let mut t = SshTarget {
+            node: "n1".into(),
+            host: "127.0.0.1".into(),
+            port: 2201,
+            user: "root".into(),
+            identity: None,
+            known_hosts: Some("/my 100%/known_hosts".into()),
+            connect_timeout: 3,
+            control_path: "/s/ssh-n1".into(),
+            options: vec![],
+            read_config: false,
+        };
+        let a = t.args();
+        assert_eq!(a[..2], ["-F", "none"], "{a:?}");
+        assert!(
+            a.contains(&"UserKnownHostsFile=\"/my 100%%/known_hosts\"".to_string()),
+            "{a:?}"
+        );
+        t.read_config = true;
+        assert!(!t.args().contains(&"-F".to_string()));
     }
 
     #[test]

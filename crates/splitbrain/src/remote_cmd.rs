@@ -116,18 +116,18 @@ pub fn execute(file: &Path, cmd: NemesisCmd, allow_remote: bool) -> anyhow::Resu
         }
         NemesisCmd::Heal(_) => {
             let start = Instant::now();
-            let notes = net.heal()?;
-            for n in &notes {
+            let healed = net.heal();
+            // Masters that a killed harness left behind end too, healed or not.
+            for n in net.nodes() {
+                net.host(&n)?.close_any_master();
+            }
+            for n in &healed? {
                 out!("{n}");
             }
             out!(
                 "healed over SSH ({}): no rule, qdisc or clock offset of ours remains, killed and paused nodes are back",
                 ms(start)
             );
-            // Masters that a killed harness left behind end too.
-            for n in net.nodes() {
-                net.host(&n)?.close_any_master();
-            }
             0
         }
         NemesisCmd::Status(_) => {

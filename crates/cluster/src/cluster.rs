@@ -193,6 +193,9 @@ impl Cluster {
         let dir = std::fs::canonicalize(&config.dir)
             .map_err(|e| Error::io(format!("cannot resolve {}", config.dir.display()), e))?;
         let _lock = DirLock::acquire(&dir)?;
+        if config.sshd {
+            sshd::check_ssh_dir(&dir)?;
+        }
         if let Some(old) = State::read(&dir)? {
             let state_file = State::path(&dir);
             return Err(if is_alive(&old) {

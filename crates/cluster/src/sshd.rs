@@ -92,6 +92,23 @@ pub(crate) fn argv(sshd: &Path, node: &Node) -> Vec<String> {
     ]
 }
 
+/// The file that marks `DIR/ssh` as made by splitbrain (so a new lab may replace it).
+const MARKER: &str = "splitbrain-lab-keys";
+
+/// Refuses a `DIR/ssh` that splitbrain did not make: `prepare` replaces the
+/// directory, and a user's own one (keys, say) must never go.
+pub(crate) fn check_ssh_dir(dir: &Path) -> Result<()> {
+    let ssh = ssh_dir(dir);
+    if ssh.exists() && !ssh.join(MARKER).exists() {
+        return Err(Error::InvalidConfig(format!(
+            "{} exists and was not made by splitbrain (no {MARKER} in it): not replacing it; \
+             choose another --dir",
+            ssh.display()
+        )));
+    }
+    Ok(())
+}
+
 fn run(cmd: &mut Command) -> Result<()> {
     sys::run(cmd).map(|_| ())
 }
@@ -99,10 +116,17 @@ fn run(cmd: &mut Command) -> Result<()> {
 /// Creates the lab's keys and known_hosts, and each member's sshd_config.
 pub(crate) fn prepare(dir: &Path, nodes: &[Node]) -> Result<()> {
     let ssh = ssh_dir(dir);
-    // A previous lab in this directory had other addresses or keys: start afresh.
+    // A previous lab in this directory had other addresses or keys: start afresh,
+    // but only over a directory of ours.
+    check_ssh_dir(dir)?;
     let _ = std::fs::remove_dir_all(&ssh);
     std::fs::create_dir_all(&ssh)
         .map_err(|e| Error::io(format!("cannot create {}", ssh.display()), e))?;
+    std::fs::write(
+        ssh.join(MARKER),
+        "keys of a splitbrain lab (cluster up --sshd): replaced by the next one\n",
+    )
+    .map_err(|e| Error::io(format!("cannot write in {}", ssh.display()), e))?;
     let keygen = sys::require_program("ssh-keygen", "openssh-client")?;
     let host_key = ssh.join("host_ed25519_key");
     let acc = access(dir);
@@ -474,6 +498,21 @@ mod tests {
         assert_eq!(child.try_wait().unwrap(), None, "not signalled");
         let _ = child.kill();
         let _ = child.wait();
+    }
+
+    #[test]
+    fn a_users_own_ssh_directory_is_never_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(check_ssh_dir(tmp.path()).is_ok(), "none yet");
+        let ssh = tmp.path().join("ssh");
+        std::fs::create_dir(&ssh).unwrap();
+        std::fs::write(ssh.join("id_ed25519"), "my key").unwrap();
+        let e = check_ssh_dir(tmp.path()).unwrap_err().to_string();
+        assert!(e.contains("not made by splitbrain"), "{e}");
+        assert!(prepare(tmp.path(), &[]).is_err());
+        assert!(ssh.join("id_ed25519").exists(), "left alone");
+        std::fs::write(ssh.join(MARKER), "").unwrap();
+        assert!(check_ssh_dir(tmp.path()).is_ok());
     }
 
     #[test]

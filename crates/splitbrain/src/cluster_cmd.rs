@@ -222,6 +222,10 @@ fn up(args: UpArgs) -> anyhow::Result<u8> {
     if args.clock {
         config.clock_supervisor = Some(crate::nemesis_cmd::clock_supervisor_command()?);
     }
+    if args.sshd {
+        // Before anything starts: the lab's nodes file would replace a user's own.
+        crate::remote_nemesis::check_lab_nodes_file(&args.dir.dir)?;
+    }
     let started = Instant::now();
     let cluster = Cluster::up(config)?;
     let took = started.elapsed();

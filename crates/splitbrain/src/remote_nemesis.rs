@@ -26,9 +26,26 @@ pub fn write_lab_nodes_file(cluster: &Cluster) -> anyhow::Result<Option<PathBuf>
     let Some(text) = splitbrain_nemesis::nodes::lab_nodes_toml(cluster, &exe) else {
         return Ok(None);
     };
+    check_lab_nodes_file(cluster.dir())?;
     let path = cluster.dir().join("nodes.toml");
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(Some(path))
+}
+
+/// How the nodes file `cluster up --sshd` writes begins: one that does not is the
+/// user's, and is never overwritten.
+const LAB_NODES_HEADER: &str = "# Written by `splitbrain cluster up --sshd`";
+
+/// Refuses when `DIR/nodes.toml` exists and is not one `cluster up --sshd` wrote.
+pub fn check_lab_nodes_file(dir: &Path) -> anyhow::Result<()> {
+    let path = dir.join("nodes.toml");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.starts_with(LAB_NODES_HEADER) => anyhow::bail!(
+            "{} exists and was not written by splitbrain: not overwriting it; choose another --dir",
+            path.display()
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// `--nodes FILE`: one value that is not a URL names a nodes file, if it ends in
@@ -287,6 +304,18 @@ impl Nemesis for RemoteNemesis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_users_nodes_toml_is_never_overwritten() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(check_lab_nodes_file(tmp.path()).is_ok());
+        let path = tmp.path().join("nodes.toml");
+        std::fs::write(&path, "[[node]]\nname = \"mine\"\n").unwrap();
+        let e = check_lab_nodes_file(tmp.path()).unwrap_err().to_string();
+        assert!(e.contains("not written by splitbrain"), "{e}");
+        std::fs::write(&path, format!("{LAB_NODES_HEADER} for the lab in /x\n")).unwrap();
+        assert!(check_lab_nodes_file(tmp.path()).is_ok());
+    }
 
     #[test]
     fn an_address_without_a_scheme_is_not_taken_for_a_nodes_file() {

@@ -867,6 +867,9 @@ impl Cluster {
             if let Err(e) = sshd::stop_unrecorded(rec) {
                 left.push(e.to_string());
             }
+            if let Err(e) = sshd::stop_orphaned_sessions(rec) {
+                left.push(e.to_string());
+            }
             // Also look inside the namespace: `up` may have died between starting a
             // member and recording its pid.
             let inside = rec.netns_inode.map(sys::pids_in_netns).unwrap_or_default();

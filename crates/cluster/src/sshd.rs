@@ -277,6 +277,58 @@ pub(crate) fn stop_unrecorded(rec: &NodeRecord) -> Result<()> {
     Ok(())
 }
 
+/// Whether a process environment (`/proc/PID/environ`) is an SSH session's into
+/// the sshd on `addr`:`port` (`SSH_CONNECTION=CLIENT CPORT SERVER SPORT`).
+fn is_session_into(environ: &[u8], addr: std::net::Ipv4Addr, port: u16) -> bool {
+    environ
+        .split(|b| *b == 0)
+        .filter_map(|kv| kv.strip_prefix(b"SSH_CONNECTION="))
+        .any(|v| {
+            let v = String::from_utf8_lossy(v);
+            let w: Vec<&str> = v.split_whitespace().collect();
+            matches!(w.as_slice(), [_, _, server, sport]
+                if server.parse() == Ok(addr) && sport.parse() == Ok(port))
+        })
+}
+
+/// Kills what sessions into `rec`'s sshd left in its namespace after their sshd
+/// process was gone (a command still running when its client gave up: it is
+/// reparented away from the sshd, so it is no descendant). Only our sshd listens
+/// on the member's address, so `SSH_CONNECTION` naming it proves the origin.
+pub(crate) fn stop_orphaned_sessions(rec: &NodeRecord) -> Result<()> {
+    let (Some(_), Some(inode)) = (&rec.sshd, rec.netns_inode) else {
+        return Ok(());
+    };
+    let addr = rec.node.addr;
+    let is_session = |pid: i32| {
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .is_ok_and(|env| is_session_into(&env, addr, SSH_PORT))
+    };
+    let mut pinned = Vec::new();
+    for pid in sys::pids_in_netns(inode) {
+        let Some(p) = Pinned::open(pid) else { continue };
+        // Checked after pinning: the pid cannot be another process's any more.
+        if sys::pid_netns(pid) == Some(inode) && is_session(pid) {
+            p.signal(Signal::SIGKILL);
+            pinned.push(p);
+        }
+    }
+    let deadline = Instant::now() + LISTEN_TIMEOUT;
+    while pinned.iter().any(|p| !p.exited()) {
+        if Instant::now() > deadline {
+            return Err(Error::Timeout {
+                what: format!(
+                    "SSH sessions left in node {}'s namespace exiting",
+                    rec.node.name
+                ),
+                after: LISTEN_TIMEOUT,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
 /// A process pinned by a pidfd: signals reach it, or nobody (never a process that
 /// reused its pid), and the fd turns readable once it has exited.
 struct Pinned {
@@ -498,6 +550,16 @@ mod tests {
         assert_eq!(child.try_wait().unwrap(), None, "not signalled");
         let _ = child.kill();
         let _ = child.wait();
+    }
+
+    #[test]
+    fn a_session_is_known_by_its_ssh_connection() {
+        let addr = "10.77.1.1".parse().unwrap();
+        let env = b"PATH=/bin\0SSH_CONNECTION=10.77.1.254 40312 10.77.1.1 22\0HOME=/root\0";
+        assert!(is_session_into(env, addr, 22));
+        assert!(!is_session_into(env, "10.77.1.2".parse().unwrap(), 22));
+        assert!(!is_session_into(env, addr, 2222));
+        assert!(!is_session_into(b"PATH=/bin\0", addr, 22));
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub struct SshTarget {
     pub known_hosts: Option<PathBuf>,
     /// Seconds ssh waits for the connection.
     pub connect_timeout: u64,
+    /// Seconds a command may run before it is given up (a hung `systemctl start`
+    /// must not hang the harness).
+    pub command_timeout: u64,
     /// The multiplexing socket (in the nemesis state directory).
     pub control_path: PathBuf,
     /// More `-o` options, as in ssh_config (`ProxyJump=bastion`).
@@ -347,13 +350,26 @@ impl Host {
         if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
             let _ = stdin.write_all(text.as_bytes());
         }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| Error::Command(describe(), e.to_string()))?;
-        let out = Output {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        let timeout = match &self.kind {
+            Kind::Ssh(c) => Some(Duration::from_secs(c.target.command_timeout)),
+            Kind::Netns(_) => None,
+        };
+        let out = match wait_output(child, timeout)
+            .map_err(|e| Error::Command(describe(), e.to_string()))?
+        {
+            Some(out) => out,
+            None => {
+                return Err(Error::OnHost {
+                    node: self.name.clone(),
+                    addr: self.address(),
+                    command: shell_words(argv),
+                    message: format!(
+                        "no answer within {} s (`command_timeout` in the nodes file); \
+                         it may still be running there",
+                        timeout.map_or(0, |t| t.as_secs())
+                    ),
+                })
+            }
         };
         if let Kind::Ssh(c) = &self.kind {
             // ssh says 255 when it cannot reach the node, but a remote command may
@@ -403,6 +419,42 @@ impl Host {
             })
         }
     }
+}
+
+/// Waits for `child` and what it prints, for at most `timeout`: `None` when it ran
+/// longer (it is killed).
+fn wait_output(mut child: Child, timeout: Option<Duration>) -> std::io::Result<Option<Output>> {
+    fn drain(r: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let text = |h: std::thread::JoinHandle<Vec<u8>>| {
+        String::from_utf8_lossy(&h.join().unwrap_or_default()).into_owned()
+    };
+    Ok(Some(Output {
+        code: status.code(),
+        stdout: text(stdout),
+        stderr: text(stderr),
+    }))
 }
 
 /// The last few non-empty lines of a program's stderr, on one line.
@@ -457,6 +509,7 @@ mod tests {
             identity: Some("/lab/ssh/id_ed25519".into()),
             known_hosts: Some("/lab/ssh/known_hosts".into()),
             connect_timeout: 3,
+            command_timeout: 60,
             control_path: "/lab/nodes.nemesis/ssh-n1".into(),
             options: vec![],
             read_config: false,
@@ -485,6 +538,7 @@ mod tests {
             identity: None,
             known_hosts: Some("/my 100%/known_hosts".into()),
             connect_timeout: 3,
+            command_timeout: 60,
             control_path: "/s/ssh-n1".into(),
             options: vec![],
             read_config: false,
@@ -497,6 +551,32 @@ mod tests {
         );
         t.read_config = true;
         assert!(!t.args().contains(&"-F".to_string()));
+    }
+
+    #[test]
+    fn a_command_that_runs_too_long_is_given_up() {
+        let spawn = |script: &str| {
+            Command::new("sh")
+                .args(["-c", script])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let start = Instant::now();
+        let out = wait_output(spawn("sleep 30"), Some(Duration::from_millis(200))).unwrap();
+        assert_eq!(out, None);
+        assert!(start.elapsed() < Duration::from_secs(10));
+        let out = wait_output(
+            spawn("echo hi; echo oops >&2; exit 3"),
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (out.code, out.stdout.as_str(), out.stderr.as_str()),
+            (Some(3), "hi\n", "oops\n")
+        );
     }
 
     #[test]

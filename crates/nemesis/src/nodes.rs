@@ -28,6 +28,9 @@ const PLACEHOLDERS: [&str; 3] = ["{node}", "{host}", "{offset_ms}"];
 /// deadline computed from it.
 pub const MAX_CONNECT_TIMEOUT: u64 = 300;
 
+/// The longest `command_timeout`, in seconds.
+pub const MAX_COMMAND_TIMEOUT: u64 = 3600;
+
 /// ssh_config options that would send SSH to another address than the node's `host`,
 /// or run a command on this machine: allowed in `ssh_options` only with
 /// `--allow-remote` (with it, `ProxyJump=bastion` is an ordinary need).
@@ -137,6 +140,7 @@ struct RawNode {
     identity: Option<PathBuf>,
     known_hosts: Option<PathBuf>,
     connect_timeout: Option<u64>,
+    command_timeout: Option<u64>,
     ssh_options: Option<Vec<String>>,
     client_url: Option<String>,
     interface: Option<String>,
@@ -198,6 +202,8 @@ pub struct NodeSpec {
     pub identity: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
     pub connect_timeout: u64,
+    /// Seconds a command on the node may take before the nemesis gives up on it.
+    pub command_timeout: u64,
     pub ssh_options: Vec<String>,
     /// Where the workload sends requests (`splitbrain test --nodes FILE`).
     pub client_url: Option<String>,
@@ -308,6 +314,13 @@ impl NodesFile {
                     at("connect_timeout")
                 )));
             }
+            let command_timeout = n.command_timeout.or(d.command_timeout).unwrap_or(120);
+            if !(1..=MAX_COMMAND_TIMEOUT).contains(&command_timeout) {
+                return Err(err(format!(
+                    "{}: {command_timeout} is not a number of seconds from 1 to {MAX_COMMAND_TIMEOUT}",
+                    at("command_timeout")
+                )));
+            }
             let ssh_options = n
                 .ssh_options
                 .clone()
@@ -323,6 +336,7 @@ impl NodesFile {
                 identity: n.identity.clone().or(d.identity.clone()).map(abs),
                 known_hosts: n.known_hosts.clone().or(d.known_hosts.clone()).map(abs),
                 connect_timeout,
+                command_timeout,
                 ssh_options,
                 client_url: n.client_url.clone(),
                 interface: n.interface.clone().or(d.interface.clone()),
@@ -652,6 +666,9 @@ mod tests {
         assert!(e.contains("node `n1`, field `connect_timeout`"), "{e}");
         assert!(e.contains("from 1 to 300"), "{e}");
         assert!(one("connect_timeout = 0").is_err());
+        let e = one("command_timeout = 0").unwrap_err().to_string();
+        assert!(e.contains("field `command_timeout`"), "{e}");
+        assert_eq!(one("").unwrap().nodes[0].command_timeout, 120);
         assert_eq!(
             one("connect_timeout = 300").unwrap().nodes[0].connect_timeout,
             300

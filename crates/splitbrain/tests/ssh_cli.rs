@@ -434,6 +434,45 @@ fn a_kill_that_never_happened_heals_and_so_does_a_pause_then_kill() {
     );
     lab.nemesis_ok(&["heal"]);
     assert!(lab.all_running(), "{:?}", lab.processes());
+    // A command that hangs is given up after `command_timeout`, naming the node; the
+    // kill's guard heals it (it never happened), and the `sleep` it leaves running
+    // on the node is no obstacle to `cluster down`.
+    let slow = lab.dir.join("slow.toml");
+    let text_file = std::fs::read_to_string(lab.nodes()).unwrap();
+    std::fs::write(
+        &slow,
+        text_file
+            .replacen("[defaults]\n", "[defaults]\ncommand_timeout = 1\n", 1)
+            .replace("kill = \"", "kill = \"sleep 29.5 || "),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = splitbrain()
+        .args(["nemesis", "--nodes"])
+        .arg(&slow)
+        .args(["kill", "n1"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("on node n1") && err.contains("no answer within 1 s"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4), "{err}");
+    ok(splitbrain()
+        .args(["nemesis", "--nodes"])
+        .arg(&slow)
+        .arg("heal"));
+    assert!(!lab.dir.join("slow.nemesis").join("remote.json").exists());
+    assert!(lab.all_running(), "{:?}", lab.processes());
+    let hung = || {
+        live_processes_naming("sleep 29.5")
+            .iter()
+            .any(|c| c.starts_with("sleep 29.5"))
+    };
+    assert!(hung(), "the given-up command still runs on n1");
+
     // A lab without --clock has no clock faults to offer, and says so.
     let out = lab.nemesis(&["clock", "bump", "5s", "n1"]);
     assert_eq!(out.status.code(), Some(1));
@@ -442,6 +481,12 @@ fn a_kill_that_never_happened_heals_and_so_does_a_pause_then_kill() {
         "{}",
         text(&out.stderr)
     );
+    // `cluster down` ends the session's orphan too (it used to refuse: "not started
+    // by splitbrain: left running").
+    ok(splitbrain()
+        .args(["cluster", "down", "--dir"])
+        .arg(&lab.dir));
+    assert!(!hung());
 }
 
 #[test]

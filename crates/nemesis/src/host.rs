@@ -48,9 +48,12 @@ pub struct SshTarget {
     pub user: String,
     /// The private key (`-i`); ssh's defaults when `None`.
     pub identity: Option<PathBuf>,
-    /// A known_hosts file that must hold the node's key; without one the user's own
-    /// known_hosts is used and a new host's key is accepted on first use.
+    /// A known_hosts file that must hold the node's key; without one, keys in the
+    /// user's own known_hosts still count, and a new host's key is accepted on
+    /// first use into `state_known_hosts` (never into the user's file).
     pub known_hosts: Option<PathBuf>,
+    /// Where keys accepted on first use go (in the nemesis state directory).
+    pub state_known_hosts: PathBuf,
     /// Seconds ssh waits for the connection.
     pub connect_timeout: u64,
     /// Seconds a command may run before it is given up (a hung `systemctl start`
@@ -96,7 +99,14 @@ impl SshTarget {
                 o(format!("UserKnownHostsFile={}", config_path(k)));
                 o("StrictHostKeyChecking=yes".into());
             }
-            None => o("StrictHostKeyChecking=accept-new".into()),
+            None => {
+                // ssh checks every file listed and adds new keys to the first.
+                o(format!(
+                    "UserKnownHostsFile={} ~/.ssh/known_hosts",
+                    config_path(&self.state_known_hosts)
+                ));
+                o("StrictHostKeyChecking=accept-new".into());
+            }
         }
         if self.identity.is_some() {
             o("IdentitiesOnly=yes".into());
@@ -511,6 +521,7 @@ mod tests {
             connect_timeout: 3,
             command_timeout: 60,
             control_path: "/lab/nodes.nemesis/ssh-n1".into(),
+            state_known_hosts: "/lab/nodes.nemesis/known_hosts".into(),
             options: vec![],
             read_config: false,
         };
@@ -540,6 +551,7 @@ mod tests {
             connect_timeout: 3,
             command_timeout: 60,
             control_path: "/s/ssh-n1".into(),
+            state_known_hosts: "/s/known_hosts".into(),
             options: vec![],
             read_config: false,
         };
@@ -551,6 +563,13 @@ mod tests {
         );
         t.read_config = true;
         assert!(!t.args().contains(&"-F".to_string()));
+        // Without a known_hosts of the node's, new keys go to the state directory.
+        t.known_hosts = None;
+        let a = t.args().join(" ");
+        assert!(
+            a.contains("-o UserKnownHostsFile=\"/s/known_hosts\" ~/.ssh/known_hosts -o StrictHostKeyChecking=accept-new"),
+            "{a}"
+        );
     }
 
     #[test]

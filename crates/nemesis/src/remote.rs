@@ -170,6 +170,7 @@ impl RemoteNet {
                 connect_timeout: n.connect_timeout,
                 command_timeout: n.command_timeout,
                 control_path,
+                state_known_hosts: dir.join("known_hosts"),
                 options: n.ssh_options.clone(),
                 read_config: file.allow_remote,
             }));

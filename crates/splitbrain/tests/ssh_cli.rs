@@ -438,12 +438,14 @@ fn a_kill_that_never_happened_heals_and_so_does_a_pause_then_kill() {
     // kill's guard heals it (it never happened), and the `sleep` it leaves running
     // on the node is no obstacle to `cluster down`.
     let slow = lab.dir.join("slow.toml");
+    // An argument no other process on this machine has.
+    let nap = format!("29.{}", std::process::id());
     let text_file = std::fs::read_to_string(lab.nodes()).unwrap();
     std::fs::write(
         &slow,
         text_file
             .replacen("[defaults]\n", "[defaults]\ncommand_timeout = 1\n", 1)
-            .replace("kill = \"", "kill = \"sleep 29.5 || "),
+            .replace("kill = \"", &format!("kill = \"sleep {nap} || ")),
     )
     .unwrap();
     let started = Instant::now();
@@ -467,9 +469,9 @@ fn a_kill_that_never_happened_heals_and_so_does_a_pause_then_kill() {
     assert!(!lab.dir.join("slow.nemesis").join("remote.json").exists());
     assert!(lab.all_running(), "{:?}", lab.processes());
     let hung = || {
-        live_processes_naming("sleep 29.5")
+        live_processes_naming(&format!("sleep {nap}"))
             .iter()
-            .any(|c| c.starts_with("sleep 29.5"))
+            .any(|c| c.starts_with(&format!("sleep {nap}")))
     };
     assert!(hung(), "the given-up command still runs on n1");
 
@@ -562,6 +564,29 @@ fn an_unreachable_node_is_named_before_any_fault() {
     assert!(lab.dir.join("nodes.nemesis").join("remote.json").exists());
     lab.nemesis_ok(&["heal"]);
     no_chain_anywhere(&lab);
+
+    // Without a known_hosts of its own, keys accepted on first use go to the state
+    // directory, never to the user's ~/.ssh/known_hosts.
+    let tofu = lab.dir.join("tofu.toml");
+    let without_known: Vec<&str> = text_file
+        .lines()
+        .filter(|l| !l.starts_with("known_hosts"))
+        .collect();
+    std::fs::write(&tofu, without_known.join("\n")).unwrap();
+    let home_known = PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+        .join(".ssh")
+        .join("known_hosts");
+    let before = std::fs::read_to_string(&home_known).ok();
+    ok(splitbrain()
+        .args(["nemesis", "--nodes"])
+        .arg(&tofu)
+        .arg("status"));
+    let accepted = std::fs::read_to_string(lab.dir.join("tofu.nemesis").join("known_hosts"))
+        .unwrap_or_default();
+    for n in ["n1", "n2", "n3"] {
+        assert!(accepted.contains(&lab.addr(n)), "{n}: {accepted}");
+    }
+    assert_eq!(std::fs::read_to_string(&home_known).ok(), before);
 
     // A host name is refused unless the user allowed other machines.
     let named = lab.dir.join("named.toml");

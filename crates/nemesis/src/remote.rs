@@ -672,14 +672,7 @@ impl RemoteNet {
     fn refuse_own_clock(&self, i: usize) -> Result<()> {
         const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
         let n = self.spec(i);
-        let refuse = |why: String| {
-            Error::Unsupported(format!(
-                "clock strategy \"date\" refused on node {}: {why}, and `date -s` must never \
-                 set this machine's own clock; give it clock = {{ strategy = \"command\", \
-                 bump = ..., reset = ... }}",
-                n.name
-            ))
-        };
+        let refuse = |why: String| date_refusal(&n.name, &why);
         if let Some(why) = date_refused_for_host(&n.host) {
             return Err(refuse(why));
         }
@@ -841,6 +834,30 @@ fn check_address(n: &NodeSpec, allow_remote: bool) -> Result<()> {
         addr: format!("{}@{}:{}", n.user, n.host, n.port),
         message: e.to_string(),
     })
+}
+
+fn date_refusal(node: &str, why: &str) -> Error {
+    Error::Unsupported(format!(
+        "clock strategy \"date\" refused on node {node}: {why}, and `date -s` must never \
+         set this machine's own clock; give it clock = {{ strategy = \"command\", \
+         bump = ..., reset = ... }}"
+    ))
+}
+
+/// Refuses, before any SSH, a clock fault on `names` (every node when empty) whose
+/// strategy is `date` and whose host is this machine or a lab namespace.
+pub fn refuse_date_here(file: &NodesFile, names: &[String]) -> Result<()> {
+    for n in &file.nodes {
+        if !names.is_empty() && !names.contains(&n.name) {
+            continue;
+        }
+        if n.clock == ClockStrategy::Date {
+            if let Some(why) = date_refused_for_host(&n.host) {
+                return Err(date_refusal(&n.name, &why));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Why the `date` strategy is refused for `host` before asking it anything: loopback
@@ -1068,6 +1085,16 @@ mod tests {
         for host in ["192.0.2.7", "db1.example", "10.78.1.2"] {
             assert_eq!(date_refused_for_host(host), None, "{host}");
         }
+    }
+
+    #[test]
+    fn date_on_this_machine_is_refused_from_the_nodes_file_alone() {
+        let text = "[[node]]\nname = \"n1\"\nhost = \"127.0.0.1\"\n\
+                    [[node]]\nname = \"n2\"\nhost = \"192.0.2.2\"\n";
+        let file = NodesFile::parse(text, Path::new("/x/nodes.toml")).unwrap();
+        let e = refuse_date_here(&file, &[]).unwrap_err().to_string();
+        assert!(e.contains("refused on node n1"), "{e}");
+        assert!(refuse_date_here(&file, &["n2".to_string()]).is_ok());
     }
 
     fn node(name: &str, host: &str) -> NodeSpec {

@@ -32,6 +32,16 @@ pub fn execute(file: &Path, cmd: NemesisCmd, allow_remote: bool) -> anyhow::Resu
     }
     let mut nodes = NodesFile::load(file)?;
     nodes.allow_remote = allow_remote;
+    // `date` on this machine is refused from the file alone, before any SSH.
+    if let NemesisCmd::Clock(ClockArgs {
+        change: ClockCmd::Bump { members, .. },
+        ..
+    }) = &cmd
+    {
+        let named = members.iter().all(|m| nodes.names().contains(m));
+        let names = if named { members.clone() } else { Vec::new() };
+        splitbrain_nemesis::remote::refuse_date_here(&nodes, &names)?;
+    }
     // Every node is connected first: an unreachable one stops us before any change.
     // A heal undoes what it can on the nodes it reaches, and keeps the state file.
     let net = if let NemesisCmd::Heal(_) = cmd {

@@ -778,3 +778,49 @@ fn cluster_down_stops_every_sshd_and_session() {
         live_processes_naming(&format!("{}/", dir.display()))
     );
 }
+
+#[test]
+fn date_on_this_machine_is_refused_before_any_ssh() {
+    // No lab needed: nothing listens on port 1, and nothing may be asked anyway.
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = tmp.path().join("nodes.toml");
+    std::fs::write(
+        &nodes,
+        "[defaults]\nport = 1\nclock = { strategy = \"date\" }\n\
+         [[node]]\nname = \"n1\"\nhost = \"127.0.0.1\"\nclient_url = \"http://127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    for args in [
+        vec!["nemesis", "--nodes", "NODES", "clock", "bump", "5s", "n1"],
+        vec!["nemesis", "--nodes", "NODES", "clock", "bump", "5s"],
+        vec![
+            "test",
+            "--nodes",
+            "NODES",
+            "--nemesis",
+            "clock",
+            "--time-limit",
+            "1",
+            "--store",
+            "STORE",
+        ],
+    ] {
+        let store = tmp.path().join("store");
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| {
+                a.replace("NODES", &nodes.display().to_string())
+                    .replace("STORE", &store.display().to_string())
+            })
+            .collect();
+        let out = splitbrain().args(&args).output().unwrap();
+        let err = text(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(
+            err.contains("clock strategy \"date\" refused on node n1")
+                && !err.contains("unreachable"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!tmp.path().join("nodes.nemesis").exists());
+}

@@ -475,6 +475,37 @@ fn a_kill_that_never_happened_heals_and_so_does_a_pause_then_kill() {
     };
     assert!(hung(), "the given-up command still runs on n1");
 
+    // A recorded qdisc whose interface is gone (a container restarted) is healed.
+    std::fs::write(
+        &state,
+        r#"{"run_id": "0badc0de", "qdiscs": {"n1": "nosuch0"}}"#,
+    )
+    .unwrap();
+    lab.nemesis_ok(&["heal"]);
+    assert!(!state.exists());
+
+    // A command that exits 255 is its own failure, not "unreachable over SSH".
+    let exits_255 = lab.dir.join("exits-255.toml");
+    std::fs::write(
+        &exits_255,
+        text_file.replace("kill = \"", "kill = \"exit 255; "),
+    )
+    .unwrap();
+    let out = splitbrain()
+        .args(["nemesis", "--nodes"])
+        .arg(&exits_255)
+        .args(["kill", "n2"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("on node n2") && err.contains("exit 255"),
+        "{err}"
+    );
+    assert!(!err.contains("unreachable"), "{err}");
+    assert!(lab.all_running(), "{:?}", lab.processes());
+
     // A lab without --clock has no clock faults to offer, and says so.
     let out = lab.nemesis(&["clock", "bump", "5s", "n1"]);
     assert_eq!(out.status.code(), Some(1));

@@ -786,7 +786,7 @@ impl RemoteNet {
 /// nodes sharing 127.0.0.1 (containers behind port mappings) would have a DROP for
 /// 127.0.0.1 in this machine's INPUT, cutting the SSH link the heal needs, and the
 /// peers' traffic does not come from it anyway.
-fn check_partitionable(nodes: &[NodeSpec]) -> Result<()> {
+pub fn check_partitionable(nodes: &[NodeSpec]) -> Result<()> {
     let mut seen: BTreeMap<IpAddr, &str> = BTreeMap::new();
     for n in nodes {
         let addr = match n.host.parse::<IpAddr>() {

@@ -499,6 +499,11 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
                 // Before any SSH: `date` on this machine is never an option.
                 splitbrain_nemesis::remote::refuse_date_here(&file, &[])?;
             }
+            if kinds.iter().any(|k| k == "partition") {
+                // Nodes sharing an address (loopback port mappings) cannot be
+                // partitioned: say so before the run, not at its first fault.
+                splitbrain_nemesis::remote::check_partitionable(&file.nodes)?;
+            }
             let net = splitbrain_nemesis::remote::RemoteNet::open(file)?;
             let etcd = args
                 .client

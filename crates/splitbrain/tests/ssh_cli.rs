@@ -811,7 +811,7 @@ fn cluster_down_stops_every_sshd_and_session() {
 }
 
 #[test]
-fn date_on_this_machine_is_refused_before_any_ssh() {
+fn faults_that_would_hit_this_machine_are_refused_before_any_ssh() {
     // No lab needed: nothing listens on port 1, and nothing may be asked anyway.
     let tmp = tempfile::tempdir().unwrap();
     let nodes = tmp.path().join("nodes.toml");
@@ -853,5 +853,28 @@ fn date_on_this_machine_is_refused_before_any_ssh() {
             "{args:?}: {err}"
         );
     }
+    assert!(!tmp.path().join("nodes.nemesis").exists());
+
+    // Nodes sharing 127.0.0.1 (port mappings) cannot be partitioned: said before
+    // the run, naming the nodes.
+    std::fs::write(
+        &nodes,
+        "[defaults]\nclock = { strategy = \"none\" }\n\
+         [[node]]\nname = \"n1\"\nhost = \"127.0.0.1\"\nport = 2201\nclient_url = \"http://127.0.0.1:1\"\n\
+         [[node]]\nname = \"n2\"\nhost = \"127.0.0.1\"\nport = 2202\nclient_url = \"http://127.0.0.1:2\"\n",
+    )
+    .unwrap();
+    let store = tmp.path().join("store");
+    let out = splitbrain()
+        .arg("test")
+        .arg("--nodes")
+        .arg(&nodes)
+        .args(["--nemesis", "partition", "--time-limit", "1", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("node n1") && err.contains("loopback"), "{err}");
     assert!(!tmp.path().join("nodes.nemesis").exists());
 }

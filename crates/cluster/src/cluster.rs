@@ -193,6 +193,9 @@ impl Cluster {
         let dir = std::fs::canonicalize(&config.dir)
             .map_err(|e| Error::io(format!("cannot resolve {}", config.dir.display()), e))?;
         let _lock = DirLock::acquire(&dir)?;
+        if config.sshd {
+            sshd::check_ssh_dir(&dir)?;
+        }
         if let Some(old) = State::read(&dir)? {
             let state_file = State::path(&dir);
             return Err(if is_alive(&old) {
@@ -858,6 +861,14 @@ impl Cluster {
             // the namespace is found by its (claimed, prefixed) name.
             if rec.netns_inode.is_none() && names_ours {
                 rec.netns_inode = sys::netns_inode(&rec.node.netns);
+            }
+            // An sshd whose pid `up` never recorded, and its sessions, before the
+            // scan below would call them strangers.
+            if let Err(e) = sshd::stop_unrecorded(rec) {
+                left.push(e.to_string());
+            }
+            if let Err(e) = sshd::stop_orphaned_sessions(rec) {
+                left.push(e.to_string());
             }
             // Also look inside the namespace: `up` may have died between starting a
             // member and recording its pid.

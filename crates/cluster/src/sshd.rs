@@ -92,6 +92,23 @@ pub(crate) fn argv(sshd: &Path, node: &Node) -> Vec<String> {
     ]
 }
 
+/// The file that marks `DIR/ssh` as made by splitbrain (so a new lab may replace it).
+const MARKER: &str = "splitbrain-lab-keys";
+
+/// Refuses a `DIR/ssh` that splitbrain did not make: `prepare` replaces the
+/// directory, and a user's own one (keys, say) must never go.
+pub(crate) fn check_ssh_dir(dir: &Path) -> Result<()> {
+    let ssh = ssh_dir(dir);
+    if ssh.exists() && !ssh.join(MARKER).exists() {
+        return Err(Error::InvalidConfig(format!(
+            "{} exists and was not made by splitbrain (no {MARKER} in it): not replacing it; \
+             choose another --dir",
+            ssh.display()
+        )));
+    }
+    Ok(())
+}
+
 fn run(cmd: &mut Command) -> Result<()> {
     sys::run(cmd).map(|_| ())
 }
@@ -99,10 +116,17 @@ fn run(cmd: &mut Command) -> Result<()> {
 /// Creates the lab's keys and known_hosts, and each member's sshd_config.
 pub(crate) fn prepare(dir: &Path, nodes: &[Node]) -> Result<()> {
     let ssh = ssh_dir(dir);
-    // A previous lab in this directory had other addresses or keys: start afresh.
+    // A previous lab in this directory had other addresses or keys: start afresh,
+    // but only over a directory of ours.
+    check_ssh_dir(dir)?;
     let _ = std::fs::remove_dir_all(&ssh);
     std::fs::create_dir_all(&ssh)
         .map_err(|e| Error::io(format!("cannot create {}", ssh.display()), e))?;
+    std::fs::write(
+        ssh.join(MARKER),
+        "keys of a splitbrain lab (cluster up --sshd): replaced by the next one\n",
+    )
+    .map_err(|e| Error::io(format!("cannot write in {}", ssh.display()), e))?;
     let keygen = sys::require_program("ssh-keygen", "openssh-client")?;
     let host_key = ssh.join("host_ed25519_key");
     let acc = access(dir);
@@ -228,29 +252,185 @@ pub(crate) fn stop(rec: &mut NodeRecord) -> Result<()> {
     let Some(sshd) = rec.sshd.as_mut() else {
         return Ok(());
     };
-    let Some(pid) = sshd.pid else { return Ok(()) };
-    if is_ours(pid, &sshd.argv, rec.netns_inode) {
-        // Sessions first collected, since killing the listener orphans them.
-        let mut doomed = descendants(pid);
-        doomed.push(pid);
-        for p in &doomed {
-            sys::signal(*p, Signal::SIGKILL)?;
-        }
-        let deadline = Instant::now() + LISTEN_TIMEOUT;
-        while doomed
-            .iter()
-            .any(|p| !matches!(sys::proc_state(*p), None | Some('Z' | 'X' | 'x')))
-        {
-            if Instant::now() > deadline {
-                return Err(Error::Timeout {
-                    what: format!("sshd of node {} (pid {pid}) exiting", rec.node.name),
-                    after: LISTEN_TIMEOUT,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    if let Some(pid) = sshd.pid {
+        let argv = sshd.argv.clone();
+        let inode = rec.netns_inode;
+        stop_tree(pid, rec.node.name.as_str(), || is_ours(pid, &argv, inode))?;
     }
     sshd.pid = None;
+    Ok(())
+}
+
+/// Stops every sshd of ours found inside `rec`'s namespace whose pid was never
+/// recorded (`up` died between starting it and writing its pid), with its sessions.
+pub(crate) fn stop_unrecorded(rec: &NodeRecord) -> Result<()> {
+    let (Some(sshd), Some(inode)) = (&rec.sshd, rec.netns_inode) else {
+        return Ok(());
+    };
+    for pid in sys::pids_in_netns(inode) {
+        if is_ours(pid, &sshd.argv, Some(inode)) {
+            stop_tree(pid, rec.node.name.as_str(), || {
+                is_ours(pid, &sshd.argv, Some(inode))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether a process environment (`/proc/PID/environ`) is an SSH session's into
+/// the sshd on `addr`:`port` (`SSH_CONNECTION=CLIENT CPORT SERVER SPORT`).
+fn is_session_into(environ: &[u8], addr: std::net::Ipv4Addr, port: u16) -> bool {
+    environ
+        .split(|b| *b == 0)
+        .filter_map(|kv| kv.strip_prefix(b"SSH_CONNECTION="))
+        .any(|v| {
+            let v = String::from_utf8_lossy(v);
+            let w: Vec<&str> = v.split_whitespace().collect();
+            matches!(w.as_slice(), [_, _, server, sport]
+                if server.parse() == Ok(addr) && sport.parse() == Ok(port))
+        })
+}
+
+/// Kills what sessions into `rec`'s sshd left in its namespace after their sshd
+/// process was gone (a command still running when its client gave up: it is
+/// reparented away from the sshd, so it is no descendant). Only our sshd listens
+/// on the member's address, so `SSH_CONNECTION` naming it proves the origin.
+pub(crate) fn stop_orphaned_sessions(rec: &NodeRecord) -> Result<()> {
+    let (Some(_), Some(inode)) = (&rec.sshd, rec.netns_inode) else {
+        return Ok(());
+    };
+    let addr = rec.node.addr;
+    let is_session = |pid: i32| {
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .is_ok_and(|env| is_session_into(&env, addr, SSH_PORT))
+    };
+    let mut pinned = Vec::new();
+    for pid in sys::pids_in_netns(inode) {
+        let Some(p) = Pinned::open(pid) else { continue };
+        // Checked after pinning: the pid cannot be another process's any more.
+        if sys::pid_netns(pid) == Some(inode) && is_session(pid) {
+            p.signal(Signal::SIGKILL);
+            pinned.push(p);
+        }
+    }
+    let deadline = Instant::now() + LISTEN_TIMEOUT;
+    while pinned.iter().any(|p| !p.exited()) {
+        if Instant::now() > deadline {
+            return Err(Error::Timeout {
+                what: format!(
+                    "SSH sessions left in node {}'s namespace exiting",
+                    rec.node.name
+                ),
+                after: LISTEN_TIMEOUT,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// A process pinned by a pidfd: signals reach it, or nobody (never a process that
+/// reused its pid), and the fd turns readable once it has exited.
+struct Pinned {
+    pid: i32,
+    fd: std::os::fd::OwnedFd,
+}
+
+impl Pinned {
+    fn open(pid: i32) -> Option<Pinned> {
+        use std::os::fd::FromRawFd as _;
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+        let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
+        let fd = i32::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+        // SAFETY: the kernel just gave us this fd; nobody else owns it.
+        Some(Pinned {
+            pid,
+            fd: unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    fn signal(&self, sig: Signal) {
+        use std::os::fd::AsRawFd as _;
+        // SAFETY: a valid pidfd, a signal number, no siginfo, no flags. ESRCH (it
+        // exited) is fine: that is what we want anyway.
+        unsafe {
+            nix::libc::syscall(
+                nix::libc::SYS_pidfd_send_signal,
+                self.fd.as_raw_fd(),
+                sig as i32,
+                std::ptr::null::<nix::libc::siginfo_t>(),
+                0,
+            );
+        }
+    }
+
+    fn exited(&self) -> bool {
+        use std::os::fd::AsRawFd as _;
+        let mut p = nix::libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: nix::libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, no wait.
+        let n = unsafe { nix::libc::poll(&mut p, 1, 0) };
+        n != 0
+    }
+}
+
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Kills the sshd `listener` and every session under it, with no window for a
+/// reused pid or a new session: the listener is pinned (a pidfd), checked to still
+/// be ours (`ours`), and stopped (SIGSTOP: it accepts no new connection); then,
+/// until a scan finds nothing new, each descendant is pinned, checked to still be
+/// the child of a pinned process, and stopped, so none forks behind our back; then
+/// all get SIGKILL through their pidfds, the listener last.
+fn stop_tree(listener: i32, node: &str, ours: impl Fn() -> bool) -> Result<()> {
+    let Some(root) = Pinned::open(listener) else {
+        return Ok(()); // gone
+    };
+    if !ours() {
+        return Ok(());
+    }
+    root.signal(Signal::SIGSTOP);
+    let mut pinned: Vec<Pinned> = Vec::new();
+    loop {
+        let mut new = 0;
+        for pid in descendants(listener) {
+            if pinned.iter().any(|p| p.pid == pid) {
+                continue;
+            }
+            let Some(p) = Pinned::open(pid) else { continue };
+            let parent_pinned = parent_of(pid)
+                .is_some_and(|pp| pp == listener || pinned.iter().any(|q| q.pid == pp));
+            if parent_pinned {
+                p.signal(Signal::SIGSTOP);
+                pinned.push(p);
+                new += 1;
+            }
+        }
+        if new == 0 {
+            break;
+        }
+    }
+    for p in &pinned {
+        p.signal(Signal::SIGKILL);
+    }
+    root.signal(Signal::SIGKILL);
+    let deadline = Instant::now() + LISTEN_TIMEOUT;
+    while !root.exited() || pinned.iter().any(|p| !p.exited()) {
+        if Instant::now() > deadline {
+            return Err(Error::Timeout {
+                what: format!("sshd of node {node} (pid {listener}) exiting"),
+                after: LISTEN_TIMEOUT,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     Ok(())
 }
 
@@ -312,6 +492,89 @@ mod tests {
         let _ = child.wait();
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(!found.contains(&root));
+    }
+
+    /// Live processes whose command line contains `needle`.
+    fn live(needle: &str) -> Vec<i32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|p| !matches!(sys::proc_state(*p), None | Some('Z' | 'X' | 'x')))
+            .filter(|p| {
+                std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(needle)
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_tree_that_keeps_forking_is_stopped_whole() {
+        // A "listener" forking a new "session" every few ms: collected and then
+        // killed, the sessions forked in between would outlive it.
+        let tag = format!("3{}.25", std::process::id());
+        let mut child = std::process::Command::new("sh")
+            .args([
+                "-c",
+                &format!("while :; do sh -c 'sleep {tag}; true' & sleep 0.005; done"),
+            ])
+            .spawn()
+            .unwrap();
+        let root = i32::try_from(child.id()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while live(&format!("sleep {tag}")).len() < 5 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop_tree(root, "n1", || true).unwrap();
+        let _ = child.wait();
+        // Orphans (if any) would be reparented and still running.
+        std::thread::sleep(Duration::from_millis(50));
+        let left = live(&format!("sleep {tag}"));
+        for p in &left {
+            let _ = sys::signal(*p, Signal::SIGKILL);
+        }
+        assert!(left.is_empty(), "survivors: {left:?}");
+    }
+
+    #[test]
+    fn a_tree_that_is_not_ours_any_more_is_left_alone() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        stop_tree(pid, "n1", || false).unwrap();
+        assert_eq!(child.try_wait().unwrap(), None, "not signalled");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    #[test]
+    fn a_session_is_known_by_its_ssh_connection() {
+        let addr = "10.77.1.1".parse().unwrap();
+        let env = b"PATH=/bin\0SSH_CONNECTION=10.77.1.254 40312 10.77.1.1 22\0HOME=/root\0";
+        assert!(is_session_into(env, addr, 22));
+        assert!(!is_session_into(env, "10.77.1.2".parse().unwrap(), 22));
+        assert!(!is_session_into(env, addr, 2222));
+        assert!(!is_session_into(b"PATH=/bin\0", addr, 22));
+    }
+
+    #[test]
+    fn a_users_own_ssh_directory_is_never_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(check_ssh_dir(tmp.path()).is_ok(), "none yet");
+        let ssh = tmp.path().join("ssh");
+        std::fs::create_dir(&ssh).unwrap();
+        std::fs::write(ssh.join("id_ed25519"), "my key").unwrap();
+        let e = check_ssh_dir(tmp.path()).unwrap_err().to_string();
+        assert!(e.contains("not made by splitbrain"), "{e}");
+        assert!(prepare(tmp.path(), &[]).is_err());
+        assert!(ssh.join("id_ed25519").exists(), "left alone");
+        std::fs::write(ssh.join(MARKER), "").unwrap();
+        assert!(check_ssh_dir(tmp.path()).is_ok());
     }
 
     #[test]

@@ -123,7 +123,7 @@ fn cmdline(pid: i32) -> Option<Vec<String>> {
         .map(|raw| parse_cmdline(&raw))
 }
 
-fn pid_netns(pid: i32) -> Option<u64> {
+pub(crate) fn pid_netns(pid: i32) -> Option<u64> {
     let link = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()?;
     parse_ns_link(&link.to_string_lossy())
 }

@@ -48,37 +48,65 @@ pub struct SshTarget {
     pub user: String,
     /// The private key (`-i`); ssh's defaults when `None`.
     pub identity: Option<PathBuf>,
-    /// A known_hosts file that must hold the node's key; without one the user's own
-    /// known_hosts is used and a new host's key is accepted on first use.
+    /// A known_hosts file that must hold the node's key; without one, keys in the
+    /// user's own known_hosts still count, and a new host's key is accepted on
+    /// first use into `state_known_hosts` (never into the user's file).
     pub known_hosts: Option<PathBuf>,
+    /// Where keys accepted on first use go (in the nemesis state directory).
+    pub state_known_hosts: PathBuf,
     /// Seconds ssh waits for the connection.
     pub connect_timeout: u64,
+    /// Seconds a command may run before it is given up (a hung `systemctl start`
+    /// must not hang the harness).
+    pub command_timeout: u64,
     /// The multiplexing socket (in the nemesis state directory).
     pub control_path: PathBuf,
     /// More `-o` options, as in ssh_config (`ProxyJump=bastion`).
     pub options: Vec<String>,
+    /// Whether ssh reads the user's and the system's ssh_config. Off (`-F none`)
+    /// unless the user allowed other machines: a `Host 127.0.0.1` block with a
+    /// `HostName` or a `ProxyCommand` would otherwise send SSH somewhere no check
+    /// looked at.
+    pub read_config: bool,
+}
+
+/// A path as an ssh_config value: quoted (spaces), with `%` doubled (ssh expands
+/// `%h`, `%p`, ... in these paths).
+fn config_path(p: &std::path::Path) -> String {
+    format!("\"{}\"", p.display().to_string().replace('%', "%%"))
 }
 
 impl SshTarget {
     /// Every ssh argument before the remote command.
     pub fn args(&self) -> Vec<String> {
         let mut a: Vec<String> = Vec::new();
+        if !self.read_config {
+            a.push("-F".into());
+            a.push("none".into());
+        }
         let mut o = |opt: String| {
             a.push("-o".into());
             a.push(opt);
         };
         o("BatchMode=yes".into());
         o(format!("ConnectTimeout={}", self.connect_timeout));
-        o(format!("ControlPath={}", self.control_path.display()));
+        o(format!("ControlPath={}", config_path(&self.control_path)));
         o("ServerAliveInterval=5".into());
         o("ServerAliveCountMax=3".into());
         o("LogLevel=ERROR".into());
         match &self.known_hosts {
             Some(k) => {
-                o(format!("UserKnownHostsFile={}", k.display()));
+                o(format!("UserKnownHostsFile={}", config_path(k)));
                 o("StrictHostKeyChecking=yes".into());
             }
-            None => o("StrictHostKeyChecking=accept-new".into()),
+            None => {
+                // ssh checks every file listed and adds new keys to the first.
+                o(format!(
+                    "UserKnownHostsFile={} ~/.ssh/known_hosts",
+                    config_path(&self.state_known_hosts)
+                ));
+                o("StrictHostKeyChecking=accept-new".into());
+            }
         }
         if self.identity.is_some() {
             o("IdentitiesOnly=yes".into());
@@ -102,9 +130,20 @@ impl SshTarget {
     }
 
     fn ssh(&self) -> Command {
+        use std::os::unix::process::CommandExt as _;
         let mut cmd = Command::new("ssh");
         cmd.args(self.args());
+        // Its own process group: a Ctrl-C at the terminal goes to the harness, which
+        // heals, and not to the ssh links that heal needs.
+        cmd.process_group(0);
         cmd
+    }
+
+    /// Where the master connection writes what ssh says (read when it fails).
+    fn master_log(&self) -> PathBuf {
+        let mut p = self.control_path.clone().into_os_string();
+        p.push(".log");
+        PathBuf::from(p)
     }
 
     fn unreachable(&self, stderr: &str) -> Error {
@@ -143,13 +182,18 @@ impl SshConn {
         }
         // A socket left by a master that died is in the way of a new one.
         let _ = std::fs::remove_file(&self.target.control_path);
+        // A file, not a pipe: nobody reads a pipe once connected, and a later write
+        // to a closed one would kill the master with SIGPIPE.
+        let log_path = self.target.master_log();
+        let log = std::fs::File::create(&log_path)
+            .map_err(|e| Error::State(log_path.clone(), e.to_string()))?;
         let mut child = self
             .target
             .ssh()
             .args(["-N", "-o", "ControlMaster=yes", "-o", "ControlPersist=no"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(log)
             .spawn()
             .map_err(|e| {
                 Error::Command(
@@ -160,10 +204,7 @@ impl SshConn {
         let deadline = Instant::now() + Duration::from_secs(self.target.connect_timeout.max(1) + 5);
         loop {
             if let Ok(Some(_)) = child.try_wait() {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                }
+                let err = std::fs::read_to_string(&log_path).unwrap_or_default();
                 return Err(self.target.unreachable(&err));
             }
             if self.target.control_path.exists() && self.check() {
@@ -178,8 +219,6 @@ impl SshConn {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        // Its stderr is not read any more: let a full pipe never block it.
-        drop(child.stderr.take());
         *self.master.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
         Ok(())
     }
@@ -321,16 +360,31 @@ impl Host {
         if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
             let _ = stdin.write_all(text.as_bytes());
         }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| Error::Command(describe(), e.to_string()))?;
-        let out = Output {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        let timeout = match &self.kind {
+            Kind::Ssh(c) => Some(Duration::from_secs(c.target.command_timeout)),
+            Kind::Netns(_) => None,
+        };
+        let out = match wait_output(child, timeout)
+            .map_err(|e| Error::Command(describe(), e.to_string()))?
+        {
+            Some(out) => out,
+            None => {
+                return Err(Error::OnHost {
+                    node: self.name.clone(),
+                    addr: self.address(),
+                    command: shell_words(argv),
+                    message: format!(
+                        "no answer within {} s (`command_timeout` in the nodes file); \
+                         it may still be running there",
+                        timeout.map_or(0, |t| t.as_secs())
+                    ),
+                })
+            }
         };
         if let Kind::Ssh(c) = &self.kind {
-            if out.code == Some(255) {
+            // ssh says 255 when it cannot reach the node, but a remote command may
+            // exit 255 too: the master connection still answering tells them apart.
+            if out.code == Some(255) && !c.check() {
                 return Err(c.target.unreachable(&out.stderr));
             }
         }
@@ -375,6 +429,42 @@ impl Host {
             })
         }
     }
+}
+
+/// Waits for `child` and what it prints, for at most `timeout`: `None` when it ran
+/// longer (it is killed).
+fn wait_output(mut child: Child, timeout: Option<Duration>) -> std::io::Result<Option<Output>> {
+    fn drain(r: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let text = |h: std::thread::JoinHandle<Vec<u8>>| {
+        String::from_utf8_lossy(&h.join().unwrap_or_default()).into_owned()
+    };
+    Ok(Some(Output {
+        code: status.code(),
+        stdout: text(stdout),
+        stderr: text(stderr),
+    }))
 }
 
 /// The last few non-empty lines of a program's stderr, on one line.
@@ -429,21 +519,83 @@ mod tests {
             identity: Some("/lab/ssh/id_ed25519".into()),
             known_hosts: Some("/lab/ssh/known_hosts".into()),
             connect_timeout: 3,
+            command_timeout: 60,
             control_path: "/lab/nodes.nemesis/ssh-n1".into(),
+            state_known_hosts: "/lab/nodes.nemesis/known_hosts".into(),
             options: vec![],
+            read_config: false,
         };
         let a = t.args().join(" ");
         for want in [
             "-o BatchMode=yes",
             "-o ConnectTimeout=3",
-            "-o ControlPath=/lab/nodes.nemesis/ssh-n1",
-            "-o UserKnownHostsFile=/lab/ssh/known_hosts -o StrictHostKeyChecking=yes",
+            "-o ControlPath=\"/lab/nodes.nemesis/ssh-n1\"",
+            "-o UserKnownHostsFile=\"/lab/ssh/known_hosts\" -o StrictHostKeyChecking=yes",
             "-i /lab/ssh/id_ed25519",
             "-p 2222 -l root -T 10.77.1.1",
         ] {
             assert!(a.contains(want), "{want} not in {a}");
         }
         assert!(a.ends_with("10.77.1.1"), "{a}");
+    }
+
+    #[test]
+    fn without_allow_remote_no_ssh_config_is_read() {
+        let mut t = SshTarget {
+            node: "n1".into(),
+            host: "127.0.0.1".into(),
+            port: 2201,
+            user: "root".into(),
+            identity: None,
+            known_hosts: Some("/my 100%/known_hosts".into()),
+            connect_timeout: 3,
+            command_timeout: 60,
+            control_path: "/s/ssh-n1".into(),
+            state_known_hosts: "/s/known_hosts".into(),
+            options: vec![],
+            read_config: false,
+        };
+        let a = t.args();
+        assert_eq!(a[..2], ["-F", "none"], "{a:?}");
+        assert!(
+            a.contains(&"UserKnownHostsFile=\"/my 100%%/known_hosts\"".to_string()),
+            "{a:?}"
+        );
+        t.read_config = true;
+        assert!(!t.args().contains(&"-F".to_string()));
+        // Without a known_hosts of the node's, new keys go to the state directory.
+        t.known_hosts = None;
+        let a = t.args().join(" ");
+        assert!(
+            a.contains("-o UserKnownHostsFile=\"/s/known_hosts\" ~/.ssh/known_hosts -o StrictHostKeyChecking=accept-new"),
+            "{a}"
+        );
+    }
+
+    #[test]
+    fn a_command_that_runs_too_long_is_given_up() {
+        let spawn = |script: &str| {
+            Command::new("sh")
+                .args(["-c", script])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let start = Instant::now();
+        let out = wait_output(spawn("sleep 30"), Some(Duration::from_millis(200))).unwrap();
+        assert_eq!(out, None);
+        assert!(start.elapsed() < Duration::from_secs(10));
+        let out = wait_output(
+            spawn("echo hi; echo oops >&2; exit 3"),
+            Some(Duration::from_secs(30)),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (out.code, out.stdout.as_str(), out.stderr.as_str()),
+            (Some(3), "hi\n", "oops\n")
+        );
     }
 
     #[test]

@@ -63,6 +63,12 @@ pub enum Error {
         addr: String,
         message: String,
     },
+    #[error("node {node} ({addr}) refused: {message}")]
+    Refused {
+        node: String,
+        addr: String,
+        message: String,
+    },
     #[error("on node {node} ({addr}), `{command}` failed: {message}")]
     OnHost {
         node: String,

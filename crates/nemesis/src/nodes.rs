@@ -24,6 +24,102 @@ use std::path::{Path, PathBuf};
 /// Placeholders a command template may use.
 const PLACEHOLDERS: [&str; 3] = ["{node}", "{host}", "{offset_ms}"];
 
+/// The longest `connect_timeout`, in seconds: longer is a typo, and it bounds every
+/// deadline computed from it.
+pub const MAX_CONNECT_TIMEOUT: u64 = 300;
+
+/// The longest `command_timeout`, in seconds.
+pub const MAX_COMMAND_TIMEOUT: u64 = 3600;
+
+/// ssh_config options that would send SSH to another address than the node's `host`,
+/// or run a command on this machine: allowed in `ssh_options` only with
+/// `--allow-remote` (with it, `ProxyJump=bastion` is an ordinary need).
+const REDIRECTING_OPTIONS: [&str; 19] = [
+    "hostname",
+    "proxyjump",
+    "proxycommand",
+    "proxyusefdpass",
+    "localcommand",
+    "permitlocalcommand",
+    "remotecommand",
+    "include",
+    "match",
+    "host",
+    "knownhostscommand",
+    "canonicalizehostname",
+    "canonicaldomains",
+    "canonicalizepermittedcnames",
+    "localforward",
+    "remoteforward",
+    "dynamicforward",
+    "tunnel",
+    "pkcs11provider",
+];
+
+/// ssh_config options the nemesis sets itself, for its multiplexed connection.
+const OWN_OPTIONS: [&str; 6] = [
+    "controlpath",
+    "controlmaster",
+    "controlpersist",
+    "batchmode",
+    "forkafterauthentication",
+    "sessiontype",
+];
+
+/// The option's keyword, lower case: `ProxyJump=b` and `ProxyJump b` both name it.
+pub fn ssh_option_key(option: &str) -> String {
+    option
+        .trim_start()
+        .split(|c: char| c == '=' || c.is_whitespace())
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+/// Whether `option` may send SSH elsewhere than the node's host or run a local
+/// command (see [`REDIRECTING_OPTIONS`]).
+pub fn redirects(option: &str) -> bool {
+    REDIRECTING_OPTIONS.contains(&ssh_option_key(option).as_str())
+}
+
+fn check_ssh_option(option: &str) -> std::result::Result<(), String> {
+    let key = ssh_option_key(option);
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "`{option}` is not an ssh_config option (`Keyword=value`)"
+        ));
+    }
+    if OWN_OPTIONS.contains(&key.as_str()) {
+        return Err(format!(
+            "`{option}`: splitbrain sets this one itself (its multiplexed connection)"
+        ));
+    }
+    Ok(())
+}
+
+/// A host ssh can take as its destination and nothing else: an address or a host
+/// name, never something ssh would read as an option (`-oProxyCommand=...`).
+fn check_host(host: &str) -> std::result::Result<(), String> {
+    if host.is_empty() {
+        return Err("empty: give the node's address or host name".into());
+    }
+    if host.starts_with('-') {
+        return Err(format!(
+            "`{host}` starts with `-`, which ssh would read as an option"
+        ));
+    }
+    if !host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || ".-_:%".contains(c))
+    {
+        return Err(format!(
+            "`{host}` is not an address or host name (letters, digits, `.`, `-`, `_`, `:`; \
+             an IPv6 address without brackets)"
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
@@ -44,6 +140,7 @@ struct RawNode {
     identity: Option<PathBuf>,
     known_hosts: Option<PathBuf>,
     connect_timeout: Option<u64>,
+    command_timeout: Option<u64>,
     ssh_options: Option<Vec<String>>,
     client_url: Option<String>,
     interface: Option<String>,
@@ -105,6 +202,8 @@ pub struct NodeSpec {
     pub identity: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
     pub connect_timeout: u64,
+    /// Seconds a command on the node may take before the nemesis gives up on it.
+    pub command_timeout: u64,
     pub ssh_options: Vec<String>,
     /// Where the workload sends requests (`splitbrain test --nodes FILE`).
     pub client_url: Option<String>,
@@ -194,6 +293,7 @@ impl NodesFile {
                 .host
                 .clone()
                 .ok_or_else(|| err(format!("{}: missing", at("host"))))?;
+            check_host(&host).map_err(|m| err(format!("{}: {m}", at("host"))))?;
             let process = resolve_process(n.process.as_ref().or(d.process.as_ref()))
                 .map_err(|m| err(format!("{}: {m}", at("process"))))?;
             let clock = resolve_clock(n.clock.as_ref().or(d.clock.as_ref()))
@@ -207,18 +307,37 @@ impl NodesFile {
             if port == 0 {
                 return Err(err(format!("{}: 0 is not a port", at("port"))));
             }
+            let connect_timeout = n.connect_timeout.or(d.connect_timeout).unwrap_or(5);
+            if !(1..=MAX_CONNECT_TIMEOUT).contains(&connect_timeout) {
+                return Err(err(format!(
+                    "{}: {connect_timeout} is not a number of seconds from 1 to {MAX_CONNECT_TIMEOUT}",
+                    at("connect_timeout")
+                )));
+            }
+            let command_timeout = n.command_timeout.or(d.command_timeout).unwrap_or(120);
+            if !(1..=MAX_COMMAND_TIMEOUT).contains(&command_timeout) {
+                return Err(err(format!(
+                    "{}: {command_timeout} is not a number of seconds from 1 to {MAX_COMMAND_TIMEOUT}",
+                    at("command_timeout")
+                )));
+            }
+            let ssh_options = n
+                .ssh_options
+                .clone()
+                .or(d.ssh_options.clone())
+                .unwrap_or_default();
+            for o in &ssh_options {
+                check_ssh_option(o).map_err(|m| err(format!("{}: {m}", at("ssh_options"))))?;
+            }
             nodes.push(NodeSpec {
                 host,
                 port,
                 user,
                 identity: n.identity.clone().or(d.identity.clone()).map(abs),
                 known_hosts: n.known_hosts.clone().or(d.known_hosts.clone()).map(abs),
-                connect_timeout: n.connect_timeout.or(d.connect_timeout).unwrap_or(5).max(1),
-                ssh_options: n
-                    .ssh_options
-                    .clone()
-                    .or(d.ssh_options.clone())
-                    .unwrap_or_default(),
+                connect_timeout,
+                command_timeout,
+                ssh_options,
                 client_url: n.client_url.clone(),
                 interface: n.interface.clone().or(d.interface.clone()),
                 process,
@@ -297,17 +416,31 @@ pub fn lab_nodes_toml(cluster: &splitbrain_cluster::Cluster, exe: &Path) -> Opti
     for n in cluster.nodes() {
         let name = n.name.as_str();
         let verb = |v: &str| t(&format!("{exe} cluster {v} {name} --dir {dir_arg}"));
-        let offset = dir.join(name).join("clock-offset-ms");
+        // Lab members share this machine's clock, so never `date`: with clock control
+        // (`cluster up --clock`) the member's own clock supervisor moves, by the
+        // fault's offset from true time (a remote clock fault starts from true time:
+        // a second one waits for the heal); without it, clock faults are refused.
+        let clock = if cluster.has_clock_control() {
+            format!(
+                "{{ strategy = \"command\", bump = {bump}, reset = {reset} }}",
+                bump = t(&format!(
+                    "{exe} nemesis clock bump {{offset_ms}}ms {name} --dir {dir_arg}"
+                )),
+                reset = t(&format!("{exe} nemesis clock reset {name} --dir {dir_arg}")),
+            )
+        } else {
+            "{ strategy = \"none\" }".to_string()
+        };
         out.push_str(&format!(
             "[[node]]\n\
              name = {name_s}\n\
              host = \"{addr}\"\n\
              client_url = {url}\n\
              interface = {iface}\n\
-             process = {{ kill = {kill}, start = {start}, pause = {pause}, resume = {resume} }}\n\
-             # Lab members share this machine's clock: `date` would set it, so the\n\
-             # offset goes to a file (what a per-process clock supervisor reads).\n\
-             clock = {{ strategy = \"command\", bump = {bump}, reset = {reset} }}\n\n",
+             process = {{ kill = {kill}, start = {start}, pause = {pause}, resume = {resume}, running = {running} }}\n\
+             # Lab members share this machine's clock: never `date`. With clock control\n\
+             # (`cluster up --clock`) each member's clock supervisor moves; without it, none.\n\
+             clock = {clock}\n\n",
             name_s = t(name),
             addr = n.addr,
             url = t(&n.client_url),
@@ -316,27 +449,34 @@ pub fn lab_nodes_toml(cluster: &splitbrain_cluster::Cluster, exe: &Path) -> Opti
             start = verb("start"),
             pause = verb("pause"),
             resume = verb("resume"),
-            bump = t(&format!("echo {{offset_ms}} > {}", quote(&q(&offset)))),
-            reset = t(&format!("echo 0 > {}", quote(&q(&offset)))),
+            running = verb("running"),
         ));
     }
     Some(out)
 }
 
+/// Refuses a `{word}` that looks like a placeholder but is none of ours (`{offset}`),
+/// and nothing else: `${PID}` and awk's `'{print $2}'` are the shell's.
 fn check_template(what: &str, t: &str) -> std::result::Result<(), String> {
-    let mut rest = t;
-    while let Some(start) = rest.find('{') {
-        let end = rest[start..]
-            .find('}')
-            .ok_or_else(|| format!("`{what}`: `{{` without `}}` in `{t}`"))?;
-        let word = &rest[start..start + end + 1];
-        if !PLACEHOLDERS.contains(&word) {
+    let mut at = 0;
+    while let Some(start) = t[at..].find('{').map(|s| s + at) {
+        at = start + 1;
+        if t[..start].ends_with('$') {
+            continue;
+        }
+        let Some(len) = t[start..].find('}') else {
+            continue;
+        };
+        let word = &t[start..start + len + 1];
+        let inner = &word[1..word.len() - 1];
+        let looks_like_ours =
+            !inner.is_empty() && inner.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+        if looks_like_ours && !PLACEHOLDERS.contains(&word) {
             return Err(format!(
                 "`{what}`: unknown placeholder {word} in `{t}` (known: {})",
                 PLACEHOLDERS.join(", ")
             ));
         }
-        rest = &rest[start + end + 1..];
     }
     Ok(())
 }
@@ -387,12 +527,17 @@ fn resolve_process(p: Option<&RawProcess>) -> std::result::Result<ProcessControl
                 .get_or_insert(format!("systemctl is-active --quiet {s}"));
         }
         (None, Some(f)) => {
-            let f = crate::host::quote(f);
-            c.kill.get_or_insert(format!("kill -KILL \"$(cat {f})\""));
-            c.pause.get_or_insert(format!("kill -STOP \"$(cat {f})\""));
-            c.resume.get_or_insert(format!("kill -CONT \"$(cat {f})\""));
-            c.running
-                .get_or_insert(format!("kill -0 \"$(cat {f})\" 2>/dev/null"));
+            // Only a pid above 1: a file holding -1 or 0 would signal everything.
+            let pid = |signal: &str| {
+                format!(
+                    "p=$(cat {f}) && [ \"$p\" -gt 1 ] 2>/dev/null && kill -{signal} \"$p\"",
+                    f = crate::host::quote(f)
+                )
+            };
+            c.kill.get_or_insert(pid("KILL"));
+            c.pause.get_or_insert(pid("STOP"));
+            c.resume.get_or_insert(pid("CONT"));
+            c.running.get_or_insert(pid("0") + " 2>/dev/null");
             if c.start.is_none() {
                 return Err("`pid_file` needs a `start` command (how to bring it back)".into());
             }
@@ -401,6 +546,15 @@ fn resolve_process(p: Option<&RawProcess>) -> std::result::Result<ProcessControl
     }
     if c.kill.is_some() && c.start.is_none() {
         return Err("`kill` needs a `start` command (how to bring it back)".into());
+    }
+    // Without it a heal cannot tell a kill that never happened (the run stopped
+    // first) from one that did, and `start` on a running process may fail forever.
+    if c.kill.is_some() && c.running.is_none() {
+        return Err(
+            "`kill` needs a `running` command (exits 0 while the process runs): a heal \
+             starts only what is not running"
+                .into(),
+        );
     }
     if c.pause.is_some() != c.resume.is_some() {
         return Err("`pause` and `resume` go together".into());
@@ -496,6 +650,109 @@ mod tests {
                 .contains("`kill` needs a `start`")
         );
         assert!(e("").contains("no [[node]]"));
+    }
+
+    fn one(extra: &str) -> Result<NodesFile> {
+        parse(&format!(
+            "[[node]]\nname = \"n1\"\nhost = \"10.77.1.1\"\n{extra}\n"
+        ))
+    }
+
+    #[test]
+    fn a_connect_timeout_is_seconds_from_1_to_300() {
+        let e = one("connect_timeout = 9223372036854775807")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("node `n1`, field `connect_timeout`"), "{e}");
+        assert!(e.contains("from 1 to 300"), "{e}");
+        assert!(one("connect_timeout = 0").is_err());
+        let e = one("command_timeout = 0").unwrap_err().to_string();
+        assert!(e.contains("field `command_timeout`"), "{e}");
+        assert_eq!(one("").unwrap().nodes[0].command_timeout, 120);
+        assert_eq!(
+            one("connect_timeout = 300").unwrap().nodes[0].connect_timeout,
+            300
+        );
+    }
+
+    #[test]
+    fn a_host_is_never_read_as_an_ssh_option() {
+        for bad in ["-oProxyCommand=sh", "", "a b", "[::1]", "h;rm"] {
+            let text = format!("[[node]]\nname = \"n1\"\nhost = \"{bad}\"\n");
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(e.contains("node `n1`, field `host`"), "{bad}: {e}");
+        }
+        for good in ["10.77.1.1", "::1", "db-1.example", "fe80::1%eth0"] {
+            let text = format!("[[node]]\nname = \"n1\"\nhost = \"{good}\"\n");
+            assert!(parse(&text).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn ssh_options_that_redirect_are_known() {
+        for o in [
+            "ProxyJump=bastion",
+            "hostname 10.0.0.1",
+            "ProxyCommand=nc %h %p",
+            "LocalCommand=touch /x",
+            "PermitLocalCommand yes",
+            "RemoteCommand=id",
+            "Match all",
+        ] {
+            assert!(redirects(o), "{o}");
+        }
+        assert!(!redirects("ServerAliveInterval=10"));
+        let e = one("ssh_options = [\"ControlPath=/tmp/x\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("field `ssh_options`"), "{e}");
+        assert!(one("ssh_options = [\"-x\"]").is_err());
+        assert!(one("ssh_options = [\"Ciphers=aes128-ctr\"]").is_ok());
+    }
+
+    #[test]
+    fn templates_may_hold_ordinary_shell() {
+        let p = |t: &str| {
+            one(&format!(
+                "process = {{ kill = {t:?}, start = \"s\", running = \"r\" }}"
+            ))
+        };
+        assert!(p("kill ${PID}").is_ok());
+        assert!(p("kill $(ps ax | awk '{print $1}')").is_ok());
+        assert!(p("echo {node}").is_ok());
+        let e = p("echo {nod}").unwrap_err().to_string();
+        assert!(e.contains("unknown placeholder {nod}"), "{e}");
+    }
+
+    #[test]
+    fn a_kill_needs_a_running_check_and_pid_files_hold_a_real_pid() {
+        let e = one("process = { kill = \"k\", start = \"s\" }")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`kill` needs a `running` command"), "{e}");
+        let f = one("process = { pid_file = \"/run/etcd.pid\", start = \"s\" }").unwrap();
+        let kill = f.nodes[0].process.kill.clone().unwrap();
+        assert!(
+            kill.contains("-gt 1") && kill.contains("kill -KILL"),
+            "{kill}"
+        );
+        // A pid file holding -1 signals nobody.
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        for bad in ["-1", "0", "1", "abc", ""] {
+            std::fs::write(&pid_file, bad).unwrap();
+            let f = one(&format!(
+                "process = {{ pid_file = {:?}, start = \"s\" }}",
+                pid_file.display().to_string()
+            ))
+            .unwrap();
+            let script = f.nodes[0].process.running.clone().unwrap();
+            let ran = std::process::Command::new("sh")
+                .args(["-c", &script])
+                .status()
+                .unwrap();
+            assert!(!ran.success(), "{bad}: {script}");
+        }
     }
 
     #[test]

@@ -173,9 +173,60 @@ pub fn plan(spec: &PacketSpec, netem: bool, delayer: bool) -> Result<Plan, Strin
     Ok(plan)
 }
 
+/// As [`plan`], for a node reached over SSH: loss is always the iptables rule,
+/// which spares the nemesis's own SSH connection, never netem, whose loss would
+/// drop that connection's packets too (`--loss 1` would leave the node unhealable).
+/// netem does the rest where the kernel has it.
+pub fn plan_remote(spec: &PacketSpec, netem: bool) -> Result<Plan, String> {
+    // The whole spec's refusals first (a loss out of range, say).
+    plan(spec, netem, false)?;
+    let rest = PacketSpec {
+        loss: None,
+        ..spec.clone()
+    };
+    let mut p = plan(&rest, netem, false)?;
+    if let Some(l) = spec.loss {
+        p.loss_rule = Some(l);
+        p.mechanisms.push(("loss", Mechanism::IptablesStatistic));
+    }
+    Ok(p)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn on_remote_nodes_loss_is_never_netem() {
+        let spec = PacketSpec {
+            loss: Some(1.0),
+            delay_ms: Some(50),
+            ..Default::default()
+        };
+        let p = plan_remote(&spec, true).unwrap();
+        assert_eq!(p.loss_rule, Some(1.0));
+        assert_eq!(p.qdisc.unwrap().join(" "), "netem delay 50ms");
+        assert_eq!(
+            p.mechanisms,
+            vec![
+                ("delay", Mechanism::Netem),
+                ("loss", Mechanism::IptablesStatistic)
+            ]
+        );
+        let only_loss = PacketSpec {
+            loss: Some(0.5),
+            ..Default::default()
+        };
+        assert_eq!(plan_remote(&only_loss, true).unwrap().qdisc, None);
+        assert!(plan_remote(
+            &PacketSpec {
+                loss: Some(2.0),
+                ..Default::default()
+            },
+            true
+        )
+        .is_err());
+    }
 
     #[test]
     fn without_netem_loss_and_rate_use_the_fallbacks() {

@@ -22,7 +22,7 @@ use crate::grudge::Grudge;
 use crate::host::{Host, SshTarget};
 use crate::iptables::{self, remove_chain, restore};
 use crate::lab::ProcessKind;
-use crate::nodes::{fill, ClockStrategy, NodeSpec, NodesFile};
+use crate::nodes::{fill, redirects, ClockStrategy, NodeSpec, NodesFile};
 use crate::packet::{self, Mechanism, PacketSpec};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -130,10 +130,25 @@ impl RemoteNet {
     /// ever sent there.
     pub fn open_lenient(file: NodesFile) -> Result<(RemoteNet, Vec<Error>)> {
         let dir = &file.state_dir;
+        // Every address and option is checked before anything is created or sent.
+        for n in &file.nodes {
+            check_address(n, file.allow_remote)?;
+            if !file.allow_remote {
+                if let Some(o) = n.ssh_options.iter().find(|o| redirects(o)) {
+                    return Err(Error::NodesFile {
+                        path: file.path.clone(),
+                        message: format!(
+                            "node `{}`, field `ssh_options`: `{o}` could send SSH elsewhere than \
+                             its host or run a command here; only with --allow-remote",
+                            n.name
+                        ),
+                    });
+                }
+            }
+        }
         std::fs::create_dir_all(dir).map_err(|e| Error::State(dir.clone(), e.to_string()))?;
         let mut hosts = Vec::new();
         for n in &file.nodes {
-            check_address(n, file.allow_remote)?;
             let control_path = dir.join(format!("ssh-{}", n.name));
             // A unix socket's path has room for 107 bytes.
             if control_path.as_os_str().len() > 100 {
@@ -153,8 +168,11 @@ impl RemoteNet {
                 identity: n.identity.clone(),
                 known_hosts: n.known_hosts.clone(),
                 connect_timeout: n.connect_timeout,
+                command_timeout: n.command_timeout,
                 control_path,
+                state_known_hosts: dir.join("known_hosts"),
                 options: n.ssh_options.clone(),
+                read_config: file.allow_remote,
             }));
         }
         let net = RemoteNet {
@@ -244,9 +262,20 @@ impl RemoteNet {
             .map_err(|e| Error::State(path, e.to_string()))
     }
 
+    /// An exclusive `flock` on the state directory, released when dropped.
+    fn lock_dir(&self) -> Result<nix::fcntl::Flock<std::fs::File>> {
+        let dir = self.state_dir();
+        let f =
+            std::fs::File::open(dir).map_err(|e| Error::State(dir.to_path_buf(), e.to_string()))?;
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| Error::State(dir.to_path_buf(), format!("cannot lock: {e}")))
+    }
+
     /// Read, change, write the state file; returns it as written.
     fn update(&self, f: impl FnOnce(&mut RemoteFaults)) -> Result<RemoteFaults> {
         let _lock = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        // And across processes: a heal by hand while a test runs.
+        let _flock = self.lock_dir()?;
         let mut faults = self.recorded()?;
         f(&mut faults);
         self.record(&faults)?;
@@ -324,14 +353,7 @@ impl RemoteNet {
     /// `iptables-restore` per node), replacing a partition in place.
     pub fn partition(&self, grudge: &Grudge) -> Result<RemoteFault> {
         self.check_nodes(grudge.nodes())?;
-        for n in &self.inner.file.nodes {
-            if n.host.parse::<IpAddr>().is_err() {
-                return Err(Error::Unsupported(format!(
-                    "partitions need every node's address as an IP (node {} has `{}`)",
-                    n.name, n.host
-                )));
-            }
-        }
+        check_partitionable(&self.inner.file.nodes)?;
         let faults = self.update(|f| f.partition = Some(grudge.clone()))?;
         let guard = RemoteFault::new(self, Undo::Partition);
         let chain = faults.chain();
@@ -395,7 +417,7 @@ impl RemoteNet {
                 return Ok(None);
             }
             let netem = has_netem(h)?;
-            let plan = packet::plan(spec, netem, false).map_err(|e| {
+            let plan = packet::plan_remote(spec, netem).map_err(|e| {
                 Error::Unsupported(format!("on node {} ({}): {e}", n.name, h.address()))
             })?;
             let iface = match &plan.qdisc {
@@ -442,7 +464,10 @@ impl RemoteNet {
             };
             remove_chain(h, &loss_chain, "INPUT")?;
             if let Some(p) = plan.loss_rule {
-                let port = self.spec(i).port;
+                // The port sshd has on the node's side of our connection: not the
+                // configured one when a port mapping (2201 -> 22) sits in between.
+                let seen = h.check_shell("echo \"$SSH_CONNECTION\"")?;
+                let port = ssh_server_port(&seen).unwrap_or(self.spec(i).port);
                 restore(h, &iptables::loss_rules(&loss_chain, p, Some(port)))?;
             }
             if let (Some(args), Some(iface)) = (&plan.qdisc, iface) {
@@ -525,16 +550,34 @@ impl RemoteNet {
                 ProcessKind::Pause => &n.process.pause,
             };
             let cmd = fill(t.as_deref().unwrap_or("false"), &n.name, &n.host, 0);
-            h.check_shell(&cmd).map(|_| ())
+            h.check_shell(&cmd)?;
+            if kind == ProcessKind::Kill {
+                // A killed process is no longer paused: nothing to resume (a resume
+                // of a dead process would fail the heal).
+                self.update(|f| {
+                    f.paused.remove(&n.name);
+                })?;
+            }
+            Ok(())
         })?;
         Ok(guard)
     }
 
     fn undo_process(&self, kind: ProcessKind, names: &BTreeSet<String>) -> Result<()> {
+        let killed = self.recorded()?.killed;
         self.each_of(names, |i, h| {
             let n = self.spec(i);
             let fill = |t: &str| fill(t, &n.name, &n.host, 0);
             match kind {
+                // Also recorded as killed (the run stopped between the kill and
+                // clearing the pause): the process may be dead, and the kill's undo
+                // starts it; a resume is only worth a try.
+                ProcessKind::Pause if killed.contains(&n.name) => {
+                    if let Some(t) = &n.process.resume {
+                        let _ = h.shell(&fill(t))?;
+                    }
+                    Ok(())
+                }
                 ProcessKind::Pause => match &n.process.resume {
                     Some(t) => h.check_shell(&fill(t)).map(|_| ()),
                     None => Ok(()),
@@ -620,22 +663,22 @@ impl RemoteNet {
         Ok(guard)
     }
 
-    /// The `date` strategy sets the whole host's clock: never this machine's. A node
-    /// with this machine's boot id shares its kernel (a lab namespace, a container).
+    /// The `date` strategy sets the whole host's clock: never this machine's. Refused
+    /// outright for loopback and lab addresses (whatever the node answers), then
+    /// unless the node proves it runs another kernel: its boot id, exactly one and
+    /// not ours. A node sharing this machine's kernel (a lab namespace, a container)
+    /// has ours; a shell that prints anything else (a banner, a .bashrc echo, a
+    /// ForceCommand) proves nothing, and is refused too.
     fn refuse_own_clock(&self, i: usize) -> Result<()> {
         const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
         let n = self.spec(i);
+        let refuse = |why: String| date_refusal(&n.name, &why);
+        if let Some(why) = date_refused_for_host(&n.host) {
+            return Err(refuse(why));
+        }
         let ours = std::fs::read_to_string(BOOT_ID).unwrap_or_default();
         let theirs = self.inner.hosts[i].check(&["cat", BOOT_ID])?;
-        if ours.trim().is_empty() || ours.trim() == theirs.trim() {
-            return Err(Error::Unsupported(format!(
-                "clock strategy \"date\" refused on node {}: it shares this machine's kernel \
-                 (same boot id), so `date -s` would set this machine's own clock; give it \
-                 clock = {{ strategy = \"command\", bump = ..., reset = ... }}",
-                n.name
-            )));
-        }
-        Ok(())
+        check_boot_ids(&ours, &theirs).map_err(refuse)
     }
 
     /// Puts back the clocks of `nodes` that a clock fault moved (others are left
@@ -704,7 +747,12 @@ impl RemoteNet {
                 .collect();
             iptables::sweep(h, &wanted)?;
             if let Some(iface) = faults.qdiscs.get(n) {
-                let shown = h.check(&["tc", "qdisc", "show", "dev", iface, "root"])?;
+                let out = h.run(&["tc", "qdisc", "show", "dev", iface, "root"])?;
+                // The interface is gone (a container restarted): so is our qdisc.
+                if !out.success() && out.stderr.contains("Cannot find device") {
+                    return Ok(());
+                }
+                let shown = h.ok(format!("tc qdisc show dev {iface} root"), out)?;
                 if shown.contains("netem") || shown.contains("tbf") {
                     h.check(&["tc", "qdisc", "del", "dev", iface, "root"])?;
                 }
@@ -733,6 +781,46 @@ impl RemoteNet {
     }
 }
 
+/// A partition drops packets by source address on each node, so every node needs
+/// an IPv4 address of its own that its peers' packets come from. Loopback is none:
+/// nodes sharing 127.0.0.1 (containers behind port mappings) would have a DROP for
+/// 127.0.0.1 in this machine's INPUT, cutting the SSH link the heal needs, and the
+/// peers' traffic does not come from it anyway.
+pub fn check_partitionable(nodes: &[NodeSpec]) -> Result<()> {
+    let mut seen: BTreeMap<IpAddr, &str> = BTreeMap::new();
+    for n in nodes {
+        let addr = match n.host.parse::<IpAddr>() {
+            Ok(IpAddr::V4(a)) => IpAddr::V4(a),
+            Ok(IpAddr::V6(_)) => {
+                return Err(Error::Unsupported(format!(
+                    "partitions are iptables rules, IPv4 only: node {} has the IPv6 address `{}`",
+                    n.name, n.host
+                )))
+            }
+            Err(_) => {
+                return Err(Error::Unsupported(format!(
+                    "partitions need every node's address as an IP (node {} has `{}`)",
+                    n.name, n.host
+                )))
+            }
+        };
+        if addr.is_loopback() {
+            return Err(Error::Unsupported(format!(
+                "partitions need each node's own address, not loopback: node {} has `{}` \
+                 (a DROP for it would cut this machine's own loopback, the SSH link included)",
+                n.name, n.host
+            )));
+        }
+        if let Some(other) = seen.insert(addr, &n.name) {
+            return Err(Error::Unsupported(format!(
+                "partitions need a distinct address per node: nodes {other} and {} are both `{}`",
+                n.name, n.host
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn first_error<T>(results: Vec<Result<T>>) -> Result<Vec<T>> {
     results.into_iter().collect()
 }
@@ -741,20 +829,105 @@ fn first_error<T>(results: Vec<Result<T>>) -> Result<Vec<T>> {
 /// whose route stays on the machine, or, when the user allowed other machines
 /// (`--allow-remote`), any host but a lab address off its lab's route.
 fn check_address(n: &NodeSpec, allow_remote: bool) -> Result<()> {
-    splitbrain_cluster::ensure_target(&n.host, allow_remote).map_err(|e| Error::Unreachable {
+    splitbrain_cluster::ensure_target(&n.host, allow_remote).map_err(|e| Error::Refused {
         node: n.name.clone(),
         addr: format!("{}@{}:{}", n.user, n.host, n.port),
         message: e.to_string(),
     })
 }
 
-/// Whether the host's kernel has netem: loaded already, or loadable (tried on `lo`
-/// only while `lo` has its default qdisc, and removed at once).
+fn date_refusal(node: &str, why: &str) -> Error {
+    Error::Unsupported(format!(
+        "clock strategy \"date\" refused on node {node}: {why}, and `date -s` must never \
+         set this machine's own clock; give it clock = {{ strategy = \"command\", \
+         bump = ..., reset = ... }}"
+    ))
+}
+
+/// Refuses, before any SSH, a clock fault on `names` (every node when empty) whose
+/// strategy is `date` and whose host is this machine or a lab namespace.
+pub fn refuse_date_here(file: &NodesFile, names: &[String]) -> Result<()> {
+    for n in &file.nodes {
+        if !names.is_empty() && !names.contains(&n.name) {
+            continue;
+        }
+        if n.clock == ClockStrategy::Date {
+            if let Some(why) = date_refused_for_host(&n.host) {
+                return Err(date_refusal(&n.name, &why));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Why the `date` strategy is refused for `host` before asking it anything: loopback
+/// and unspecified addresses are this machine, lab addresses (10.77.0.0/16) are
+/// namespaces on this machine's kernel.
+fn date_refused_for_host(host: &str) -> Option<String> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let lower = bare.to_ascii_lowercase();
+    if lower == "localhost" || lower.ends_with(".localhost") {
+        return Some(format!("`{host}` is this machine"));
+    }
+    match bare.parse::<IpAddr>() {
+        Ok(a) if a.is_loopback() || a.is_unspecified() => Some(format!("`{host}` is this machine")),
+        Ok(IpAddr::V4(v4)) if v4.octets()[..2] == [10, 77] => Some(format!(
+            "`{host}` is a splitbrain lab address, a namespace on this machine's kernel"
+        )),
+        Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()) => {
+            Some(format!("`{host}` is this machine"))
+        }
+        _ => None,
+    }
+}
+
+fn is_boot_id(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// Ok only when the node's `cat boot_id` printed exactly one boot id, and not ours.
+fn check_boot_ids(ours: &str, theirs: &str) -> std::result::Result<(), String> {
+    let ours = ours.trim().to_ascii_lowercase();
+    if !is_boot_id(&ours) {
+        return Err(
+            "this machine's boot id cannot be read, so nothing shows the node has another kernel"
+                .into(),
+        );
+    }
+    let theirs = theirs.trim().to_ascii_lowercase();
+    if theirs.contains(&ours) {
+        return Err("it shares this machine's kernel (same boot id)".into());
+    }
+    if !is_boot_id(&theirs) {
+        return Err(format!(
+            "its answer to `cat /proc/sys/kernel/random/boot_id` was not one boot id \
+             (`{}`: a banner, or a shell startup file that prints?), so nothing shows it has another kernel",
+            theirs.chars().take(80).collect::<String>()
+        ));
+    }
+    Ok(())
+}
+
+/// The server port in `$SSH_CONNECTION` ("client_ip client_port server_ip server_port").
+fn ssh_server_port(ssh_connection: &str) -> Option<u16> {
+    let words: Vec<&str> = ssh_connection.split_whitespace().collect();
+    match words.as_slice() {
+        [_, _, _, port] => port.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Whether the host's kernel has netem: loaded, loadable or built in. Looked up,
+/// never tried: a trial qdisc would change the node before anything is recorded.
 fn has_netem(h: &Host) -> Result<bool> {
     let out = h.check_shell(
-        "if [ -d /sys/module/sch_netem ]; then echo netem; \
-         elif tc qdisc show dev lo root | grep -q noqueue && tc qdisc add dev lo root netem delay 0ms 2>/dev/null; \
-         then tc qdisc del dev lo root; echo netem; else echo none; fi",
+        "if [ -d /sys/module/sch_netem ] || modinfo sch_netem >/dev/null 2>&1 \
+         || grep -qs '/sch_netem.ko' \"/lib/modules/$(uname -r)/modules.builtin\"; \
+         then echo netem; else echo none; fi",
     )?;
     Ok(out.trim() == "netem")
 }
@@ -870,6 +1043,125 @@ mod tests {
         assert!(date_shift_script(1500).contains("(1500) * 1000000"));
         assert!(NTP_STEP_SCRIPT.contains("chronyc -a makestep"));
         assert!(NTP_STEP_SCRIPT.contains("timedatectl set-ntp true"));
+    }
+
+    const OURS: &str = "0f2c9a9e-5b8e-4d6c-9a51-7c1e2d3b4a59\n";
+
+    #[test]
+    fn date_needs_one_boot_id_that_is_not_ours() {
+        let other = "d1b2c3d4-e5f6-4789-8abc-def012345678\n";
+        assert_eq!(check_boot_ids(OURS, other), Ok(()));
+        let same = check_boot_ids(OURS, OURS).unwrap_err();
+        assert!(same.contains("same boot id"), "{same}");
+        // A shell that prints more than the boot id: ours inside, or unknown text.
+        for noisy in [
+            format!("Welcome to the lab\n{OURS}"),
+            format!("{OURS}bye\n"),
+            format!("{}\n", OURS.trim().to_uppercase()),
+        ] {
+            assert!(check_boot_ids(OURS, &noisy).is_err(), "{noisy}");
+        }
+        let banner = check_boot_ids(OURS, &format!("hello from .bashrc\n{other}")).unwrap_err();
+        assert!(banner.contains("not one boot id"), "{banner}");
+        assert!(check_boot_ids(OURS, "").is_err());
+        assert!(check_boot_ids("", other).is_err(), "our own must be known");
+    }
+
+    #[test]
+    fn date_is_refused_up_front_for_this_machine_and_the_lab() {
+        for host in [
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "[::1]",
+            "0.0.0.0",
+            "localhost",
+            "LocalHost",
+            "10.77.1.2",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(date_refused_for_host(host).is_some(), "{host}");
+        }
+        for host in ["192.0.2.7", "db1.example", "10.78.1.2"] {
+            assert_eq!(date_refused_for_host(host), None, "{host}");
+        }
+    }
+
+    #[test]
+    fn date_on_this_machine_is_refused_from_the_nodes_file_alone() {
+        let text = "[[node]]\nname = \"n1\"\nhost = \"127.0.0.1\"\n\
+                    [[node]]\nname = \"n2\"\nhost = \"192.0.2.2\"\n";
+        let file = NodesFile::parse(text, Path::new("/x/nodes.toml")).unwrap();
+        let e = refuse_date_here(&file, &[]).unwrap_err().to_string();
+        assert!(e.contains("refused on node n1"), "{e}");
+        assert!(refuse_date_here(&file, &["n2".to_string()]).is_ok());
+    }
+
+    fn node(name: &str, host: &str) -> NodeSpec {
+        NodeSpec {
+            name: name.into(),
+            host: host.into(),
+            port: 22,
+            user: "root".into(),
+            identity: None,
+            known_hosts: None,
+            connect_timeout: 5,
+            command_timeout: 120,
+            ssh_options: vec![],
+            client_url: None,
+            interface: None,
+            process: Default::default(),
+            clock: ClockStrategy::None,
+        }
+    }
+
+    #[test]
+    fn partitions_need_a_distinct_ipv4_address_per_node() {
+        let ok = [node("n1", "10.77.1.1"), node("n2", "10.77.1.2")];
+        assert!(check_partitionable(&ok).is_ok());
+        let e = |nodes: &[NodeSpec]| check_partitionable(nodes).unwrap_err().to_string();
+        let shared = e(&[node("n1", "192.0.2.1"), node("n2", "192.0.2.1")]);
+        assert!(
+            shared.contains("nodes n1 and n2 are both `192.0.2.1`"),
+            "{shared}"
+        );
+        let lo = e(&[node("n1", "127.0.0.1"), node("n2", "10.77.1.2")]);
+        assert!(lo.contains("node n1") && lo.contains("loopback"), "{lo}");
+        let v6 = e(&[node("n1", "10.77.1.1"), node("n2", "2001:db8::2")]);
+        assert!(v6.contains("IPv4 only: node n2"), "{v6}");
+        assert!(e(&[node("n1", "db1.example")]).contains("as an IP"));
+    }
+
+    #[test]
+    fn loss_spares_the_port_sshd_sees() {
+        assert_eq!(
+            ssh_server_port("10.77.1.254 40312 10.77.1.1 22\n"),
+            Some(22)
+        );
+        assert_eq!(ssh_server_port("172.17.0.1 5555 172.17.0.2 22"), Some(22));
+        assert_eq!(ssh_server_port("\n"), None);
+    }
+
+    #[test]
+    fn redirecting_ssh_options_need_allow_remote_and_nothing_is_created() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("nodes.toml");
+        let text = "[[node]]\nname = \"n1\"\nhost = \"127.0.0.1\"\n\
+                    ssh_options = [\"ProxyCommand=ssh -W %h:%p elsewhere\"]\n";
+        let file = NodesFile::parse(text, &path).unwrap();
+        let e = RemoteNet::open_lenient(file).unwrap_err().to_string();
+        assert!(e.contains("node `n1`, field `ssh_options`"), "{e}");
+        assert!(e.contains("--allow-remote"), "{e}");
+        assert!(!tmp.path().join("nodes.nemesis").exists());
+        // A refused address is "refused", not "unreachable", and creates nothing.
+        let text = "[[node]]\nname = \"n1\"\nhost = \"db1.example\"\n";
+        let file = NodesFile::parse(text, &path).unwrap();
+        let e = RemoteNet::open_lenient(file).unwrap_err().to_string();
+        assert!(
+            e.starts_with("node n1 (root@db1.example:22) refused"),
+            "{e}"
+        );
+        assert!(!tmp.path().join("nodes.nemesis").exists());
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub enum ClusterCmd {
     Pause(NodeArgs),
     /// SIGCONT a paused member.
     Resume(NodeArgs),
+    /// Exit 0 if a member's etcd is alive (running or paused), 1 if it is stopped:
+    /// the `running` check of the lab's nodes file.
+    Running(NodeArgs),
 }
 
 #[derive(Args)]
@@ -174,6 +177,25 @@ fn execute(cmd: ClusterCmd) -> anyhow::Result<u8> {
         ClusterCmd::Start(a) => node_op(a, "started {}", |c, n| c.start(n)),
         ClusterCmd::Pause(a) => node_op(a, "paused {} (SIGSTOP)", |c, n| c.pause(n)),
         ClusterCmd::Resume(a) => node_op(a, "resumed {} (SIGCONT)", |c, n| c.resume(n)),
+        ClusterCmd::Running(a) => {
+            let cluster = Cluster::load(&a.dir.dir)?;
+            let name = cluster.node(&a.node)?.name.clone();
+            let process = cluster
+                .processes()?
+                .into_iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, p)| p);
+            match process {
+                Some(p @ (Process::Running { .. } | Process::Paused { .. })) => {
+                    out!("{name}: {p:?}");
+                    Ok(0)
+                }
+                _ => {
+                    out!("{name}: stopped");
+                    Ok(1)
+                }
+            }
+        }
     }
 }
 
@@ -199,6 +221,10 @@ fn up(args: UpArgs) -> anyhow::Result<u8> {
     config.sshd = args.sshd;
     if args.clock {
         config.clock_supervisor = Some(crate::nemesis_cmd::clock_supervisor_command()?);
+    }
+    if args.sshd {
+        // Before anything starts: the lab's nodes file would replace a user's own.
+        crate::remote_nemesis::check_lab_nodes_file(&args.dir.dir)?;
     }
     let started = Instant::now();
     let cluster = Cluster::up(config)?;

@@ -32,6 +32,16 @@ pub fn execute(file: &Path, cmd: NemesisCmd, allow_remote: bool) -> anyhow::Resu
     }
     let mut nodes = NodesFile::load(file)?;
     nodes.allow_remote = allow_remote;
+    // `date` on this machine is refused from the file alone, before any SSH.
+    if let NemesisCmd::Clock(ClockArgs {
+        change: ClockCmd::Bump { members, .. },
+        ..
+    }) = &cmd
+    {
+        let named = members.iter().all(|m| nodes.names().contains(m));
+        let names = if named { members.clone() } else { Vec::new() };
+        splitbrain_nemesis::remote::refuse_date_here(&nodes, &names)?;
+    }
     // Every node is connected first: an unreachable one stops us before any change.
     // A heal undoes what it can on the nodes it reaches, and keeps the state file.
     let net = if let NemesisCmd::Heal(_) = cmd {
@@ -116,18 +126,18 @@ pub fn execute(file: &Path, cmd: NemesisCmd, allow_remote: bool) -> anyhow::Resu
         }
         NemesisCmd::Heal(_) => {
             let start = Instant::now();
-            let notes = net.heal()?;
-            for n in &notes {
+            let healed = net.heal();
+            // Masters that a killed harness left behind end too, healed or not.
+            for n in net.nodes() {
+                net.host(&n)?.close_any_master();
+            }
+            for n in &healed? {
                 out!("{n}");
             }
             out!(
                 "healed over SSH ({}): no rule, qdisc or clock offset of ours remains, killed and paused nodes are back",
                 ms(start)
             );
-            // Masters that a killed harness left behind end too.
-            for n in net.nodes() {
-                net.host(&n)?.close_any_master();
-            }
             0
         }
         NemesisCmd::Status(_) => {

@@ -14,7 +14,7 @@ use splitbrain_nemesis::lab::ProcessKind;
 use splitbrain_nemesis::nodes::NodesFile;
 use splitbrain_nemesis::packet::PacketSpec;
 use splitbrain_nemesis::remote::{NodeMechanisms, RemoteFault, RemoteNet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Faults `--nemesis` can name on remote nodes.
@@ -26,15 +26,43 @@ pub fn write_lab_nodes_file(cluster: &Cluster) -> anyhow::Result<Option<PathBuf>
     let Some(text) = splitbrain_nemesis::nodes::lab_nodes_toml(cluster, &exe) else {
         return Ok(None);
     };
+    check_lab_nodes_file(cluster.dir())?;
     let path = cluster.dir().join("nodes.toml");
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(Some(path))
 }
 
-/// `--nodes FILE`: one value that is not a URL names a nodes file.
+/// How the nodes file `cluster up --sshd` writes begins: one that does not is the
+/// user's, and is never overwritten.
+const LAB_NODES_HEADER: &str = "# Written by `splitbrain cluster up --sshd`";
+
+/// Refuses when `DIR/nodes.toml` exists and is not one `cluster up --sshd` wrote.
+pub fn check_lab_nodes_file(dir: &Path) -> anyhow::Result<()> {
+    let path = dir.join("nodes.toml");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.starts_with(LAB_NODES_HEADER) => anyhow::bail!(
+            "{} exists and was not written by splitbrain: not overwriting it; choose another --dir",
+            path.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// `--nodes FILE`: one value that is not a URL names a nodes file, if it ends in
+/// `.toml` or exists; anything else without a scheme (`127.0.0.1:2379`) is a URL
+/// missing its scheme, and said so.
 pub fn nodes_file_arg(nodes: Option<&[String]>) -> anyhow::Result<Option<NodesFile>> {
     match nodes {
-        Some([one]) if !one.contains("://") => Ok(Some(NodesFile::load(one)?)),
+        Some([one]) if !one.contains("://") => {
+            if one.ends_with(".toml") || Path::new(one).exists() {
+                Ok(Some(NodesFile::load(one)?))
+            } else {
+                anyhow::bail!(
+                    "--nodes {one}: not a nodes file (no such file, and not .toml) nor a URL: \
+                     give a URL with a scheme (http://{one}) or a nodes file"
+                )
+            }
+        }
         _ => Ok(None),
     }
 }
@@ -122,13 +150,18 @@ impl RemoteNemesis {
     }
 
     /// The leader half of the time (when there is one), else a random minority.
-    fn victims(&mut self) -> Vec<String> {
+    /// The leader or a minority; an error rather than a fault on nobody.
+    fn victims(&mut self) -> Result<Vec<String>, String> {
         if self.rng.random_bool(0.5) {
             if let Some(l) = self.leader() {
-                return vec![l];
+                return Ok(vec![l]);
             }
         }
-        targets(&self.net, "minority", &mut self.rng).unwrap_or_default()
+        match targets(&self.net, "minority", &mut self.rng) {
+            Ok(v) if !v.is_empty() => Ok(v),
+            Ok(_) => Err("no node to fault: every node is already killed or paused".into()),
+            Err(e) => Err(format!("cannot choose the nodes to fault: {e:#}")),
+        }
     }
 
     fn grudge(&mut self) -> (&'static str, Grudge) {
@@ -204,7 +237,7 @@ impl Nemesis for RemoteNemesis {
                 ))
             }
             "kill" | "pause" => {
-                let nodes = self.victims();
+                let nodes = self.victims()?;
                 let pk = if kind == "kill" {
                     ProcessKind::Kill
                 } else {
@@ -214,7 +247,7 @@ impl Nemesis for RemoteNemesis {
                 Ok((format!("start-{kind}"), json!(nodes)))
             }
             _ => {
-                let nodes = self.victims();
+                let nodes = self.victims()?;
                 let secs: i64 = self.rng.random_range(5..=60);
                 let offset_ms = if self.rng.random_bool(0.5) {
                     secs
@@ -265,5 +298,40 @@ impl Nemesis for RemoteNemesis {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_users_nodes_toml_is_never_overwritten() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(check_lab_nodes_file(tmp.path()).is_ok());
+        let path = tmp.path().join("nodes.toml");
+        std::fs::write(&path, "[[node]]\nname = \"mine\"\n").unwrap();
+        let e = check_lab_nodes_file(tmp.path()).unwrap_err().to_string();
+        assert!(e.contains("not written by splitbrain"), "{e}");
+        std::fs::write(&path, format!("{LAB_NODES_HEADER} for the lab in /x\n")).unwrap();
+        assert!(check_lab_nodes_file(tmp.path()).is_ok());
+    }
+
+    #[test]
+    fn an_address_without_a_scheme_is_not_taken_for_a_nodes_file() {
+        let e = nodes_file_arg(Some(&["127.0.0.1:2379".to_string()]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("give a URL with a scheme (http://127.0.0.1:2379)"),
+            "{e}"
+        );
+        let e = nodes_file_arg(Some(&["/no/such/nodes.toml".to_string()]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/no/such/nodes.toml"), "{e}");
+        assert!(nodes_file_arg(Some(&["http://127.0.0.1:2379".to_string()]))
+            .unwrap()
+            .is_none());
     }
 }

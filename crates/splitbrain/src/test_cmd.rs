@@ -503,6 +503,15 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
             let seed = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64);
+            if kinds.iter().any(|k| k == "clock") {
+                // Before any SSH: `date` on this machine is never an option.
+                splitbrain_nemesis::remote::refuse_date_here(&file, &[])?;
+            }
+            if kinds.iter().any(|k| k == "partition") {
+                // Nodes sharing an address (loopback port mappings) cannot be
+                // partitioned: say so before the run, not at its first fault.
+                splitbrain_nemesis::remote::check_partitionable(&file.nodes)?;
+            }
             let net = splitbrain_nemesis::remote::RemoteNet::open(file)?;
             let etcd = args
                 .client

@@ -45,11 +45,18 @@ struct SshLab {
 
 impl SshLab {
     fn up() -> SshLab {
+        SshLab::up_with(&[])
+    }
+
+    /// A lab started with `extra` flags too (`--clock`).
+    fn up_with(extra: &[&str]) -> SshLab {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("lab");
         let lab = SshLab { dir, _tmp: tmp };
         let out = ok(splitbrain()
-            .args(["cluster", "up", "--sshd", "--dir"])
+            .args(["cluster", "up", "--sshd"])
+            .args(extra)
+            .arg("--dir")
             .arg(&lab.dir));
         assert!(out.contains("nodes.toml"), "{out}");
         lab
@@ -132,6 +139,82 @@ impl SshLab {
     fn all_running(&self) -> bool {
         self.processes().iter().all(|p| p.contains("Running"))
     }
+
+    /// SSH master connections of this lab's nemesis still running.
+    fn masters(&self) -> Vec<String> {
+        live_processes_naming(&format!("{}/nodes.nemesis/ssh-", self.dir.display()))
+    }
+
+    /// The `Date` header of `node`'s etcd, asked inside the node over SSH, as
+    /// seconds since the epoch: etcd's own wall clock.
+    fn etcd_date(&self, node: &str) -> i64 {
+        let answer = ok(&mut self.ssh(
+            node,
+            // GET (etcd refuses HEAD), headers to stdout, the body away.
+            &[
+                "curl",
+                "-sf",
+                "-D",
+                "-",
+                "-o",
+                "/dev/null",
+                "--max-time",
+                "5",
+                "http://127.0.0.1:2379/version",
+            ],
+        ));
+        let date = answer
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("Date: ")
+                    .or_else(|| l.strip_prefix("date: "))
+            })
+            .unwrap_or_else(|| panic!("no Date header: {answer}"));
+        parse_http_date(date.trim())
+    }
+
+    /// Asserts that `node`'s etcd reads real time plus `offset` seconds, give or
+    /// take a few (the header has one-second resolution).
+    fn assert_clock(&self, node: &str, offset: i64) {
+        let before = now_secs();
+        let date = self.etcd_date(node);
+        let after = now_secs();
+        assert!(
+            date >= before + offset - 3 && date <= after + offset + 3,
+            "{node} says {date}, real time was {before}..={after}, offset {offset} expected"
+        );
+    }
+}
+
+/// `Mon, 23 Nov 2026 08:28:47 GMT` -> seconds since the epoch.
+fn parse_http_date(s: &str) -> i64 {
+    let f: Vec<&str> = s.split_whitespace().collect();
+    let day: i64 = f[1].parse().unwrap();
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = months.iter().position(|m| *m == f[2]).unwrap() as i64 + 1;
+    let year: i64 = f[3].parse().unwrap();
+    let hms: Vec<i64> = f[4].split(':').map(|x| x.parse().unwrap()).collect();
+    // Days from civil (Howard Hinnant's algorithm).
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    days * 86400 + hms[0] * 3600 + hms[1] * 60 + hms[2]
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 impl Drop for SshLab {
@@ -180,7 +263,7 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 #[test]
 fn partitions_process_and_clock_faults_go_through_ssh_and_heal() {
     let Some(_lab) = lab() else { return };
-    let lab = SshLab::up();
+    let lab = SshLab::up_with(&["--clock"]);
     let cluster = splitbrain_cluster::Cluster::load(&lab.dir).unwrap();
     let old = cluster.leader().unwrap().expect("a leader").to_string();
 
@@ -230,20 +313,21 @@ fn partitions_process_and_clock_faults_go_through_ssh_and_heal() {
     assert!(lab.all_running(), "{:?}", lab.processes());
     cluster.wait_healthy(Duration::from_secs(60)).unwrap();
 
-    // Clocks: the lab's nodes file uses the command strategy (an offset file), never
-    // `date`, which would set this machine's clock.
-    let offset = lab.dir.join("n3").join("clock-offset-ms");
+    // Clocks: the lab's nodes file drives each member's clock supervisor over SSH
+    // (never `date`, which would set this machine's clock): etcd's Date header moves.
+    lab.assert_clock("n3", 0);
     lab.nemesis_ok(&["clock", "bump", "-30s", "n3"]);
-    assert_eq!(std::fs::read_to_string(&offset).unwrap().trim(), "-30000");
+    lab.assert_clock("n3", -30);
+    lab.assert_clock("n1", 0);
     assert!(lab
         .nemesis_ok(&["status"])
         .contains("clock of n3: moved by -30000 ms"));
     lab.nemesis_ok(&["clock", "reset", "n3"]);
-    assert_eq!(std::fs::read_to_string(&offset).unwrap().trim(), "0");
+    lab.assert_clock("n3", 0);
     lab.nemesis_ok(&["clock", "bump", "+2h", "n3"]);
-    assert_eq!(std::fs::read_to_string(&offset).unwrap().trim(), "7200000");
+    lab.assert_clock("n3", 7200);
     lab.nemesis_ok(&["heal"]);
-    assert_eq!(std::fs::read_to_string(&offset).unwrap().trim(), "0");
+    lab.assert_clock("n3", 0);
 
     // A node whose clock strategy is `date` and who shares this kernel is refused.
     let date = lab.dir.join("date.toml");
@@ -268,7 +352,8 @@ fn partitions_process_and_clock_faults_go_through_ssh_and_heal() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("shares this machine's kernel"),
+        text(&out.stderr).contains("clock strategy \"date\" refused on node n1")
+            && text(&out.stderr).contains("lab address"),
         "{}",
         text(&out.stderr)
     );
@@ -305,7 +390,136 @@ fn partitions_process_and_clock_faults_go_through_ssh_and_heal() {
 
     // Nothing of ours is left: no state, no SSH master.
     assert!(!lab.dir.join("nodes.nemesis").join("remote.json").exists());
-    assert!(live_processes_naming("nodes.nemesis/ssh-").is_empty());
+    wait_for("the SSH masters to exit", Duration::from_secs(5), || {
+        lab.masters().is_empty()
+    });
+}
+
+#[test]
+fn a_kill_that_never_happened_heals_and_so_does_a_pause_then_kill() {
+    let Some(_lab) = lab() else { return };
+    let lab = SshLab::up();
+    let state_dir = lab.dir.join("nodes.nemesis");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let state = state_dir.join("remote.json");
+    // The run recorded a kill of n1 and died before carrying it out: n1 runs.
+    std::fs::write(&state, r#"{"run_id": "0badc0de", "killed": ["n1"]}"#).unwrap();
+    let healed = lab.nemesis_ok(&["heal"]);
+    assert!(healed.contains("healed over SSH"), "{healed}");
+    assert!(!state.exists());
+    assert!(lab.all_running(), "{:?}", lab.processes());
+
+    // n2 paused, then killed, and the run died before clearing the pause: the heal
+    // must not fail on resuming a dead process.
+    ok(splitbrain()
+        .args(["cluster", "kill", "n2", "--dir"])
+        .arg(&lab.dir));
+    std::fs::write(
+        &state,
+        r#"{"run_id": "0badc0de", "killed": ["n2"], "paused": ["n2"]}"#,
+    )
+    .unwrap();
+    let healed = lab.nemesis_ok(&["heal"]);
+    assert!(healed.contains("healed over SSH"), "{healed}");
+    assert!(!state.exists());
+    assert!(lab.all_running(), "{:?}", lab.processes());
+
+    // Through the nemesis: pause, then kill, of the same node; one heal.
+    lab.nemesis_ok(&["pause", "n3"]);
+    lab.nemesis_ok(&["kill", "n3"]);
+    let status = lab.nemesis_ok(&["status"]);
+    assert!(
+        status.contains("killed: n3") && !status.contains("paused: n3"),
+        "{status}"
+    );
+    lab.nemesis_ok(&["heal"]);
+    assert!(lab.all_running(), "{:?}", lab.processes());
+    // A command that hangs is given up after `command_timeout`, naming the node; the
+    // kill's guard heals it (it never happened), and the `sleep` it leaves running
+    // on the node is no obstacle to `cluster down`.
+    let slow = lab.dir.join("slow.toml");
+    // An argument no other process on this machine has.
+    let nap = format!("29.{}", std::process::id());
+    let text_file = std::fs::read_to_string(lab.nodes()).unwrap();
+    std::fs::write(
+        &slow,
+        text_file
+            .replacen("[defaults]\n", "[defaults]\ncommand_timeout = 1\n", 1)
+            .replace("kill = \"", &format!("kill = \"sleep {nap} || ")),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = splitbrain()
+        .args(["nemesis", "--nodes"])
+        .arg(&slow)
+        .args(["kill", "n1"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("on node n1") && err.contains("no answer within 1 s"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4), "{err}");
+    ok(splitbrain()
+        .args(["nemesis", "--nodes"])
+        .arg(&slow)
+        .arg("heal"));
+    assert!(!lab.dir.join("slow.nemesis").join("remote.json").exists());
+    assert!(lab.all_running(), "{:?}", lab.processes());
+    let hung = || {
+        live_processes_naming(&format!("sleep {nap}"))
+            .iter()
+            .any(|c| c.starts_with(&format!("sleep {nap}")))
+    };
+    assert!(hung(), "the given-up command still runs on n1");
+
+    // A recorded qdisc whose interface is gone (a container restarted) is healed.
+    std::fs::write(
+        &state,
+        r#"{"run_id": "0badc0de", "qdiscs": {"n1": "nosuch0"}}"#,
+    )
+    .unwrap();
+    lab.nemesis_ok(&["heal"]);
+    assert!(!state.exists());
+
+    // A command that exits 255 is its own failure, not "unreachable over SSH".
+    let exits_255 = lab.dir.join("exits-255.toml");
+    std::fs::write(
+        &exits_255,
+        text_file.replace("kill = \"", "kill = \"exit 255; "),
+    )
+    .unwrap();
+    let out = splitbrain()
+        .args(["nemesis", "--nodes"])
+        .arg(&exits_255)
+        .args(["kill", "n2"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("on node n2") && err.contains("exit 255"),
+        "{err}"
+    );
+    assert!(!err.contains("unreachable"), "{err}");
+    assert!(lab.all_running(), "{:?}", lab.processes());
+
+    // A lab without --clock has no clock faults to offer, and says so.
+    let out = lab.nemesis(&["clock", "bump", "5s", "n1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("its clock strategy is \"none\""),
+        "{}",
+        text(&out.stderr)
+    );
+    // `cluster down` ends the session's orphan too (it used to refuse: "not started
+    // by splitbrain: left running").
+    ok(splitbrain()
+        .args(["cluster", "down", "--dir"])
+        .arg(&lab.dir));
+    assert!(!hung());
 }
 
 #[test]
@@ -382,6 +596,29 @@ fn an_unreachable_node_is_named_before_any_fault() {
     lab.nemesis_ok(&["heal"]);
     no_chain_anywhere(&lab);
 
+    // Without a known_hosts of its own, keys accepted on first use go to the state
+    // directory, never to the user's ~/.ssh/known_hosts.
+    let tofu = lab.dir.join("tofu.toml");
+    let without_known: Vec<&str> = text_file
+        .lines()
+        .filter(|l| !l.starts_with("known_hosts"))
+        .collect();
+    std::fs::write(&tofu, without_known.join("\n")).unwrap();
+    let home_known = PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+        .join(".ssh")
+        .join("known_hosts");
+    let before = std::fs::read_to_string(&home_known).ok();
+    ok(splitbrain()
+        .args(["nemesis", "--nodes"])
+        .arg(&tofu)
+        .arg("status"));
+    let accepted = std::fs::read_to_string(lab.dir.join("tofu.nemesis").join("known_hosts"))
+        .unwrap_or_default();
+    for n in ["n1", "n2", "n3"] {
+        assert!(accepted.contains(&lab.addr(n)), "{n}: {accepted}");
+    }
+    assert_eq!(std::fs::read_to_string(&home_known).ok(), before);
+
     // A host name is refused unless the user allowed other machines.
     let named = lab.dir.join("named.toml");
     std::fs::write(
@@ -455,11 +692,9 @@ fn a_killed_harness_leaves_faults_that_heal_from_the_nodes_file() {
     no_chain_anywhere(&lab);
     assert!(lab.all_running(), "{:?}", lab.processes());
     assert!(!state.exists());
-    assert!(
-        live_processes_naming("nodes.nemesis/ssh-").is_empty(),
-        "{:?}",
-        live_processes_naming("nodes.nemesis/ssh-")
-    );
+    wait_for("the SSH masters to exit", Duration::from_secs(5), || {
+        lab.masters().is_empty()
+    });
 }
 
 #[test]
@@ -497,7 +732,9 @@ fn a_test_run_through_ssh_faults_ends_linearizable() {
     no_chain_anywhere(&lab);
     assert!(lab.all_running(), "{:?}", lab.processes());
     assert!(!lab.dir.join("nodes.nemesis").join("remote.json").exists());
-    assert!(live_processes_naming("nodes.nemesis/ssh-").is_empty());
+    wait_for("the SSH masters to exit", Duration::from_secs(5), || {
+        lab.masters().is_empty()
+    });
 }
 
 #[test]
@@ -506,7 +743,9 @@ fn cluster_down_stops_every_sshd_and_session() {
     let lab = SshLab::up();
     let dir = lab.dir.clone();
     let ssh = dir.join("ssh");
-    // A session in progress when the lab goes down: `sleep` in n1's namespace.
+    // A session in progress when the lab goes down: `sleep` in n1's namespace,
+    // with an argument no other process on this machine has.
+    let nap = format!("3600.{}", std::process::id());
     let mut session = Command::new("ssh")
         .args(["-o", "BatchMode=yes"])
         .arg("-o")
@@ -517,7 +756,7 @@ fn cluster_down_stops_every_sshd_and_session() {
         .arg("-i")
         .arg(ssh.join("id_ed25519"))
         .arg(format!("root@{}", lab.addr("n1")))
-        .args(["sleep", "3600"])
+        .args(["sleep", &nap])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -525,9 +764,9 @@ fn cluster_down_stops_every_sshd_and_session() {
         .unwrap();
     // The remote command itself (not the ssh client naming it).
     let sleeping = || {
-        live_processes_naming("sleep 3600")
+        live_processes_naming(&format!("sleep {nap}"))
             .iter()
-            .any(|c| c.starts_with("sleep 3600"))
+            .any(|c| c.starts_with(&format!("sleep {nap}")))
     };
     wait_for("the session's sleep", Duration::from_secs(10), sleeping);
     let sshd_config = dir.join("n1").join("sshd_config");
@@ -535,6 +774,27 @@ fn cluster_down_stops_every_sshd_and_session() {
         live_processes_naming(&sshd_config.display().to_string()).len(),
         1
     );
+    // n2's sshd as if `up` had died before recording its pid: down finds it in the
+    // namespace and stops it (it used to fail: "not started by splitbrain").
+    let state_file = dir.join(splitbrain_cluster::STATE_FILE);
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    state["nodes"][1]["sshd"]["pid"] = serde_json::Value::Null;
+    std::fs::write(&state_file, state.to_string()).unwrap();
+    let n2_config = dir.join("n2").join("sshd_config").display().to_string();
+    assert_eq!(live_processes_naming(&n2_config).len(), 1);
+    let down = splitbrain()
+        .args(["cluster", "down", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        down.status.success(),
+        "{}{}",
+        text(&down.stdout),
+        text(&down.stderr)
+    );
+    assert!(live_processes_naming(&n2_config).is_empty());
     drop(lab);
     // The session was ended from the server side, and nothing of the lab runs.
     wait_for(
@@ -548,4 +808,73 @@ fn cluster_down_stops_every_sshd_and_session() {
         "{:?}",
         live_processes_naming(&format!("{}/", dir.display()))
     );
+}
+
+#[test]
+fn faults_that_would_hit_this_machine_are_refused_before_any_ssh() {
+    // No lab needed: nothing listens on port 1, and nothing may be asked anyway.
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = tmp.path().join("nodes.toml");
+    std::fs::write(
+        &nodes,
+        "[defaults]\nport = 1\nclock = { strategy = \"date\" }\n\
+         [[node]]\nname = \"n1\"\nhost = \"127.0.0.1\"\nclient_url = \"http://127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    for args in [
+        vec!["nemesis", "--nodes", "NODES", "clock", "bump", "5s", "n1"],
+        vec!["nemesis", "--nodes", "NODES", "clock", "bump", "5s"],
+        vec![
+            "test",
+            "--nodes",
+            "NODES",
+            "--nemesis",
+            "clock",
+            "--time-limit",
+            "1",
+            "--store",
+            "STORE",
+        ],
+    ] {
+        let store = tmp.path().join("store");
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| {
+                a.replace("NODES", &nodes.display().to_string())
+                    .replace("STORE", &store.display().to_string())
+            })
+            .collect();
+        let out = splitbrain().args(&args).output().unwrap();
+        let err = text(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(
+            err.contains("clock strategy \"date\" refused on node n1")
+                && !err.contains("unreachable"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!tmp.path().join("nodes.nemesis").exists());
+
+    // Nodes sharing 127.0.0.1 (port mappings) cannot be partitioned: said before
+    // the run, naming the nodes.
+    std::fs::write(
+        &nodes,
+        "[defaults]\nclock = { strategy = \"none\" }\n\
+         [[node]]\nname = \"n1\"\nhost = \"127.0.0.1\"\nport = 2201\nclient_url = \"http://127.0.0.1:1\"\n\
+         [[node]]\nname = \"n2\"\nhost = \"127.0.0.1\"\nport = 2202\nclient_url = \"http://127.0.0.1:2\"\n",
+    )
+    .unwrap();
+    let store = tmp.path().join("store");
+    let out = splitbrain()
+        .arg("test")
+        .arg("--nodes")
+        .arg(&nodes)
+        .args(["--nemesis", "partition", "--time-limit", "1", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("node n1") && err.contains("loopback"), "{err}");
+    assert!(!tmp.path().join("nodes.nemesis").exists());
 }

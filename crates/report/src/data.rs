@@ -347,21 +347,37 @@ fn client(op: &Op) -> i64 {
 
 struct Axis {
     seconds: bool,
+    /// The earliest time in the history: times are drawn from it, whatever clock
+    /// stamped them (nanoseconds since the test began, or since the epoch).
+    t0: i64,
 }
 
 impl Axis {
     fn of(history: &History) -> Axis {
-        Axis {
-            seconds: history.ops().iter().all(|o| o.time.is_some()),
-        }
+        let seconds = history.ops().iter().all(|o| o.time.is_some());
+        let t0 = history
+            .ops()
+            .iter()
+            .filter_map(|o| o.time)
+            .min()
+            .unwrap_or_default();
+        Axis { seconds, t0 }
     }
 
     fn t(&self, history: &History, i: usize) -> f64 {
         if self.seconds {
-            history.ops()[i].time.unwrap_or_default() as f64 / 1e9
+            let time = history.ops()[i].time.unwrap_or_default();
+            time.saturating_sub(self.t0) as f64 / 1e9
         } else {
             i as f64
         }
+    }
+
+    /// The latest point on the axis. Not the last op's: times need not increase.
+    fn end(&self, history: &History) -> f64 {
+        (0..history.ops().len())
+            .map(|i| self.t(history, i))
+            .fold(0.0, f64::max)
     }
 }
 
@@ -385,11 +401,7 @@ impl ReportData {
     pub fn build(history: &History, report: &Report, run: Option<&RunMeta>) -> ReportData {
         let axis = Axis::of(history);
         let ops = history.ops();
-        let t_end = if ops.is_empty() {
-            0.0
-        } else {
-            axis.t(history, ops.len() - 1)
-        };
+        let t_end = axis.end(history);
         let mut cuts = Vec::new();
         let by_line: HashMap<usize, usize> = history
             .pairs()
@@ -767,22 +779,17 @@ fn thousands(n: usize) -> String {
     out
 }
 
-/// Per bucket of `width` seconds: `[t, p50, p95, max, count]`.
+/// Per bucket of `width` seconds: `[t, p50, p95, max, count]`. At most
+/// `BUCKETS + 1` points, whatever the times.
 fn quantiles(pts: &[[f64; 2]], width: f64) -> Vec<Vec<f64>> {
-    let mut buckets: Vec<(usize, Vec<f64>)> = Vec::new();
+    let mut buckets: Vec<Vec<f64>> = vec![Vec::new(); BUCKETS + 1];
     for p in pts {
-        let b = (p[0] / width) as usize;
-        match buckets.last_mut() {
-            Some((last, v)) if *last == b => v.push(p[1]),
-            _ => match buckets.iter_mut().find(|(x, _)| *x == b) {
-                Some((_, v)) => v.push(p[1]),
-                None => buckets.push((b, vec![p[1]])),
-            },
-        }
+        buckets[((p[0] / width) as usize).min(BUCKETS)].push(p[1]);
     }
-    buckets.sort_by_key(|(b, _)| *b);
     buckets
         .into_iter()
+        .enumerate()
+        .filter(|(_, v)| !v.is_empty())
         .map(|(b, mut v)| {
             v.sort_by(|a, b| a.total_cmp(b));
             let q = |f: f64| v[((v.len() - 1) as f64 * f).round() as usize];

@@ -26,6 +26,21 @@ pub fn script_json<T: serde::Serialize>(value: &T) -> String {
 }
 
 /// Escapes text for HTML element content and attribute values.
+/// `path` percent-encoded for an href: every byte but unreserved characters and
+/// `/` (so a run named `\evil.com` or `a#b` links to itself, not elsewhere).
+pub fn url_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

@@ -1,7 +1,7 @@
 //! The page `splitbrain serve` shows: past runs in a store, newest first, each
 //! linking its report.
 
-use crate::html::escape;
+use crate::html::{escape, url_path};
 use serde::Serialize;
 
 /// One run, as its `results.json` describes it.
@@ -32,14 +32,18 @@ pub fn render(store: &str, runs: &[RunEntry]) -> String {
             _ => "none",
         };
         let link = if r.has_report {
-            format!("<a href=\"/{0}/report.html\">report</a>", escape(&r.dir))
+            format!(
+                "<a href=\"/{0}/report.html\">report</a>",
+                escape(&url_path(&r.dir))
+            )
         } else {
             "no report".into()
         };
         let num = |n: Option<u64>| n.map_or("–".into(), |n| n.to_string());
         rows += &format!(
-            "<tr class=\"run\" data-run=\"{dir}\"><td>{test}</td><td class=\"mono\">{started}</td><td><span class=\"v {class}\">{verdict}</span>{strongest}</td><td class=\"n\">{ops}</td><td class=\"n\">{faults}</td><td>{link} · <a href=\"/{dir}/\">files</a></td></tr>\n",
+            "<tr class=\"run\" data-run=\"{dir}\"><td>{test}</td><td class=\"mono\">{started}</td><td><span class=\"v {class}\">{verdict}</span>{strongest}</td><td class=\"n\">{ops}</td><td class=\"n\">{faults}</td><td>{link} · <a href=\"/{href}/\">files</a></td></tr>\n",
             dir = escape(&r.dir),
+            href = escape(&url_path(&r.dir)),
             test = escape(&r.test),
             started = escape(&r.started),
             verdict = escape(&r.verdict),

@@ -311,3 +311,48 @@ fn final_reads_that_do_not_converge_are_listed() {
         "{notes}"
     );
 }
+
+/// Times are the user's: they may start at the epoch, run backwards, or end with a
+/// 0. The page's charts stay bounded and start at the earliest time anyway.
+#[test]
+fn odd_times_keep_the_charts_bounded() {
+    use splitbrain_history::{Op, OpType, Process};
+    let epoch_ns: i64 = 1_790_000_000_000_000_000;
+    let n = 60_000;
+    let mut ops = Vec::with_capacity(2 * n);
+    for i in 0..n {
+        let p = Process::Client(0);
+        // Backwards, from the epoch, and the very last completion at time 0.
+        let t = epoch_ns - (i as i64) * 1_000_000;
+        let mut inv = Op::new(p.clone(), OpType::Invoke, "write", json!(i));
+        inv.time = Some(t);
+        let mut ok = Op::new(p, OpType::Ok, "write", json!(i));
+        ok.time = Some(if i == n - 1 { 0 } else { t + 500_000 });
+        ops.push(inv);
+        ops.push(ok);
+    }
+    let h = History::new("odd-times", ops, None).unwrap();
+    let r = check(
+        &h,
+        &Options {
+            model: ModelKind::Register,
+            consistency: Consistency::Eventual,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let data = ReportData::build(&h, &r, None);
+    // The earliest time is 0: the axis runs from there to the epoch's worth of
+    // seconds, and nothing is drawn before 0.
+    assert!(data.meta.t_end > 1.7e9, "{}", data.meta.t_end);
+    let latency = data.latency.expect("latency is drawn");
+    assert!(!latency.raw);
+    for s in &latency.series {
+        assert!(
+            s.points.len() <= splitbrain_report::data::BUCKETS + 1,
+            "{} points",
+            s.points.len()
+        );
+        assert!(s.points.iter().all(|p| p[0] >= 0.0));
+    }
+}

@@ -73,28 +73,53 @@ pub fn run(args: ServeArgs) -> u8 {
     );
     let _ = std::io::stdout().flush();
     let shown = args.store.display().to_string();
+    // On loopback, only requests that name this machine: a web page elsewhere could
+    // otherwise point a name of its own at 127.0.0.1 (DNS rebinding) and read the
+    // store through the user's browser.
+    let loopback_only = args.bind.is_loopback();
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         let root = root.clone();
         let shown = shown.clone();
         std::thread::spawn(move || {
-            let _ = handle(stream, &root, &shown);
+            let _ = handle(stream, &root, &shown, loopback_only);
         });
     }
     0
 }
 
-fn handle(mut stream: TcpStream, root: &Path, shown: &str) -> std::io::Result<()> {
+fn handle(
+    mut stream: TcpStream,
+    root: &Path,
+    shown: &str,
+    loopback_only: bool,
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?.take(16 * 1024));
     let mut request = String::new();
     reader.read_line(&mut request)?;
-    // Headers: read and ignore, up to the blank line.
+    // Headers: only Host matters, up to the blank line.
+    let mut host = None;
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
             break;
         }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("host") {
+                host = Some(value.trim().to_owned());
+            }
+        }
+    }
+    if loopback_only && !host.as_deref().is_some_and(names_this_machine) {
+        return respond(
+            &mut stream,
+            403,
+            "text/plain",
+            b"this server answers only requests for 127.0.0.1, localhost or [::1]\n",
+            false,
+        );
     }
     let mut parts = request.split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
@@ -184,6 +209,17 @@ enum Resolved {
     NotFound,
 }
 
+/// Whether a Host header names this machine by loopback: `127.0.0.1`,
+/// `localhost` or `[::1]`, with or without a port.
+fn names_this_machine(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(|a| a.is_loopback())
+}
+
 /// Decodes `%XX` escapes; `None` for a malformed escape or bytes that are not UTF-8.
 fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
@@ -192,6 +228,9 @@ fn percent_decode(s: &str) -> Option<String> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = s.get(i + 1..i + 3)?;
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
@@ -264,8 +303,8 @@ fn dir_page(dir: &Path, rel: &str) -> String {
         let slash = if is_dir { "/" } else { "" };
         items += &format!(
             "<li><a href=\"/{}/{}{slash}\">{}{slash}</a></li>\n",
-            escape(rel),
-            escape(&name),
+            escape(&splitbrain_report::html::url_path(rel)),
+            escape(&splitbrain_report::html::url_path(&name)),
             escape(&name)
         );
     }
@@ -333,6 +372,46 @@ fn runs(root: &Path) -> Vec<RunEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_loopback_names_are_answered_on_loopback() {
+        for ok in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "LOCALHOST",
+            "[::1]:8080",
+            "127.0.0.1",
+        ] {
+            assert!(names_this_machine(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:8080",
+            "evil.example",
+            "10.0.0.1:8080",
+            "",
+            "[::2]:80",
+        ] {
+            assert!(!names_this_machine(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn escapes_need_two_hex_digits() {
+        assert_eq!(percent_decode("a%2Fb").as_deref(), Some("a/b"));
+        assert_eq!(percent_decode("%+1"), None);
+        assert_eq!(percent_decode("%4"), None);
+    }
+
+    #[test]
+    fn links_are_percent_encoded() {
+        use splitbrain_report::html::url_path;
+        assert_eq!(url_path("\\evil.com/x"), "%5Cevil.com/x");
+        assert_eq!(url_path("a#b?c%d"), "a%23b%3Fc%25d");
+        assert_eq!(
+            url_path("cas-register-etcd-v3/2026T1.2Z"),
+            "cas-register-etcd-v3/2026T1.2Z"
+        );
+    }
 
     #[test]
     fn paths_outside_the_store_are_refused() {

@@ -324,7 +324,7 @@ fn odd_times_keep_the_charts_bounded() {
         let p = Process::Client(0);
         // Backwards, from the epoch, and the very last completion at time 0.
         let t = epoch_ns - (i as i64) * 1_000_000;
-        let mut inv = Op::new(p.clone(), OpType::Invoke, "write", json!(i));
+        let mut inv = Op::new(p, OpType::Invoke, "write", json!(i));
         inv.time = Some(t);
         let mut ok = Op::new(p, OpType::Ok, "write", json!(i));
         ok.time = Some(if i == n - 1 { 0 } else { t + 500_000 });

@@ -59,14 +59,30 @@ pub fn escape(s: &str) -> String {
 /// The whole page.
 pub fn render(data: &ReportData) -> String {
     let title = format!("{} ({})", data.meta.headline, data.meta.file);
-    TEMPLATE
-        .replacen("/*TITLE*/", &escape(&title), 1)
-        .replacen("/*DATA*/", &script_json(data), 1)
+    fill(TEMPLATE, &escape(&title), &script_json(data))
+}
+
+/// The template with its two placeholders filled in one pass, so that a title
+/// (a file name) holding `/*DATA*/` cannot take the data's place.
+fn fill(template: &str, title: &str, data: &str) -> String {
+    let (head, rest) = template
+        .split_once("/*TITLE*/")
+        .expect("the template has a title placeholder");
+    let (middle, tail) = rest
+        .split_once("/*DATA*/")
+        .expect("the template has a data placeholder after the title");
+    [head, title, middle, data, tail].concat()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_title_holding_the_data_placeholder_stays_a_title() {
+        let page = fill("<t>/*TITLE*/</t><s>/*DATA*/</s>", "x /*DATA*/ y", "{}");
+        assert_eq!(page, "<t>x /*DATA*/ y</t><s>{}</s>");
+    }
 
     #[test]
     fn script_json_cannot_close_the_script_element() {

@@ -17,6 +17,8 @@ pub const CONTEXT_OPS: usize = 160;
 pub const MAX_RAW_POINTS: usize = 4000;
 /// Time buckets for downsampled latency and for throughput.
 pub const BUCKETS: usize = 240;
+/// The most of one level's checker text the page holds (model states can be long).
+pub const MAX_TEXT: usize = 64 * 1024;
 /// The most fault intervals drawn.
 pub const MAX_FAULTS: usize = 500;
 /// The most ops drawn in a shrunk counterexample's timeline.
@@ -468,7 +470,21 @@ impl ReportData {
                 (Verdict::Invalid, _) => "ruled out",
                 (Verdict::Unknown, _) => "undecided",
             };
-            let text = render_text(&level_report(report, lr));
+            let mut text = render_text(&level_report(report, lr));
+            if text.len() > MAX_TEXT {
+                let mut end = MAX_TEXT;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                cuts.push(format!(
+                    "{}: the checker's text, first {} kB of {} kB (`splitbrain check` prints it whole)",
+                    lr.name,
+                    MAX_TEXT / 1024,
+                    text.len() / 1024
+                ));
+                text.truncate(end);
+                text.push_str("\n…");
+            }
             level_views.push(Level {
                 name: lr.name,
                 status,

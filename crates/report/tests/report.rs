@@ -356,3 +356,44 @@ fn odd_times_keep_the_charts_bounded() {
         assert!(s.points.iter().all(|p| p[0] >= 0.0));
     }
 }
+
+/// A set's state is every element: a counterexample on a big set has a long text,
+/// which the page keeps to its first 64 kB and says so.
+#[test]
+fn a_huge_model_state_is_cut_in_the_page() {
+    use splitbrain_history::{Op, OpType, Process};
+    let n = 15_000;
+    let mut ops = Vec::with_capacity(2 * n + 2);
+    for i in 0..n {
+        ops.push(Op::new(Process::Client(0), OpType::Invoke, "add", json!(i)));
+        ops.push(Op::new(Process::Client(0), OpType::Ok, "add", json!(i)));
+    }
+    ops.push(Op::new(
+        Process::Client(1),
+        OpType::Invoke,
+        "read",
+        Value::Null,
+    ));
+    ops.push(Op::new(Process::Client(1), OpType::Ok, "read", json!([0])));
+    let h = History::new("big-set", ops, None).unwrap();
+    let r = check(
+        &h,
+        &Options {
+            model: ModelKind::Set,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let data = ReportData::build(&h, &r, None);
+    let text = &data.levels[0].text;
+    assert!(
+        text.len() <= splitbrain_report::data::MAX_TEXT + 8,
+        "{}",
+        text.len()
+    );
+    assert!(
+        data.cuts.iter().any(|c| c.contains("the checker's text")),
+        "{:?}",
+        data.cuts
+    );
+}

@@ -21,6 +21,7 @@
 //! [`OffsetFile`] notices a change cheaply.
 
 use serde::{Deserialize, Serialize};
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -251,7 +252,14 @@ impl OffsetFile {
         self.seen = seen;
         match FakeClock::read(&self.path) {
             Ok(c) => self.clock = c,
-            Err(e) => eprintln!("splitbrain clock supervisor: {e}; keeping the previous clock"),
+            // The handler must go on answering even when stderr is gone (ENOSPC,
+            // EPIPE): eprintln! would panic and take the answering thread with it.
+            Err(e) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "splitbrain clock supervisor: {e}; keeping the previous clock"
+                );
+            }
         }
         self.clock
     }

@@ -22,7 +22,10 @@
 //! valid (the thread may have been killed and its memory reused). One thread
 //! answers, blocked in SECCOMP_IOCTL_NOTIF_RECV; the main thread waits on the
 //! target's pidfd and ends the handler when the target exits, and PR_SET_PDEATHSIG
-//! kills it should that be missed.
+//! kills it should that be missed. The other way round, a handler that ends for
+//! any other reason (panics included) SIGKILLs the target through the pidfd
+//! first: unanswered, its wall-clock reads would fail with ENOSYS, which Go takes
+//! for a time.
 //!
 //! Each faked read costs a round trip to the handler (two context switches):
 //! etcd makes thousands a second under load, and serves about half as many
@@ -36,6 +39,7 @@
 //! follow the real clock (Go uses neither: its timers run on the monotonic clock).
 
 use std::ffi::OsString;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
@@ -90,14 +94,14 @@ pub fn main(args: &[OsString]) -> i32 {
     let cmd = match Command::parse(args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e}");
+            let _ = writeln!(std::io::stderr(), "error: {e}");
             return 2;
         }
     };
     match supervise(&cmd.offset_file, &cmd.argv) {
         Ok(never) => match never {},
         Err(e) => {
-            eprintln!("error: {e}");
+            let _ = writeln!(std::io::stderr(), "error: {e}");
             127
         }
     }
@@ -127,6 +131,7 @@ mod imp {
     use super::*;
     use crate::fake::OffsetFile;
     use libc::{c_int, c_long, c_void};
+    use std::io::Write;
     use std::os::unix::process::CommandExt;
 
     const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
@@ -404,6 +409,8 @@ mod imp {
         if unsafe { libc::send(sock, b"k".as_ptr() as *const c_void, 1, 0) } != 1 {
             return 1;
         }
+        // Until the detach at the exec stop, PTRACE_O_EXITKILL kills the target
+        // whenever the handler ends: no exit path here leaves it unanswered.
         let listener = match recv_fd(sock) {
             Ok(fd) => fd,
             // The supervisor said why on its side, or died.
@@ -415,9 +422,7 @@ mod imp {
             Ok(true) => {}
             Ok(false) => return 0, // the target exited before exec
             Err(e) => {
-                eprintln!("splitbrain clock handler: {e}; killing the target");
-                // SAFETY: the target is traced by us: it is ours to kill.
-                unsafe { libc::kill(target, libc::SIGKILL) };
+                end_target(pidfd, &e);
                 return 1;
             }
         }
@@ -563,41 +568,74 @@ mod imp {
         Err("no end to the auxiliary vector on the target's stack".into())
     }
 
+    /// SIGKILLs the target through its pidfd (never its pid, which may be someone
+    /// else's by now). ESRCH, when it is gone already, is what we wanted.
+    fn kill_target(pidfd: c_int) -> std::io::Result<()> {
+        // SAFETY: pidfd_send_signal on a pidfd we own, no siginfo.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                pidfd,
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if r < 0 && errno().raw_os_error() != Some(libc::ESRCH) {
+            return Err(errno());
+        }
+        Ok(())
+    }
+
+    /// The handler is ending while the target may live: kill the target first.
+    /// Without a handler the kernel answers its filtered calls with ENOSYS, and Go
+    /// reads that as a garbage wall time instead of failing; dead, the member is
+    /// seen to be dead. Then say why, ignoring a stderr that cannot be written.
+    fn end_target(pidfd: c_int, why: &str) {
+        let killed = match kill_target(pidfd) {
+            Ok(()) => "killed the target".to_owned(),
+            Err(e) => format!("could not kill the target: {e}"),
+        };
+        let _ = writeln!(
+            std::io::stderr(),
+            "splitbrain clock handler: {why}; {killed}"
+        );
+    }
+
     /// Threads answering notifications, each blocked in SECCOMP_IOCTL_NOTIF_RECV
     /// (no poll before each one). Two answered no faster than one on two cores.
     const ANSWERING_THREADS: usize = 1;
 
     /// Answers notifications until the target exits: the answering threads block
     /// in RECV, and this thread waits on the target's pidfd, then ends the process.
+    /// Every other way out (RECV fails, a thread cannot start, poll fails, any
+    /// panic in any thread) kills the target first, through `end_target`.
     fn serve(listener: c_int, pidfd: c_int, offset_file: &Path) -> c_int {
+        // A panic anywhere from here on kills the target before anything unwinds
+        // (or aborts): the hook runs first, on the panicking thread.
+        std::panic::set_hook(Box::new(move |info| end_target(pidfd, &info.to_string())));
         for _ in 0..ANSWERING_THREADS {
             let mut offsets = OffsetFile::new(offset_file);
             let spawned = std::thread::Builder::new()
                 .name("sb-clock-answer".into())
                 .stack_size(64 * 1024)
-                .spawn(move || loop {
-                    // SAFETY: the kernel fills a zeroed seccomp_notif, as it requires.
-                    let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
-                    let r = unsafe {
-                        libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut notif)
+                .spawn(move || {
+                    let answering =
+                        std::panic::AssertUnwindSafe(|| answer_all(listener, &mut offsets));
+                    let why = match std::panic::catch_unwind(answering) {
+                        Ok(e) => format!("receiving: {e}"),
+                        // The hook has killed the target and said why.
+                        Err(_) => String::new(),
                     };
-                    if r == 0 {
-                        answer(listener, &notif, &mut offsets);
-                        continue;
+                    if !why.is_empty() {
+                        end_target(pidfd, &why);
                     }
-                    match errno().raw_os_error() {
-                        // The caller was gone before we got to it; a signal.
-                        Some(libc::ENOENT | libc::EINTR) => {}
-                        _ => {
-                            eprintln!("splitbrain clock handler: receiving: {}", errno());
-                            // Without answers the target's clock reads would hang.
-                            // SAFETY: ends this process.
-                            unsafe { libc::_exit(1) };
-                        }
-                    }
+                    // Nobody would answer: the whole handler ends, not just this thread.
+                    // SAFETY: ends this process.
+                    unsafe { libc::_exit(1) }
                 });
             if let Err(e) = spawned {
-                eprintln!("splitbrain clock handler: cannot start a thread: {e}");
+                end_target(pidfd, &format!("cannot start a thread: {e}"));
                 return 1;
             }
         }
@@ -614,8 +652,27 @@ mod imp {
                 return 0;
             }
             if n < 0 && errno().raw_os_error() != Some(libc::EINTR) {
-                eprintln!("splitbrain clock handler: poll: {}", errno());
+                end_target(pidfd, &format!("poll: {}", errno()));
                 return 1;
+            }
+        }
+    }
+
+    /// Receives and answers notifications; returns the error that ended it.
+    fn answer_all(listener: c_int, offsets: &mut OffsetFile) -> std::io::Error {
+        loop {
+            // SAFETY: the kernel fills a zeroed seccomp_notif, as it requires.
+            let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+            // SAFETY: RECV on our listener into a struct we own.
+            let r = unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut notif) };
+            if r == 0 {
+                answer(listener, &notif, offsets);
+                continue;
+            }
+            match errno().raw_os_error() {
+                // The caller was gone before we got to it; a signal.
+                Some(libc::ENOENT | libc::EINTR) => {}
+                _ => return errno(),
             }
         }
     }
@@ -726,6 +783,25 @@ mod imp {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn the_target_is_killed_through_its_pidfd() {
+            let mut child = std::process::Command::new("sleep")
+                .arg("60")
+                .spawn()
+                .unwrap();
+            // SAFETY: pidfd_open on our own child.
+            let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id(), 0) } as c_int;
+            assert!(pidfd >= 0, "pidfd_open: {}", errno());
+            kill_target(pidfd).unwrap();
+            let status = child.wait().unwrap();
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(status.signal(), Some(libc::SIGKILL));
+            // Gone already (and reaped): still fine, and nobody else is hit.
+            kill_target(pidfd).unwrap();
+            // SAFETY: closing our descriptor.
+            unsafe { libc::close(pidfd) };
+        }
 
         #[test]
         fn the_filter_jumps_land_on_its_returns() {

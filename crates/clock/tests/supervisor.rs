@@ -367,3 +367,49 @@ fn the_target_keeps_the_pid_and_its_exit_status_and_failures_are_explained() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--offset-file is missing"));
     assert_no_process_names(&file.to_string_lossy());
 }
+
+/// Waits for `child` at most a minute: a target whose clock reads nobody answers
+/// hangs forever, which must fail the test, not hang it.
+fn wait_or_kill(child: &mut std::process::Child, why: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("{why}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_handler_answers_on_when_its_stderr_is_gone() {
+    if !supervised_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("clock");
+    // A bad offset file makes the handler say so on stderr, whose reader is gone:
+    // the write fails (EPIPE), and the handler must answer anyway.
+    std::fs::write(&file, "garbage").unwrap();
+    let mut child = supervised_probe(&file, "once")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let before = probe();
+    let status = wait_or_kill(
+        &mut child,
+        "the target hangs: nobody answers its clock reads",
+    );
+    let after = probe();
+    assert!(status.success(), "{status:?}");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let p = next_probe(&mut stdout.lines().map(|l| Ok(l.to_owned())));
+    assert_faked(&p, &before, &after, 0);
+    assert_no_process_names(&file.to_string_lossy());
+}

@@ -8,7 +8,9 @@
 //!    parent);
 //! 3. installs the seccomp filter with a new listener (SECCOMP_RET_USER_NOTIF for
 //!    `clock_gettime` on CLOCK_REALTIME, _COARSE, _ALARM and CLOCK_TAI,
-//!    `gettimeofday` and `time`; everything else, monotonic clocks included, is
+//!    `gettimeofday` and `time`; SECCOMP_RET_ERRNO(EPERM) for the calls that set
+//!    the clock, so a target run as root that writes back the fake time it read
+//!    cannot set the host's; everything else, monotonic clocks included, is
 //!    allowed), hands the listener to the handler over a socket (SCM_RIGHTS) and
 //!    closes its own copy;
 //! 4. execs the target. It keeps the pid.
@@ -156,45 +158,106 @@ mod imp {
         Error::Supervisor(format!("{what}: {}", errno()))
     }
 
-    /// The filter: notify for wall-clock reads of the x86-64 ABI, allow the rest.
+    const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+    /// Set in the number of an x32 system call (which the kernel reports with
+    /// AUDIT_ARCH_X86_64); x32 shares these calls' numbers with x86-64.
+    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+    /// The calls that set or steer the system clock, x86-64 (and x32) numbers. The
+    /// target runs as root: one that wrote back the fake time it read would set
+    /// the host clock. `stime` is no system call on x86-64.
+    const CLOCK_SETTERS: [u32; 4] = [
+        libc::SYS_settimeofday as u32,
+        libc::SYS_clock_settime as u32,
+        libc::SYS_adjtimex as u32,
+        libc::SYS_clock_adjtime as u32,
+    ];
+    /// The same through the i386 entry (`int 0x80`, open to a 64-bit process):
+    /// stime, settimeofday, adjtimex, clock_settime, clock_adjtime,
+    /// clock_settime64, clock_adjtime64 (arch/x86/entry/syscalls/syscall_32.tbl).
+    const I386_CLOCK_SETTERS: [u32; 7] = [25, 79, 124, 264, 343, 404, 405];
+    /// What a clock setter gets: EPERM, before the kernel looks at its arguments.
+    const RET_EPERM: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+
+    /// The filter: EPERM for the calls that set the clock (both ABIs), notify for
+    /// wall-clock reads of the x86-64 ABI, allow the rest.
     fn filter() -> Vec<libc::sock_filter> {
-        use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
-        let stmt = |code: u32, k: u32| libc::sock_filter {
-            code: code as u16,
-            jt: 0,
-            jf: 0,
-            k,
-        };
-        let jump = |k: u32, jt: u8, jf: u8| libc::sock_filter {
-            code: (BPF_JMP | BPF_JEQ | BPF_K) as u16,
-            jt,
-            jf,
-            k,
-        };
-        let ld = |off: u32| stmt(BPF_LD | BPF_W | BPF_ABS, off);
-        let ret = |k: u32| stmt(BPF_RET | BPF_K, k);
-        // seccomp_data: nr at 0, arch at 4, args[0] at 16 (low half on little endian).
-        let mut f = vec![
-            ld(4),
-            jump(AUDIT_ARCH_X86_64, 1, 0),
-            ret(libc::SECCOMP_RET_ALLOW),
-            ld(0),
-            // clock_gettime: go on to check the clock; gettimeofday, time: notify.
-            jump(libc::SYS_clock_gettime as u32, 4, 0),
-            jump(libc::SYS_gettimeofday as u32, 1, 0),
-            jump(libc::SYS_time as u32, 0, 1),
-            ret(libc::SECCOMP_RET_USER_NOTIF),
-            ret(libc::SECCOMP_RET_ALLOW),
-            ld(16),
-        ];
-        let n = FAKED_CLOCKS.len() as u8;
-        for (i, clock) in FAKED_CLOCKS.iter().enumerate() {
-            // Match: jump over the remaining compares and the ALLOW to NOTIFY.
-            f.push(jump(*clock, n - i as u8, 0));
+        use libc::{BPF_ABS, BPF_ALU, BPF_AND, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
+        /// A tiny assembler: forward jumps to named labels, fixed up at the end.
+        #[derive(Default)]
+        struct Asm {
+            code: Vec<libc::sock_filter>,
+            jumps: Vec<(usize, &'static str)>,
+            labels: Vec<(&'static str, usize)>,
         }
-        f.push(ret(libc::SECCOMP_RET_ALLOW));
-        f.push(ret(libc::SECCOMP_RET_USER_NOTIF));
-        f
+        impl Asm {
+            fn op(&mut self, code: u32, k: u32) -> &mut Self {
+                self.code.push(libc::sock_filter {
+                    code: code as u16,
+                    jt: 0,
+                    jf: 0,
+                    k,
+                });
+                self
+            }
+            /// seccomp_data: nr at 0, arch at 4, args[0] at 16 (low half).
+            fn ld(&mut self, off: u32) -> &mut Self {
+                self.op(BPF_LD | BPF_W | BPF_ABS, off)
+            }
+            fn ret(&mut self, k: u32) -> &mut Self {
+                self.op(BPF_RET | BPF_K, k)
+            }
+            /// If A == k go to `to`, else on to the next instruction.
+            fn jeq(&mut self, k: u32, to: &'static str) -> &mut Self {
+                self.jumps.push((self.code.len(), to));
+                self.op(BPF_JMP | BPF_JEQ | BPF_K, k)
+            }
+            fn label(&mut self, name: &'static str) -> &mut Self {
+                self.labels.push((name, self.code.len()));
+                self
+            }
+            fn finish(mut self) -> Vec<libc::sock_filter> {
+                for (at, to) in &self.jumps {
+                    let target = self.labels.iter().find(|(l, _)| l == to).map(|l| l.1);
+                    let target = target.unwrap_or_else(|| panic!("no label {to}"));
+                    let off = target
+                        .checked_sub(at + 1)
+                        .and_then(|o| u8::try_from(o).ok())
+                        .unwrap_or_else(|| panic!("jump to {to} out of reach"));
+                    self.code[*at].jt = off;
+                }
+                self.code
+            }
+        }
+        let mut a = Asm::default();
+        a.ld(4)
+            .jeq(AUDIT_ARCH_X86_64, "x86_64")
+            .jeq(AUDIT_ARCH_I386, "i386")
+            .ret(libc::SECCOMP_RET_ALLOW);
+        a.label("x86_64")
+            .ld(0)
+            .op(BPF_ALU | BPF_AND | BPF_K, !X32_SYSCALL_BIT);
+        for nr in CLOCK_SETTERS {
+            a.jeq(nr, "deny");
+        }
+        // Reads: clock_gettime goes on to check the clock (x32 reads are not faked).
+        a.ld(0)
+            .jeq(libc::SYS_clock_gettime as u32, "clock")
+            .jeq(libc::SYS_gettimeofday as u32, "notify")
+            .jeq(libc::SYS_time as u32, "notify")
+            .ret(libc::SECCOMP_RET_ALLOW);
+        a.label("clock").ld(16);
+        for clock in FAKED_CLOCKS {
+            a.jeq(clock, "notify");
+        }
+        a.ret(libc::SECCOMP_RET_ALLOW);
+        a.label("i386").ld(0);
+        for nr in I386_CLOCK_SETTERS {
+            a.jeq(nr, "deny");
+        }
+        a.ret(libc::SECCOMP_RET_ALLOW);
+        a.label("notify").ret(libc::SECCOMP_RET_USER_NOTIF);
+        a.label("deny").ret(RET_EPERM);
+        a.finish()
     }
 
     pub fn supervise(offset_file: &Path, argv: &[OsString]) -> Result<std::convert::Infallible> {
@@ -822,6 +885,10 @@ mod imp {
                             };
                             pc += 1;
                         }
+                        c if c == (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) => {
+                            acc &= i.k;
+                            pc += 1;
+                        }
                         c if c == (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) => {
                             pc += 1 + if acc == i.k { i.jt } else { i.jf } as usize;
                         }
@@ -848,7 +915,23 @@ mod imp {
             assert_eq!(run(&f, libc::SYS_time as u32, x86, 0), notify);
             assert_eq!(run(&f, libc::SYS_read as u32, x86, 0), allow);
             assert_eq!(run(&f, libc::SYS_clock_nanosleep as u32, x86, 0), allow);
-            assert_eq!(run(&f, cg, 0x4000_0003, 0), allow, "i386 is not faked");
+            assert_eq!(run(&f, cg, AUDIT_ARCH_I386, 0), allow, "i386 is not faked");
+            assert_eq!(
+                run(&f, 265, AUDIT_ARCH_I386, 0),
+                allow,
+                "i386 clock_gettime"
+            );
+            for nr in CLOCK_SETTERS {
+                assert_eq!(run(&f, nr, x86, 0), RET_EPERM, "x86-64 call {nr}");
+                let x32 = nr | X32_SYSCALL_BIT;
+                assert_eq!(run(&f, x32, x86, 0), RET_EPERM, "x32 call {nr}");
+                assert_eq!(run(&f, nr, AUDIT_ARCH_I386, 0), allow, "i386 call {nr}");
+            }
+            for nr in I386_CLOCK_SETTERS {
+                assert_eq!(run(&f, nr, AUDIT_ARCH_I386, 0), RET_EPERM, "i386 {nr}");
+            }
+            assert_eq!(run(&f, 164, 0xC000_00B7, 0), allow, "aarch64 is left alone");
+            assert_eq!(RET_EPERM, 0x0005_0001);
         }
     }
 }

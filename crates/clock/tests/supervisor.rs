@@ -110,12 +110,53 @@ fn parse_probe(line: &str) -> Probe {
     }
 }
 
+/// Tries every call that sets the system clock, and returns the errno of each
+/// (0 had it succeeded). The new time is at address 8, in page 0, which is never
+/// mapped: the kernel fails to copy it (EFAULT) before it could set anything, so
+/// even without the supervisor's filter these calls cannot change the host clock.
+/// Under the filter they must fail with EPERM without reaching the kernel.
+fn try_clock_setters() -> [i32; 4] {
+    let unreadable = 8usize as *const libc::c_void;
+    let errno = |r: libc::c_long| {
+        if r < 0 {
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
+        } else {
+            0
+        }
+    };
+    // SAFETY: system calls with an unreadable pointer, which the kernel refuses.
+    unsafe {
+        [
+            errno(libc::syscall(
+                libc::SYS_settimeofday,
+                unreadable,
+                std::ptr::null::<libc::c_void>(),
+            )),
+            errno(libc::syscall(
+                libc::SYS_clock_settime,
+                libc::CLOCK_REALTIME,
+                unreadable,
+            )),
+            errno(libc::syscall(libc::SYS_adjtimex, unreadable)),
+            errno(libc::syscall(
+                libc::SYS_clock_adjtime,
+                libc::CLOCK_REALTIME,
+                unreadable,
+            )),
+        ]
+    }
+}
+
 /// Run plainly, a check that the probe agrees with itself; run as the target of
 /// the tests below (`SPLITBRAIN_CLOCK_PROBE` set), it prints the clocks once, or
-/// (`=twice`) once more after a line on stdin.
+/// (`=twice`) once more after a line on stdin, or (`=setters`) what the calls
+/// that set the clock return.
 #[test]
 fn probe_clocks() {
     match std::env::var(PROBE_ENV).as_deref() {
+        Ok("setters") => {
+            println!("SETTERS {:?}", try_clock_setters());
+        }
         Ok(mode) => {
             print_probe();
             if mode == "twice" {
@@ -365,6 +406,31 @@ fn the_target_keeps_the_pid_and_its_exit_status_and_failures_are_explained() {
     let out = Command::new(bin).arg("date").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--offset-file is missing"));
+    assert_no_process_names(&file.to_string_lossy());
+}
+
+#[test]
+fn a_supervised_process_cannot_set_the_host_clock() {
+    if !supervised_ok() {
+        return;
+    }
+    // Unfiltered, the calls reach the kernel, which refuses the unreadable time.
+    assert_eq!(try_clock_setters(), [libc::EFAULT; 4]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("clock");
+    FakeClock::offset(86400 * S).write(&file).unwrap();
+    let out = supervised_probe(&file, "setters").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("SETTERS "))
+        .unwrap_or_else(|| panic!("no SETTERS line in {stdout}"));
+    let eperm = libc::EPERM;
+    assert!(
+        line.ends_with(&format!("SETTERS [{eperm}, {eperm}, {eperm}, {eperm}]")),
+        "settimeofday, clock_settime, adjtimex, clock_adjtime must get EPERM: {line}"
+    );
     assert_no_process_names(&file.to_string_lossy());
 }
 

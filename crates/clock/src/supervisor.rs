@@ -444,6 +444,20 @@ mod imp {
             if libc::getppid() != target {
                 return 1;
             }
+            // The target's stdin and stdout are its own: a reader of its stdout must
+            // see the end when the target closes it, not when the handler exits.
+            // stderr stays: it is where the handler says why it failed.
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+            if null < 0
+                || libc::dup2(null, libc::STDIN_FILENO) < 0
+                || libc::dup2(null, libc::STDOUT_FILENO) < 0
+            {
+                return fail(format!(
+                    "cannot point stdin and stdout at /dev/null: {}",
+                    errno()
+                ));
+            }
+            libc::close(null);
             let name = c"sb-clock";
             libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0);
             let opts = libc::PTRACE_O_TRACEEXEC | libc::PTRACE_O_EXITKILL;

@@ -479,3 +479,30 @@ fn the_handler_answers_on_when_its_stderr_is_gone() {
     assert_faked(&p, &before, &after, 0);
     assert_no_process_names(&file.to_string_lossy());
 }
+
+#[test]
+fn the_handler_does_not_hold_the_targets_stdout() {
+    if !supervised_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("clock");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_splitbrain-clock-supervisor"))
+        .arg("--offset-file")
+        .arg(&file)
+        .args(["--", "sh", "-c", "exec >/dev/null; sleep 60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The target closed its stdout: the end shows now, not when it exits.
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut rest).unwrap();
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "stdout ended only when the target exited: the handler held it"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_no_process_names(&file.to_string_lossy());
+}

@@ -261,7 +261,11 @@ mod imp {
     }
 
     pub fn supervise(offset_file: &Path, argv: &[OsString]) -> Result<std::convert::Infallible> {
-        let threads = std::fs::read_dir("/proc/self/task").map_or(1, |d| d.count());
+        // Forking a process with other threads leaves their locks held in the
+        // child; a /proc that cannot say how many there are is no proof of one.
+        let threads = std::fs::read_dir("/proc/self/task")
+            .map_err(|e| Error::io("cannot count this process's threads in /proc/self/task", e))?
+            .count();
         if threads != 1 {
             return Err(Error::Supervisor(format!(
                 "must run in a single-threaded process (this one has {threads} threads)"

@@ -506,3 +506,21 @@ fn the_handler_does_not_hold_the_targets_stdout() {
     child.wait().unwrap();
     assert_no_process_names(&file.to_string_lossy());
 }
+
+#[test]
+fn without_proc_the_supervisor_refuses_rather_than_guess_its_threads() {
+    if !supervised_ok() {
+        return;
+    }
+    // An empty /proc in a mount namespace of its own (private: the host's /proc
+    // is untouched, and the namespace goes with the process).
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t tmpfs none /proc && exec \"$0\" --offset-file /nonexistent -- true")
+        .arg(env!("CARGO_BIN_EXE_splitbrain-clock-supervisor"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(127), "{err}");
+    assert!(err.contains("cannot count this process's threads"), "{err}");
+}

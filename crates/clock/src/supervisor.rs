@@ -111,7 +111,9 @@ pub fn main(args: &[OsString]) -> i32 {
 
 /// Replaces this process with `argv`, whose wall clock is faked as `offset_file`
 /// says from then on. Returns only on failure. Must be called from a process with a
-/// single thread: it forks, and after the fork the child allocates.
+/// single thread: it forks, and after the fork the child allocates. Signals are
+/// blocked from the fork to the exec; on a failure once the handler may be
+/// tracing this process they stay blocked, and the caller is to report and exit.
 pub fn supervise(offset_file: &Path, argv: &[OsString]) -> Result<std::convert::Infallible> {
     imp::supervise(offset_file, argv)
 }
@@ -272,6 +274,12 @@ mod imp {
             )));
         }
         let mut sv = [0 as c_int; 2];
+        // SAFETY: a sigset_t is plain data; pthread_sigmask fills it.
+        let mut original_mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+        let restore_mask = |mask: &libc::sigset_t| {
+            // SAFETY: sets this thread's signal mask to one it had.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) };
+        };
         // SAFETY: plain system calls on our own file descriptors and process.
         unsafe {
             if libc::socketpair(
@@ -284,9 +292,23 @@ mod imp {
                 return Err(sys_err("socketpair"));
             }
             let target = libc::getpid();
+            // Every signal waits until the exec. Once the handler has seized this
+            // process, a signal stops it (signal-delivery-stop) until the handler
+            // lets it go on, which it does only after it has the listener: a
+            // signal before `send_fd` would stop this process for ever. Blocked,
+            // it stays pending and comes after the listener is sent.
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut original_mask);
             match libc::fork() {
-                -1 => return Err(sys_err("fork")),
+                -1 => {
+                    let e = sys_err("fork");
+                    libc::pthread_sigmask(libc::SIG_SETMASK, &original_mask, std::ptr::null_mut());
+                    return Err(e);
+                }
                 0 => {
+                    // The handler is not traced: it takes its signals as they come.
+                    libc::pthread_sigmask(libc::SIG_SETMASK, &original_mask, std::ptr::null_mut());
                     libc::close(sv[0]);
                     let code = handler(target, sv[1], offset_file);
                     libc::_exit(code);
@@ -300,18 +322,27 @@ mod imp {
             }
         }
         let sock = sv[0];
+        // From here on, a failure keeps every signal blocked: the handler may be
+        // tracing this process and waiting for the listener, and a signal would
+        // stop it for ever. The caller reports the error and exits (as `main`
+        // does); the signals die with it. Only a handler that said it is not
+        // tracing lets the mask be restored.
         let reply = recv_message(sock)?;
         match reply.first() {
             Some(b'k') => {}
             Some(_) => {
+                restore_mask(&original_mask);
                 return Err(Error::Supervisor(
                     String::from_utf8_lossy(&reply[1..]).into_owned(),
-                ))
+                ));
             }
             None => {
+                // It exited: had it traced this process, PTRACE_O_EXITKILL would
+                // have killed it.
+                restore_mask(&original_mask);
                 return Err(Error::Supervisor(
                     "the clock handler exited before it could trace the target".into(),
-                ))
+                ));
             }
         }
         // SAFETY: installs a filter built above; the listener fd is ours to pass on.
@@ -355,6 +386,10 @@ mod imp {
             libc::close(sock);
         }
         sent?;
+        // The listener is the handler's: pending signals may come now (the handler
+        // passes them on at their stops). std's exec then empties the mask, as
+        // it does for every program it runs.
+        restore_mask(&original_mask);
         let program = &argv[0];
         let err = std::process::Command::new(program).args(&argv[1..]).exec();
         Err(Error::Supervisor(format!(

@@ -524,3 +524,39 @@ fn without_proc_the_supervisor_refuses_rather_than_guess_its_threads() {
     assert_eq!(out.status.code(), Some(127), "{err}");
     assert!(err.contains("cannot count this process's threads"), "{err}");
 }
+
+#[test]
+fn signals_during_startup_do_not_wedge_it() {
+    if !supervised_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("clock");
+    FakeClock::offset(3600 * S).write(&file).unwrap();
+    // SIGWINCH, ignored by default, stops a traced process all the same: one that
+    // arrived between the handler's PTRACE_SEIZE and the exec used to stop the
+    // supervisor while the handler waited for its listener, for ever.
+    for _ in 0..30 {
+        let mut child = supervised_probe(&file, "once").spawn().unwrap();
+        let pid = child.id() as libc::pid_t;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!("the supervisor wedged on a signal during startup");
+            }
+            // SAFETY: a signal to our own child, not yet reaped, so the pid is its.
+            unsafe { libc::kill(pid, libc::SIGWINCH) };
+            std::thread::yield_now();
+        };
+        assert!(status.success(), "{status:?}");
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+        next_probe(&mut stdout.lines().map(|l| Ok(l.to_owned())));
+    }
+    assert_no_process_names(&file.to_string_lossy());
+}

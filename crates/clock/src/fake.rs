@@ -21,6 +21,7 @@
 //! [`OffsetFile`] notices a change cheaply.
 
 use serde::{Deserialize, Serialize};
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -157,16 +158,43 @@ impl FakeClock {
         s
     }
 
-    /// Reads an offset file; a missing file is real time.
+    /// The longest offset file read: one JSON object is well under this.
+    pub const MAX_FILE_BYTES: u64 = 4096;
+
+    /// Reads an offset file; a missing file is real time. It must be a regular file
+    /// of at most [`FakeClock::MAX_FILE_BYTES`]: the clock handler reads it while a
+    /// clock read waits, so a FIFO or a device (`/dev/zero`) must not block it or
+    /// feed it forever. It is opened with O_NONBLOCK and refused after a look.
     pub fn read(path: &Path) -> Result<FakeClock> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => FakeClock::parse(&text).map_err(|e| Error::BadOffsetFile {
-                path: path.to_owned(),
-                message: e,
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FakeClock::REAL),
-            Err(e) => Err(Error::io(format!("cannot read {}", path.display()), e)),
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let cannot = |e| Error::io(format!("cannot read {}", path.display()), e);
+        let bad = |message: String| Error::BadOffsetFile {
+            path: path.to_owned(),
+            message,
+        };
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FakeClock::REAL),
+            Err(e) => return Err(cannot(e)),
+        };
+        let meta = file.metadata().map_err(cannot)?;
+        if !meta.is_file() {
+            return Err(bad(format!("not a regular file ({:?})", meta.file_type())));
         }
+        let mut bytes = Vec::new();
+        file.take(Self::MAX_FILE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(cannot)?;
+        if bytes.len() as u64 > Self::MAX_FILE_BYTES {
+            return Err(bad(format!("longer than {} bytes", Self::MAX_FILE_BYTES)));
+        }
+        let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8".into()))?;
+        FakeClock::parse(&text).map_err(bad)
     }
 
     pub fn parse(text: &str) -> std::result::Result<FakeClock, String> {
@@ -183,13 +211,20 @@ impl FakeClock {
     /// Replaces the offset file atomically: a process reading it sees this clock or
     /// the previous one, never a mix.
     pub fn write(&self, path: &Path) -> Result<()> {
+        // A name of its own per writer (process and call), so that two writers at
+        // once do not rename each other's half-written file or lose theirs.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
+        tmp.push(format!(".{}.{n}.tmp", std::process::id()));
         let tmp = PathBuf::from(tmp);
         let text = serde_json::to_string(self).unwrap_or_default() + "\n";
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                Error::io(format!("cannot write {}", path.display()), e)
+            })
     }
 }
 
@@ -251,7 +286,14 @@ impl OffsetFile {
         self.seen = seen;
         match FakeClock::read(&self.path) {
             Ok(c) => self.clock = c,
-            Err(e) => eprintln!("splitbrain clock supervisor: {e}; keeping the previous clock"),
+            // The handler must go on answering even when stderr is gone (ENOSPC,
+            // EPIPE): eprintln! would panic and take the answering thread with it.
+            Err(e) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "splitbrain clock supervisor: {e}; keeping the previous clock"
+                );
+            }
         }
         self.clock
     }
@@ -411,13 +453,58 @@ mod tests {
         let c = FakeClock::REAL.strobe(7, 3, 11).skew(9, 1.5);
         c.write(&path).unwrap();
         assert_eq!(FakeClock::read(&path).unwrap(), c);
-        assert!(!dir.path().join("clock.tmp").exists());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["clock"], "no temporary file is left");
         std::fs::write(&path, "{\"offset_ns\": \"x\"}").unwrap();
         let err = FakeClock::read(&path).unwrap_err().to_string();
         assert!(err.contains("clock") && err.contains("column 17"), "{err}");
         std::fs::write(&path, "{\"offset_ns\": 1, \"rate\": -1}").unwrap();
         let err = FakeClock::read(&path).unwrap_err().to_string();
         assert!(err.contains("rate"), "{err}");
+    }
+
+    #[test]
+    fn writers_at_once_do_not_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clock");
+        std::thread::scope(|s| {
+            for i in 0..8 {
+                let path = &path;
+                s.spawn(move || {
+                    for j in 0..50 {
+                        FakeClock::offset(i * 1000 + j).write(path).unwrap();
+                    }
+                });
+            }
+        });
+        FakeClock::read(&path).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn only_a_small_regular_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        // A FIFO nobody writes to would block a plain open (and the clock reads
+        // waiting on the handler with it); /dev/zero would never end.
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a NUL-terminated path we own.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = FakeClock::read(&fifo).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let zero = dir.path().join("zero");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let err = FakeClock::read(&zero).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let big = dir.path().join("big");
+        let mut text = serde_json::to_string(&FakeClock::offset(S)).unwrap();
+        text.push_str(&" ".repeat(FakeClock::MAX_FILE_BYTES as usize));
+        std::fs::write(&big, text).unwrap();
+        let err = FakeClock::read(&big).unwrap_err().to_string();
+        assert!(err.contains("longer than 4096 bytes"), "{err}");
     }
 
     #[test]

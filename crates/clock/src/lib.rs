@@ -6,7 +6,8 @@
 //!
 //!   pid P: supervisor ──fork──► handler H (no filter; PTRACE_SEIZEs P)
 //!          │ seccomp filter: clock_gettime(REALTIME*, TAI), gettimeofday, time
-//!          │   → SECCOMP_RET_USER_NOTIF; the listener fd goes to H (SCM_RIGHTS)
+//!          │   → SECCOMP_RET_USER_NOTIF; the listener fd goes to H (SCM_RIGHTS);
+//!          │   settimeofday, clock_settime, adjtimex, clock_adjtime → EPERM
 //!          └─execve──► etcd (still pid P)
 //!                        H, at the exec stop: auxv AT_SYSINFO_EHDR → AT_IGNORE,
 //!                        so neither ld.so nor the Go runtime finds the vDSO and

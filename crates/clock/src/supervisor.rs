@@ -8,7 +8,9 @@
 //!    parent);
 //! 3. installs the seccomp filter with a new listener (SECCOMP_RET_USER_NOTIF for
 //!    `clock_gettime` on CLOCK_REALTIME, _COARSE, _ALARM and CLOCK_TAI,
-//!    `gettimeofday` and `time`; everything else, monotonic clocks included, is
+//!    `gettimeofday` and `time`; SECCOMP_RET_ERRNO(EPERM) for the calls that set
+//!    the clock, so a target run as root that writes back the fake time it read
+//!    cannot set the host's; everything else, monotonic clocks included, is
 //!    allowed), hands the listener to the handler over a socket (SCM_RIGHTS) and
 //!    closes its own copy;
 //! 4. execs the target. It keeps the pid.
@@ -22,7 +24,10 @@
 //! valid (the thread may have been killed and its memory reused). One thread
 //! answers, blocked in SECCOMP_IOCTL_NOTIF_RECV; the main thread waits on the
 //! target's pidfd and ends the handler when the target exits, and PR_SET_PDEATHSIG
-//! kills it should that be missed.
+//! kills it should that be missed. The other way round, a handler that ends for
+//! any other reason (panics included) SIGKILLs the target through the pidfd
+//! first: unanswered, its wall-clock reads would fail with ENOSYS, which Go takes
+//! for a time.
 //!
 //! Each faked read costs a round trip to the handler (two context switches):
 //! etcd makes thousands a second under load, and serves about half as many
@@ -36,6 +41,7 @@
 //! follow the real clock (Go uses neither: its timers run on the monotonic clock).
 
 use std::ffi::OsString;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
@@ -90,14 +96,14 @@ pub fn main(args: &[OsString]) -> i32 {
     let cmd = match Command::parse(args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e}");
+            let _ = writeln!(std::io::stderr(), "error: {e}");
             return 2;
         }
     };
     match supervise(&cmd.offset_file, &cmd.argv) {
         Ok(never) => match never {},
         Err(e) => {
-            eprintln!("error: {e}");
+            let _ = writeln!(std::io::stderr(), "error: {e}");
             127
         }
     }
@@ -105,7 +111,9 @@ pub fn main(args: &[OsString]) -> i32 {
 
 /// Replaces this process with `argv`, whose wall clock is faked as `offset_file`
 /// says from then on. Returns only on failure. Must be called from a process with a
-/// single thread: it forks, and after the fork the child allocates.
+/// single thread: it forks, and after the fork the child allocates. Signals are
+/// blocked from the fork to the exec; on a failure once the handler may be
+/// tracing this process they stay blocked, and the caller is to report and exit.
 pub fn supervise(offset_file: &Path, argv: &[OsString]) -> Result<std::convert::Infallible> {
     imp::supervise(offset_file, argv)
 }
@@ -127,6 +135,7 @@ mod imp {
     use super::*;
     use crate::fake::OffsetFile;
     use libc::{c_int, c_long, c_void};
+    use std::io::Write;
     use std::os::unix::process::CommandExt;
 
     const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
@@ -151,55 +160,126 @@ mod imp {
         Error::Supervisor(format!("{what}: {}", errno()))
     }
 
-    /// The filter: notify for wall-clock reads of the x86-64 ABI, allow the rest.
+    const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+    /// Set in the number of an x32 system call (which the kernel reports with
+    /// AUDIT_ARCH_X86_64); x32 shares these calls' numbers with x86-64.
+    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+    /// The calls that set or steer the system clock, x86-64 (and x32) numbers. The
+    /// target runs as root: one that wrote back the fake time it read would set
+    /// the host clock. `stime` is no system call on x86-64.
+    const CLOCK_SETTERS: [u32; 4] = [
+        libc::SYS_settimeofday as u32,
+        libc::SYS_clock_settime as u32,
+        libc::SYS_adjtimex as u32,
+        libc::SYS_clock_adjtime as u32,
+    ];
+    /// The same through the i386 entry (`int 0x80`, open to a 64-bit process):
+    /// stime, settimeofday, adjtimex, clock_settime, clock_adjtime,
+    /// clock_settime64, clock_adjtime64 (arch/x86/entry/syscalls/syscall_32.tbl).
+    const I386_CLOCK_SETTERS: [u32; 7] = [25, 79, 124, 264, 343, 404, 405];
+    /// What a clock setter gets: EPERM, before the kernel looks at its arguments.
+    const RET_EPERM: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+
+    /// The filter: EPERM for the calls that set the clock (both ABIs), notify for
+    /// wall-clock reads of the x86-64 ABI, allow the rest.
     fn filter() -> Vec<libc::sock_filter> {
-        use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
-        let stmt = |code: u32, k: u32| libc::sock_filter {
-            code: code as u16,
-            jt: 0,
-            jf: 0,
-            k,
-        };
-        let jump = |k: u32, jt: u8, jf: u8| libc::sock_filter {
-            code: (BPF_JMP | BPF_JEQ | BPF_K) as u16,
-            jt,
-            jf,
-            k,
-        };
-        let ld = |off: u32| stmt(BPF_LD | BPF_W | BPF_ABS, off);
-        let ret = |k: u32| stmt(BPF_RET | BPF_K, k);
-        // seccomp_data: nr at 0, arch at 4, args[0] at 16 (low half on little endian).
-        let mut f = vec![
-            ld(4),
-            jump(AUDIT_ARCH_X86_64, 1, 0),
-            ret(libc::SECCOMP_RET_ALLOW),
-            ld(0),
-            // clock_gettime: go on to check the clock; gettimeofday, time: notify.
-            jump(libc::SYS_clock_gettime as u32, 4, 0),
-            jump(libc::SYS_gettimeofday as u32, 1, 0),
-            jump(libc::SYS_time as u32, 0, 1),
-            ret(libc::SECCOMP_RET_USER_NOTIF),
-            ret(libc::SECCOMP_RET_ALLOW),
-            ld(16),
-        ];
-        let n = FAKED_CLOCKS.len() as u8;
-        for (i, clock) in FAKED_CLOCKS.iter().enumerate() {
-            // Match: jump over the remaining compares and the ALLOW to NOTIFY.
-            f.push(jump(*clock, n - i as u8, 0));
+        use libc::{BPF_ABS, BPF_ALU, BPF_AND, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
+        /// A tiny assembler: forward jumps to named labels, fixed up at the end.
+        #[derive(Default)]
+        struct Asm {
+            code: Vec<libc::sock_filter>,
+            jumps: Vec<(usize, &'static str)>,
+            labels: Vec<(&'static str, usize)>,
         }
-        f.push(ret(libc::SECCOMP_RET_ALLOW));
-        f.push(ret(libc::SECCOMP_RET_USER_NOTIF));
-        f
+        impl Asm {
+            fn op(&mut self, code: u32, k: u32) -> &mut Self {
+                self.code.push(libc::sock_filter {
+                    code: code as u16,
+                    jt: 0,
+                    jf: 0,
+                    k,
+                });
+                self
+            }
+            /// seccomp_data: nr at 0, arch at 4, args[0] at 16 (low half).
+            fn ld(&mut self, off: u32) -> &mut Self {
+                self.op(BPF_LD | BPF_W | BPF_ABS, off)
+            }
+            fn ret(&mut self, k: u32) -> &mut Self {
+                self.op(BPF_RET | BPF_K, k)
+            }
+            /// If A == k go to `to`, else on to the next instruction.
+            fn jeq(&mut self, k: u32, to: &'static str) -> &mut Self {
+                self.jumps.push((self.code.len(), to));
+                self.op(BPF_JMP | BPF_JEQ | BPF_K, k)
+            }
+            fn label(&mut self, name: &'static str) -> &mut Self {
+                self.labels.push((name, self.code.len()));
+                self
+            }
+            fn finish(mut self) -> Vec<libc::sock_filter> {
+                for (at, to) in &self.jumps {
+                    let target = self.labels.iter().find(|(l, _)| l == to).map(|l| l.1);
+                    let target = target.unwrap_or_else(|| panic!("no label {to}"));
+                    let off = target
+                        .checked_sub(at + 1)
+                        .and_then(|o| u8::try_from(o).ok())
+                        .unwrap_or_else(|| panic!("jump to {to} out of reach"));
+                    self.code[*at].jt = off;
+                }
+                self.code
+            }
+        }
+        let mut a = Asm::default();
+        a.ld(4)
+            .jeq(AUDIT_ARCH_X86_64, "x86_64")
+            .jeq(AUDIT_ARCH_I386, "i386")
+            .ret(libc::SECCOMP_RET_ALLOW);
+        a.label("x86_64")
+            .ld(0)
+            .op(BPF_ALU | BPF_AND | BPF_K, !X32_SYSCALL_BIT);
+        for nr in CLOCK_SETTERS {
+            a.jeq(nr, "deny");
+        }
+        // Reads: clock_gettime goes on to check the clock (x32 reads are not faked).
+        a.ld(0)
+            .jeq(libc::SYS_clock_gettime as u32, "clock")
+            .jeq(libc::SYS_gettimeofday as u32, "notify")
+            .jeq(libc::SYS_time as u32, "notify")
+            .ret(libc::SECCOMP_RET_ALLOW);
+        a.label("clock").ld(16);
+        for clock in FAKED_CLOCKS {
+            a.jeq(clock, "notify");
+        }
+        a.ret(libc::SECCOMP_RET_ALLOW);
+        a.label("i386").ld(0);
+        for nr in I386_CLOCK_SETTERS {
+            a.jeq(nr, "deny");
+        }
+        a.ret(libc::SECCOMP_RET_ALLOW);
+        a.label("notify").ret(libc::SECCOMP_RET_USER_NOTIF);
+        a.label("deny").ret(RET_EPERM);
+        a.finish()
     }
 
     pub fn supervise(offset_file: &Path, argv: &[OsString]) -> Result<std::convert::Infallible> {
-        let threads = std::fs::read_dir("/proc/self/task").map_or(1, |d| d.count());
+        // Forking a process with other threads leaves their locks held in the
+        // child; a /proc that cannot say how many there are is no proof of one.
+        let threads = std::fs::read_dir("/proc/self/task")
+            .map_err(|e| Error::io("cannot count this process's threads in /proc/self/task", e))?
+            .count();
         if threads != 1 {
             return Err(Error::Supervisor(format!(
                 "must run in a single-threaded process (this one has {threads} threads)"
             )));
         }
         let mut sv = [0 as c_int; 2];
+        // SAFETY: a sigset_t is plain data; pthread_sigmask fills it.
+        let mut original_mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+        let restore_mask = |mask: &libc::sigset_t| {
+            // SAFETY: sets this thread's signal mask to one it had.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) };
+        };
         // SAFETY: plain system calls on our own file descriptors and process.
         unsafe {
             if libc::socketpair(
@@ -212,9 +292,23 @@ mod imp {
                 return Err(sys_err("socketpair"));
             }
             let target = libc::getpid();
+            // Every signal waits until the exec. Once the handler has seized this
+            // process, a signal stops it (signal-delivery-stop) until the handler
+            // lets it go on, which it does only after it has the listener: a
+            // signal before `send_fd` would stop this process for ever. Blocked,
+            // it stays pending and comes after the listener is sent.
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut original_mask);
             match libc::fork() {
-                -1 => return Err(sys_err("fork")),
+                -1 => {
+                    let e = sys_err("fork");
+                    libc::pthread_sigmask(libc::SIG_SETMASK, &original_mask, std::ptr::null_mut());
+                    return Err(e);
+                }
                 0 => {
+                    // The handler is not traced: it takes its signals as they come.
+                    libc::pthread_sigmask(libc::SIG_SETMASK, &original_mask, std::ptr::null_mut());
                     libc::close(sv[0]);
                     let code = handler(target, sv[1], offset_file);
                     libc::_exit(code);
@@ -228,18 +322,27 @@ mod imp {
             }
         }
         let sock = sv[0];
+        // From here on, a failure keeps every signal blocked: the handler may be
+        // tracing this process and waiting for the listener, and a signal would
+        // stop it for ever. The caller reports the error and exits (as `main`
+        // does); the signals die with it. Only a handler that said it is not
+        // tracing lets the mask be restored.
         let reply = recv_message(sock)?;
         match reply.first() {
             Some(b'k') => {}
             Some(_) => {
+                restore_mask(&original_mask);
                 return Err(Error::Supervisor(
                     String::from_utf8_lossy(&reply[1..]).into_owned(),
-                ))
+                ));
             }
             None => {
+                // It exited: had it traced this process, PTRACE_O_EXITKILL would
+                // have killed it.
+                restore_mask(&original_mask);
                 return Err(Error::Supervisor(
                     "the clock handler exited before it could trace the target".into(),
-                ))
+                ));
             }
         }
         // SAFETY: installs a filter built above; the listener fd is ours to pass on.
@@ -283,6 +386,10 @@ mod imp {
             libc::close(sock);
         }
         sent?;
+        // The listener is the handler's: pending signals may come now (the handler
+        // passes them on at their stops). std's exec then empties the mask, as
+        // it does for every program it runs.
+        restore_mask(&original_mask);
         let program = &argv[0];
         let err = std::process::Command::new(program).args(&argv[1..]).exec();
         Err(Error::Supervisor(format!(
@@ -376,6 +483,20 @@ mod imp {
             if libc::getppid() != target {
                 return 1;
             }
+            // The target's stdin and stdout are its own: a reader of its stdout must
+            // see the end when the target closes it, not when the handler exits.
+            // stderr stays: it is where the handler says why it failed.
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+            if null < 0
+                || libc::dup2(null, libc::STDIN_FILENO) < 0
+                || libc::dup2(null, libc::STDOUT_FILENO) < 0
+            {
+                return fail(format!(
+                    "cannot point stdin and stdout at /dev/null: {}",
+                    errno()
+                ));
+            }
+            libc::close(null);
             let name = c"sb-clock";
             libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0);
             let opts = libc::PTRACE_O_TRACEEXEC | libc::PTRACE_O_EXITKILL;
@@ -404,6 +525,8 @@ mod imp {
         if unsafe { libc::send(sock, b"k".as_ptr() as *const c_void, 1, 0) } != 1 {
             return 1;
         }
+        // Until the detach at the exec stop, PTRACE_O_EXITKILL kills the target
+        // whenever the handler ends: no exit path here leaves it unanswered.
         let listener = match recv_fd(sock) {
             Ok(fd) => fd,
             // The supervisor said why on its side, or died.
@@ -415,9 +538,7 @@ mod imp {
             Ok(true) => {}
             Ok(false) => return 0, // the target exited before exec
             Err(e) => {
-                eprintln!("splitbrain clock handler: {e}; killing the target");
-                // SAFETY: the target is traced by us: it is ours to kill.
-                unsafe { libc::kill(target, libc::SIGKILL) };
+                end_target(pidfd, &e);
                 return 1;
             }
         }
@@ -563,41 +684,74 @@ mod imp {
         Err("no end to the auxiliary vector on the target's stack".into())
     }
 
+    /// SIGKILLs the target through its pidfd (never its pid, which may be someone
+    /// else's by now). ESRCH, when it is gone already, is what we wanted.
+    fn kill_target(pidfd: c_int) -> std::io::Result<()> {
+        // SAFETY: pidfd_send_signal on a pidfd we own, no siginfo.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                pidfd,
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if r < 0 && errno().raw_os_error() != Some(libc::ESRCH) {
+            return Err(errno());
+        }
+        Ok(())
+    }
+
+    /// The handler is ending while the target may live: kill the target first.
+    /// Without a handler the kernel answers its filtered calls with ENOSYS, and Go
+    /// reads that as a garbage wall time instead of failing; dead, the member is
+    /// seen to be dead. Then say why, ignoring a stderr that cannot be written.
+    fn end_target(pidfd: c_int, why: &str) {
+        let killed = match kill_target(pidfd) {
+            Ok(()) => "killed the target".to_owned(),
+            Err(e) => format!("could not kill the target: {e}"),
+        };
+        let _ = writeln!(
+            std::io::stderr(),
+            "splitbrain clock handler: {why}; {killed}"
+        );
+    }
+
     /// Threads answering notifications, each blocked in SECCOMP_IOCTL_NOTIF_RECV
     /// (no poll before each one). Two answered no faster than one on two cores.
     const ANSWERING_THREADS: usize = 1;
 
     /// Answers notifications until the target exits: the answering threads block
     /// in RECV, and this thread waits on the target's pidfd, then ends the process.
+    /// Every other way out (RECV fails, a thread cannot start, poll fails, any
+    /// panic in any thread) kills the target first, through `end_target`.
     fn serve(listener: c_int, pidfd: c_int, offset_file: &Path) -> c_int {
+        // A panic anywhere from here on kills the target before anything unwinds
+        // (or aborts): the hook runs first, on the panicking thread.
+        std::panic::set_hook(Box::new(move |info| end_target(pidfd, &info.to_string())));
         for _ in 0..ANSWERING_THREADS {
             let mut offsets = OffsetFile::new(offset_file);
             let spawned = std::thread::Builder::new()
                 .name("sb-clock-answer".into())
                 .stack_size(64 * 1024)
-                .spawn(move || loop {
-                    // SAFETY: the kernel fills a zeroed seccomp_notif, as it requires.
-                    let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
-                    let r = unsafe {
-                        libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut notif)
+                .spawn(move || {
+                    let answering =
+                        std::panic::AssertUnwindSafe(|| answer_all(listener, &mut offsets));
+                    let why = match std::panic::catch_unwind(answering) {
+                        Ok(e) => format!("receiving: {e}"),
+                        // The hook has killed the target and said why.
+                        Err(_) => String::new(),
                     };
-                    if r == 0 {
-                        answer(listener, &notif, &mut offsets);
-                        continue;
+                    if !why.is_empty() {
+                        end_target(pidfd, &why);
                     }
-                    match errno().raw_os_error() {
-                        // The caller was gone before we got to it; a signal.
-                        Some(libc::ENOENT | libc::EINTR) => {}
-                        _ => {
-                            eprintln!("splitbrain clock handler: receiving: {}", errno());
-                            // Without answers the target's clock reads would hang.
-                            // SAFETY: ends this process.
-                            unsafe { libc::_exit(1) };
-                        }
-                    }
+                    // Nobody would answer: the whole handler ends, not just this thread.
+                    // SAFETY: ends this process.
+                    unsafe { libc::_exit(1) }
                 });
             if let Err(e) = spawned {
-                eprintln!("splitbrain clock handler: cannot start a thread: {e}");
+                end_target(pidfd, &format!("cannot start a thread: {e}"));
                 return 1;
             }
         }
@@ -614,8 +768,27 @@ mod imp {
                 return 0;
             }
             if n < 0 && errno().raw_os_error() != Some(libc::EINTR) {
-                eprintln!("splitbrain clock handler: poll: {}", errno());
+                end_target(pidfd, &format!("poll: {}", errno()));
                 return 1;
+            }
+        }
+    }
+
+    /// Receives and answers notifications; returns the error that ended it.
+    fn answer_all(listener: c_int, offsets: &mut OffsetFile) -> std::io::Error {
+        loop {
+            // SAFETY: the kernel fills a zeroed seccomp_notif, as it requires.
+            let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+            // SAFETY: RECV on our listener into a struct we own.
+            let r = unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut notif) };
+            if r == 0 {
+                answer(listener, &notif, offsets);
+                continue;
+            }
+            match errno().raw_os_error() {
+                // The caller was gone before we got to it; a signal.
+                Some(libc::ENOENT | libc::EINTR) => {}
+                _ => return errno(),
             }
         }
     }
@@ -728,6 +901,25 @@ mod imp {
         use super::*;
 
         #[test]
+        fn the_target_is_killed_through_its_pidfd() {
+            let mut child = std::process::Command::new("sleep")
+                .arg("60")
+                .spawn()
+                .unwrap();
+            // SAFETY: pidfd_open on our own child.
+            let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id(), 0) } as c_int;
+            assert!(pidfd >= 0, "pidfd_open: {}", errno());
+            kill_target(pidfd).unwrap();
+            let status = child.wait().unwrap();
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(status.signal(), Some(libc::SIGKILL));
+            // Gone already (and reaped): still fine, and nobody else is hit.
+            kill_target(pidfd).unwrap();
+            // SAFETY: closing our descriptor.
+            unsafe { libc::close(pidfd) };
+        }
+
+        #[test]
         fn the_filter_jumps_land_on_its_returns() {
             let f = filter();
             // Walk every path of the program: each must end in a return.
@@ -744,6 +936,10 @@ mod imp {
                                 16 => clock,
                                 k => panic!("load of offset {k}"),
                             };
+                            pc += 1;
+                        }
+                        c if c == (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) => {
+                            acc &= i.k;
                             pc += 1;
                         }
                         c if c == (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) => {
@@ -772,7 +968,23 @@ mod imp {
             assert_eq!(run(&f, libc::SYS_time as u32, x86, 0), notify);
             assert_eq!(run(&f, libc::SYS_read as u32, x86, 0), allow);
             assert_eq!(run(&f, libc::SYS_clock_nanosleep as u32, x86, 0), allow);
-            assert_eq!(run(&f, cg, 0x4000_0003, 0), allow, "i386 is not faked");
+            assert_eq!(run(&f, cg, AUDIT_ARCH_I386, 0), allow, "i386 is not faked");
+            assert_eq!(
+                run(&f, 265, AUDIT_ARCH_I386, 0),
+                allow,
+                "i386 clock_gettime"
+            );
+            for nr in CLOCK_SETTERS {
+                assert_eq!(run(&f, nr, x86, 0), RET_EPERM, "x86-64 call {nr}");
+                let x32 = nr | X32_SYSCALL_BIT;
+                assert_eq!(run(&f, x32, x86, 0), RET_EPERM, "x32 call {nr}");
+                assert_eq!(run(&f, nr, AUDIT_ARCH_I386, 0), allow, "i386 call {nr}");
+            }
+            for nr in I386_CLOCK_SETTERS {
+                assert_eq!(run(&f, nr, AUDIT_ARCH_I386, 0), RET_EPERM, "i386 {nr}");
+            }
+            assert_eq!(run(&f, 164, 0xC000_00B7, 0), allow, "aarch64 is left alone");
+            assert_eq!(RET_EPERM, 0x0005_0001);
         }
     }
 }

@@ -110,12 +110,53 @@ fn parse_probe(line: &str) -> Probe {
     }
 }
 
+/// Tries every call that sets the system clock, and returns the errno of each
+/// (0 had it succeeded). The new time is at address 8, in page 0, which is never
+/// mapped: the kernel fails to copy it (EFAULT) before it could set anything, so
+/// even without the supervisor's filter these calls cannot change the host clock.
+/// Under the filter they must fail with EPERM without reaching the kernel.
+fn try_clock_setters() -> [i32; 4] {
+    let unreadable = 8usize as *const libc::c_void;
+    let errno = |r: libc::c_long| {
+        if r < 0 {
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
+        } else {
+            0
+        }
+    };
+    // SAFETY: system calls with an unreadable pointer, which the kernel refuses.
+    unsafe {
+        [
+            errno(libc::syscall(
+                libc::SYS_settimeofday,
+                unreadable,
+                std::ptr::null::<libc::c_void>(),
+            )),
+            errno(libc::syscall(
+                libc::SYS_clock_settime,
+                libc::CLOCK_REALTIME,
+                unreadable,
+            )),
+            errno(libc::syscall(libc::SYS_adjtimex, unreadable)),
+            errno(libc::syscall(
+                libc::SYS_clock_adjtime,
+                libc::CLOCK_REALTIME,
+                unreadable,
+            )),
+        ]
+    }
+}
+
 /// Run plainly, a check that the probe agrees with itself; run as the target of
 /// the tests below (`SPLITBRAIN_CLOCK_PROBE` set), it prints the clocks once, or
-/// (`=twice`) once more after a line on stdin.
+/// (`=twice`) once more after a line on stdin, or (`=setters`) what the calls
+/// that set the clock return.
 #[test]
 fn probe_clocks() {
     match std::env::var(PROBE_ENV).as_deref() {
+        Ok("setters") => {
+            println!("SETTERS {:?}", try_clock_setters());
+        }
         Ok(mode) => {
             print_probe();
             if mode == "twice" {
@@ -365,5 +406,157 @@ fn the_target_keeps_the_pid_and_its_exit_status_and_failures_are_explained() {
     let out = Command::new(bin).arg("date").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--offset-file is missing"));
+    assert_no_process_names(&file.to_string_lossy());
+}
+
+#[test]
+fn a_supervised_process_cannot_set_the_host_clock() {
+    if !supervised_ok() {
+        return;
+    }
+    // Unfiltered, the calls reach the kernel, which refuses the unreadable time.
+    assert_eq!(try_clock_setters(), [libc::EFAULT; 4]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("clock");
+    FakeClock::offset(86400 * S).write(&file).unwrap();
+    let out = supervised_probe(&file, "setters").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("SETTERS "))
+        .unwrap_or_else(|| panic!("no SETTERS line in {stdout}"));
+    let eperm = libc::EPERM;
+    assert!(
+        line.ends_with(&format!("SETTERS [{eperm}, {eperm}, {eperm}, {eperm}]")),
+        "settimeofday, clock_settime, adjtimex, clock_adjtime must get EPERM: {line}"
+    );
+    assert_no_process_names(&file.to_string_lossy());
+}
+
+/// Waits for `child` at most a minute: a target whose clock reads nobody answers
+/// hangs forever, which must fail the test, not hang it.
+fn wait_or_kill(child: &mut std::process::Child, why: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("{why}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_handler_answers_on_when_its_stderr_is_gone() {
+    if !supervised_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("clock");
+    // A bad offset file makes the handler say so on stderr, whose reader is gone:
+    // the write fails (EPIPE), and the handler must answer anyway.
+    std::fs::write(&file, "garbage").unwrap();
+    let mut child = supervised_probe(&file, "once")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let before = probe();
+    let status = wait_or_kill(
+        &mut child,
+        "the target hangs: nobody answers its clock reads",
+    );
+    let after = probe();
+    assert!(status.success(), "{status:?}");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let p = next_probe(&mut stdout.lines().map(|l| Ok(l.to_owned())));
+    assert_faked(&p, &before, &after, 0);
+    assert_no_process_names(&file.to_string_lossy());
+}
+
+#[test]
+fn the_handler_does_not_hold_the_targets_stdout() {
+    if !supervised_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("clock");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_splitbrain-clock-supervisor"))
+        .arg("--offset-file")
+        .arg(&file)
+        .args(["--", "sh", "-c", "exec >/dev/null; sleep 60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The target closed its stdout: the end shows now, not when it exits.
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut rest).unwrap();
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "stdout ended only when the target exited: the handler held it"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_no_process_names(&file.to_string_lossy());
+}
+
+#[test]
+fn without_proc_the_supervisor_refuses_rather_than_guess_its_threads() {
+    if !supervised_ok() {
+        return;
+    }
+    // An empty /proc in a mount namespace of its own (private: the host's /proc
+    // is untouched, and the namespace goes with the process).
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t tmpfs none /proc && exec \"$0\" --offset-file /nonexistent -- true")
+        .arg(env!("CARGO_BIN_EXE_splitbrain-clock-supervisor"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(127), "{err}");
+    assert!(err.contains("cannot count this process's threads"), "{err}");
+}
+
+#[test]
+fn signals_during_startup_do_not_wedge_it() {
+    if !supervised_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("clock");
+    FakeClock::offset(3600 * S).write(&file).unwrap();
+    // SIGWINCH, ignored by default, stops a traced process all the same: one that
+    // arrived between the handler's PTRACE_SEIZE and the exec used to stop the
+    // supervisor while the handler waited for its listener, for ever.
+    for _ in 0..30 {
+        let mut child = supervised_probe(&file, "once").spawn().unwrap();
+        let pid = child.id() as libc::pid_t;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!("the supervisor wedged on a signal during startup");
+            }
+            // SAFETY: a signal to our own child, not yet reaped, so the pid is its.
+            unsafe { libc::kill(pid, libc::SIGWINCH) };
+            std::thread::yield_now();
+        };
+        assert!(status.success(), "{status:?}");
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+        next_probe(&mut stdout.lines().map(|l| Ok(l.to_owned())));
+    }
     assert_no_process_names(&file.to_string_lossy());
 }

@@ -52,6 +52,36 @@ impl Grudge {
         Grudge::complete(&[shuffled, majority])
     }
 
+    /// A partition drawn as a test's nemesis draws one, with the name of its shape:
+    /// a random node isolated, random halves, the `leader` isolated (when there is
+    /// one), and on five nodes or more a bridge or a majorities ring.
+    pub fn random(
+        nodes: &[String],
+        leader: Option<&str>,
+        rng: &mut impl Rng,
+    ) -> (&'static str, Grudge) {
+        use rand::seq::IndexedRandom;
+        let mut shapes = vec!["isolate", "halves"];
+        if leader.is_some() {
+            shapes.push("isolate-leader");
+        }
+        if nodes.len() >= 5 {
+            shapes.extend(["bridge", "majorities-ring"]);
+        }
+        let shape = *shapes.choose(rng).unwrap_or(&"halves");
+        let grudge = match (shape, leader) {
+            ("isolate-leader", Some(leader)) => Grudge::isolate(nodes, leader),
+            ("isolate", _) => {
+                let victim = nodes.choose(rng).cloned().unwrap_or_default();
+                Grudge::isolate(nodes, &victim)
+            }
+            ("bridge", _) => Grudge::bridge(nodes),
+            ("majorities-ring", _) => Grudge::majorities_ring(nodes),
+            _ => Grudge::halves(nodes, rng),
+        };
+        (shape, grudge)
+    }
+
     /// Two halves joined through one node that hears both: with five nodes
     /// `n1 n2 | n3 | n4 n5`, where n3 belongs to both majorities.
     pub fn bridge(nodes: &[String]) -> Grudge {
@@ -142,6 +172,29 @@ mod tests {
 
     fn nodes(n: usize) -> Vec<String> {
         (1..=n).map(|i| format!("n{i}")).collect()
+    }
+
+    #[test]
+    fn random_shapes_fit_the_cluster_and_isolate_the_leader_it_is_given() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut seen = BTreeSet::new();
+        for _ in 0..200 {
+            let (shape, g) = Grudge::random(&nodes(3), Some("n2"), &mut rng);
+            seen.insert(shape);
+            assert!(!g.is_empty(), "{shape}");
+            if shape == "isolate-leader" {
+                assert_eq!(g, Grudge::isolate(&nodes(3), "n2"));
+            }
+        }
+        assert_eq!(
+            seen.into_iter().collect::<Vec<_>>(),
+            ["halves", "isolate", "isolate-leader"],
+            "no bridge or ring on three nodes"
+        );
+        for _ in 0..200 {
+            let (shape, _) = Grudge::random(&nodes(5), None, &mut rng);
+            assert_ne!(shape, "isolate-leader", "no leader, no leader shape");
+        }
     }
 
     fn drops(g: &Grudge, n: &str) -> Vec<String> {

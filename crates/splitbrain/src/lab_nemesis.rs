@@ -104,27 +104,10 @@ impl LabNemesis {
         nodes
     }
 
+    /// A random partition; the leader is asked once, for the isolate-leader shape.
     fn grudge(&mut self) -> (&'static str, Grudge) {
-        let nodes = self.net.nodes();
-        let mut shapes = vec!["isolate", "halves"];
-        if self.leader().is_some() {
-            shapes.push("isolate-leader");
-        }
-        if nodes.len() >= 5 {
-            shapes.extend(["bridge", "majorities-ring"]);
-        }
-        let shape = *shapes.choose(&mut self.rng).unwrap_or(&"halves");
-        let grudge = match shape {
-            "isolate" => {
-                let victim = nodes.choose(&mut self.rng).cloned().unwrap_or_default();
-                Grudge::isolate(&nodes, &victim)
-            }
-            "isolate-leader" => Grudge::isolate(&nodes, &self.leader().unwrap_or_default()),
-            "bridge" => Grudge::bridge(&nodes),
-            "majorities-ring" => Grudge::majorities_ring(&nodes),
-            _ => Grudge::halves(&nodes, &mut self.rng),
-        };
-        (shape, grudge)
+        let leader = self.leader();
+        Grudge::random(&self.net.nodes(), leader.as_deref(), &mut self.rng)
     }
 
     fn next_kind(&mut self) -> Option<FaultKind> {

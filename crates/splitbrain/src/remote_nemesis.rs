@@ -164,28 +164,10 @@ impl RemoteNemesis {
         }
     }
 
+    /// A random partition; the leader is asked once, for the isolate-leader shape.
     fn grudge(&mut self) -> (&'static str, Grudge) {
-        let nodes = self.net.nodes();
         let leader = self.leader();
-        let mut shapes = vec!["isolate", "halves"];
-        if leader.is_some() {
-            shapes.push("isolate-leader");
-        }
-        if nodes.len() >= 5 {
-            shapes.extend(["bridge", "majorities-ring"]);
-        }
-        let shape = *shapes.choose(&mut self.rng).unwrap_or(&"halves");
-        let grudge = match shape {
-            "isolate" => {
-                let victim = nodes.choose(&mut self.rng).cloned().unwrap_or_default();
-                Grudge::isolate(&nodes, &victim)
-            }
-            "isolate-leader" => Grudge::isolate(&nodes, &leader.unwrap_or_default()),
-            "bridge" => Grudge::bridge(&nodes),
-            "majorities-ring" => Grudge::majorities_ring(&nodes),
-            _ => Grudge::halves(&nodes, &mut self.rng),
-        };
-        (shape, grudge)
+        Grudge::random(&self.net.nodes(), leader.as_deref(), &mut self.rng)
     }
 }
 

@@ -220,6 +220,31 @@ pub(crate) enum Shape {
     OneWay { from: String, to: String },
 }
 
+impl Shape {
+    /// The grudge on `nodes`; `leader` is asked only for `isolate leader`.
+    pub(crate) fn grudge(
+        self,
+        nodes: &[String],
+        leader: impl FnOnce() -> anyhow::Result<String>,
+    ) -> anyhow::Result<Grudge> {
+        Ok(match self {
+            Shape::Isolate { node } if node == "leader" => Grudge::isolate(nodes, &leader()?),
+            Shape::Isolate { node } => Grudge::isolate(nodes, &node),
+            Shape::Halves { seed } => {
+                use rand::SeedableRng;
+                let mut rng = match seed {
+                    Some(s) => rand::rngs::StdRng::seed_from_u64(s),
+                    None => rand::rngs::StdRng::from_os_rng(),
+                };
+                Grudge::halves(nodes, &mut rng)
+            }
+            Shape::Bridge => Grudge::bridge(nodes),
+            Shape::MajoritiesRing => Grudge::majorities_ring(nodes),
+            Shape::OneWay { from, to } => Grudge::one_way(&from, &to),
+        })
+    }
+}
+
 /// `println!` that does not panic when stdout is a closed pipe.
 macro_rules! out {
     ($($arg:tt)*) => {{
@@ -251,26 +276,12 @@ fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
             let cluster = Cluster::load(&dir.dir)?;
             let net = LabNet::of(&cluster);
             let nodes = net.nodes();
-            let grudge = match shape {
-                Shape::Isolate { node } if node == "leader" => {
-                    let leader = cluster
-                        .leader()?
-                        .context("the cluster has no leader to isolate")?;
-                    Grudge::isolate(&nodes, leader.as_str())
-                }
-                Shape::Isolate { node } => Grudge::isolate(&nodes, &node),
-                Shape::Halves { seed } => {
-                    use rand::SeedableRng;
-                    let mut rng = match seed {
-                        Some(s) => rand::rngs::StdRng::seed_from_u64(s),
-                        None => rand::rngs::StdRng::from_os_rng(),
-                    };
-                    Grudge::halves(&nodes, &mut rng)
-                }
-                Shape::Bridge => Grudge::bridge(&nodes),
-                Shape::MajoritiesRing => Grudge::majorities_ring(&nodes),
-                Shape::OneWay { from, to } => Grudge::one_way(&from, &to),
-            };
+            let grudge = shape.grudge(&nodes, || {
+                let leader = cluster
+                    .leader()?
+                    .context("the cluster has no leader to isolate")?;
+                Ok(leader.to_string())
+            })?;
             let start = Instant::now();
             let partition = net.partition(&grudge)?;
             let took = start.elapsed();

@@ -1,12 +1,9 @@
 //! `splitbrain nemesis --nodes FILE ...`: faults by hand on remote nodes over SSH, and
 //! the heal that undoes them (also after a harness was killed mid-fault).
 
-use crate::nemesis_cmd::{
-    ClockArgs, ClockCmd, NemesisCmd, PacketArgs, PartitionArgs, Shape, Targets,
-};
+use crate::nemesis_cmd::{ClockArgs, ClockCmd, NemesisCmd, PacketArgs, PartitionArgs, Targets};
 use crate::remote_nemesis::{describe, targets};
 use anyhow::Context as _;
-use splitbrain_nemesis::grudge::Grudge;
 use splitbrain_nemesis::lab::ProcessKind;
 use splitbrain_nemesis::nodes::NodesFile;
 use splitbrain_nemesis::packet::PacketSpec;
@@ -61,26 +58,11 @@ pub fn execute(file: &Path, cmd: NemesisCmd, allow_remote: bool) -> anyhow::Resu
     let code = match cmd {
         NemesisCmd::Partition(PartitionArgs { shape, .. }) => {
             let all = net.nodes();
-            let grudge = match shape {
-                Shape::Isolate { node } if node == "leader" => {
-                    let leader = net
-                        .leader()
-                        .context("the cluster has no leader to isolate (asked through the nodes' client URLs)")?;
-                    Grudge::isolate(&all, &leader)
-                }
-                Shape::Isolate { node } => Grudge::isolate(&all, &node),
-                Shape::Halves { seed } => {
-                    use rand::SeedableRng;
-                    let mut rng = match seed {
-                        Some(s) => rand::rngs::StdRng::seed_from_u64(s),
-                        None => rand::rngs::StdRng::from_os_rng(),
-                    };
-                    Grudge::halves(&all, &mut rng)
-                }
-                Shape::Bridge => Grudge::bridge(&all),
-                Shape::MajoritiesRing => Grudge::majorities_ring(&all),
-                Shape::OneWay { from, to } => Grudge::one_way(&from, &to),
-            };
+            let grudge = shape.grudge(&all, || {
+                net.leader().context(
+                    "the cluster has no leader to isolate (asked through the nodes' client URLs)",
+                )
+            })?;
             let start = Instant::now();
             net.partition(&grudge)?.keep();
             out!("partitioned over SSH ({}): {grudge}", ms(start));

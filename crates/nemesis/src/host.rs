@@ -223,11 +223,8 @@ impl SshConn {
         Ok(())
     }
 
-    /// Closes the master if it is ours (`ssh -O exit`), and waits for it.
-    fn close(&self) {
-        let Some(mut child) = self.master.lock().unwrap_or_else(|p| p.into_inner()).take() else {
-            return;
-        };
+    /// Asks whatever master listens on our control socket to exit (`ssh -O exit`).
+    fn exit_master(&self) {
         let _ = self
             .target
             .ssh()
@@ -236,6 +233,14 @@ impl SshConn {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+
+    /// Closes the master if it is ours, and waits for it.
+    fn close(&self) {
+        let Some(mut child) = self.master.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return;
+        };
+        self.exit_master();
         let deadline = Instant::now() + Duration::from_secs(2);
         while matches!(child.try_wait(), Ok(None)) {
             if Instant::now() > deadline {
@@ -320,14 +325,7 @@ impl Host {
     pub fn close_any_master(&self) {
         if let Kind::Ssh(c) = &self.kind {
             c.close();
-            let _ = c
-                .target
-                .ssh()
-                .args(["-O", "exit"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            c.exit_master();
         }
     }
 

@@ -1,6 +1,7 @@
 //! The local lab's faults behind the control crate's `Nemesis` trait, for
 //! `splitbrain test --nemesis partition,kill,pause` on the embedded cluster.
 
+use crate::rounds::Rounds;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -53,10 +54,7 @@ enum Active {
 pub struct LabNemesis {
     net: LabNet,
     dir: PathBuf,
-    kinds: Vec<FaultKind>,
-    /// The kinds still to come in this round, in random order: every kind asked
-    /// for runs once per round, so even a short run sees each of them.
-    round: Vec<FaultKind>,
+    kinds: Rounds<FaultKind>,
     rng: StdRng,
     active: Option<Active>,
 }
@@ -72,8 +70,7 @@ impl LabNemesis {
         LabNemesis {
             net: LabNet::of(cluster).with_delayer(delayer),
             dir: cluster.dir().to_path_buf(),
-            kinds,
-            round: Vec::new(),
+            kinds: Rounds::new(kinds),
             rng: StdRng::seed_from_u64(seed),
             active: None,
         }
@@ -108,15 +105,6 @@ impl LabNemesis {
     fn grudge(&mut self) -> (&'static str, Grudge) {
         let leader = self.leader();
         Grudge::random(&self.net.nodes(), leader.as_deref(), &mut self.rng)
-    }
-
-    fn next_kind(&mut self) -> Option<FaultKind> {
-        if self.round.is_empty() {
-            use rand::seq::SliceRandom;
-            self.round = self.kinds.clone();
-            self.round.shuffle(&mut self.rng);
-        }
-        self.round.pop()
     }
 
     /// A random clock change, Jepsen-sized: bumps of up to ±5 min, strobes of up to
@@ -155,7 +143,10 @@ impl Nemesis for LabNemesis {
         if let Some(active) = self.active.take() {
             heal(active)?;
         }
-        let kind = self.next_kind().ok_or("no faults to choose from")?;
+        let kind = self
+            .kinds
+            .next(&mut self.rng)
+            .ok_or("no faults to choose from")?;
         match kind {
             FaultKind::Partition => {
                 let (shape, grudge) = self.grudge();

@@ -6,6 +6,7 @@ mod lab_nemesis;
 mod nemesis_cmd;
 mod remote_cmd;
 mod remote_nemesis;
+mod rounds;
 mod serve_cmd;
 mod test_cmd;
 

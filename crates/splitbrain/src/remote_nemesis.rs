@@ -2,9 +2,10 @@
 //! `Nemesis` trait, for `splitbrain test --nodes nodes.toml --nemesis ...`; and the
 //! lab's own nodes file, written by `splitbrain cluster up --sshd`.
 
+use crate::rounds::Rounds;
 use anyhow::Context as _;
 use rand::rngs::StdRng;
-use rand::seq::{IndexedRandom, SliceRandom};
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use splitbrain_cluster::Cluster;
@@ -118,7 +119,7 @@ pub struct RemoteNemesis {
     /// The nodes run etcd: their leader can be asked (through etcdctl), and a
     /// leader again after a heal is the sign of a working cluster.
     etcd: bool,
-    kinds: Vec<String>,
+    kinds: Rounds<String>,
     rng: StdRng,
     active: Option<RemoteFault>,
 }
@@ -139,7 +140,7 @@ impl RemoteNemesis {
         Ok(RemoteNemesis {
             net,
             etcd,
-            kinds: kinds.to_vec(),
+            kinds: Rounds::new(kinds.to_vec()),
             rng: StdRng::seed_from_u64(seed),
             active: None,
         })
@@ -178,8 +179,7 @@ impl Nemesis for RemoteNemesis {
         }
         let kind = self
             .kinds
-            .choose(&mut self.rng)
-            .cloned()
+            .next(&mut self.rng)
             .ok_or("no faults to choose from")?;
         let err = |e: splitbrain_nemesis::Error| e.to_string();
         match kind.as_str() {

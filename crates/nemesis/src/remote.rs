@@ -611,6 +611,12 @@ impl RemoteNet {
     /// Moves the clocks of `nodes` by `offset_ms` (the nodes file says how); the
     /// guard puts them back.
     pub fn clock_fault(&self, nodes: &[String], offset_ms: i64) -> Result<RemoteFault> {
+        if offset_ms.abs() > MAX_CLOCK_OFFSET_MS {
+            return Err(Error::Unsupported(format!(
+                "a clock jump of {offset_ms} ms: at most 3650 days either way \
+                 (a remote `date`'s arithmetic would overflow past a few centuries)"
+            )));
+        }
         self.check_nodes(nodes.iter().map(String::as_str))?;
         let names: BTreeSet<String> = nodes.iter().cloned().collect();
         let recorded = self.recorded()?;
@@ -820,6 +826,9 @@ pub fn check_partitionable(nodes: &[NodeSpec]) -> Result<()> {
     }
     Ok(())
 }
+
+/// The largest clock jump a remote node takes, ten years either way.
+pub const MAX_CLOCK_OFFSET_MS: i64 = 3650 * 86_400 * 1_000;
 
 fn first_error<T>(results: Vec<Result<T>>) -> Result<Vec<T>> {
     results.into_iter().collect()

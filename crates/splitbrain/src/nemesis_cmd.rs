@@ -130,12 +130,13 @@ pub(crate) enum ClockCmd {
     },
 }
 
-/// A clock jump, in nanoseconds: at most ten years either way (past a few
-/// centuries the arithmetic of a remote `date` would overflow, and nobody means it).
+/// A clock jump, in nanoseconds: at most what a remote node takes
+/// ([`MAX_CLOCK_OFFSET_MS`](splitbrain_nemesis::remote::MAX_CLOCK_OFFSET_MS)), said
+/// while parsing rather than after connecting.
 pub(crate) fn parse_delta(s: &str) -> Result<i64, String> {
-    const TEN_YEARS_NS: i64 = 3650 * 86_400 * 1_000_000_000;
+    const MAX_NS: i64 = splitbrain_nemesis::remote::MAX_CLOCK_OFFSET_MS * 1_000_000;
     match splitbrain_clock::parse_duration(s)? {
-        d if d.abs() <= TEN_YEARS_NS => Ok(d),
+        d if d.abs() <= MAX_NS => Ok(d),
         _ => Err(format!("`{s}`: a clock jump is at most 3650d either way")),
     }
 }

@@ -22,9 +22,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+// The record lives where it is stored (state.rs); named here too, where sshd is run.
+pub(crate) use crate::state::SshdRecord;
 use crate::state::{Node, NodeRecord};
 use crate::sys;
 
@@ -32,14 +33,6 @@ use crate::sys;
 pub const SSH_PORT: u16 = 22;
 /// How long `up` waits for an sshd to listen.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// An sshd we start in a member's namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct SshdRecord {
-    /// The exact command line it is started with.
-    pub argv: Vec<String>,
-    pub pid: Option<i32>,
-}
 
 /// How to reach the lab's members over SSH: what a nodes file needs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -113,7 +113,15 @@ pub(crate) struct NodeRecord {
     pub member_id: Option<u64>,
     /// The sshd in the member's namespace, when the lab has them (`Config::sshd`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sshd: Option<crate::sshd::SshdRecord>,
+    pub sshd: Option<SshdRecord>,
+}
+
+/// An sshd we start in a member's namespace (`cluster up --sshd`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SshdRecord {
+    /// The exact command line it is started with.
+    pub argv: Vec<String>,
+    pub pid: Option<i32>,
 }
 
 impl NodeRecord {

@@ -12,7 +12,7 @@
 //! </testsuites>
 //! ```
 
-use crate::data::{level_report, levels};
+use crate::data::{level_report, levels, why_line};
 use splitbrain_checker::{render_text, Report, Verdict};
 use std::fmt::Write;
 
@@ -55,18 +55,7 @@ pub fn cases(report: &Report, classname: &str) -> Vec<Case> {
                 .strip_prefix(report.file.as_str())
                 .and_then(|r| r.strip_prefix(": "))
                 .unwrap_or(first);
-            // The line that says why, not the list of keys.
-            let why = text
-                .lines()
-                .skip(1)
-                .map(str::trim)
-                .find(|l| {
-                    !l.is_empty()
-                        && !l.starts_with("key ")
-                        && !l.starts_with("invalid keys")
-                        && !l.starts_with("undecided keys")
-                })
-                .unwrap_or_default();
+            let why = why_line(&text).unwrap_or_default();
             let message = if why.is_empty() {
                 verdict.to_string()
             } else {

@@ -40,6 +40,29 @@ fn placeholder(title: &str, why: &str) -> String {
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
+/// The end of both charts: the legend at the top right, then the SVG written out.
+fn finish<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    root: &DrawingArea<SVGBackend<'a>, plotters::coord::Shift>,
+) -> DrawResult {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// The chart drawn into `buf`, or a placeholder that says why it could not be.
+fn drawn_or_placeholder(buf: String, drawn: DrawResult, title: &str) -> String {
+    match drawn {
+        Ok(()) => buf,
+        Err(e) => placeholder(title, &format!("could not draw: {e}")),
+    }
+}
+
 /// Latency over time per operation and outcome (log scale); every op up to
 /// [`crate::data::MAX_RAW_POINTS`], per-bucket median, 95th percentile and maximum
 /// above.
@@ -131,19 +154,9 @@ pub fn latency(data: &ReportData) -> String {
                         });
                 }
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .draw()?;
-            root.present()?;
-            Ok(())
+            finish(&mut chart, &root)
         })();
-    match drawn {
-        Ok(()) => buf,
-        Err(e) => placeholder("Latency", &format!("could not draw: {e}")),
-    }
+    drawn_or_placeholder(buf, drawn, "Latency")
 }
 
 /// Completions per second by outcome, faults shaded.
@@ -197,17 +210,7 @@ pub fn rate(data: &ReportData) -> String {
                         Rectangle::new([(x, y - 4), (x + 10, y + 4)], color.filled())
                     });
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .draw()?;
-            root.present()?;
-            Ok(())
+            finish(&mut chart, &root)
         })();
-    match drawn {
-        Ok(()) => buf,
-        Err(e) => placeholder("Throughput", &format!("could not draw: {e}")),
-    }
+    drawn_or_placeholder(buf, drawn, "Throughput")
 }

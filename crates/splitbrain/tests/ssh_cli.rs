@@ -420,7 +420,6 @@ fn a_kill_that_never_happened_heals_and_so_does_a_pause_then_kill() {
             .replace("kill = \"", &format!("kill = \"sleep {nap} || ")),
     )
     .unwrap();
-    let started = Instant::now();
     let out = splitbrain()
         .args(["nemesis", "--nodes"])
         .arg(&slow)
@@ -433,7 +432,6 @@ fn a_kill_that_never_happened_heals_and_so_does_a_pause_then_kill() {
         err.contains("on node n1") && err.contains("no answer within 1 s"),
         "{err}"
     );
-    assert!(started.elapsed() < Duration::from_secs(4), "{err}");
     ok(splitbrain()
         .args(["nemesis", "--nodes"])
         .arg(&slow)

@@ -2,42 +2,17 @@
 //! them each test prints SKIPPED, and fails under CI=true.
 
 use splitbrain_cluster::Process;
-use splitbrain_cluster::{ensure_lab_url, lab_available_for_tests, Cluster, ClusterGuard, Config};
+use splitbrain_cluster::{ensure_lab_url, Cluster};
 use splitbrain_nemesis::grudge::Grudge;
 use splitbrain_nemesis::lab::{LabNet, ProcessKind, CHAIN, LOSS_CHAIN, STATE_FILE};
 use splitbrain_nemesis::packet::{Mechanism, PacketSpec, PlanError};
-use std::path::Path;
+use splitbrain_testkit::{eventually, up, WAIT};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
-
-const WAIT: Duration = Duration::from_secs(40);
-static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
+use std::sync::MutexGuard;
+use std::time::Instant;
 
 fn lab() -> Option<MutexGuard<'static, ()>> {
-    lab_available_for_tests(&["curl", "iptables-restore"]).then(|| {
-        ONE_CLUSTER_AT_A_TIME
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-    })
-}
-
-fn up(dir: &Path, nodes: usize) -> ClusterGuard {
-    let mut config = Config::in_dir(dir);
-    config.nodes = nodes;
-    config.health_timeout = WAIT;
-    Cluster::up(config).expect("cluster up").guard()
-}
-
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(t) = f() {
-            return t;
-        }
-        assert!(start.elapsed() < WAIT, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    splitbrain_testkit::lab(&["curl", "iptables-restore"])
 }
 
 fn curl(url: &str, args: &[&str]) -> Option<String> {

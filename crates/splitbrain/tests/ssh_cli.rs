@@ -9,14 +9,11 @@ use common::{now_secs, parse_http_date};
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
-static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
-
 fn lab() -> Option<MutexGuard<'static, ()>> {
-    splitbrain_cluster::lab_available_for_tests(&["sshd", "ssh", "ssh-keygen", "iptables", "curl"])
-        .then(|| ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner()))
+    splitbrain_testkit::lab(&["sshd", "ssh", "ssh-keygen", "iptables", "curl"])
 }
 
 fn splitbrain() -> Command {

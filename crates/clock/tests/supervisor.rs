@@ -179,16 +179,7 @@ fn supervised_ok() -> bool {
         eprintln!("SKIPPED: the clock supervisor needs Linux on x86-64");
         return false;
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    let why = "the clock supervisor needs root (ptrace of the target)";
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true and {why}");
-    }
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
-    false
+    splitbrain_testkit::root_or_skip("the clock supervisor needs root (ptrace of the target)")
 }
 
 /// This test binary as the supervised target, printing its clocks.

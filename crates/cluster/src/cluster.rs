@@ -1,7 +1,6 @@
 //! [`Cluster`]: bring a lab up, fault its members, read its health, take it down.
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -985,33 +984,6 @@ pub fn missing_prerequisites() -> Vec<String> {
         }
     }
     missing
-}
-
-/// For tests that need a real lab (here or in other crates): whether this machine can
-/// run one, with `programs` also on `PATH`. If not, prints a loud `SKIPPED: ...` line
-/// and returns false, except under `CI=true`, where everything must be installed and
-/// a missing prerequisite panics (fails the test).
-pub fn lab_available_for_tests(programs: &[&str]) -> bool {
-    let mut missing = missing_prerequisites();
-    missing.extend(
-        programs
-            .iter()
-            .filter(|p| sys::find_program(p).is_none())
-            .map(|p| p.to_string()),
-    );
-    if missing.is_empty() {
-        return true;
-    }
-    let why = format!(
-        "needs {} (run the tests as root after `sudo scripts/setup`)",
-        missing.join(", ")
-    );
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true and this test {why}");
-    }
-    // Straight to stderr: the test harness captures eprintln!, and a skip must show.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
-    false
 }
 
 /// Takes down the cluster recorded in `dir`, even after a crashed `up`. Returns whether

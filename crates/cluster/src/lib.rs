@@ -48,8 +48,8 @@ mod sys;
 mod topology;
 
 pub use cluster::{
-    down, down_all, lab_available_for_tests, missing_prerequisites, Cluster, ClusterGuard, Config,
-    MemberStatus, Process, Status, DEFAULT_DIR,
+    down, down_all, missing_prerequisites, Cluster, ClusterGuard, Config, MemberStatus, Process,
+    Status, DEFAULT_DIR,
 };
 pub use error::{Error, Result};
 pub use etcd::leader_endpoint;

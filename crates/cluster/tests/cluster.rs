@@ -10,46 +10,15 @@ use std::collections::HashSet;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::MutexGuard;
 
-use splitbrain_cluster::{ensure_lab_url, Cluster, ClusterGuard, Config, Error, Process};
-
-/// Generous: the machine may be busy; nothing here measures speed.
-const WAIT: Duration = Duration::from_secs(30);
-
-static ONE_CLUSTER_TEST_AT_A_TIME: Mutex<()> = Mutex::new(());
+use splitbrain_cluster::{ensure_lab_url, Cluster, Config, Error, Process};
+use splitbrain_testkit::{eventually, up, WAIT};
 
 /// The lock for a cluster test, or `None` (after a loud line) if this machine cannot run
 /// one. Under CI a missing prerequisite fails the test.
 fn lab() -> Option<MutexGuard<'static, ()>> {
-    splitbrain_cluster::lab_available_for_tests(&["curl"]).then(|| {
-        ONE_CLUSTER_TEST_AT_A_TIME
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-    })
-}
-
-fn up(dir: &Path, nodes: usize) -> ClusterGuard {
-    let mut config = Config::in_dir(dir);
-    config.nodes = nodes;
-    config.health_timeout = WAIT;
-    match Cluster::up(config) {
-        Ok(cluster) => cluster.guard(),
-        Err(e) => panic!("cluster up failed: {e}"),
-    }
-}
-
-/// Polls `f` until it returns `Some`, for at most `WAIT`.
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    splitbrain_testkit::lab(&["curl"])
 }
 
 /// curl, after the route check, never through a proxy. Returns the body.

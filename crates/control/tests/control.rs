@@ -13,7 +13,7 @@ use splitbrain_history::{History, OpType};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
 // ---------------------------------------------------------------- helpers
@@ -262,33 +262,12 @@ async fn an_abort_completes_every_open_op_as_info() {
 
 // ---------------------------------------------------------------- the real lab
 
-static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
-
 fn lab() -> Option<MutexGuard<'static, ()>> {
-    let missing = splitbrain_cluster::missing_prerequisites();
-    if !missing.is_empty() {
-        let why = format!(
-            "needs {} (run as root after `sudo scripts/setup`)",
-            missing.join(", ")
-        );
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("CI=true and this test {why}");
-        }
-        let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
-        return None;
-    }
-    Some(
-        ONE_CLUSTER_AT_A_TIME
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()),
-    )
+    splitbrain_testkit::lab(&[])
 }
 
 fn up(dir: &Path) -> splitbrain_cluster::ClusterGuard {
-    let cluster =
-        splitbrain_cluster::Cluster::up(splitbrain_cluster::Config::in_dir(dir.join("cluster")))
-            .unwrap()
-            .guard();
+    let cluster = splitbrain_testkit::up(&dir.join("cluster"), 3);
     for url in cluster.endpoints() {
         splitbrain_cluster::ensure_lab_url(&url).unwrap();
     }

@@ -580,10 +580,18 @@ mod tests {
                 .spawn()
                 .unwrap()
         };
-        let start = Instant::now();
-        let out = wait_output(spawn("sleep 30"), Some(Duration::from_millis(200))).unwrap();
-        assert_eq!(out, None);
-        assert!(start.elapsed() < Duration::from_secs(10));
+        // An argument no other process has, so /proc tells whether it still runs.
+        let nap = format!("30.{}", std::process::id());
+        let child = spawn(&format!("exec sleep {nap}"));
+        let pid = child.id();
+        let out = wait_output(child, Some(Duration::from_millis(200))).unwrap();
+        assert_eq!(out, None, "given up, not waited for");
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert_ne!(
+            String::from_utf8_lossy(&cmdline),
+            format!("sleep\0{nap}\0"),
+            "the given-up child is killed and reaped"
+        );
         let out = wait_output(
             spawn("echo hi; echo oops >&2; exit 3"),
             Some(Duration::from_secs(30)),

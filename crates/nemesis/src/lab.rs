@@ -67,6 +67,8 @@ pub struct LabNet {
     /// The command that runs [`crate::delayer::run`] (the program and its leading
     /// arguments), for delay on kernels without netem.
     delayer: Option<Vec<String>>,
+    /// Plan packet faults as if the kernel had no netem ([`LabNet::without_netem`]).
+    no_netem: bool,
 }
 
 /// A delayer process we started, as recorded before it was started.
@@ -139,7 +141,16 @@ impl LabNet {
                 })
                 .collect(),
             delayer: None,
+            no_netem: false,
         }
+    }
+
+    /// Plans packet faults as if the kernel had no netem: the fallbacks (iptables
+    /// statistic, tbf, the delayer) are used even where netem exists, so they can
+    /// be tested, and chosen, on every kernel.
+    pub fn without_netem(mut self) -> LabNet {
+        self.no_netem = true;
+        self
     }
 
     /// Runs delay faults with `argv` (program and leading arguments; the delayer's
@@ -319,8 +330,8 @@ impl LabNet {
         } else {
             nodes.iter().cloned().collect()
         };
-        let plan = packet::plan(spec, self.netem_available(), self.delayer.is_some())
-            .map_err(Error::Unsupported)?;
+        let netem = !self.no_netem && self.netem_available();
+        let plan = packet::plan(spec, netem, self.delayer.is_some())?;
         let mut faults = self.recorded()?;
         faults.packet = Some((targets.clone(), spec.clone()));
         if let (Some((delay, jitter)), Some(prefix)) = (plan.delayer, &self.delayer) {

@@ -55,6 +55,8 @@ pub enum Error {
     Tc { node: String, message: String },
     #[error("{0}")]
     Unsupported(String),
+    #[error(transparent)]
+    Packet(#[from] packet::PlanError),
     #[error("nemesis state file {0}: {1}")]
     State(PathBuf, String),
     #[error("node {node} ({addr}) is unreachable over SSH: {message}")]

@@ -15,6 +15,26 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// Why a packet fault cannot be carried out (here, or at all).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    /// `loss`, `duplicate` or `reorder` outside 0..=1.
+    #[error("{name} must be a fraction from 0 to 1, not {value}")]
+    NotAFraction { name: &'static str, value: f64 },
+    #[error("a rate of 0 kbit/s would cut the member off: use a partition")]
+    ZeroRate,
+    #[error("reordering needs a delay (packets are reordered by delaying the rest)")]
+    ReorderWithoutDelay,
+    /// Parts of the spec (`delay`, `duplicate`, `reorder`) that only netem does.
+    #[error(
+        "{} needs tc netem, which this kernel does not have (no sch_netem); \
+         loss (iptables statistic) and rate (tbf) work without it",
+        .0.join(", ")
+    )]
+    NeedsNetem(Vec<&'static str>),
+}
+
 /// What to do to every packet a member receives (loss) or sends (the rest).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PacketSpec {
@@ -82,7 +102,7 @@ fn pct(x: f64) -> String {
 
 /// How to carry out `spec`, with or without netem, and with or without a delayer
 /// program to run. `Err` names what cannot be done here, and why.
-pub fn plan(spec: &PacketSpec, netem: bool, delayer: bool) -> Result<Plan, String> {
+pub fn plan(spec: &PacketSpec, netem: bool, delayer: bool) -> Result<Plan, PlanError> {
     for (name, v) in [
         ("loss", spec.loss),
         ("duplicate", spec.duplicate),
@@ -90,15 +110,15 @@ pub fn plan(spec: &PacketSpec, netem: bool, delayer: bool) -> Result<Plan, Strin
     ] {
         if let Some(v) = v {
             if !(0.0..=1.0).contains(&v) {
-                return Err(format!("{name} must be a fraction from 0 to 1, not {v}"));
+                return Err(PlanError::NotAFraction { name, value: v });
             }
         }
     }
     if spec.rate_kbit == Some(0) {
-        return Err("a rate of 0 kbit/s would cut the member off: use a partition".into());
+        return Err(PlanError::ZeroRate);
     }
     if spec.reorder.is_some() && spec.delay_ms.is_none() {
-        return Err("reordering needs a delay (packets are reordered by delaying the rest)".into());
+        return Err(PlanError::ReorderWithoutDelay);
     }
     let mut plan = Plan::default();
     if netem {
@@ -146,11 +166,7 @@ pub fn plan(spec: &PacketSpec, netem: bool, delayer: bool) -> Result<Plan, Strin
     .map(|(n, _)| n)
     .collect();
     if !lacking.is_empty() {
-        return Err(format!(
-            "{} needs tc netem, which this kernel does not have (no sch_netem); \
-             loss (iptables statistic) and rate (tbf) work without it",
-            lacking.join(", ")
-        ));
+        return Err(PlanError::NeedsNetem(lacking));
     }
     if let Some(l) = spec.loss {
         plan.loss_rule = Some(l);
@@ -177,7 +193,7 @@ pub fn plan(spec: &PacketSpec, netem: bool, delayer: bool) -> Result<Plan, Strin
 /// which spares the nemesis's own SSH connection, never netem, whose loss would
 /// drop that connection's packets too (`--loss 1` would leave the node unhealable).
 /// netem does the rest where the kernel has it.
-pub fn plan_remote(spec: &PacketSpec, netem: bool) -> Result<Plan, String> {
+pub fn plan_remote(spec: &PacketSpec, netem: bool) -> Result<Plan, PlanError> {
     // The whole spec's refusals first (a loss out of range, say).
     plan(spec, netem, false)?;
     let rest = PacketSpec {
@@ -255,7 +271,11 @@ mod tests {
             ..Default::default()
         };
         let e = plan(&spec, false, false).unwrap_err();
-        assert!(e.starts_with("delay, duplicate needs tc netem"), "{e}");
+        assert_eq!(e, PlanError::NeedsNetem(vec!["delay", "duplicate"]));
+        assert!(
+            e.to_string().starts_with("delay, duplicate needs tc netem"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -279,7 +299,10 @@ mod tests {
             duplicate: Some(0.1),
             ..Default::default()
         };
-        assert!(plan(&dup, false, true).unwrap_err().contains("netem"));
+        assert_eq!(
+            plan(&dup, false, true).unwrap_err(),
+            PlanError::NeedsNetem(vec!["duplicate"])
+        );
     }
 
     #[test]
@@ -303,20 +326,34 @@ mod tests {
     #[test]
     fn nonsense_is_refused() {
         let bad = |spec: PacketSpec| plan(&spec, true, false).unwrap_err();
-        assert!(bad(PacketSpec {
+        let e = bad(PacketSpec {
             loss: Some(1.5),
             ..Default::default()
-        })
-        .contains("fraction"));
-        assert!(bad(PacketSpec {
-            rate_kbit: Some(0),
-            ..Default::default()
-        })
-        .contains("partition"));
-        assert!(bad(PacketSpec {
-            reorder: Some(0.1),
-            ..Default::default()
-        })
-        .contains("delay"));
+        });
+        assert_eq!(
+            e,
+            PlanError::NotAFraction {
+                name: "loss",
+                value: 1.5
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "loss must be a fraction from 0 to 1, not 1.5"
+        );
+        assert_eq!(
+            bad(PacketSpec {
+                rate_kbit: Some(0),
+                ..Default::default()
+            }),
+            PlanError::ZeroRate
+        );
+        assert_eq!(
+            bad(PacketSpec {
+                reorder: Some(0.1),
+                ..Default::default()
+            }),
+            PlanError::ReorderWithoutDelay
+        );
     }
 }

@@ -7,17 +7,11 @@ use common::{now_secs, parse_http_date};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
-static ONE_CLUSTER_TEST_AT_A_TIME: Mutex<()> = Mutex::new(());
-
 fn lab() -> Option<MutexGuard<'static, ()>> {
-    splitbrain_cluster::lab_available_for_tests(&["setpriv"]).then(|| {
-        ONE_CLUSTER_TEST_AT_A_TIME
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-    })
+    splitbrain_testkit::lab(&["setpriv"])
 }
 
 fn splitbrain() -> Command {

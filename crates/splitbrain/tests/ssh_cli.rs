@@ -9,14 +9,11 @@ use common::{now_secs, parse_http_date};
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
-static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
-
 fn lab() -> Option<MutexGuard<'static, ()>> {
-    splitbrain_cluster::lab_available_for_tests(&["sshd", "ssh", "ssh-keygen", "iptables", "curl"])
-        .then(|| ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner()))
+    splitbrain_testkit::lab(&["sshd", "ssh", "ssh-keygen", "iptables", "curl"])
 }
 
 fn splitbrain() -> Command {
@@ -420,7 +417,6 @@ fn a_kill_that_never_happened_heals_and_so_does_a_pause_then_kill() {
             .replace("kill = \"", &format!("kill = \"sleep {nap} || ")),
     )
     .unwrap();
-    let started = Instant::now();
     let out = splitbrain()
         .args(["nemesis", "--nodes"])
         .arg(&slow)
@@ -433,7 +429,6 @@ fn a_kill_that_never_happened_heals_and_so_does_a_pause_then_kill() {
         err.contains("on node n1") && err.contains("no answer within 1 s"),
         "{err}"
     );
-    assert!(started.elapsed() < Duration::from_secs(4), "{err}");
     ok(splitbrain()
         .args(["nemesis", "--nodes"])
         .arg(&slow)

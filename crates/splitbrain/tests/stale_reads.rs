@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 const TIMEOUT: Duration = Duration::from_secs(3);
 
 fn lab() -> bool {
-    splitbrain_cluster::lab_available_for_tests(&["iptables"])
+    splitbrain_testkit::lab_available(&["iptables"])
 }
 
 /// Records every call it makes as an invocation and its completion.

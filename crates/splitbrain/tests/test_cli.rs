@@ -125,7 +125,7 @@ fn finish(child: Child, rx: mpsc::Receiver<String>) -> (Output, String) {
 }
 
 fn lab() -> bool {
-    splitbrain_cluster::lab_available_for_tests(&[])
+    splitbrain_testkit::lab_available(&[])
 }
 
 #[test]

@@ -244,6 +244,7 @@ impl Cluster {
         let dir = dir.as_ref();
         let no_cluster = || Error::NoCluster {
             dir: dir.to_owned(),
+            state_file: State::path(dir),
         };
         let dir = std::fs::canonicalize(dir).map_err(|_| no_cluster())?;
         let state = State::read(&dir)?.ok_or_else(no_cluster)?;
@@ -772,6 +773,7 @@ impl Cluster {
     fn read_state(&self) -> Result<State> {
         State::read(&self.dir)?.ok_or_else(|| Error::NoCluster {
             dir: self.dir.clone(),
+            state_file: State::path(&self.dir),
         })
     }
 

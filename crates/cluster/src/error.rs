@@ -27,9 +27,10 @@ pub enum Error {
     #[error("invalid cluster configuration: {0}")]
     InvalidConfig(String),
 
-    /// No state file: nothing is (recorded as) running in this directory.
-    #[error("no cluster in {dir} (no state file {dir}/{file}); start one with `splitbrain cluster up --dir {dir}`", file = crate::state::STATE_FILE)]
-    NoCluster { dir: PathBuf },
+    /// No state file: nothing is (recorded as) running in this directory. (The
+    /// binary says where else to look: a test's lab lives in its run directory.)
+    #[error("no cluster in {dir} (no state file {state_file})")]
+    NoCluster { dir: PathBuf, state_file: PathBuf },
 
     /// `up` found a live cluster already recorded in this directory.
     #[error("a cluster is already running in {dir} (state file {state_file}); stop it with `splitbrain cluster down --dir {dir}` or choose another --dir")]

@@ -571,7 +571,7 @@ fn a_forgotten_cluster_is_found_through_the_registry_and_taken_down() {
         splitbrain_cluster::registered().contains(&canonical),
         "{} is not in {}",
         canonical.display(),
-        splitbrain_cluster::REGISTRY
+        splitbrain_cluster::registry_dir().display()
     );
     // What `cluster down --all` does for each registered directory (not called here:
     // it would also take down clusters a developer has running).

@@ -143,6 +143,24 @@ fn advice(e: &anyhow::Error) -> Option<String> {
     })?;
     match cluster_error {
         E::NoCluster { dir, .. } => Some(elsewhere(dir)),
+        E::AlreadyUp { dir, .. } => Some(format!(
+            "  stop it with `splitbrain cluster down{}`, or choose another --dir",
+            dir_flag(dir)
+        )),
+        E::StaleState { dir, .. } => Some(format!(
+            "  clean up with `splitbrain cluster down{}`, then try again",
+            dir_flag(dir)
+        )),
+        E::Inconsistent { dir, .. } => Some(format!(
+            "  take it down with `splitbrain cluster down{}` and start a new one",
+            dir_flag(dir)
+        )),
+        E::NotRunning { node } => Some(format!(
+            "  start it with `splitbrain cluster start {node}` (add --dir DIR for a lab elsewhere), or `splitbrain nemesis heal`"
+        )),
+        E::NoFreeSubnet => Some(
+            "  list old clusters with `ip netns list`; `splitbrain cluster down --all` takes down every lab splitbrain started".to_owned(),
+        ),
         _ => None,
     }
 }

@@ -3,8 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::sync::{Mutex, MutexGuard};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -12,6 +11,7 @@ use nix::sys::signal::Signal;
 use crate::error::{Error, Result};
 use crate::etcd::{self, Etcdctl, MemberFlags};
 use crate::net;
+use crate::pidfd::{self, Pinned};
 use crate::sshd::{self, SshAccess};
 use crate::state::{DirLock, Node, NodeName, NodeRecord, State, VERSION};
 use crate::sys::{self, Owner};
@@ -168,9 +168,6 @@ pub struct Cluster {
     nodes: Vec<Node>,
     /// Whether the lab runs an sshd in each member's namespace.
     sshd: bool,
-    /// Members this process started: they must be waited for once dead, or they linger
-    /// as zombies (whose command line is empty, which `/proc` checks take for "gone").
-    children: Mutex<HashMap<NodeName, Child>>,
 }
 
 impl Cluster {
@@ -246,6 +243,7 @@ impl Cluster {
         let dir = dir.as_ref();
         let no_cluster = || Error::NoCluster {
             dir: dir.to_owned(),
+            state_file: State::path(dir),
         };
         let dir = std::fs::canonicalize(dir).map_err(|_| no_cluster())?;
         let state = State::read(&dir)?.ok_or_else(no_cluster)?;
@@ -258,7 +256,6 @@ impl Cluster {
             subnet: state.subnet.clone(),
             nodes: state.nodes.iter().map(|r| r.node.clone()).collect(),
             sshd: state.nodes.iter().any(|r| r.sshd.is_some()),
-            children: Mutex::new(HashMap::new()),
         }
     }
 
@@ -319,7 +316,8 @@ impl Cluster {
         Ok(sys::netns_command(&self.node(node)?.netns, program))
     }
 
-    /// SIGKILLs `node`'s etcd and waits until it is gone. Its data stays for [`start`].
+    /// SIGKILLs `node`'s etcd and waits until it has exited (its ports are free; if
+    /// this process started it, it is collected too). Its data stays for [`start`].
     ///
     /// [`start`]: Cluster::start
     pub fn kill(&self, node: impl AsRef<str>) -> Result<()> {
@@ -328,8 +326,15 @@ impl Cluster {
         self.with_state(|state| {
             let rec = state.node_mut(&name)?;
             let pid = self.our_pid(rec)?;
-            sys::signal(pid, Signal::SIGKILL)?;
-            self.wait_gone(rec, pid)?;
+            let pinned = Pinned::open(pid).ok_or_else(|| Error::NotRunning {
+                node: name.to_string(),
+            })?;
+            // Checked again once pinned: from then on the pid cannot change hands.
+            self.our_pid(rec)?;
+            pinned.signal(Signal::SIGKILL);
+            pidfd::wait_exited(&pinned, || {
+                format!("node {name} (pid {pid}) exiting on SIGKILL")
+            })?;
             rec.pid = None;
             Ok(())
         })
@@ -496,10 +501,9 @@ impl Cluster {
             };
             let child =
                 sys::spawn_in_netns(&rec.node.netns, &planned.argv, &sshd::log_path(&rec.node))?;
-            planned.pid = i32::try_from(child.id()).ok();
-            // Not kept as a child: like the members, it outlives this process, and
-            // teardown finds it by its recorded pid.
-            drop(child);
+            // Like the members, it outlives this process, and teardown finds it by its
+            // recorded pid (and collects it, when this process is its parent).
+            planned.pid = Some(pidfd::adopt(child)?);
             state.write()?;
         }
         state.nodes.iter().try_for_each(sshd::wait_listening)
@@ -510,11 +514,8 @@ impl Cluster {
     /// the pid's command line is the member's from then on.
     fn spawn(&self, rec: &mut NodeRecord) -> Result<()> {
         let child = sys::spawn_in_netns(&rec.node.netns, &rec.launch_argv(), &rec.node.log_file)?;
-        let pid = i32::try_from(child.id()).map_err(|_| {
-            Error::InvalidConfig(format!("pid {} does not fit in an i32", child.id()))
-        })?;
+        let pid = pidfd::adopt(child)?;
         rec.pid = Some(pid);
-        self.children().insert(rec.node.name.clone(), child);
         tracing::debug!(node = %rec.node.name, pid, "started member");
         if !rec.launcher.is_empty() {
             self.wait_supervised_exec(rec, pid)?;
@@ -560,7 +561,7 @@ impl Cluster {
         match sys::owner(pid, &rec.argv, rec.netns_inode) {
             Owner::Ours => Ok(pid),
             Owner::Gone => {
-                self.reap(&rec.node.name);
+                pidfd::reap(pid);
                 rec.pid = None;
                 Err(Error::NotRunning { node })
             }
@@ -571,51 +572,13 @@ impl Cluster {
         }
     }
 
-    fn children(&self) -> MutexGuard<'_, HashMap<NodeName, Child>> {
-        // A panic elsewhere cannot leave the map inconsistent: take it as it is.
-        self.children.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Collects a dead child of ours, and returns how it ended if we know.
-    fn reap(&self, name: &NodeName) -> Option<String> {
-        let mut children = self.children();
-        let status = children.get_mut(name)?.try_wait().ok()??;
-        children.remove(name);
-        Some(status.to_string())
-    }
-
-    /// Waits until `pid`, SIGKILLed, has finished dying, so that its ports are free for a
-    /// restart.
-    fn wait_gone(&self, rec: &NodeRecord, pid: i32) -> Result<()> {
-        self.wait_gone_as(rec, pid, &rec.argv)
-    }
-
-    /// [`Cluster::wait_gone`] for a process of ours running `argv`.
-    fn wait_gone_as(&self, rec: &NodeRecord, pid: i32, argv: &[String]) -> Result<()> {
-        let deadline = Instant::now() + PROCESS_TIMEOUT;
-        loop {
-            self.reap(&rec.node.name);
-            if sys::has_exited(pid, argv, rec.netns_inode) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(Error::Timeout {
-                    what: format!("node {} (pid {pid}) exiting on SIGKILL", rec.node.name),
-                    after: PROCESS_TIMEOUT,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
     /// Fails with the member's log tail if a member that should run is gone.
     fn check_alive(&self, rec: &NodeRecord) -> Result<()> {
         let Some(pid) = rec.pid else { return Ok(()) };
         if sys::owner(pid, &rec.argv, rec.netns_inode) == Owner::Ours {
             return Ok(());
         }
-        let status = self
-            .reap(&rec.node.name)
+        let status = pidfd::reap(pid)
             .map(|s| format!(" ({s})"))
             .unwrap_or_default();
         let tail = sys::log_excerpt(&rec.node.log_file, LOG_TAIL);
@@ -809,6 +772,7 @@ impl Cluster {
     fn read_state(&self) -> Result<State> {
         State::read(&self.dir)?.ok_or_else(|| Error::NoCluster {
             dir: self.dir.clone(),
+            state_file: State::path(&self.dir),
         })
     }
 
@@ -851,6 +815,9 @@ impl Cluster {
         let names_ours = sys::netns_inode(&state.bridge_netns)
             .is_none_or(|now| Some(now) == state.bridge_netns_inode);
         let mut left = Vec::new();
+        // Every process of ours, pinned, to be stopped all at once below: members
+        // first (SIGTERM), the processes that end with them second.
+        let (mut members, mut followers) = (Vec::new(), Vec::new());
         for rec in &mut state.nodes {
             // Its sessions would otherwise be strangers in the member's namespace.
             if let Err(e) = sshd::stop(rec) {
@@ -877,34 +844,38 @@ impl Cluster {
             pids.dedup();
             let launched = rec.launch_argv();
             for pid in pids {
-                // The member, or (under a clock supervisor) the supervisor before it
-                // exec'd etcd or its clock handler, whose command line is the
-                // supervisor's.
-                let (owner, argv) = match sys::owner(pid, &rec.argv, rec.netns_inode) {
-                    Owner::Foreign(_) if !rec.launcher.is_empty() => (
-                        sys::owner(pid, &launched, rec.netns_inode),
-                        launched.as_slice(),
-                    ),
-                    owner => (owner, rec.argv.as_slice()),
+                let Some(pinned) = Pinned::open(pid) else {
+                    continue; // gone
                 };
-                match owner {
-                    Owner::Ours => {
-                        let killed = sys::signal(pid, Signal::SIGKILL)
-                            .and_then(|()| self.wait_gone_as(rec, pid, argv));
-                        if let Err(e) = killed {
-                            left.push(e.to_string());
-                        }
+                // Checked once pinned: from now on the pid cannot change hands.
+                match sys::owner(pid, &rec.argv, rec.netns_inode) {
+                    Owner::Ours => members.push(pinned),
+                    // Under a clock supervisor: the supervisor before it exec'd etcd,
+                    // or its clock handler, whose command line is the supervisor's.
+                    // Both end when the member does.
+                    Owner::Foreign(_)
+                        if !rec.launcher.is_empty()
+                            && sys::owner(pid, &launched, rec.netns_inode) == Owner::Ours =>
+                    {
+                        followers.push(pinned)
                     }
                     Owner::Foreign(found) if inside.contains(&pid) => left.push(format!(
                         "process {pid} (`{found}`) in namespace {} was not started by splitbrain: left running",
                         rec.node.netns
                     )),
-                    // Gone, or a recorded pid reused outside our namespace: not ours.
-                    Owner::Gone | Owner::Foreign(_) => {}
+                    // Gone (a member this process killed: collected now, if it has
+                    // not been), or a recorded pid reused outside our namespace.
+                    Owner::Gone | Owner::Foreign(_) => {
+                        pidfd::reap(pid);
+                    }
                 }
             }
             rec.pid = None;
-            self.reap(&rec.node.name);
+        }
+        // Only once every member and follower is gone (collected, not a zombie): a
+        // caller may count processes, or start a new lab, the moment we return.
+        if let Err(e) = pidfd::terminate(&members, &followers, pidfd::TERM_GRACE) {
+            left.push(e.to_string());
         }
         // Deleting the root-side veth first removes both of its ends at once; the bridge
         // namespace would take it too, but asynchronously.
@@ -927,13 +898,6 @@ impl Cluster {
             state.write()?;
             Err(Error::Leftover(left.join("; ")))
         }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let mut children = self.children();
-        children.retain(|_, c| matches!(c.try_wait(), Ok(None)));
     }
 }
 

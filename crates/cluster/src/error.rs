@@ -1,5 +1,6 @@
 //! The crate's one error type. Every message names the thing it is about (the node, the
-//! file, the command) and, where there is one, the command that fixes it.
+//! file, the command). It names no command-line flag: the binary knows its command
+//! line, and turns these errors into advice (what to run instead).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -27,16 +28,17 @@ pub enum Error {
     #[error("invalid cluster configuration: {0}")]
     InvalidConfig(String),
 
-    /// No state file: nothing is (recorded as) running in this directory.
-    #[error("no cluster in {dir} (no state file {dir}/{file}); start one with `splitbrain cluster up --dir {dir}`", file = crate::state::STATE_FILE)]
-    NoCluster { dir: PathBuf },
+    /// No state file: nothing is (recorded as) running in this directory. (The
+    /// binary says where else to look: a test's lab lives in its run directory.)
+    #[error("no cluster in {dir} (no state file {state_file})")]
+    NoCluster { dir: PathBuf, state_file: PathBuf },
 
     /// `up` found a live cluster already recorded in this directory.
-    #[error("a cluster is already running in {dir} (state file {state_file}); stop it with `splitbrain cluster down --dir {dir}` or choose another --dir")]
+    #[error("a cluster is already running in {dir} (state file {state_file})")]
     AlreadyUp { dir: PathBuf, state_file: PathBuf },
 
     /// `up` found a state file whose processes and namespaces are all gone.
-    #[error("stale state file {state_file}: the cluster it records is gone (a crashed run or a reboot?); clean up with `splitbrain cluster down --dir {dir}`, then try again")]
+    #[error("stale state file {state_file}: the cluster it records is gone (a crashed run or a reboot?)")]
     StaleState { dir: PathBuf, state_file: PathBuf },
 
     /// Another splitbrain process holds the run directory's lock.
@@ -56,7 +58,7 @@ pub enum Error {
     AddressInUse { what: String, detail: String },
 
     /// Every subnet of the project's range is taken.
-    #[error("no free lab subnet in 10.77.1.0/24 ..= 10.77.254.0/24 (every one has a route or a splitbrain namespace); run `ip netns list` and `splitbrain cluster down` for old clusters")]
+    #[error("no free lab subnet in 10.77.1.0/24 ..= 10.77.254.0/24 (every one has a route or a splitbrain namespace)")]
     NoFreeSubnet,
 
     /// The route to a lab address does not go through the lab's own interface.
@@ -76,7 +78,7 @@ pub enum Error {
     UnknownNode { node: String, known: String },
 
     /// The operation needs a running member and there is none.
-    #[error("node {node} is not running; start it with `splitbrain cluster start {node}`")]
+    #[error("node {node} is not running")]
     NotRunning { node: String },
 
     /// `start` on a member that is already running.
@@ -121,7 +123,7 @@ pub enum Error {
     },
 
     /// The cluster on this machine is not what its state file records.
-    #[error("the cluster in {dir} is not as recorded: {what}; take it down with `splitbrain cluster down --dir {dir}` and start a new one")]
+    #[error("the cluster in {dir} is not as recorded: {what}")]
     Inconsistent { dir: PathBuf, what: String },
 
     /// Something that should have happened quickly did not.

@@ -41,6 +41,7 @@ mod cluster;
 mod error;
 mod etcd;
 mod net;
+mod pidfd;
 mod registry;
 mod sshd;
 mod state;
@@ -54,7 +55,8 @@ pub use cluster::{
 pub use error::{Error, Result};
 pub use etcd::leader_endpoint;
 pub use net::{ensure_lab_route, ensure_lab_url, ensure_target, ensure_target_url};
-pub use registry::{registered, REGISTRY};
+pub use pidfd::{terminate, Pinned, TERM_GRACE};
+pub use registry::{registered, registry_dir, REGISTRY, REGISTRY_ENV};
 pub use sshd::{SshAccess, SSH_PORT};
 pub use state::{Node, NodeName, STATE_FILE};
 pub use sys::{require_program, require_root};

@@ -10,8 +10,19 @@
 
 use std::path::{Path, PathBuf};
 
-/// Where the registry lives.
+/// Where the registry lives, unless [`REGISTRY_ENV`] says otherwise.
 pub const REGISTRY: &str = "/run/splitbrain/labs";
+/// An environment variable naming another registry directory: tests that run
+/// `--all` commands use one of their own, so they never touch the labs of
+/// whatever else runs on the machine.
+pub const REGISTRY_ENV: &str = "SPLITBRAIN_REGISTRY";
+
+/// The registry directory in use.
+pub fn registry_dir() -> PathBuf {
+    std::env::var_os(REGISTRY_ENV)
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| PathBuf::from(REGISTRY), PathBuf::from)
+}
 
 fn entry(dir: &Path) -> PathBuf {
     // FNV-1a: stable across builds, unlike std's hasher.
@@ -19,7 +30,7 @@ fn entry(dir: &Path) -> PathBuf {
     for b in dir.as_os_str().as_encoded_bytes() {
         h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
     }
-    Path::new(REGISTRY).join(format!("{h:016x}"))
+    registry_dir().join(format!("{h:016x}"))
 }
 
 /// Records `dir` (idempotent). Best effort: only root can create clusters, and for
@@ -29,12 +40,14 @@ pub(crate) fn add(dir: &Path) {
     if std::fs::read(&path).is_ok_and(|p| p == dir.as_os_str().as_encoded_bytes()) {
         return;
     }
-    let written = std::fs::create_dir_all(REGISTRY)
+    let registry = registry_dir();
+    let written = std::fs::create_dir_all(&registry)
         .and_then(|()| std::fs::write(&path, dir.as_os_str().as_encoded_bytes()));
     if let Err(e) = written {
         tracing::warn!(
-            "cannot register {} in {REGISTRY} ({e}): `cluster down --all` will not find it",
-            dir.display()
+            "cannot register {} in {} ({e}): `cluster down --all` will not find it",
+            dir.display(),
+            registry.display()
         );
     }
 }
@@ -46,7 +59,7 @@ pub(crate) fn remove(dir: &Path) {
 
 /// Every registered run directory.
 pub fn registered() -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(REGISTRY) else {
+    let Ok(entries) = std::fs::read_dir(registry_dir()) else {
         return Vec::new();
     };
     let mut dirs: Vec<PathBuf> = entries
@@ -67,6 +80,6 @@ mod tests {
         let a = entry(Path::new("/tmp/a"));
         assert_eq!(a, entry(Path::new("/tmp/a")));
         assert_ne!(a, entry(Path::new("/tmp/b")));
-        assert!(a.starts_with(REGISTRY));
+        assert!(a.starts_with(registry_dir()));
     }
 }

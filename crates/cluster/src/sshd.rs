@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::error::{Error, Result};
+use crate::pidfd::{self, Pinned};
 // The record lives where it is stored (state.rs); named here too, where sshd is run.
 pub(crate) use crate::state::SshdRecord;
 use crate::state::{Node, NodeRecord};
@@ -306,68 +307,7 @@ pub(crate) fn stop_orphaned_sessions(rec: &NodeRecord) -> Result<()> {
             pinned.push(p);
         }
     }
-    let deadline = Instant::now() + LISTEN_TIMEOUT;
-    while pinned.iter().any(|p| !p.exited()) {
-        if Instant::now() > deadline {
-            return Err(Error::Timeout {
-                what: format!(
-                    "SSH sessions left in node {}'s namespace exiting",
-                    rec.node.name
-                ),
-                after: LISTEN_TIMEOUT,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Ok(())
-}
-
-/// A process pinned by a pidfd: signals reach it, or nobody (never a process that
-/// reused its pid), and the fd turns readable once it has exited.
-struct Pinned {
-    pid: i32,
-    fd: std::os::fd::OwnedFd,
-}
-
-impl Pinned {
-    fn open(pid: i32) -> Option<Pinned> {
-        use std::os::fd::FromRawFd as _;
-        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-        let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
-        let fd = i32::try_from(fd).ok().filter(|fd| *fd >= 0)?;
-        // SAFETY: the kernel just gave us this fd; nobody else owns it.
-        Some(Pinned {
-            pid,
-            fd: unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
-        })
-    }
-
-    fn signal(&self, sig: Signal) {
-        use std::os::fd::AsRawFd as _;
-        // SAFETY: a valid pidfd, a signal number, no siginfo, no flags. ESRCH (it
-        // exited) is fine: that is what we want anyway.
-        unsafe {
-            nix::libc::syscall(
-                nix::libc::SYS_pidfd_send_signal,
-                self.fd.as_raw_fd(),
-                sig as i32,
-                std::ptr::null::<nix::libc::siginfo_t>(),
-                0,
-            );
-        }
-    }
-
-    fn exited(&self) -> bool {
-        use std::os::fd::AsRawFd as _;
-        let mut p = nix::libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: nix::libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, no wait.
-        let n = unsafe { nix::libc::poll(&mut p, 1, 0) };
-        n != 0
-    }
+    pidfd::kill(pinned.iter())
 }
 
 fn parent_of(pid: i32) -> Option<i32> {
@@ -394,12 +334,12 @@ fn stop_tree(listener: i32, node: &str, ours: impl Fn() -> bool) -> Result<()> {
     loop {
         let mut new = 0;
         for pid in descendants(listener) {
-            if pinned.iter().any(|p| p.pid == pid) {
+            if pinned.iter().any(|p| p.pid() == pid) {
                 continue;
             }
             let Some(p) = Pinned::open(pid) else { continue };
             let parent_pinned = parent_of(pid)
-                .is_some_and(|pp| pp == listener || pinned.iter().any(|q| q.pid == pp));
+                .is_some_and(|pp| pp == listener || pinned.iter().any(|q| q.pid() == pp));
             if parent_pinned {
                 p.signal(Signal::SIGSTOP);
                 pinned.push(p);
@@ -410,21 +350,12 @@ fn stop_tree(listener: i32, node: &str, ours: impl Fn() -> bool) -> Result<()> {
             break;
         }
     }
-    for p in &pinned {
-        p.signal(Signal::SIGKILL);
-    }
-    root.signal(Signal::SIGKILL);
-    let deadline = Instant::now() + LISTEN_TIMEOUT;
-    while !root.exited() || pinned.iter().any(|p| !p.exited()) {
-        if Instant::now() > deadline {
-            return Err(Error::Timeout {
-                what: format!("sshd of node {node} (pid {listener}) exiting"),
-                after: LISTEN_TIMEOUT,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Ok(())
+    // All at once (the sessions' zombies are collected only once the stopped
+    // listener is gone), the listener last; each is gone (collected) on return.
+    pidfd::kill(pinned.iter().chain(std::iter::once(&root))).map_err(|e| Error::Timeout {
+        what: format!("sshd of node {node} (pid {listener}) stopping: {e}"),
+        after: LISTEN_TIMEOUT,
+    })
 }
 
 /// Every process descending from `root`, from `/proc/*/stat`'s parent pids.

@@ -155,23 +155,6 @@ pub(crate) fn owner(pid: i32, argv: &[String], netns_inode: Option<u64>) -> Owne
     classify(cmdline(pid), argv, in_netns)
 }
 
-/// Whether a process we killed has finished dying, so its sockets are closed: gone, or a
-/// zombie whose other threads are gone too, or its pid reused. An empty command line is
-/// not enough (the kernel drops it with the memory, before it closes the files), and
-/// neither is a zombie main thread: etcd's other threads may still hold the files.
-pub(crate) fn has_exited(pid: i32, argv: &[String], netns_inode: Option<u64>) -> bool {
-    match proc_state(pid) {
-        None => true,
-        Some('Z' | 'X' | 'x') => threads(pid) <= 1,
-        Some(_) => matches!(owner(pid, argv, netns_inode), Owner::Foreign(_)),
-    }
-}
-
-/// Threads still listed for `pid` (0 once it is gone).
-fn threads(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
-}
-
 /// The state letter of `/proc/PID/stat` (R, S, T for stopped, Z for zombie...).
 pub(crate) fn proc_state(pid: i32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

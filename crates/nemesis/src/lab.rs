@@ -521,9 +521,15 @@ fn remove_qdisc(m: &Member) -> Result<()> {
     }
 }
 
-/// Stops a delayer we started: only if `/proc/PID/cmdline` is exactly the command
-/// line we recorded (a pid may have been reused); gone already is fine.
+/// Stops a delayer we started, only if `/proc/PID/cmdline` is exactly the command
+/// line we recorded (a pid may have been reused); gone already is fine. Returns
+/// once it is gone: it lets held packets go on SIGTERM, and gets SIGKILL if it has
+/// not exited after a grace.
 fn stop_delayer(pid: i32, argv: &[String]) -> Result<()> {
+    let Some(pinned) = splitbrain_cluster::Pinned::open(pid) else {
+        return Ok(());
+    };
+    // Checked once pinned: from now on the pid cannot change hands.
     let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return Ok(());
     };
@@ -535,20 +541,12 @@ fn stop_delayer(pid: i32, argv: &[String]) -> Result<()> {
     if running != argv {
         return Ok(());
     }
-    use nix::sys::signal::{kill, Signal};
-    let pid = nix::unistd::Pid::from_raw(pid);
-    kill(pid, Signal::SIGTERM).map_err(|e| Error::Command(format!("kill {pid}"), e.to_string()))?;
-    // It lets held packets go and exits; make sure it is gone before we say so.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    while alive(pid.as_raw()) {
-        if std::time::Instant::now() > deadline {
-            let _ = kill(pid, Signal::SIGKILL);
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    splitbrain_cluster::terminate(&[pinned], &[], DELAYER_GRACE)?;
     Ok(())
 }
+
+/// How long a delayer gets to let its held packets go and exit.
+const DELAYER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Whether `pid` is a live process (a zombie has exited: only its parent's wait
 /// is missing).

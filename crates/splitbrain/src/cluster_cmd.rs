@@ -110,16 +110,91 @@ pub struct UpArgs {
 
 /// Runs one `cluster` subcommand and returns the process exit code.
 pub fn run(cmd: ClusterCmd) -> u8 {
-    match execute(cmd) {
+    report(execute(cmd))
+}
+
+/// The exit code of a `cluster` or `nemesis` command: its own, or 1 after the
+/// error, its causes and, where there is some, advice on what to run instead.
+pub fn report(result: anyhow::Result<u8>) -> u8 {
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
+            if let Some(advice) = advice(&e) {
+                eprintln!("{advice}");
+            }
             1
         }
     }
+}
+
+/// What the user can do about a library error: the library knows no command line,
+/// so the flags are named here.
+fn advice(e: &anyhow::Error) -> Option<String> {
+    use splitbrain_cluster::Error as E;
+    let cluster_error = e.chain().find_map(|c| {
+        c.downcast_ref::<E>().or_else(|| match c.downcast_ref() {
+            Some(splitbrain_nemesis::Error::Cluster(e)) => Some(e),
+            _ => None,
+        })
+    })?;
+    match cluster_error {
+        E::NoCluster { dir, .. } => Some(elsewhere(dir)),
+        E::AlreadyUp { dir, .. } => Some(format!(
+            "  stop it with `splitbrain cluster down{}`, or choose another --dir",
+            dir_flag(dir)
+        )),
+        E::StaleState { dir, .. } => Some(format!(
+            "  clean up with `splitbrain cluster down{}`, then try again",
+            dir_flag(dir)
+        )),
+        E::Inconsistent { dir, .. } => Some(format!(
+            "  take it down with `splitbrain cluster down{}` and start a new one",
+            dir_flag(dir)
+        )),
+        E::NotRunning { node } => Some(format!(
+            "  start it with `splitbrain cluster start {node}` (add --dir DIR for a lab elsewhere), or `splitbrain nemesis heal`"
+        )),
+        E::NoFreeSubnet => Some(
+            "  list old clusters with `ip netns list`; `splitbrain cluster down --all` takes down every lab splitbrain started".to_owned(),
+        ),
+        _ => None,
+    }
+}
+
+/// Where to look when `dir` holds no cluster: a test's lab lives in its run's
+/// directory, and the registry knows every lab on this machine.
+fn elsewhere(dir: &Path) -> String {
+    let labs = other_labs(dir);
+    if labs.is_empty() {
+        return format!(
+            "  no other lab is registered on this machine ({}); start one with `splitbrain cluster up{}`",
+            splitbrain_cluster::registry_dir().display(),
+            dir_flag(dir)
+        );
+    }
+    let mut s = String::from(
+        "  labs on this machine (a `splitbrain test` keeps its lab in its run's directory):
+",
+    );
+    for l in &labs {
+        s.push_str(&format!("    {}\n", l.display()));
+    }
+    s.push_str(
+        "  heal all their faults: sudo splitbrain nemesis heal --all\n  take them all down:    sudo splitbrain cluster down --all\n  or name one with --dir DIR",
+    );
+    s
+}
+
+/// Registered labs other than `dir`'s that still have a state file.
+fn other_labs(dir: &Path) -> Vec<PathBuf> {
+    splitbrain_cluster::registered()
+        .into_iter()
+        .filter(|l| l != dir && l.join(splitbrain_cluster::STATE_FILE).exists())
+        .collect()
 }
 
 fn execute(cmd: ClusterCmd) -> anyhow::Result<u8> {
@@ -151,6 +226,9 @@ fn execute(cmd: ClusterCmd) -> anyhow::Result<u8> {
                 out!("cluster in {} is down", dir.display());
             } else {
                 out!("no cluster in {}: nothing to do", dir.display());
+                if !other_labs(&dir).is_empty() {
+                    out!("{}", elsewhere(&dir));
+                }
             }
             Ok(0)
         }

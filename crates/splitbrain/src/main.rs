@@ -3,6 +3,7 @@
 mod check_cmd;
 mod cluster_cmd;
 mod lab_nemesis;
+mod nemesis_args;
 mod nemesis_cmd;
 mod remote_cmd;
 mod remote_nemesis;
@@ -33,7 +34,7 @@ enum Command {
     Cluster(cluster_cmd::ClusterCmd),
     /// Inject faults into a local cluster, or remote nodes over SSH (--nodes), by hand,
     /// and heal them.
-    Nemesis(nemesis_cmd::NemesisArgs),
+    Nemesis(nemesis_args::NemesisArgs),
     /// Run a workload against a cluster, record the history and check it.
     Test(Box<test_cmd::TestArgs>),
     /// Serve a local web page listing past runs in the store, each with its report.
@@ -65,7 +66,10 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => check_cmd::run(args),
         Command::Cluster(cmd) => cluster_cmd::run(cmd),
-        Command::Nemesis(cmd) => nemesis_cmd::run(cmd),
+        Command::Nemesis(args) => cluster_cmd::report(match args.nodes {
+            Some(file) => remote_cmd::execute(&file, args.cmd, args.allow_remote),
+            None => nemesis_cmd::execute(args.cmd),
+        }),
         Command::Test(args) => test_cmd::run(*args),
         Command::Serve(args) => serve_cmd::run(args),
     };

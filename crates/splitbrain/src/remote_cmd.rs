@@ -1,7 +1,9 @@
 //! `splitbrain nemesis --nodes FILE ...`: faults by hand on remote nodes over SSH, and
 //! the heal that undoes them (also after a harness was killed mid-fault).
 
-use crate::nemesis_cmd::{ClockArgs, ClockCmd, NemesisCmd, PacketArgs, PartitionArgs, Targets};
+use crate::nemesis_args::{
+    ClockArgs, ClockCmd, HealArgs, NemesisCmd, PacketArgs, PartitionArgs, Targets,
+};
 use crate::remote_nemesis::{describe, targets};
 use anyhow::Context as _;
 use splitbrain_nemesis::lab::ProcessKind;
@@ -23,9 +25,13 @@ fn ms(start: Instant) -> String {
     format!("{:.1} ms", start.elapsed().as_secs_f64() * 1e3)
 }
 
+/// Runs one `nemesis --nodes FILE` subcommand; `main` reports an error.
 pub fn execute(file: &Path, cmd: NemesisCmd, allow_remote: bool) -> anyhow::Result<u8> {
     if let NemesisCmd::Delayer { .. } | NemesisCmd::ClockSupervisor { .. } = cmd {
         anyhow::bail!("the delayer and the clock supervisor run on the local lab only");
+    }
+    if let NemesisCmd::Heal(HealArgs { all: true, .. }) = cmd {
+        anyhow::bail!("--all heals the local labs; with --nodes, heal names one nodes file");
     }
     let mut nodes = NodesFile::load(file)?;
     nodes.allow_remote = allow_remote;

@@ -116,6 +116,80 @@ fn assert_nothing_left(netns: &[String], data_dirs: &[String]) {
     }
 }
 
+/// A process as `/proc` shows it: its pid and start time, so that a reused pid is
+/// not taken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Proc {
+    pid: i32,
+    start: u64,
+}
+
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+impl Proc {
+    fn of(pid: i32) -> Option<Proc> {
+        Some(Proc {
+            pid,
+            start: start_time(pid)?,
+        })
+    }
+
+    /// Still in `/proc`, zombies included: a zombie is gone only once collected.
+    fn exists(self) -> bool {
+        start_time(self.pid) == Some(self.start)
+    }
+}
+
+/// Every process of the lab in `dir` now: the pids its state file records
+/// (members, sshds) and whatever runs with `dir` on its command line (members,
+/// clock supervisors and handlers).
+fn lab_processes(dir: &Path) -> Vec<Proc> {
+    let mut pids = Vec::new();
+    let state: Option<serde_json::Value> = std::fs::read_to_string(dir.join("cluster.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    if let Some(state) = state {
+        for n in state["nodes"].as_array().into_iter().flatten() {
+            pids.extend(n["pid"].as_i64());
+            pids.extend(n["sshd"]["pid"].as_i64());
+        }
+    }
+    let needle = dir.display().to_string();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse().ok()) else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if text(&cmdline).contains(&needle) {
+            pids.push(pid);
+        }
+    }
+    let mut procs: Vec<Proc> = pids
+        .into_iter()
+        .filter_map(|p| Proc::of(i32::try_from(p).ok()?))
+        .collect();
+    procs.sort();
+    procs.dedup();
+    procs
+}
+
+/// Checked the instant a command returned: no wait, no retry.
+fn assert_gone(procs: &[Proc], after: &str) {
+    let left: Vec<String> = procs
+        .iter()
+        .filter(|p| p.exists())
+        .map(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", p.pid)).unwrap_or_default();
+            format!("{} ({})", p.pid, stat.trim())
+        })
+        .collect();
+    assert!(left.is_empty(), "still there after {after}: {left:?}");
+}
+
 #[test]
 fn a_user_session_up_status_faults_and_down() {
     let Some(_lab) = lab() else { return };
@@ -175,7 +249,10 @@ fn a_user_session_up_status_faults_and_down() {
     );
 
     let (netns, data_dirs) = recorded(dir);
+    let procs = lab_processes(dir);
+    assert_eq!(procs.len(), 3, "{procs:?}");
     assert!(ok(&["down"], dir).contains("is down"));
+    assert_gone(&procs, "cluster down");
     assert_nothing_left(&netns, &data_dirs);
     assert!(
         ok(&["down"], dir).contains("nothing to do"),
@@ -561,9 +638,13 @@ fn clock_faults_move_etcds_date_header_while_it_runs_and_heal_resets_them() {
         );
     }
 
-    // Down leaves nothing: no member, no supervisor, no clock handler.
+    // Down leaves nothing: no member, no supervisor, no clock handler, not even
+    // as a zombie.
     let (netns, data_dirs) = recorded(dir);
+    let procs = lab_processes(dir);
+    assert_eq!(procs.len(), 6, "members and clock handlers: {procs:?}");
     assert!(ok(&["down"], dir).contains("is down"));
+    assert_gone(&procs, "cluster down of a lab with clock control");
     assert_nothing_left(&netns, &data_dirs);
 }
 
@@ -573,4 +654,176 @@ fn wait_healthy(dir: &Path) {
         assert!(Instant::now() < deadline, "not healthy 30 s after the heal");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The run directory of the one lab a `splitbrain test` with `--store store` runs.
+fn test_lab_dir(store: &Path) -> Option<PathBuf> {
+    // Real directories only: `store/latest` is a symbolic link.
+    let dir_in = |d: &Path| {
+        std::fs::read_dir(d)
+            .ok()?
+            .flatten()
+            .find(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+    };
+    Some(dir_in(&dir_in(store)?)?.join("cluster"))
+}
+
+/// `splitbrain` with a registry of its own: the `--all` commands below see only the
+/// labs of this test, never those of whatever else runs on the machine.
+fn splitbrain_in(registry: &Path) -> Command {
+    let mut cmd = splitbrain();
+    cmd.env(splitbrain_cluster::REGISTRY_ENV, registry);
+    cmd
+}
+
+#[test]
+fn a_test_returns_only_once_every_process_of_its_lab_is_gone() {
+    let Some(_lab) = lab() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let registry = tmp.path().join("registry");
+    // Kills and partitions: members restarted by a heal are this run's children too.
+    let mut test = splitbrain_in(&registry)
+        .args(["test", "--time-limit", "5", "--concurrency", "3"])
+        .args(["--nemesis", "kill,partition", "--nemesis-interval", "1"])
+        .args(["--nemesis-duration", "1", "--store"])
+        .arg(&store)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Every process the lab ever shows while the test runs.
+    let mut seen = Vec::new();
+    let status = loop {
+        if let Some(dir) = test_lab_dir(&store) {
+            seen.extend(lab_processes(&dir));
+        }
+        if let Some(status) = test.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_gone(&seen, "splitbrain test");
+    seen.sort();
+    seen.dedup();
+    assert!(
+        seen.len() >= 3,
+        "the lab's members were seen while the test ran: {seen:?}"
+    );
+    assert!(
+        matches!(status.code(), Some(0..=2)),
+        "a verdict, not a failure: {status}"
+    );
+    let registered = std::fs::read_dir(&registry).map_or(0, |d| d.count());
+    assert_eq!(registered, 0, "the lab is forgotten");
+}
+
+#[test]
+fn after_a_killed_test_heal_and_down_say_where_to_look_and_all_cleans_up() {
+    let Some(_lab) = lab() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let registry = tmp.path().join("registry");
+    let mut test = splitbrain_in(&registry)
+        .args(["test", "--time-limit", "120", "--concurrency", "3"])
+        .args(["--nemesis", "partition", "--nemesis-interval", "1"])
+        .args(["--nemesis-duration", "120", "--store"])
+        .arg(&store)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // SIGKILL in the middle of a partition: nothing of the test's cleans up.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let dir = loop {
+        if let Some(dir) = test_lab_dir(&store) {
+            let faults = std::fs::read_to_string(dir.join("nemesis.json")).unwrap_or_default();
+            if faults.contains("partition") && !lab_processes(&dir).is_empty() {
+                break dir;
+            }
+        }
+        assert!(Instant::now() < deadline, "no partition within 120 s");
+        assert_eq!(test.try_wait().unwrap(), None, "the test ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    test.kill().unwrap();
+    test.wait().unwrap();
+    let (netns, data_dirs) = recorded(&dir);
+    let procs = lab_processes(&dir);
+    assert_eq!(
+        procs.len(),
+        3,
+        "the members outlive the killed test: {procs:?}"
+    );
+
+    // The commands a user tries first say where the lab is, and what cleans up.
+    let nowhere = tmp.path().join("nowhere");
+    std::fs::create_dir(&nowhere).unwrap();
+    for args in [&["nemesis", "heal"][..], &["cluster", "status"]] {
+        let err = fails(
+            splitbrain_in(&registry)
+                .args(args)
+                .arg("--dir")
+                .arg(&nowhere),
+        );
+        assert!(err.contains("no cluster in"), "{args:?}: {err}");
+        assert!(
+            err.contains(&dir.display().to_string()),
+            "{args:?} names the lab: {err}"
+        );
+        assert!(
+            err.contains("splitbrain nemesis heal --all")
+                && err.contains("splitbrain cluster down --all"),
+            "{args:?}: {err}"
+        );
+    }
+    let out = splitbrain_in(&registry)
+        .args(["cluster", "down", "--dir"])
+        .arg(&nowhere)
+        .output()
+        .unwrap();
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("nothing to do") && said.contains("cluster down --all"),
+        "{said}"
+    );
+
+    let out = splitbrain_in(&registry)
+        .args(["nemesis", "heal", "--all"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("healed the lab in {}", dir.display())),
+        "{}",
+        text(&out.stdout)
+    );
+    let status = nemesis_ok(&["status"], &dir);
+    assert!(status.contains("no member has partition rules"), "{status}");
+    assert!(!dir.join("nemesis.json").exists(), "every fault forgotten");
+
+    let out = splitbrain_in(&registry)
+        .args(["cluster", "down", "--all"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("is down"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_gone(&procs, "cluster down --all");
+    assert_nothing_left(&netns, &data_dirs);
+    let out = splitbrain_in(&registry)
+        .args(["cluster", "down", "--all"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&out.stdout).contains("no clusters registered"),
+        "{}",
+        text(&out.stdout)
+    );
 }

@@ -221,7 +221,9 @@ impl WorkerGen {
         } else {
             0
         };
-        let total = (m.read + m.write + cas).max(1);
+        // In u64: weights near u32::MAX must not overflow.
+        let (read, write) = (u64::from(m.read), u64::from(m.write));
+        let total = (read + write + u64::from(cas)).max(1);
         let pick = self.rng.random_range(0..total);
         let slot = self.rng.random_range(0..self.slots.len());
         let k = self.key_in(slot);
@@ -231,13 +233,13 @@ impl WorkerGen {
         let key = server_key(&self.prefix, k);
         let call = match self.workload.kind {
             WorkloadKind::Set => Call::AddElement { key, value },
-            WorkloadKind::Counter if pick < m.read => Call::ReadCounter { key },
+            WorkloadKind::Counter if pick < read => Call::ReadCounter { key },
             WorkloadKind::Counter => Call::Increment {
                 key,
                 delta: self.rng.random_range(1..=5),
             },
-            _ if pick < m.read => Call::Read { key },
-            _ if pick < m.read + m.write => Call::Write { key, value },
+            _ if pick < read => Call::Read { key },
+            _ if pick < read + write => Call::Write { key, value },
             _ => Call::Cas {
                 key,
                 old: seen.last(k),

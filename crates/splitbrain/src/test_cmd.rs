@@ -740,6 +740,29 @@ mod tests {
         assert!(format!("{e:#}").contains("--seed must be at most"), "{e:#}");
     }
 
+    /// Settings whose arithmetic would overflow are refused, not a panic (found
+    /// by reading `secs` and the mix while writing the fuzz target).
+    #[test]
+    fn huge_settings_are_refused_with_the_flags_name() {
+        for (toml_text, flag) in [
+            ("timeout = 1e300\n", "--timeout"),
+            ("time-limit = 1.8e19\n", "--time-limit"),
+            (
+                "nemesis = [\"kill\"]\nnemesis-interval = 1e20\n",
+                "--nemesis-interval",
+            ),
+            ("mix = [4294967295, 1, 0]\n", "--mix"),
+            ("mix = [0, 0, 0]\n", "--mix"),
+            ("nemesis = [\"flood\"]\n", "unknown fault `flood`"),
+            ("cluster-size = 0\n", "--cluster-size"),
+        ] {
+            let file = test_config::from_toml(toml_text, Path::new("t.toml")).unwrap();
+            let e =
+                Settings::resolve(TestArgs::default().or(file).with_defaults(), || 1).unwrap_err();
+            assert!(format!("{e:#}").contains(flag), "{toml_text}: {e:#}");
+        }
+    }
+
     #[test]
     fn an_unknown_setting_in_the_file_is_an_error() {
         assert!(toml::from_str::<TestArgs>("concurency = 4\n").is_err());

@@ -13,7 +13,7 @@
 //! generation and outcome handling cost.
 
 use splitbrain_control::http::{HttpClient, HttpConfig};
-use splitbrain_control::{run, Call, Client, Generator, Mix, Stop, TestConfig, Workload};
+use splitbrain_control::{run, Call, Client, Generator, Mix, Seen, Stop, TestConfig, Workload};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -146,17 +146,18 @@ async fn main() {
 
     // 1. A plain loop: the same client, the same kinds of requests, nothing recorded.
     let conn: Arc<dyn Client> = Arc::from(client.open(&url).unwrap());
-    let gen = Arc::new(Generator::new(workload.clone(), "p/"));
+    let gen = Generator::new(workload.clone(), "p/").with_seed(7);
+    let seen = Arc::new(Seen::default());
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut tasks = Vec::new();
     let start = Instant::now();
-    for _ in 0..workers {
-        let (conn, gen) = (conn.clone(), gen.clone());
+    for w in 0..workers {
+        let (conn, seen) = (conn.clone(), seen.clone());
+        let mut gen = gen.worker(w, workers);
         tasks.push(tokio::spawn(async move {
-            let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(7);
             let mut lat = Vec::new();
             while Instant::now() < deadline {
-                let call: Call = gen.next(&mut rng).call;
+                let call: Call = gen.next(&seen).call;
                 let t = Instant::now();
                 let _ = conn.invoke(&call).await;
                 lat.push(t.elapsed().as_nanos() as u64);

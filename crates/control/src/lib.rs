@@ -3,12 +3,12 @@
 //! history as it happens.
 //!
 //! ```text
-//!   Generator ──Next──► worker 0 ─┐  (node n1, process 0, 10, 20 ... after each info)
-//!                       worker 1 ─┼─ Client::invoke ─► HTTP ─► cluster
-//!                       ...      ─┘
-//!                         │ invoke, then ok / fail / info
-//!                         ▼
-//!                      Recorder (unbounded channel) ─► writer task ─► history.jsonl
+//!   Generator(seed) ─► WorkerGen 0 ─Next─► worker 0 ─┐  (node n1, process 0, 10, 20 ...)
+//!                    WorkerGen 1 ─Next─► worker 1 ─┼─ Client::invoke ─► HTTP ─► cluster
+//!                    ...                  ...     ─┘
+//!                                          │ invoke, then ok / fail / info
+//!                                          ▼
+//!                          Recorder (unbounded channel) ─► writer task ─► history.jsonl
 //! ```
 //!
 //! ```no_run
@@ -17,7 +17,7 @@
 //! use std::sync::Arc;
 //! let client = etcd_v3::EtcdV3::new(etcd_v3::ReadMode::Linearizable, std::time::Duration::from_secs(5))?;
 //! let config = TestConfig { nodes: vec!["http://127.0.0.1:2379".into()], ..TestConfig::default() };
-//! let gen = Generator::new(Workload::default(), "splitbrain/run-1/");
+//! let gen = Generator::new(Workload::default(), "splitbrain/run-1/").with_seed(42);
 //! let summary = run(Arc::new(client), gen, config, "history.jsonl".as_ref(),
 //!                   Stop::default(), Arc::default()).await?;
 //! println!("{} ops", summary.ops_written);
@@ -37,13 +37,16 @@ pub mod etcd_v3;
 pub mod generator;
 pub mod http;
 pub mod nemesis;
+pub mod progress;
 pub mod recorder;
 pub mod runner;
+pub mod seed;
 
 pub use client::{Call, Client, Outcome};
-pub use generator::{Generator, Mix, Workload, WorkloadKind};
-pub use nemesis::{Nemesis, Schedule};
-pub use runner::{run, run_with, Progress, Stop, Summary, TestConfig};
+pub use generator::{Generator, Mix, Seen, WorkerGen, Workload, WorkloadKind};
+pub use nemesis::{Nemesis, NemesisError, Schedule};
+pub use progress::Progress;
+pub use runner::{run, run_with, Stop, Summary, TestConfig};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

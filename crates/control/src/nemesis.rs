@@ -11,6 +11,7 @@
 //! signals, a remote host) is the implementer's business. Calls are blocking and
 //! run on tokio's blocking pool.
 
+use crate::progress::Progress;
 use crate::recorder::Recorder;
 use serde_json::Value;
 use splitbrain_history::{Op, OpType, Process};
@@ -21,11 +22,37 @@ use tokio::sync::watch;
 pub trait Nemesis: Send + 'static {
     /// Starts a fault; returns the history `f` (e.g. `start-partition`) and a value
     /// describing it (e.g. the grudge).
-    fn start(&mut self) -> Result<(String, Value), String>;
+    fn start(&mut self) -> Result<(String, Value), NemesisError>;
     /// Ends the fault `start` began; returns its `f` (e.g. `stop-partition`) and value.
-    fn stop(&mut self) -> Result<(String, Value), String>;
+    fn stop(&mut self) -> Result<(String, Value), NemesisError>;
     /// Heals every fault, whatever happened, and waits until the cluster is healthy.
-    fn heal_all(&mut self) -> Result<(), String>;
+    fn heal_all(&mut self) -> Result<(), NemesisError>;
+}
+
+/// Why a fault did not start, stop or heal. Recorded as the `error` of the
+/// nemesis op (`start-fault`, `stop-fault`, `heal`); the run goes on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NemesisError {
+    /// The nemesis was given no fault kinds.
+    #[error("no faults to choose from")]
+    NoFaults,
+    /// No node fits the fault (every one already killed or paused, say).
+    #[error("no node to fault: {0}")]
+    NoTarget(String),
+    /// Applying or healing a fault failed (the implementer's own error).
+    #[error(transparent)]
+    Fault(Box<dyn std::error::Error + Send + Sync>),
+    /// Every fault is healed, but the cluster did not become healthy.
+    #[error("after healing, {0}")]
+    Unhealthy(String),
+}
+
+impl NemesisError {
+    /// Wraps an implementer's error.
+    pub fn fault(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> NemesisError {
+        NemesisError::Fault(e.into())
+    }
 }
 
 /// When faults happen.
@@ -52,11 +79,9 @@ pub(crate) async fn drive(
     rec: Recorder,
     start: Instant,
     mut done: watch::Receiver<bool>,
-    progress: std::sync::Arc<crate::runner::Progress>,
+    progress: std::sync::Arc<Progress>,
 ) -> (Box<dyn Nemesis>, u64) {
-    let show = |fault: Option<String>| {
-        *progress.fault.lock().unwrap_or_else(|p| p.into_inner()) = fault;
-    };
+    let show = |fault: Option<String>| progress.show_fault(fault);
     let mut faults = 0;
     loop {
         tokio::select! {
@@ -71,7 +96,7 @@ pub(crate) async fn drive(
                 show(Some(f.trim_start_matches("start-").to_string()));
                 record(&rec, start, &f, value, None);
             }
-            Err(e) => record(&rec, start, "start-fault", Value::Null, Some(e)),
+            Err(e) => record(&rec, start, "start-fault", Value::Null, Some(e.to_string())),
         }
         let ended = tokio::select! {
             _ = tokio::time::sleep(schedule.duration) => false,
@@ -82,21 +107,27 @@ pub(crate) async fn drive(
         show(None);
         match stopped {
             Ok((f, value)) => record(&rec, start, &f, value, None),
-            Err(e) => record(&rec, start, "stop-fault", Value::Null, Some(e)),
+            Err(e) => record(&rec, start, "stop-fault", Value::Null, Some(e.to_string())),
         }
         if ended {
             break;
         }
     }
     let (n, healed) = blocking(nemesis, |n| n.heal_all()).await;
-    record(&rec, start, "heal", Value::Null, healed.err());
+    record(
+        &rec,
+        start,
+        "heal",
+        Value::Null,
+        healed.err().map(|e| e.to_string()),
+    );
     (n, faults)
 }
 
 async fn blocking<T: Send + 'static>(
     mut nemesis: Box<dyn Nemesis>,
-    f: impl FnOnce(&mut Box<dyn Nemesis>) -> Result<T, String> + Send + 'static,
-) -> (Box<dyn Nemesis>, Result<T, String>) {
+    f: impl FnOnce(&mut Box<dyn Nemesis>) -> Result<T, NemesisError> + Send + 'static,
+) -> (Box<dyn Nemesis>, Result<T, NemesisError>) {
     match tokio::task::spawn_blocking(move || {
         let r = f(&mut nemesis);
         (nemesis, r)

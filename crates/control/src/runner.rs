@@ -14,12 +14,14 @@
 //! finish (up to [`TestConfig::drain_timeout`]); [`Stop::abort`] cuts them short.
 
 use crate::client::{Client, Outcome};
-use crate::generator::{Generator, Next};
+use crate::generator::{Generator, Next, Seen};
 use crate::nemesis::{Nemesis, Schedule};
+use crate::progress::Progress;
 use crate::recorder::{self, Recorder};
 use crate::Error;
 use serde_json::Value;
 use splitbrain_history::{Key, Op, OpType, Process};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -58,29 +60,6 @@ impl Default for TestConfig {
             drain_timeout: Duration::from_secs(10),
             final_reads: Some(Duration::from_secs(1)),
         }
-    }
-}
-
-/// Live counters, for a progress bar.
-#[derive(Debug, Default)]
-pub struct Progress {
-    pub invoked: AtomicU64,
-    pub ok: AtomicU64,
-    pub fail: AtomicU64,
-    pub info: AtomicU64,
-    /// The fault in place now, e.g. `partition` (for the progress display).
-    pub fault: Mutex<Option<String>>,
-}
-
-impl Progress {
-    fn count(&self, kind: OpType) {
-        let c = match kind {
-            OpType::Invoke => &self.invoked,
-            OpType::Ok => &self.ok,
-            OpType::Fail => &self.fail,
-            OpType::Info => &self.info,
-        };
-        c.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -171,6 +150,10 @@ pub struct Summary {
 /// Everything a worker shares.
 struct Shared {
     gen: Generator,
+    /// What the run has seen: the one input of generation besides the seed.
+    seen: Seen,
+    /// Keys the workers handed out, for the final reads (each adds its own at the end).
+    used: Mutex<BTreeSet<u64>>,
     rec: Recorder,
     start: Instant,
     progress: Arc<Progress>,
@@ -242,6 +225,8 @@ pub async fn run_with(
     });
     let shared = Arc::new(Shared {
         gen,
+        seen: Seen::default(),
+        used: Mutex::default(),
         rec,
         start,
         progress: progress.clone(),
@@ -339,9 +324,22 @@ pub async fn run_with(
 const REFUSED_BACKOFF: Duration = Duration::from_millis(100);
 
 async fn worker(sh: Arc<Shared>, w: usize, node: String, conn: Arc<dyn Client>, stop: Stop) {
+    let mut gen = sh.gen.worker(w, sh.config.concurrency);
+    run_worker(&sh, &mut gen, w, &node, &conn, &stop).await;
+    let mut used = sh.used.lock().unwrap_or_else(|p| p.into_inner());
+    used.extend(gen.used().iter().copied());
+}
+
+async fn run_worker(
+    sh: &Shared,
+    gen: &mut crate::generator::WorkerGen,
+    w: usize,
+    node: &str,
+    conn: &Arc<dyn Client>,
+    stop: &Stop,
+) {
     let c = sh.config.concurrency as i64;
     let mut process = w as i64;
-    let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::from_rng(&mut rand::rng());
     let mut stop_rx = stop.stop.subscribe();
     loop {
         if !sh.generating.load(Ordering::Relaxed) || stop.is_stopped() {
@@ -367,8 +365,8 @@ async fn worker(sh: Arc<Shared>, w: usize, node: String, conn: Arc<dyn Client>, 
                 return;
             }
         }
-        let next = sh.gen.next(&mut rng);
-        let (kind, refused) = invoke_one(&sh, process, &node, &conn, &next, false, &stop).await;
+        let next = gen.next(&sh.seen);
+        let (kind, refused) = invoke_one(sh, process, node, conn, &next, false, stop).await;
         if refused {
             // The node is down (killed, say): failing again at once would fill the
             // history with thousands of identical fails a second. Back off a little.
@@ -429,7 +427,7 @@ async fn invoke_one(
             if next.call.is_read() {
                 op.value = v.clone();
             }
-            sh.gen.saw(next, &v);
+            sh.seen.saw(next, &v);
         }
         Outcome::Fail(e) => {
             op.kind = OpType::Fail;
@@ -460,7 +458,8 @@ async fn final_reads(
         _ = tokio::time::sleep(quiet) => {}
         _ = until(&mut abort) => return,
     }
-    let reads = sh.gen.final_reads();
+    let used = sh.used.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let reads = sh.gen.final_reads(used);
     let mut tasks = Vec::new();
     for (node, conn) in conns {
         let process = sh.max_process.fetch_add(1, Ordering::Relaxed) + 1;

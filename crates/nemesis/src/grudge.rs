@@ -53,33 +53,37 @@ impl Grudge {
     }
 
     /// A partition drawn as a test's nemesis draws one, with the name of its shape:
-    /// a random node isolated, random halves, the `leader` isolated (when there is
-    /// one), and on five nodes or more a bridge or a majorities ring.
+    /// a random node isolated, random halves, the `leader` isolated, and on five
+    /// nodes or more a bridge or a majorities ring.
+    ///
+    /// It draws the same from `rng` whatever `leader` is (the shape, a victim and
+    /// an order, always), so a seed gives the same shapes whether or not a leader
+    /// was found; with no leader, `isolate-leader` isolates the random victim and
+    /// says `isolate`.
     pub fn random(
         nodes: &[String],
         leader: Option<&str>,
         rng: &mut impl Rng,
     ) -> (&'static str, Grudge) {
         use rand::seq::IndexedRandom;
-        let mut shapes = vec!["isolate", "halves"];
-        if leader.is_some() {
-            shapes.push("isolate-leader");
-        }
+        let mut shapes = vec!["isolate", "halves", "isolate-leader"];
         if nodes.len() >= 5 {
             shapes.extend(["bridge", "majorities-ring"]);
         }
         let shape = *shapes.choose(rng).unwrap_or(&"halves");
-        let grudge = match (shape, leader) {
-            ("isolate-leader", Some(leader)) => Grudge::isolate(nodes, leader),
-            ("isolate", _) => {
-                let victim = nodes.choose(rng).cloned().unwrap_or_default();
-                Grudge::isolate(nodes, &victim)
+        let victim = nodes.choose(rng).cloned().unwrap_or_default();
+        let mut order = nodes.to_vec();
+        order.shuffle(rng);
+        match (shape, leader) {
+            ("isolate-leader", Some(leader)) => (shape, Grudge::isolate(nodes, leader)),
+            ("isolate" | "isolate-leader", _) => ("isolate", Grudge::isolate(nodes, &victim)),
+            ("bridge", _) => (shape, Grudge::bridge(nodes)),
+            ("majorities-ring", _) => (shape, Grudge::majorities_ring(nodes)),
+            _ => {
+                let majority = order.split_off(nodes.len() / 2);
+                (shape, Grudge::complete(&[order, majority]))
             }
-            ("bridge", _) => Grudge::bridge(nodes),
-            ("majorities-ring", _) => Grudge::majorities_ring(nodes),
-            _ => Grudge::halves(nodes, rng),
-        };
-        (shape, grudge)
+        }
     }
 
     /// Two halves joined through one node that hears both: with five nodes
@@ -194,6 +198,25 @@ mod tests {
         for _ in 0..200 {
             let (shape, _) = Grudge::random(&nodes(5), None, &mut rng);
             assert_ne!(shape, "isolate-leader", "no leader, no leader shape");
+        }
+    }
+
+    /// A seed draws the same shapes with or without a leader: what the nemesis
+    /// finds in the cluster never shifts what it draws next.
+    #[test]
+    fn random_draws_the_same_whether_or_not_there_is_a_leader() {
+        for n in [3, 5] {
+            let mut with = rand::rngs::StdRng::seed_from_u64(11);
+            let mut without = rand::rngs::StdRng::seed_from_u64(11);
+            for _ in 0..100 {
+                let (a, ga) = Grudge::random(&nodes(n), Some("n1"), &mut with);
+                let (b, gb) = Grudge::random(&nodes(n), None, &mut without);
+                if a == "isolate-leader" {
+                    assert_eq!(b, "isolate");
+                } else {
+                    assert_eq!((a, &ga), (b, &gb));
+                }
+            }
         }
     }
 

@@ -1,13 +1,13 @@
 //! The local lab's faults behind the control crate's `Nemesis` trait, for
 //! `splitbrain test --nemesis partition,kill,pause` on the embedded cluster.
 
-use crate::rounds::Rounds;
+use crate::rounds::FaultDraws;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use splitbrain_cluster::Cluster;
-use splitbrain_control::nemesis::Nemesis;
+use splitbrain_control::nemesis::{Nemesis, NemesisError};
 use splitbrain_nemesis::clock::{ClockChange, ClockFault};
 use splitbrain_nemesis::grudge::Grudge;
 use splitbrain_nemesis::lab::{LabNet, PacketFault, Partition, ProcessFault, ProcessKind};
@@ -54,13 +54,16 @@ enum Active {
 pub struct LabNemesis {
     net: LabNet,
     dir: PathBuf,
-    kinds: Rounds<FaultKind>,
+    draws: FaultDraws<FaultKind>,
+    /// The current fault's own draws.
     rng: StdRng,
     active: Option<Active>,
 }
 
 impl LabNemesis {
-    /// `delayer`: how to run this binary's packet delayer (for delay without netem).
+    /// `seed`: the fault schedule's (kinds, order, targets, grudges, clock
+    /// changes: see `rounds`). `delayer`: how to run this binary's packet delayer
+    /// (for delay without netem).
     pub fn new(
         cluster: &Cluster,
         kinds: Vec<FaultKind>,
@@ -70,7 +73,7 @@ impl LabNemesis {
         LabNemesis {
             net: LabNet::of(cluster).with_delayer(delayer),
             dir: cluster.dir().to_path_buf(),
-            kinds: Rounds::new(kinds),
+            draws: FaultDraws::new(kinds, seed),
             rng: StdRng::seed_from_u64(seed),
             active: None,
         }
@@ -86,16 +89,17 @@ impl LabNemesis {
     }
 
     /// The current leader half of the time (when there is one), else a random
-    /// minority of at least one member.
+    /// minority of at least one member. Draws the same either way.
     fn targets(&mut self) -> Vec<String> {
         let mut nodes = self.net.nodes();
-        if self.rng.random_bool(0.5) {
+        let leader_first = self.rng.random_bool(0.5);
+        use rand::seq::SliceRandom;
+        nodes.shuffle(&mut self.rng);
+        if leader_first {
             if let Some(l) = self.leader() {
                 return vec![l];
             }
         }
-        use rand::seq::SliceRandom;
-        nodes.shuffle(&mut self.rng);
         nodes.truncate(((nodes.len() - 1) / 2).max(1));
         nodes.sort();
         nodes
@@ -139,18 +143,16 @@ impl LabNemesis {
 }
 
 impl Nemesis for LabNemesis {
-    fn start(&mut self) -> Result<(String, Value), String> {
+    fn start(&mut self) -> Result<(String, Value), NemesisError> {
         if let Some(active) = self.active.take() {
             heal(active)?;
         }
-        let kind = self
-            .kinds
-            .next(&mut self.rng)
-            .ok_or("no faults to choose from")?;
+        let (kind, rng) = self.draws.next().ok_or(NemesisError::NoFaults)?;
+        self.rng = rng;
         match kind {
             FaultKind::Partition => {
                 let (shape, grudge) = self.grudge();
-                let p = self.net.partition(&grudge).map_err(|e| e.to_string())?;
+                let p = self.net.partition(&grudge).map_err(NemesisError::fault)?;
                 self.active = Some(Active::Partition(p));
                 Ok((
                     "start-partition".into(),
@@ -168,7 +170,7 @@ impl Nemesis for LabNemesis {
                 let f = self
                     .net
                     .packet_fault(&[], &spec)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(NemesisError::fault)?;
                 let how: Vec<String> = f
                     .mechanisms()
                     .iter()
@@ -186,7 +188,7 @@ impl Nemesis for LabNemesis {
                 let f = self
                     .net
                     .clock_fault(&nodes, change)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(NemesisError::fault)?;
                 self.active = Some(Active::Clock(f));
                 Ok((
                     "start-clock".into(),
@@ -203,7 +205,7 @@ impl Nemesis for LabNemesis {
                 let f = self
                     .net
                     .process_fault(pk, &nodes)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(NemesisError::fault)?;
                 self.active = Some(Active::Process(f));
                 let name = if kind == FaultKind::Kill {
                     "kill"
@@ -215,20 +217,20 @@ impl Nemesis for LabNemesis {
         }
     }
 
-    fn stop(&mut self) -> Result<(String, Value), String> {
+    fn stop(&mut self) -> Result<(String, Value), NemesisError> {
         match self.active.take() {
             None => Ok(("stop".into(), Value::Null)),
             Some(Active::Partition(p)) => {
-                p.heal().map_err(|e| e.to_string())?;
+                p.heal().map_err(NemesisError::fault)?;
                 Ok(("stop-partition".into(), Value::Null))
             }
             Some(Active::Packet(f)) => {
-                f.heal().map_err(|e| e.to_string())?;
+                f.heal().map_err(NemesisError::fault)?;
                 Ok(("stop-packet".into(), Value::Null))
             }
             Some(Active::Clock(f)) => {
                 let nodes = json!(f.nodes());
-                f.heal().map_err(|e| e.to_string())?;
+                f.heal().map_err(NemesisError::fault)?;
                 Ok((
                     "stop-clock".into(),
                     json!({"fault": "reset", "nodes": nodes}),
@@ -240,29 +242,31 @@ impl Nemesis for LabNemesis {
                     ProcessKind::Pause => "stop-pause",
                 };
                 let nodes = json!(f.nodes());
-                f.heal().map_err(|e| e.to_string())?;
+                f.heal().map_err(NemesisError::fault)?;
                 Ok((name.into(), nodes))
             }
         }
     }
 
-    fn heal_all(&mut self) -> Result<(), String> {
+    fn heal_all(&mut self) -> Result<(), NemesisError> {
         let active = self.active.take().map(heal).transpose();
-        let swept = self.net.heal().map_err(|e| e.to_string());
+        let swept = self.net.heal().map_err(NemesisError::fault);
         active?;
         swept?;
         Cluster::load(&self.dir)
             .and_then(|c| c.wait_healthy(Duration::from_secs(60)))
-            .map_err(|e| format!("after healing, the cluster did not become healthy: {e}"))
+            .map_err(|e| {
+                NemesisError::Unhealthy(format!("the cluster did not become healthy: {e}"))
+            })
     }
 }
 
-fn heal(active: Active) -> Result<(), String> {
+fn heal(active: Active) -> Result<(), NemesisError> {
     match active {
         Active::Partition(p) => p.heal(),
         Active::Packet(f) => f.heal(),
         Active::Process(f) => f.heal(),
         Active::Clock(f) => f.heal(),
     }
-    .map_err(|e| e.to_string())
+    .map_err(NemesisError::fault)
 }

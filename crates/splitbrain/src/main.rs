@@ -10,6 +10,7 @@ mod remote_nemesis;
 mod rounds;
 mod serve_cmd;
 mod test_cmd;
+mod test_config;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

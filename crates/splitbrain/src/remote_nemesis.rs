@@ -2,14 +2,14 @@
 //! `Nemesis` trait, for `splitbrain test --nodes nodes.toml --nemesis ...`; and the
 //! lab's own nodes file, written by `splitbrain cluster up --sshd`.
 
-use crate::rounds::Rounds;
+use crate::rounds::FaultDraws;
 use anyhow::Context as _;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use splitbrain_cluster::Cluster;
-use splitbrain_control::nemesis::Nemesis;
+use splitbrain_control::nemesis::{Nemesis, NemesisError};
 use splitbrain_nemesis::grudge::Grudge;
 use splitbrain_nemesis::lab::ProcessKind;
 use splitbrain_nemesis::nodes::NodesFile;
@@ -119,7 +119,8 @@ pub struct RemoteNemesis {
     /// The nodes run etcd: their leader can be asked (through etcdctl), and a
     /// leader again after a heal is the sign of a working cluster.
     etcd: bool,
-    kinds: Rounds<String>,
+    draws: FaultDraws<String>,
+    /// The current fault's own draws.
     rng: StdRng,
     active: Option<RemoteFault>,
 }
@@ -140,7 +141,7 @@ impl RemoteNemesis {
         Ok(RemoteNemesis {
             net,
             etcd,
-            kinds: Rounds::new(kinds.to_vec()),
+            draws: FaultDraws::new(kinds.to_vec(), seed),
             rng: StdRng::seed_from_u64(seed),
             active: None,
         })
@@ -152,7 +153,7 @@ impl RemoteNemesis {
 
     /// The leader half of the time (when there is one), else a random minority.
     /// The leader or a minority; an error rather than a fault on nobody.
-    fn victims(&mut self) -> Result<Vec<String>, String> {
+    fn victims(&mut self) -> Result<Vec<String>, NemesisError> {
         if self.rng.random_bool(0.5) {
             if let Some(l) = self.leader() {
                 return Ok(vec![l]);
@@ -160,8 +161,10 @@ impl RemoteNemesis {
         }
         match targets(&self.net, "minority", &mut self.rng) {
             Ok(v) if !v.is_empty() => Ok(v),
-            Ok(_) => Err("no node to fault: every node is already killed or paused".into()),
-            Err(e) => Err(format!("cannot choose the nodes to fault: {e:#}")),
+            Ok(_) => Err(NemesisError::NoTarget(
+                "every node is already killed or paused".into(),
+            )),
+            Err(e) => Err(NemesisError::NoTarget(format!("{e:#}"))),
         }
     }
 
@@ -173,15 +176,13 @@ impl RemoteNemesis {
 }
 
 impl Nemesis for RemoteNemesis {
-    fn start(&mut self) -> Result<(String, Value), String> {
+    fn start(&mut self) -> Result<(String, Value), NemesisError> {
         if let Some(active) = self.active.take() {
-            active.heal().map_err(|e| e.to_string())?;
+            active.heal().map_err(NemesisError::fault)?;
         }
-        let kind = self
-            .kinds
-            .next(&mut self.rng)
-            .ok_or("no faults to choose from")?;
-        let err = |e: splitbrain_nemesis::Error| e.to_string();
+        let (kind, rng) = self.draws.next().ok_or(NemesisError::NoFaults)?;
+        self.rng = rng;
+        let err = NemesisError::fault;
         match kind.as_str() {
             "partition" => {
                 let (shape, grudge) = self.grudge();
@@ -210,7 +211,7 @@ impl Nemesis for RemoteNemesis {
                         let (f, how) = self.net.packet_fault(&[], &loss).map_err(err)?;
                         (f, how, loss, Some(format!("delay left out: {why}")))
                     }
-                    Err(e) => return Err(e.to_string()),
+                    Err(e) => return Err(NemesisError::fault(e)),
                 };
                 self.active = Some(fault);
                 Ok((
@@ -245,12 +246,12 @@ impl Nemesis for RemoteNemesis {
         }
     }
 
-    fn stop(&mut self) -> Result<(String, Value), String> {
+    fn stop(&mut self) -> Result<(String, Value), NemesisError> {
         match self.active.take() {
             None => Ok(("stop".into(), Value::Null)),
             Some(f) => {
                 let name = format!("stop-{}", f.kind());
-                let notes = f.heal().map_err(|e| e.to_string())?;
+                let notes = f.heal().map_err(NemesisError::fault)?;
                 Ok((
                     name,
                     if notes.is_empty() {
@@ -263,18 +264,20 @@ impl Nemesis for RemoteNemesis {
         }
     }
 
-    fn heal_all(&mut self) -> Result<(), String> {
+    fn heal_all(&mut self) -> Result<(), NemesisError> {
         let active = self.active.take().map(|f| f.heal().map(|_| ())).transpose();
         let swept = self.net.heal().map(|_| ());
-        active.map_err(|e| e.to_string())?;
-        swept.map_err(|e| e.to_string())?;
+        active.map_err(NemesisError::fault)?;
+        swept.map_err(NemesisError::fault)?;
         // The nodes are not a lab this process knows: for etcd, a leader again is
         // the sign of a working cluster (the final reads tell for other stores).
         if self.etcd {
             let deadline = Instant::now() + Duration::from_secs(60);
             while self.net.leader().is_none() {
                 if Instant::now() > deadline {
-                    return Err("after healing, the nodes elected no leader within 60 s".into());
+                    return Err(NemesisError::Unhealthy(
+                        "the nodes elected no leader within 60 s".into(),
+                    ));
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }

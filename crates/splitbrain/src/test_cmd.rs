@@ -17,14 +17,14 @@
 //! ```
 
 use crate::check_cmd::EXIT_BAD_INPUT;
+pub use crate::test_config::TestArgs;
+use crate::test_config::{self, Settings};
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
-use splitbrain_checker::{self as checker, Consistency, ModelKind, Options};
+use splitbrain_checker::{self as checker, Options};
 use splitbrain_control::etcd_v3::{EtcdV3, ReadMode};
 use splitbrain_control::http::{HttpClient, HttpConfig};
-use splitbrain_control::{Client, Generator, Harness, Mix, Progress, TestConfig, Workload};
+use splitbrain_control::{Client, Generator, Harness, Nemesis, Progress, Schedule, Stop, Summary};
 use splitbrain_history::History;
 use std::fs::File;
 use std::io::Write;
@@ -36,225 +36,10 @@ use std::time::{Duration, Instant, SystemTime};
 /// Exit status after a second Ctrl-C: the history is on disk, nothing was checked.
 pub const EXIT_ABORTED: u8 = 130;
 
-/// Every flag is optional here so that a `--config` file can supply it; a flag given
-/// on the command line wins over the file, and the file over the defaults.
-#[derive(Args, Debug, Default, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-#[command(after_long_help = "\
-With no --nodes, splitbrain starts a local 3-member etcd cluster (root and
-`scripts/setup` needed), tests it, and takes it down.
-
-Exit status: 0 valid, 1 invalid, 2 unknown, 254 bad usage or set-up failure,
-130 interrupted twice (history kept, not checked).
-
-Examples:
-  splitbrain test
-  splitbrain test --workload register --keys 20 --concurrency 16 --time-limit 60
-  splitbrain test --nodes http://127.0.0.1:2379 --read-mode serializable
-  splitbrain test --nodes nodes.toml --nemesis partition,kill,pause,clock
-  splitbrain test --config workloads/etcd-v3-cas-register.toml")]
-pub struct TestArgs {
-    /// Node base URLs, comma separated, or a nodes file (remote nodes over SSH, for
-    /// --nemesis; see nemesis/nodes.example.toml) [default: start a local etcd cluster].
-    #[arg(long, value_delimiter = ',', value_name = "URL,...|FILE")]
-    pub nodes: Option<Vec<String>>,
-
-    /// Members of the local cluster when no --nodes is given [default: 3].
-    #[arg(long, value_name = "N")]
-    pub cluster_size: Option<usize>,
-
-    /// The protocol: etcd-v3 [default], etcd-v2, or http (a generic client described
-    /// by --client-config).
-    #[arg(long, value_name = "CLIENT")]
-    pub client: Option<String>,
-
-    /// The http client's description (TOML; see workloads/clients/). In a --config
-    /// file, a relative path is relative to that file.
-    #[arg(long, value_name = "FILE")]
-    pub client_config: Option<PathBuf>,
-
-    /// register, cas-register [default], set (unique adds, read at the end on every
-    /// node) or counter (set and counter need etcd-v3, or http with an `add`).
-    #[arg(long, value_name = "NAME")]
-    pub workload: Option<String>,
-
-    /// Workers; worker w talks to node w mod nodes [default: 10].
-    #[arg(long, value_name = "N")]
-    pub concurrency: Option<usize>,
-
-    /// Ops per second over all workers [default: unlimited].
-    #[arg(long, value_name = "R")]
-    pub rate: Option<f64>,
-
-    /// Seconds of generation [default: 30, or none when --ops is given].
-    #[arg(long, value_name = "SECS")]
-    pub time_limit: Option<f64>,
-
-    /// Stop after this many invocations.
-    #[arg(long, value_name = "N")]
-    pub ops: Option<u64>,
-
-    /// Many independent keys, this many live at a time [default: one key].
-    #[arg(long, value_name = "N")]
-    pub keys: Option<u32>,
-
-    /// With --keys: ops per key before it retires [default: 200].
-    #[arg(long, value_name = "N")]
-    pub ops_per_key: Option<u64>,
-
-    /// Relative weights of read, write and cas, e.g. 2,1,1 [default: 1,1,1].
-    #[arg(long, value_delimiter = ',', value_name = "R,W,C")]
-    pub mix: Option<Vec<u32>>,
-
-    /// etcd-v3: linearizable [default] or serializable; etcd-v2: quorum [default] or
-    /// local.
-    #[arg(long, value_name = "MODE")]
-    pub read_mode: Option<String>,
-
-    /// What to check: linearizable [default], sequential, eventual (final reads
-    /// agree) or all.
-    #[arg(long, value_name = "LEVEL")]
-    pub consistency: Option<String>,
-
-    /// Seconds before an unanswered op is `info` (reads: `fail`) [default: 5].
-    #[arg(long, value_name = "SECS")]
-    pub timeout: Option<f64>,
-
-    /// Skip the final phase (quiet, then a read of every key on every node).
-    #[arg(long)]
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub no_final_reads: bool,
-
-    /// Let --nodes name other machines (host names, addresses outside the local lab):
-    /// your own test cluster, which splitbrain will load and, with --nemesis, fault.
-    /// Without it only loopback and the local lab are reached, so a typo cannot send
-    /// a workload or a partition to a machine you did not mean.
-    #[arg(long)]
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub allow_remote: bool,
-
-    /// Faults to inject while the workload runs, comma separated: partition, packet,
-    /// kill, pause, clock (on the local cluster, or remote nodes given by a nodes file). Each fault is an op of the
-    /// `nemesis` process in the history; all heal before the final reads.
-    #[arg(long, value_delimiter = ',', value_name = "FAULT,...")]
-    pub nemesis: Option<Vec<String>>,
-
-    /// Quiet seconds before each fault [default: 5].
-    #[arg(long, value_name = "SECS")]
-    pub nemesis_interval: Option<f64>,
-
-    /// How long each fault lasts, seconds [default: 5].
-    #[arg(long, value_name = "SECS")]
-    pub nemesis_duration: Option<f64>,
-
-    /// The store directory [default: store].
-    #[arg(long, value_name = "DIR")]
-    pub store: Option<PathBuf>,
-
-    /// The test's name in the store [default: WORKLOAD-CLIENT].
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
-
-    /// Also write JUnit XML to FILE: one test case per consistency level checked,
-    /// failing with the counterexample.
-    #[arg(long, value_name = "FILE")]
-    #[serde(skip)]
-    pub junit: Option<PathBuf>,
-
-    /// Read any of these settings from a TOML file (keys as the flags, e.g.
-    /// `concurrency = 10`, `nodes = ["http://..."]`).
-    #[arg(long, value_name = "FILE.toml")]
-    #[serde(skip)]
-    pub config: Option<PathBuf>,
-}
-
-impl TestArgs {
-    /// Fills what the command line left out from `file`.
-    fn or(self, file: TestArgs) -> TestArgs {
-        TestArgs {
-            nodes: self.nodes.or(file.nodes),
-            cluster_size: self.cluster_size.or(file.cluster_size),
-            client: self.client.or(file.client),
-            client_config: self.client_config.or(file.client_config),
-            workload: self.workload.or(file.workload),
-            concurrency: self.concurrency.or(file.concurrency),
-            rate: self.rate.or(file.rate),
-            time_limit: self.time_limit.or(file.time_limit),
-            ops: self.ops.or(file.ops),
-            keys: self.keys.or(file.keys),
-            ops_per_key: self.ops_per_key.or(file.ops_per_key),
-            mix: self.mix.or(file.mix),
-            read_mode: self.read_mode.or(file.read_mode),
-            consistency: self.consistency.or(file.consistency),
-            timeout: self.timeout.or(file.timeout),
-            no_final_reads: self.no_final_reads || file.no_final_reads,
-            allow_remote: self.allow_remote || file.allow_remote,
-            nemesis: self.nemesis.or(file.nemesis),
-            nemesis_interval: self.nemesis_interval.or(file.nemesis_interval),
-            nemesis_duration: self.nemesis_duration.or(file.nemesis_duration),
-            store: self.store.or(file.store),
-            name: self.name.or(file.name),
-            junit: self.junit,
-            config: self.config,
-        }
-    }
-
-    /// Every default made explicit, so config.toml says exactly what ran.
-    fn with_defaults(mut self) -> TestArgs {
-        self.cluster_size.get_or_insert(3);
-        self.client.get_or_insert_with(|| "etcd-v3".into());
-        self.workload.get_or_insert_with(|| "cas-register".into());
-        self.concurrency.get_or_insert(10);
-        if self.ops.is_none() {
-            self.time_limit.get_or_insert(30.0);
-        }
-        if self.keys.is_some() {
-            self.ops_per_key.get_or_insert(200);
-        }
-        self.mix.get_or_insert_with(|| vec![1, 1, 1]);
-        let read_mode = match self.client.as_deref() {
-            Some("etcd-v2") => Some("quorum"),
-            Some("etcd-v3") => Some("linearizable"),
-            _ => None,
-        };
-        if self.read_mode.is_none() {
-            self.read_mode = read_mode.map(str::to_owned);
-        }
-        self.consistency
-            .get_or_insert_with(|| "linearizable".into());
-        self.timeout.get_or_insert(5.0);
-        if self.nemesis.as_ref().is_some_and(|n| !n.is_empty()) {
-            self.nemesis_interval.get_or_insert(5.0);
-            self.nemesis_duration.get_or_insert(5.0);
-        }
-        self.store.get_or_insert_with(|| "store".into());
-        let name = format!(
-            "{}-{}",
-            self.workload.as_deref().unwrap_or_default(),
-            self.client.as_deref().unwrap_or_default()
-        );
-        self.name.get_or_insert(name);
-        self
-    }
-}
-
-/// A setting that makes no sense: exit 254 before anything starts.
-fn secs(what: &str, s: Option<f64>) -> Result<Option<Duration>> {
-    match s {
-        None => Ok(None),
-        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-        Some(s) => bail!("--{what} must be a positive number of seconds, not {s}"),
-    }
-}
-
-/// What a resolved configuration turns into.
+/// What a resolved configuration turns into: the settings and the client.
 struct Plan {
-    args: TestArgs,
-    workload: Workload,
-    model: ModelKind,
-    consistency: Consistency,
+    settings: Settings,
     client: Arc<dyn Client>,
-    config: TestConfig,
 }
 
 /// A protocol client and what it supports.
@@ -310,78 +95,26 @@ fn client(args: &TestArgs, timeout: Duration) -> Result<Chosen> {
     }
 }
 
+/// Reads `--config`, applies the flags over it and the defaults under it, checks
+/// everything and chooses the client: all before anything starts.
 fn plan(args: TestArgs) -> Result<Plan> {
     let file = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            let mut file = toml::from_str::<TestArgs>(&text)
-                .with_context(|| format!("{}: not a test configuration", path.display()))?;
-            // A client description named in a file is found next to that file.
-            if let (Some(c), Some(dir)) = (&file.client_config, path.parent()) {
-                if c.is_relative() {
-                    file.client_config = Some(dir.join(c));
-                }
-            }
-            file
+            test_config::from_toml(&text, path)?
         }
         None => TestArgs::default(),
     };
-    let args = args.or(file).with_defaults();
-    let kind: splitbrain_control::WorkloadKind = args
-        .workload
-        .as_deref()
-        .unwrap_or_default()
-        .parse()
-        .map_err(anyhow::Error::msg)?;
+    let settings = Settings::resolve(
+        args.or(file).with_defaults(),
+        splitbrain_control::seed::fresh,
+    )?;
+    let args = &settings.args;
+    let timeout = settings.config.op_timeout;
+    let client = client(args, timeout)?;
     use splitbrain_control::WorkloadKind as W;
-    let model = match kind {
-        W::Register => ModelKind::Register,
-        W::Set => ModelKind::Set,
-        W::Counter => ModelKind::Counter,
-        _ => ModelKind::CasRegister,
-    };
-    let timeout = secs("timeout", args.timeout)?.unwrap_or(Duration::from_secs(5));
-    let client = client(&args, timeout)?;
-    let consistency: Consistency = args
-        .consistency
-        .as_deref()
-        .unwrap_or_default()
-        .parse()
-        .map_err(anyhow::Error::msg)?;
-    let mix = match args.mix.as_deref() {
-        Some(&[read, write, cas]) if read + write + cas > 0 => Mix { read, write, cas },
-        Some(m) => bail!("--mix takes three weights (read,write,cas), not {m:?}"),
-        None => Mix::default(),
-    };
-    let concurrency = args.concurrency.unwrap_or(10);
-    if concurrency == 0 {
-        bail!("--concurrency must be at least 1");
-    }
-    if args.keys == Some(0) {
-        bail!("--keys must be at least 1");
-    }
-    if let Some(r) = args.rate {
-        if !(r.is_finite() && r > 0.0) {
-            bail!("--rate must be a positive number of ops per second");
-        }
-    }
-    let workload = Workload {
-        kind,
-        keys: args.keys,
-        ops_per_key: args.ops_per_key.unwrap_or(200).max(1),
-        mix,
-    };
-    let config = TestConfig {
-        nodes: args.nodes.clone().unwrap_or_default(),
-        concurrency,
-        rate: args.rate,
-        time_limit: secs("time-limit", args.time_limit)?,
-        op_limit: args.ops,
-        op_timeout: timeout,
-        drain_timeout: timeout + Duration::from_secs(1),
-        final_reads: (!args.no_final_reads).then_some(Duration::from_secs(1)),
-    };
+    let kind = settings.workload.kind;
     let needed: &[&str] = match kind {
         W::Register => &["read", "write"],
         W::Set | W::Counter => &["read", "add"],
@@ -395,12 +128,8 @@ fn plan(args: TestArgs) -> Result<Plan> {
         );
     }
     Ok(Plan {
-        args,
-        workload,
-        model,
-        consistency,
+        settings,
         client: client.client,
-        config,
     })
 }
 
@@ -442,8 +171,16 @@ impl Log {
     }
 }
 
-fn run_plan(mut plan: Plan) -> Result<u8> {
-    let args = &plan.args;
+/// A run's directory in the store, and its log.
+struct RunDir {
+    dir: PathBuf,
+    name: String,
+    stamp: String,
+    log: Log,
+}
+
+/// Makes `store/NAME/STAMP/`, points `store/latest` at it and opens test.log.
+fn open_run_dir(args: &TestArgs) -> Result<RunDir> {
     let store = args.store.clone().unwrap_or_else(|| "store".into());
     let name = args.name.clone().unwrap_or_default();
     let stamp = timestamp(SystemTime::now());
@@ -455,180 +192,222 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
         start: Instant::now(),
     };
     log.line(&format!("splitbrain test {name}, run {stamp}"));
-    // Ctrl-C is ours from here on, also while the cluster comes up.
-    let harness = Harness::new()?;
-    let stop = harness.stop().clone();
+    Ok(RunDir {
+        dir,
+        name,
+        stamp,
+        log,
+    })
+}
 
+/// Where the workload goes: the user's URLs, remote nodes from a nodes file, or a
+/// local lab (taken down when this drops).
+enum Target {
+    Urls,
+    NodesFile(splitbrain_nemesis::nodes::NodesFile),
+    Lab(splitbrain_cluster::ClusterGuard),
+}
+
+/// Finds or starts the cluster, and fills `config.nodes` with the URLs the
+/// workload uses. `None`: interrupted while a lab came up (it is down again).
+fn bring_up(settings: &mut Settings, run: &RunDir, stop: &Stop) -> Result<Option<Target>> {
+    let args = &settings.args;
     // `--nodes nodes.toml`: remote nodes over SSH; the workload uses their client URLs.
-    let mut remote = crate::remote_nemesis::nodes_file_arg(args.nodes.as_deref())?;
-    if let Some(file) = &mut remote {
+    if let Some(mut file) = crate::remote_nemesis::nodes_file_arg(args.nodes.as_deref())? {
         file.allow_remote = args.allow_remote;
+        settings.config.nodes = file.client_urls()?;
+        return Ok(Some(Target::NodesFile(file)));
     }
-    let by_nodes_file = remote.is_some();
-    if let Some(file) = &remote {
-        plan.config.nodes = file.client_urls()?;
+    if !settings.config.nodes.is_empty() {
+        if settings.faults.is_some() {
+            bail!(
+                "--nemesis with --nodes URL,... cannot reach the nodes: give a nodes file instead (--nodes nodes.toml, see nemesis/nodes.example.toml) to fault them over SSH"
+            );
+        }
+        return Ok(Some(Target::Urls));
     }
-    // Faults are checked before anything starts.
-    let fault_kinds = match &args.nemesis {
-        Some(kinds) if !kinds.is_empty() && remote.is_none() => {
-            if !plan.config.nodes.is_empty() {
-                bail!(
-                    "--nemesis with --nodes URL,... cannot reach the nodes: give a nodes file instead (--nodes nodes.toml, see nemesis/nodes.example.toml) to fault them over SSH"
-                );
-            }
-            let kinds = kinds
+    let missing = splitbrain_cluster::missing_prerequisites();
+    if !missing.is_empty() {
+        bail!(
+            "no --nodes given, and the local cluster needs {} (run as root after `sudo scripts/setup`)",
+            missing.join(", ")
+        );
+    }
+    let size = args.cluster_size.unwrap_or(3);
+    run.log
+        .say(&format!("starting a local {size}-member etcd cluster ..."));
+    let mut cfg = splitbrain_cluster::Config::in_dir(run.dir.join("cluster"));
+    cfg.nodes = size;
+    if settings
+        .faults
+        .as_ref()
+        .is_some_and(|f| f.kinds.iter().any(|k| k == "clock"))
+    {
+        // Clock faults need every member under the clock supervisor.
+        cfg.clock_supervisor = Some(crate::nemesis_cmd::clock_supervisor_command()?);
+    }
+    let cluster = splitbrain_cluster::Cluster::up(cfg)
+        .context("cannot start the local cluster")?
+        .guard();
+    settings.config.nodes = cluster.endpoints();
+    if stop.is_stopped() {
+        run.log
+            .say("interrupted while the cluster came up: taking it down, nothing ran");
+        return Ok(None);
+    }
+    run.log
+        .say(&format!("cluster up: {}", settings.config.nodes.join(", ")));
+    Ok(Some(Target::Lab(cluster)))
+}
+
+/// The nemesis for `target`, drawing from `seed`; `None` without `--nemesis`.
+/// Remote nodes are all connected here: an unreachable one stops the run before
+/// it starts.
+fn choose_nemesis(
+    settings: &Settings,
+    target: &Target,
+    seed: u64,
+    log: &Log,
+) -> Result<Option<(Box<dyn Nemesis>, Schedule)>> {
+    let Some(faults) = &settings.faults else {
+        return Ok(None);
+    };
+    let every = format!(
+        "{} every {:.0}s for {:.0}s",
+        faults.kinds.join(", "),
+        (faults.schedule.interval + faults.schedule.duration).as_secs_f64(),
+        faults.schedule.duration.as_secs_f64()
+    );
+    let nemesis: Box<dyn Nemesis> = match target {
+        Target::Urls => return Ok(None),
+        Target::Lab(cluster) => {
+            let kinds = faults
+                .kinds
                 .iter()
                 .map(|k| k.parse::<crate::lab_nemesis::FaultKind>())
                 .collect::<std::result::Result<Vec<_>, String>>()
                 .map_err(anyhow::Error::msg)?;
-            let schedule = splitbrain_control::Schedule {
-                interval: secs("--nemesis-interval", args.nemesis_interval)?
-                    .unwrap_or(Duration::from_secs(5)),
-                duration: secs("--nemesis-duration", args.nemesis_duration)?
-                    .unwrap_or(Duration::from_secs(5)),
-            };
-            Some((kinds, schedule))
-        }
-        _ => None,
-    };
-    // Every remote node is connected before the run: an unreachable one stops it here.
-    let remote_nemesis = match (&args.nemesis, remote) {
-        (Some(kinds), Some(file)) if !kinds.is_empty() => {
-            let schedule = splitbrain_control::Schedule {
-                interval: secs("--nemesis-interval", args.nemesis_interval)?
-                    .unwrap_or(Duration::from_secs(5)),
-                duration: secs("--nemesis-duration", args.nemesis_duration)?
-                    .unwrap_or(Duration::from_secs(5)),
-            };
-            let seed = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
-            if kinds.iter().any(|k| k == "clock") {
-                // Before any SSH: `date` on this machine is never an option.
-                splitbrain_nemesis::remote::refuse_date_here(&file, &[])?;
-            }
-            if kinds.iter().any(|k| k == "partition") {
-                // Nodes sharing an address (loopback port mappings) cannot be
-                // partitioned: say so before the run, not at its first fault.
-                splitbrain_nemesis::remote::check_partitionable(&file.nodes)?;
-            }
-            let net = splitbrain_nemesis::remote::RemoteNet::open(file)?;
-            let etcd = args
-                .client
-                .as_deref()
-                .is_some_and(|c| c.starts_with("etcd"));
-            let nemesis = crate::remote_nemesis::RemoteNemesis::new(net, kinds, seed, etcd)?;
-            log.say(&format!(
-                "nemesis over SSH: {} every {:.0}s for {:.0}s",
-                kinds.join(", "),
-                (schedule.interval + schedule.duration).as_secs_f64(),
-                schedule.duration.as_secs_f64()
-            ));
-            Some((
-                Box::new(nemesis) as Box<dyn splitbrain_control::Nemesis>,
-                schedule,
-            ))
-        }
-        _ => None,
-    };
-
-    // The cluster: the user's, or a local lab taken down when `_guard` drops.
-    let _guard = if plan.config.nodes.is_empty() {
-        let missing = splitbrain_cluster::missing_prerequisites();
-        if !missing.is_empty() {
-            bail!(
-                "no --nodes given, and the local cluster needs {} (run as root after `sudo scripts/setup`)",
-                missing.join(", ")
-            );
-        }
-        let size = args.cluster_size.unwrap_or(3);
-        log.say(&format!("starting a local {size}-member etcd cluster ..."));
-        let mut cfg = splitbrain_cluster::Config::in_dir(dir.join("cluster"));
-        cfg.nodes = size;
-        let clock_faults = fault_kinds
-            .as_ref()
-            .is_some_and(|(k, _)| k.contains(&crate::lab_nemesis::FaultKind::Clock));
-        if clock_faults {
-            // Clock faults need every member under the clock supervisor.
-            cfg.clock_supervisor = Some(crate::nemesis_cmd::clock_supervisor_command()?);
-        }
-        let cluster = splitbrain_cluster::Cluster::up(cfg)
-            .context("cannot start the local cluster")?
-            .guard();
-        plan.config.nodes = cluster.endpoints();
-        if stop.is_stopped() {
-            log.say("interrupted while the cluster came up: taking it down, nothing ran");
-            return Ok(EXIT_ABORTED);
-        }
-        log.say(&format!("cluster up: {}", plan.config.nodes.join(", ")));
-        Some(cluster)
-    } else {
-        None
-    };
-    let nemesis = match (fault_kinds, &_guard) {
-        (Some((kinds, schedule)), Some(cluster)) => {
-            let seed = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
             let lab = crate::lab_nemesis::LabNemesis::new(
                 cluster,
                 kinds,
                 seed,
                 crate::nemesis_cmd::delayer_command()?,
             );
-            log.say(&format!(
-                "nemesis: {} every {:.0}s for {:.0}s",
-                args.nemesis.as_deref().unwrap_or_default().join(", "),
-                (schedule.interval + schedule.duration).as_secs_f64(),
-                schedule.duration.as_secs_f64()
-            ));
-            Some((
-                Box::new(lab) as Box<dyn splitbrain_control::Nemesis>,
-                schedule,
-            ))
+            log.say(&format!("nemesis: {every}"));
+            Box::new(lab)
         }
-        _ => remote_nemesis,
+        Target::NodesFile(file) => {
+            let file = file.clone();
+            if faults.kinds.iter().any(|k| k == "clock") {
+                // Before any SSH: `date` on this machine is never an option.
+                splitbrain_nemesis::remote::refuse_date_here(&file, &[])?;
+            }
+            if faults.kinds.iter().any(|k| k == "partition") {
+                // Nodes sharing an address (loopback port mappings) cannot be
+                // partitioned: say so before the run, not at its first fault.
+                splitbrain_nemesis::remote::check_partitionable(&file.nodes)?;
+            }
+            let net = splitbrain_nemesis::remote::RemoteNet::open(file)?;
+            let etcd = settings
+                .args
+                .client
+                .as_deref()
+                .is_some_and(|c| c.starts_with("etcd"));
+            let nemesis =
+                crate::remote_nemesis::RemoteNemesis::new(net, &faults.kinds, seed, etcd)?;
+            log.say(&format!("nemesis over SSH: {every}"));
+            Box::new(nemesis)
+        }
     };
-    for node in &plan.config.nodes {
-        splitbrain_cluster::ensure_target_url(node, args.allow_remote)
-            .with_context(|| format!("--nodes {node}"))?;
-    }
-    let mut effective = plan.args.clone();
+    Ok(Some((nemesis, faults.schedule)))
+}
+
+/// config.toml: the effective settings, seed included, so that `--config
+/// config.toml` asks for the same run again.
+fn write_config(settings: &Settings, target: &Target, dir: &Path) -> Result<()> {
+    let mut effective = settings.args.clone();
     // A nodes file stays what was given: it says how the nodes were reached.
-    if !by_nodes_file {
-        effective.nodes = Some(plan.config.nodes.clone());
+    if !matches!(target, Target::NodesFile(_)) {
+        effective.nodes = Some(settings.config.nodes.clone());
     }
     std::fs::write(
         dir.join("config.toml"),
         toml::to_string(&effective).context("cannot write the configuration as TOML")?,
     )?;
+    Ok(())
+}
 
-    let history_path = dir.join("history.jsonl");
+fn run_plan(plan: Plan) -> Result<u8> {
+    let Plan {
+        mut settings,
+        client,
+    } = plan;
+    let run = open_run_dir(&settings.args)?;
+    let log = &run.log;
+    log.line(&format!(
+        "seed {} (workload {}, nemesis {})",
+        settings.seed,
+        settings.workload_seed(),
+        settings.nemesis_seed()
+    ));
+    // Ctrl-C is ours from here on, also while the cluster comes up.
+    let harness = Harness::new()?;
+    let stop = harness.stop().clone();
+    let Some(target) = bring_up(&mut settings, &run, &stop)? else {
+        return Ok(EXIT_ABORTED);
+    };
+    let nemesis = choose_nemesis(&settings, &target, settings.nemesis_seed(), log)?;
+    for node in &settings.config.nodes {
+        splitbrain_cluster::ensure_target_url(node, settings.args.allow_remote)
+            .with_context(|| format!("--nodes {node}"))?;
+    }
+    write_config(&settings, &target, &run.dir)?;
+
+    let history_path = run.dir.join("history.jsonl");
     let progress = Arc::new(Progress::default());
-    let prefix = format!("splitbrain/{name}/{stamp}/");
-    let gen = Generator::new(plan.workload.clone(), prefix);
+    let prefix = format!("splitbrain/{}/{}/", run.name, run.stamp);
+    let gen = Generator::new(settings.workload.clone(), prefix).with_seed(settings.workload_seed());
+    let config = &settings.config;
     log.say(&format!(
-        "running {} with {} workers on {} nodes{}; Ctrl-C stops early",
-        plan.workload.kind.name(),
-        plan.config.concurrency,
-        plan.config.nodes.len(),
-        plan.config
+        "running {} with {} workers on {} nodes{}, seed {}; Ctrl-C stops early",
+        settings.workload.kind.name(),
+        config.concurrency,
+        config.nodes.len(),
+        config
             .time_limit
             .map(|t| format!(" for {}s", t.as_secs_f64()))
             .unwrap_or_default(),
+        settings.seed,
     ));
-    let bar = progress_bar(progress.clone(), plan.config.time_limit);
-    let client = plan.client.clone();
+    let bar = progress_bar(progress.clone(), config.time_limit);
     let result = harness.run_with(
         client,
         gen,
-        plan.config.clone(),
+        config.clone(),
         &history_path,
         progress,
         nemesis,
     );
     bar.finish();
     let summary = result.context("the run failed")?;
+    log_summary(log, &summary);
+    // The lab goes down before the check: nothing more is asked of it.
+    drop(target);
+    if summary.ops_written == 0 && stop.is_stopped() {
+        log.say("interrupted before the first op: nothing to check");
+        return Ok(EXIT_ABORTED);
+    }
+    if stop.interrupts() >= 2 {
+        log.say(&format!(
+            "interrupted twice: not checked; history in {}",
+            history_path.display()
+        ));
+        return Ok(EXIT_ABORTED);
+    }
+    check_and_report(&settings, &run, &history_path, &summary)
+}
+
+fn log_summary(log: &Log, summary: &Summary) {
     log.say(&format!(
         "{} ops recorded in {:.1}s: {} invoked, {} ok, {} fail, {} info ({:.0} ops/s){}",
         summary.ops_written,
@@ -650,38 +429,26 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
             summary.faults
         ));
     }
-    drop(_guard);
-    if summary.ops_written == 0 && stop.is_stopped() {
-        log.say("interrupted before the first op: nothing to check");
-        return Ok(EXIT_ABORTED);
-    }
-    if stop.interrupts() >= 2 {
-        log.say(&format!(
-            "interrupted twice: not checked; history in {}",
-            history_path.display()
-        ));
-        return Ok(EXIT_ABORTED);
-    }
+}
 
-    let history = History::read_path(&history_path).context("reading back the history")?;
+/// Checks the history and writes results.json, the report and JUnit; prints the
+/// verdict. Returns the exit status.
+fn check_and_report(
+    settings: &Settings,
+    run: &RunDir,
+    history_path: &Path,
+    summary: &Summary,
+) -> Result<u8> {
+    let (dir, name, stamp) = (&run.dir, &run.name, &run.stamp);
+    let history = History::read_path(history_path).context("reading back the history")?;
     let opts = Options {
-        model: plan.model,
-        consistency: plan.consistency,
+        model: settings.model,
+        consistency: settings.consistency,
         ..Options::default()
     };
     let report = checker::check(&history, &opts).context("checking the history")?;
-    let run = serde_json::json!({
-        "ops": summary.ops_written,
-        "invoked": summary.invoked,
-        "ok": summary.ok,
-        "fail": summary.fail,
-        "info": summary.info,
-        "faults": summary.faults,
-        "elapsed_s": summary.elapsed.as_secs_f64(),
-        "interrupted": summary.interrupted,
-        "aborted": summary.aborted,
-    });
-    let results = results_json(&name, &stamp, &report, run.clone());
+    let counts = run_counts(summary);
+    let results = results_json(name, stamp, &report, counts.clone(), seeds(settings));
     std::fs::write(
         dir.join("results.json"),
         serde_json::to_string_pretty(&results)? + "\n",
@@ -689,11 +456,11 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
     let meta = splitbrain_report::RunMeta {
         test: name.clone(),
         started: stamp.clone(),
-        summary: run,
+        summary: counts,
     };
-    splitbrain_report::write_run_files(&dir, &history, &report, Some(&meta))
+    splitbrain_report::write_run_files(dir, &history, &report, Some(&meta))
         .with_context(|| format!("cannot write the report in {}", dir.display()))?;
-    if let Some(junit) = &args.junit {
+    if let Some(junit) = &settings.args.junit {
         let cases = splitbrain_report::junit::cases(&report, &format!("{name}/{stamp}"));
         crate::check_cmd::write_file(
             junit,
@@ -704,22 +471,47 @@ fn run_plan(mut plan: Plan) -> Result<u8> {
     }
     let color = crate::check_cmd::ColorChoice::Auto.enabled();
     print!("{}", crate::check_cmd::text(&report, color));
-    log.line(&format!("verdict: {:?}", report.verdict));
+    run.log.line(&format!("verdict: {:?}", report.verdict));
     println!("files: {}", dir.display());
     println!("report: {}", dir.join("report.html").display());
     Ok(report.verdict.exit_code())
+}
+
+/// results.json's `run`: the run's counts.
+fn run_counts(summary: &Summary) -> serde_json::Value {
+    serde_json::json!({
+        "ops": summary.ops_written,
+        "invoked": summary.invoked,
+        "ok": summary.ok,
+        "fail": summary.fail,
+        "info": summary.info,
+        "faults": summary.faults,
+        "elapsed_s": summary.elapsed.as_secs_f64(),
+        "interrupted": summary.interrupted,
+        "aborted": summary.aborted,
+    })
+}
+
+/// results.json's `seed`: what `--seed` replays, and the two streams drawn from it.
+fn seeds(settings: &Settings) -> serde_json::Value {
+    serde_json::json!({
+        "seed": settings.seed,
+        "workload": settings.workload_seed(),
+        "nemesis": settings.nemesis_seed(),
+    })
 }
 
 /// The version of results.json's layout: bumped when a field changes meaning or
 /// goes away (adding a field does not bump it). Documented in docs/results.md.
 pub const RESULTS_SCHEMA_VERSION: u32 = 1;
 
-/// results.json: the verdict, the checker's report and the run's counts.
+/// results.json: the verdict, the checker's report, the run's counts and seeds.
 fn results_json(
     test: &str,
     started: &str,
     report: &checker::Report,
     run: serde_json::Value,
+    seed: serde_json::Value,
 ) -> serde_json::Value {
     serde_json::json!({
         "schema_version": RESULTS_SCHEMA_VERSION,
@@ -728,6 +520,7 @@ fn results_json(
         "valid": report.verdict,
         "report": report,
         "run": run,
+        "seed": seed,
     })
 }
 
@@ -868,13 +661,14 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let history = History::read_path(&path).unwrap();
         let opts = Options {
-            model: ModelKind::Register,
+            model: splitbrain_checker::ModelKind::Register,
             ..Options::default()
         };
         let report = checker::check(&history, &opts).unwrap();
         let run = serde_json::json!({"ops": 2, "invoked": 1, "ok": 1, "fail": 0, "info": 0,
             "faults": 0, "elapsed_s": 0.1, "interrupted": false, "aborted": false});
-        let v = results_json("t", "20261122T000000.000Z", &report, run);
+        let seed = serde_json::json!({"seed": 1, "workload": 2, "nemesis": 3});
+        let v = results_json("t", "20261122T000000.000Z", &report, run, seed);
         let keys = |v: &serde_json::Value| -> Vec<String> {
             let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
             k.sort();
@@ -886,11 +680,13 @@ mod tests {
                 "report",
                 "run",
                 "schema_version",
+                "seed",
                 "started",
                 "test",
                 "valid"
             ]
         );
+        assert_eq!(keys(&v["seed"]), ["nemesis", "seed", "workload"]);
         assert_eq!(v["schema_version"], RESULTS_SCHEMA_VERSION);
         assert_eq!(
             keys(&v["report"]),
@@ -918,6 +714,53 @@ mod tests {
                 "ops"
             ]
         );
+    }
+
+    /// config.toml records the seed, and reading it back asks for the same run.
+    #[test]
+    fn the_seed_is_recorded_and_replayed_from_config_toml() {
+        let fresh = Settings::resolve(TestArgs::default().with_defaults(), || 77).unwrap();
+        assert_eq!(fresh.seed, 77);
+        let text = toml::to_string(&fresh.args).unwrap();
+        assert!(text.contains("seed = 77"), "{text}");
+        let again = test_config::from_toml(&text, Path::new("config.toml")).unwrap();
+        let replay = Settings::resolve(TestArgs::default().or(again).with_defaults(), || {
+            panic!("the recorded seed is used")
+        })
+        .unwrap();
+        assert_eq!(replay.seed, 77);
+        assert_eq!(replay.workload_seed(), fresh.workload_seed());
+        assert_eq!(replay.nemesis_seed(), fresh.nemesis_seed());
+        assert_ne!(fresh.workload_seed(), fresh.nemesis_seed());
+        let too_big = TestArgs {
+            seed: Some(u64::MAX),
+            ..TestArgs::default()
+        };
+        let e = Settings::resolve(too_big.with_defaults(), || 0).unwrap_err();
+        assert!(format!("{e:#}").contains("--seed must be at most"), "{e:#}");
+    }
+
+    /// Settings whose arithmetic would overflow are refused, not a panic (found
+    /// by reading `secs` and the mix while writing the fuzz target).
+    #[test]
+    fn huge_settings_are_refused_with_the_flags_name() {
+        for (toml_text, flag) in [
+            ("timeout = 1e300\n", "--timeout"),
+            ("time-limit = 1.8e19\n", "--time-limit"),
+            (
+                "nemesis = [\"kill\"]\nnemesis-interval = 1e20\n",
+                "--nemesis-interval",
+            ),
+            ("mix = [4294967295, 1, 0]\n", "--mix"),
+            ("mix = [0, 0, 0]\n", "--mix"),
+            ("nemesis = [\"flood\"]\n", "unknown fault `flood`"),
+            ("cluster-size = 0\n", "--cluster-size"),
+        ] {
+            let file = test_config::from_toml(toml_text, Path::new("t.toml")).unwrap();
+            let e =
+                Settings::resolve(TestArgs::default().or(file).with_defaults(), || 1).unwrap_err();
+            assert!(format!("{e:#}").contains(flag), "{toml_text}: {e:#}");
+        }
     }
 
     #[test]

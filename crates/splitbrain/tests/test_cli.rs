@@ -505,3 +505,104 @@ fn etcd_v3_linearizable_reads_stay_linearizable_under_partitions_kills_pauses_an
         assert!(!cmdline.contains(&run_dir), "process left: {cmdline}");
     }
 }
+
+/// What splitbrain chose in a run, from its files: the seeds, the fault kinds in
+/// order with the partitions' shapes and grudges, and each worker's first ops.
+fn choices(store: &Path) -> (serde_json::Value, Vec<String>, Vec<Vec<String>>) {
+    let run = latest(store);
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(config.contains("seed = 4242"), "{config}");
+    let h = complete_history(&run);
+    let faults = h
+        .ops()
+        .iter()
+        .filter(|o| o.is_nemesis() && o.f.starts_with("start-"))
+        .map(|o| match o.f.as_str() {
+            // The leader is the cluster's choice, not ours: only its shape is ours.
+            "start-partition" if o.value["shape"] == "isolate-leader" => {
+                "start-partition isolate-leader".to_string()
+            }
+            "start-partition" => format!("start-partition {}", o.value),
+            // Kill targets may be the leader of the moment: the kind is ours.
+            f => f.to_string(),
+        })
+        .collect();
+    // Each worker's first invocations while its process lasts (an info op gives it
+    // a new process): which op, and the value it writes.
+    let workers = (0..3)
+        .map(|p| {
+            h.ops()
+                .iter()
+                .filter(|o| {
+                    o.kind == OpType::Invoke
+                        && !o.is_final
+                        && o.process == splitbrain_history::Process::Client(p)
+                })
+                .take(20)
+                .map(|o| match o.f.as_str() {
+                    "cas" => format!("cas {}", o.value[1]),
+                    "read" => "read".to_string(),
+                    f => format!("{f} {}", o.value),
+                })
+                .collect()
+        })
+        .collect();
+    (results["seed"].clone(), faults, workers)
+}
+
+/// `--seed N` twice: the same seeds recorded, the same faults in the same order
+/// with the same grudges, and the same ops asked by every worker. (The cluster's
+/// answers and timing are not ours, so the histories differ.)
+#[test]
+fn a_seed_replays_the_workload_and_the_fault_schedule() {
+    if !lab() {
+        return;
+    }
+    let run = || {
+        let store = tempfile::tempdir().unwrap();
+        let out = splitbrain()
+            .args([
+                "--seed",
+                "4242",
+                "--workload",
+                "cas-register",
+                "--concurrency",
+                "3",
+                "--nemesis",
+                "partition,packet,kill",
+                "--nemesis-interval",
+                "1",
+                "--nemesis-duration",
+                "1",
+                "--time-limit",
+                "5",
+                "--store",
+            ])
+            .arg(store.path())
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert!(
+            matches!(out.status.code(), Some(0..=2)),
+            "{}\n{stderr}",
+            text(&out.stdout)
+        );
+        assert!(stderr.contains("seed 4242"), "{stderr}");
+        choices(store.path())
+    };
+    let (seed_a, faults_a, workers_a) = run();
+    let (seed_b, faults_b, workers_b) = run();
+    assert_eq!(seed_a, seed_b);
+    assert_eq!(seed_a["seed"], 4242);
+    // The run's timing decides how many faults fit in 5 s: compare what both had.
+    let n = faults_a.len().min(faults_b.len());
+    assert!(n >= 1, "{faults_a:?} {faults_b:?}");
+    assert_eq!(faults_a[..n], faults_b[..n]);
+    for (a, b) in workers_a.iter().zip(&workers_b) {
+        let n = a.len().min(b.len());
+        assert!(n >= 1, "{a:?} {b:?}");
+        assert_eq!(a[..n], b[..n]);
+    }
+}

@@ -345,7 +345,7 @@ pub enum CheckError {
         level: &'static str,
         message: String,
     },
-    #[error("--init does not fit the {model} model: {message}")]
+    #[error("the initial value does not fit the {model} model: {message}")]
     Init {
         model: &'static str,
         message: String,

@@ -101,7 +101,7 @@ pub trait Model: Sync + Send {
     /// The name users type (`--model NAME`).
     fn name(&self) -> &'static str;
 
-    /// The state before any op, from `--init` (null when not given).
+    /// The state before any op, from [`crate::Options::init`] (null when not given).
     fn init(&self, init: &Value, values: &mut Values) -> Result<Self::State, String>;
 
     /// Compiles one op. `output` is the completion's value when it completed `ok`,
@@ -397,7 +397,7 @@ impl Model for Set {
 }
 
 /// A counter: `add n` (n may be negative), `read` returns the total. Starts at 0
-/// (or `--init`). Not register-like: no pruning.
+/// (or the initial value). Not register-like: no pruning.
 #[derive(Debug, Clone, Copy)]
 pub struct Counter;
 

@@ -87,9 +87,9 @@ struct KeyLog {
     maybe: Vec<Value>,
     failed: Vec<Value>,
     /// Counter: sum of ok adds, and of positive and negative indeterminate ones.
-    sum_ok: i64,
-    sum_pos: i64,
-    sum_neg: i64,
+    sum_ok: i128,
+    sum_pos: i128,
+    sum_neg: i128,
 }
 
 /// The outcome, and how many keys the history has.
@@ -151,7 +151,8 @@ pub(crate) fn check(
                     },
                     (ModelKind::Set, "add") => inv.value.clone(),
                     (ModelKind::Counter, "add" | "incr") => {
-                        let n = inv.value.as_i64().ok_or_else(|| {
+                        // 128 bits: sums of 64-bit adds cannot overflow.
+                        let n = inv.value.as_i64().map(i128::from).ok_or_else(|| {
                             bad(format!(
                                 "an add's value must be an integer, found {}",
                                 inv.value
@@ -278,16 +279,16 @@ fn judge(kind: ModelKind, log: &KeyLog, init: &Value) -> Option<EventualViolatio
             }
         }
         ModelKind::Counter => {
-            let base = init.as_i64().unwrap_or(0).saturating_add(log.sum_ok);
+            let base = i128::from(init.as_i64().unwrap_or(0)).saturating_add(log.sum_ok);
             let (lo, hi) = (
                 base.saturating_add(log.sum_neg),
                 base.saturating_add(log.sum_pos),
             );
-            if let Some((_, val, _)) = log
-                .finals
-                .iter()
-                .find(|(_, val, _)| !val.as_i64().is_some_and(|n| lo <= n && n <= hi))
-            {
+            if let Some((_, val, _)) = log.finals.iter().find(|(_, val, _)| {
+                !val.as_i64()
+                    .map(i128::from)
+                    .is_some_and(|n| lo <= n && n <= hi)
+            }) {
                 v.unwritten = Some(val.clone());
             }
         }

@@ -345,7 +345,7 @@ pub enum CheckError {
         level: &'static str,
         message: String,
     },
-    #[error("--init does not fit the {model} model: {message}")]
+    #[error("the initial value does not fit the {model} model: {message}")]
     Init {
         model: &'static str,
         message: String,
@@ -426,11 +426,13 @@ pub fn check_eventual(history: &History, opts: &Options) -> Result<Report, Check
 /// linearizability's (the strongest level asked about).
 pub fn check_all(history: &History, opts: &Options) -> Result<Report, CheckError> {
     let start = Instant::now();
+    // One time limit for all levels: each gets what the ones before left.
     let at = |c: Consistency| {
         check(
             history,
             &Options {
                 consistency: c,
+                time_limit: opts.time_limit.map(|t| t.saturating_sub(start.elapsed())),
                 ..opts.clone()
             },
         )
@@ -483,7 +485,10 @@ pub fn check_sequential<M: Model>(
 ) -> Result<Report, CheckError> {
     let start = Instant::now();
     let problem = sequential::Problem::new(model, history, &opts.init)?;
-    let deadline = Deadline::with_memory(opts.time_limit.map(|t| start + t), opts.memory_limit);
+    let deadline = Deadline::with_memory(
+        opts.time_limit.and_then(|t| start.checked_add(t)),
+        opts.memory_limit,
+    );
     let init_ids = sequential::init_ids(model, &problem);
     // Linearizable implies sequential, and the linearizability search is fast on
     // the histories most stores produce: try it first, key by key.
@@ -564,7 +569,10 @@ pub fn check_model<M: Model>(
 ) -> Result<Report, CheckError> {
     let start = Instant::now();
     let parts = prepare::partitions(model, history, &opts.init)?;
-    let deadline = Deadline::with_memory(opts.time_limit.map(|t| start + t), opts.memory_limit);
+    let deadline = Deadline::with_memory(
+        opts.time_limit.and_then(|t| start.checked_add(t)),
+        opts.memory_limit,
+    );
     // Per key: the outcome, and the pruned calls it refers to.
     let results: Vec<_> = parts
         .par_iter()

@@ -101,7 +101,7 @@ pub trait Model: Sync + Send {
     /// The name users type (`--model NAME`).
     fn name(&self) -> &'static str;
 
-    /// The state before any op, from `--init` (null when not given).
+    /// The state before any op, from [`crate::Options::init`] (null when not given).
     fn init(&self, init: &Value, values: &mut Values) -> Result<Self::State, String>;
 
     /// Compiles one op. `output` is the completion's value when it completed `ok`,
@@ -397,7 +397,7 @@ impl Model for Set {
 }
 
 /// A counter: `add n` (n may be negative), `read` returns the total. Starts at 0
-/// (or `--init`). Not register-like: no pruning.
+/// (or the initial value). Not register-like: no pruning.
 #[derive(Debug, Clone, Copy)]
 pub struct Counter;
 
@@ -413,17 +413,17 @@ fn integer(v: &Value, what: &str) -> Result<i64, String> {
 }
 
 impl Model for Counter {
-    type State = i64;
+    type State = i128;
     type Op = CounterOp;
 
     fn name(&self) -> &'static str {
         "counter"
     }
 
-    fn init(&self, init: &Value, _values: &mut Values) -> Result<i64, String> {
+    fn init(&self, init: &Value, _values: &mut Values) -> Result<i128, String> {
         match init {
             Value::Null => Ok(0),
-            other => integer(other, "the initial count"),
+            other => integer(other, "the initial count").map(i128::from),
         }
     }
 
@@ -446,10 +446,13 @@ impl Model for Counter {
         }
     }
 
-    fn step(&self, state: &i64, op: &CounterOp) -> Option<i64> {
+    /// The count is 128 bits wide, so that adds of 64-bit integers cannot
+    /// overflow it (2^64 ops would be needed) and a sum beyond 64 bits is simply
+    /// a count no read can match, not an illegal step.
+    fn step(&self, state: &i128, op: &CounterOp) -> Option<i128> {
         match *op {
-            CounterOp::Add(n) => state.checked_add(n),
-            CounterOp::Read(n) => (*state == n).then_some(n),
+            CounterOp::Add(n) => state.checked_add(i128::from(n)),
+            CounterOp::Read(n) => (*state == i128::from(n)).then_some(*state),
         }
     }
 
@@ -457,8 +460,8 @@ impl Model for Counter {
         matches!(op, CounterOp::Read(_))
     }
 
-    fn describe_state(&self, state: &i64, _values: &Values) -> Value {
-        Value::from(*state)
+    fn describe_state(&self, state: &i128, _values: &Values) -> Value {
+        i64::try_from(*state).map_or_else(|_| Value::String(state.to_string()), Value::from)
     }
 
     fn describe_op(&self, op: &CounterOp, _values: &Values) -> String {

@@ -424,3 +424,49 @@ fn eventual_without_final_reads_is_unknown_and_a_mutex_cannot_converge() {
     let r = check_at(&lock, ModelKind::Mutex, Consistency::All);
     assert_eq!(r.strongest, Some("linearizable"));
 }
+
+#[test]
+fn counter_adds_beyond_64_bits_are_not_a_violation() {
+    // i64::MAX + 1 - 1 is a legal count to read, though the middle sum overflows i64.
+    let hist = h(&[
+        (0, Invoke, "add", json!(i64::MAX)),
+        (0, Done, "add", json!(i64::MAX)),
+        (0, Invoke, "add", json!(1)),
+        (0, Done, "add", json!(1)),
+        (0, Invoke, "add", json!(-1)),
+        (0, Done, "add", json!(-1)),
+        (0, Invoke, "read", Value::Null),
+        (0, Done, "read", json!(i64::MAX)),
+    ]);
+    // (Eventual consistency needs final reads: not this test's subject.)
+    for &c in [
+        Consistency::Linearizable,
+        Consistency::Sequential,
+        Consistency::All,
+    ]
+    .iter()
+    {
+        let r = check_at(&hist, ModelKind::Counter, c);
+        assert_eq!(r.verdict, Verdict::Valid, "{c}");
+    }
+}
+
+#[test]
+fn huge_time_limits_do_not_overflow() {
+    let hist = h(&[(0, Invoke, "write", json!(1)), (0, Done, "write", json!(1))]);
+    for &c in [
+        Consistency::Linearizable,
+        Consistency::Sequential,
+        Consistency::All,
+    ]
+    .iter()
+    {
+        let opts = Options {
+            model: ModelKind::Register,
+            consistency: c,
+            time_limit: Some(Duration::MAX),
+            ..Options::default()
+        };
+        assert_eq!(check(&hist, &opts).unwrap().verdict, Verdict::Valid, "{c}");
+    }
+}

@@ -22,6 +22,7 @@ use std::io::{self, Write};
 /// Parses a whole JSON Lines text. `source` names the file in errors. Large texts
 /// are parsed on every core: lines are independent until pairing.
 pub fn parse(source: &str, text: &str) -> Result<History, HistoryError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     const PARALLEL_ABOVE: usize = 4 << 20;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunks = if text.len() > PARALLEL_ABOVE && threads > 1 {
@@ -100,7 +101,7 @@ fn parse_chunk(source: &str, text: &str, first_line: usize) -> Result<Chunk, His
 
 /// Parses one line holding one op.
 pub fn parse_line(line: &str) -> Result<Op, ErrorKind> {
-    serde_json::from_str::<Op>(line).map_err(|e| {
+    let op = serde_json::from_str::<Op>(line).map_err(|e| {
         // A field's own message ("expected a string") can hide a line that is not
         // JSON at all, such as one cut off inside a string: say that instead.
         let e = match serde_json::from_str::<serde::de::IgnoredAny>(line) {
@@ -117,10 +118,71 @@ pub fn parse_line(line: &str) -> Result<Op, ErrorKind> {
         };
         if e.is_data() {
             ErrorKind::BadOp(msg)
+        } else if msg.starts_with("recursion limit exceeded") {
+            ErrorKind::Json(
+                msg.replace("recursion limit exceeded", "nested deeper than 128 levels"),
+            )
         } else {
             ErrorKind::Json(msg)
         }
-    })
+    })?;
+    match wide_integer(line) {
+        None => Ok(op),
+        Some((field, number, column)) => Err(ErrorKind::WideInteger {
+            field: field.to_string(),
+            number: number.to_string(),
+            column,
+        }),
+    }
+}
+
+/// The first integer of a valid JSON line that does not fit in 64 bits, with the
+/// op field it lies in and its column. `serde_json` rounds such integers to
+/// floats, and a checker comparing rounded values would judge different writes
+/// equal: they are rejected instead.
+fn wide_integer(line: &str) -> Option<(&str, &str, usize)> {
+    let b = line.as_bytes();
+    let (mut i, mut depth) = (0, 0usize);
+    let mut last_string = (0, 0);
+    let mut field = "value";
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                last_string = (start, i.min(b.len()));
+            }
+            b':' if depth == 1 => {
+                field = &line[last_string.0..last_string.1];
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                i += 1;
+                while i < b.len() && (b[i].is_ascii_digit() || b".eE+-".contains(&b[i])) {
+                    i += 1;
+                }
+                let number = &line[start..i];
+                let is_int = !number.contains(['.', 'e', 'E']);
+                // 19 digits always fit; only longer ones need a look.
+                if is_int
+                    && number.len() > 19
+                    && number.parse::<i64>().is_err()
+                    && number.parse::<u64>().is_err()
+                {
+                    return Some((field, number, start + 1));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Serializes one op as a single JSON line, without the newline.
@@ -492,6 +554,65 @@ mod tests {
         assert_eq!(
             out,
             "{\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}\n"
+        );
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_are_rejected_not_rounded() {
+        let text = "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":100000000000000000000001}\n";
+        let e = parse("big.jsonl", text).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "big.jsonl:1: field `value`: integer 100000000000000000000001 does not fit in 64 bits (column 50)"
+        );
+        let text = "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":[1,{\"a\":-100000000000000000000001}],\"mine\":2}";
+        let e = parse_line(text).unwrap_err();
+        assert!(
+            e.to_string().starts_with("field `value`: integer -1000"),
+            "{e}"
+        );
+        let text = "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"mine\":123456789012345678901234,\"value\":\"123456789012345678901234\"}";
+        let e = parse_line(text).unwrap_err();
+        assert!(
+            e.to_string().starts_with("field `mine`: integer 1234"),
+            "{e}"
+        );
+        // 64 bits, signed or not, and long floats are fine.
+        let text = "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":[18446744073709551615,-9223372036854775808,1.00000000000000000000001e30]}";
+        let op = parse_line(text).unwrap();
+        assert_eq!(op.value[0], json!(18446744073709551615u64));
+        let e = parse_line(
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"time\":100000000000000000000}",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("field `time`"), "{e}");
+    }
+
+    #[test]
+    fn byte_order_mark_crlf_and_deep_nesting() {
+        let text = "\u{feff}{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\r\n\r\n{\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"value\":1}\r\n";
+        let h = parse("bom.jsonl", text).unwrap();
+        assert_eq!(h.line(1), 3);
+        let deep = format!(
+            "{{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"value\":{}1{}}}",
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        let e = parse("deep.jsonl", &deep).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("deep.jsonl:1: invalid JSON: nested deeper than 128 levels"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_names_line_and_column() {
+        let bytes = b"{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n{\"process\":0,\"type\":\"ok\",\"f\":\"\xff\"}\n".to_vec();
+        let e = crate::utf8("u.jsonl", bytes).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "u.jsonl:2: not UTF-8 text: invalid byte at column 31"
         );
     }
 }

@@ -269,15 +269,15 @@ impl History {
     /// Lines from standard input.
     pub fn read_path(path: &Path) -> Result<History, HistoryError> {
         let name = path.display().to_string();
-        let text = if name == "-" {
-            let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+        let bytes = if name == "-" {
+            let mut s = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut s)
                 .map_err(|e| HistoryError::new(&name, None, ErrorKind::Io(e)))?;
             s
         } else {
-            std::fs::read_to_string(path)
-                .map_err(|e| HistoryError::new(&name, None, ErrorKind::Io(e)))?
+            std::fs::read(path).map_err(|e| HistoryError::new(&name, None, ErrorKind::Io(e)))?
         };
+        let text = utf8(&name, bytes)?;
         if path.extension().is_some_and(|e| e == "edn") {
             edn::parse(&name, &text)
         } else {
@@ -363,6 +363,27 @@ impl History {
     }
 }
 
+/// The bytes as text, or an error naming the line and column of the first byte
+/// that is not UTF-8.
+pub fn utf8(source: &str, bytes: Vec<u8>) -> Result<String, HistoryError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let before = &e.as_bytes()[..at];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        HistoryError::new(
+            source,
+            Some(line),
+            ErrorKind::Utf8 {
+                column: at - line_start + 1,
+            },
+        )
+    })
+}
+
 /// A history that could not be read, with the file and line at fault.
 #[derive(Debug, thiserror::Error)]
 pub struct HistoryError {
@@ -410,6 +431,14 @@ pub enum ErrorKind {
         field: &'static str,
         message: String,
     },
+    #[error("field `{field}`: integer {number} does not fit in 64 bits (column {column})")]
+    WideInteger {
+        field: String,
+        number: String,
+        column: usize,
+    },
+    #[error("not UTF-8 text: invalid byte at column {column}")]
+    Utf8 { column: usize },
     #[error("missing field `{0}`")]
     MissingField(&'static str),
     #[error("process {process} completes an op it never invoked")]

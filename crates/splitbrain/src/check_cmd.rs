@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use splitbrain_checker::{self as checker, Consistency, ModelKind, Options, Verdict};
 use splitbrain_history::History;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Exit status for bad usage or unreadable input (Jepsen's).
@@ -18,8 +18,11 @@ Formats: a file ending in .edn is read as a Jepsen EDN history; anything else as
 JSON Lines (one op per line); `-` reads JSON Lines from standard input.
 
 Exit status: 0 every history valid, 1 any invalid, 2 any unknown (time limit) and
-none invalid, 254 bad usage or unreadable input. Valid means the level asked for
-with --consistency holds; for `all`, that the history is linearizable.
+none invalid, 254 bad usage, unreadable input (also an empty or nemesis-only
+history) or an output file that could not be written. An invalid verdict wins
+over 254: with several files the readable ones are still checked and printed.
+Valid means the level asked for with --consistency holds; for `all`, that the
+history is linearizable.
 
 Examples:
   splitbrain check --model register histories/register/stale-read.invalid.jsonl
@@ -45,14 +48,21 @@ pub struct CheckArgs {
     pub consistency: Consistency,
 
     /// The value before the first op, as JSON (null means the key is absent).
-    #[arg(long, value_name = "JSON", default_value = "null", value_parser = parse_json)]
+    #[arg(
+        long,
+        value_name = "JSON",
+        default_value = "null",
+        value_parser = parse_json,
+        allow_hyphen_values = true
+    )]
     pub init: serde_json::Value,
 
     /// Read values as jepsen.independent [key value] tuples.
     #[arg(long)]
     pub independent: bool,
 
-    /// Give up after this many seconds per file, with verdict "unknown" (exit 2).
+    /// Give up after this many seconds per file (all levels of --consistency all
+    /// together), with verdict "unknown" (exit 2).
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub time_limit: Option<Duration>,
 
@@ -151,7 +161,7 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     if !(secs.is_finite() && secs > 0.0) {
         return Err("the time limit must be a positive number of seconds".into());
     }
-    Ok(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{s}` seconds is too long a time limit"))
 }
 
 fn parse_gib(s: &str) -> Result<u64, String> {
@@ -164,12 +174,59 @@ fn parse_gib(s: &str) -> Result<u64, String> {
     Ok((gib * (1u64 << 30) as f64) as u64)
 }
 
+/// What a path names, for telling whether two paths are one file: the canonical
+/// path, or for a file not yet written its canonical directory and name.
+fn identity(path: &Path) -> Option<PathBuf> {
+    if let Ok(p) = path.canonicalize() {
+        return Some(p);
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    Some(dir.canonicalize().ok()?.join(path.file_name()?))
+}
+
+/// Refuses output files that would overwrite an input history or each other,
+/// before anything is read or written.
+fn check_outputs(args: &CheckArgs) -> Result<(), String> {
+    let outputs: Vec<(&str, &PathBuf)> = [("--html", &args.html), ("--junit", &args.junit)]
+        .into_iter()
+        .filter_map(|(flag, p)| Some((flag, p.as_ref()?)))
+        .collect();
+    for (n, (flag, out)) in outputs.iter().enumerate() {
+        let Some(id) = identity(out) else { continue };
+        for input in &args.files {
+            if input.as_os_str() != "-" && identity(input).as_ref() == Some(&id) {
+                return Err(format!(
+                    "{flag} {} would overwrite the history {}: choose another file",
+                    out.display(),
+                    input.display()
+                ));
+            }
+        }
+        for (other_flag, other) in &outputs[n + 1..] {
+            if identity(other).as_ref() == Some(&id) {
+                return Err(format!(
+                    "{flag} and {other_flag} name the same file {}: choose two files",
+                    out.display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: CheckArgs) -> u8 {
     if args.html.is_some() && args.files.len() > 1 {
         eprintln!(
             "error: --html writes one report: give one history (got {})",
             args.files.len()
         );
+        return EXIT_BAD_INPUT;
+    }
+    if let Err(e) = check_outputs(&args) {
+        eprintln!("error: {e}");
         return EXIT_BAD_INPUT;
     }
     let color = args.format == Format::Text && args.color.enabled();
@@ -205,6 +262,12 @@ pub fn run(args: CheckArgs) -> u8 {
             })
             .map_err(|e| e.to_string())
             .and_then(|h| {
+                if h.pairs().is_empty() {
+                    return Err(format!(
+                        "{}: no client operations to check (only nemesis ops)",
+                        h.source()
+                    ));
+                }
                 spinner.set_message(format!(
                     "checking {} ({} ops)",
                     path.display(),
@@ -212,15 +275,24 @@ pub fn run(args: CheckArgs) -> u8 {
                 ));
                 checker::check(&h, &opts)
                     .map(|r| (h, r))
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| match e {
+                        checker::CheckError::Init { .. } => {
+                            format!("{e} (it is what --init JSON says)")
+                        }
+                        other => other.to_string(),
+                    })
             });
         spinner.finish_and_clear();
-        let result = result.and_then(|(h, report)| {
+        // Written after the verdict is printed, as the JUnit XML is, so that a
+        // failed write loses no verdict.
+        let mut html_error = None;
+        let result = result.map(|(h, report)| {
             if let Some(html) = &args.html {
                 let data = splitbrain_report::ReportData::build(&h, &report, None);
-                write_file(html, "HTML report", &splitbrain_report::html::render(&data))?;
+                html_error =
+                    write_file(html, "HTML report", &splitbrain_report::html::render(&data)).err();
             }
-            Ok(report)
+            report
         });
         let mut out = stdout.lock();
         if args.junit.is_some() {
@@ -263,6 +335,10 @@ pub fn run(args: CheckArgs) -> u8 {
                 }
             }
         }
+        if let Some(e) = html_error {
+            eprintln!("error: {e}");
+            bad_input = true;
+        }
     }
     if let Some(junit) = &args.junit {
         let xml = splitbrain_report::junit::to_xml("splitbrain check", &cases);
@@ -271,7 +347,9 @@ pub fn run(args: CheckArgs) -> u8 {
             bad_input = true;
         }
     }
-    if bad_input {
+    // An invalid verdict is the news that matters most: it is never hidden by
+    // another file's bad input.
+    if bad_input && verdict != Verdict::Invalid {
         EXIT_BAD_INPUT
     } else {
         verdict.exit_code()

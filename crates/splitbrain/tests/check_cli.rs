@@ -547,7 +547,7 @@ fn hard_history() -> String {
 }
 
 #[test]
-fn exit_codes_merge_invalid_over_unknown_over_valid_and_bad_input_over_all() {
+fn exit_codes_merge_invalid_over_bad_input_over_unknown_over_valid() {
     let mutex = repo().join("histories/mutex");
     let read = |f: &str| std::fs::read_to_string(mutex.join(f)).expect("a golden history");
     let dir = scratch(&[
@@ -582,15 +582,16 @@ fn exit_codes_merge_invalid_over_unknown_over_valid_and_bad_input_over_all() {
     }
     assert!(run(&["hard.jsonl"]).stdout.contains("UNKNOWN"));
 
-    // Unreadable input beats everything, wherever it comes in the list, and the
-    // other files are still checked.
-    for files in [
-        &["broken.jsonl", "ok.jsonl"][..],
-        &["ok.jsonl", "bad.jsonl", "broken.jsonl"][..],
-        &["hard.jsonl", "missing.jsonl", "bad.jsonl"][..],
+    // Unreadable input beats valid and unknown, wherever it comes in the list,
+    // but never hides an invalid verdict; the other files are still checked.
+    for (files, code) in [
+        (&["broken.jsonl", "ok.jsonl"][..], 254),
+        (&["hard.jsonl", "broken.jsonl"][..], 254),
+        (&["ok.jsonl", "bad.jsonl", "broken.jsonl"][..], 1),
+        (&["hard.jsonl", "missing.jsonl", "bad.jsonl"][..], 1),
     ] {
         let r = run(files);
-        assert_eq!(r.code, 254, "{files:?}: {r:?}");
+        assert_eq!(r.code, code, "{files:?}: {r:?}");
         let checked = files
             .iter()
             .filter(|f| r.stdout.contains(&format!("{f}: ")))
@@ -906,4 +907,197 @@ fn eventual_without_final_reads_is_unknown() {
     );
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stdout.contains("no final reads"), "{}", run.stdout);
+}
+
+// ---------------------------------------------------------------------------
+// Hostile input (issue 12): no panic, no misleading verdict, words not debug output.
+
+const W: &str = r#"{"process":0,"type":"invoke","f":"write","value":1}
+{"process":0,"type":"ok","f":"write","value":1}
+"#;
+
+#[test]
+fn huge_time_limits_are_accepted_or_refused_without_a_panic() {
+    let dir = scratch(&[("w.jsonl", W)]);
+    for limit in ["1e19", "1e9"] {
+        let r = check(
+            dir.path(),
+            &["--model", "register", "--time-limit", limit, "w.jsonl"],
+        );
+        assert_eq!(r.code, 0, "{limit}: {r:?}");
+    }
+    let r = check(
+        dir.path(),
+        &["--model", "register", "--time-limit", "1e20", "w.jsonl"],
+    );
+    assert_eq!(r.code, 254, "a usage error: {r:?}");
+    assert!(r.stderr.contains("too long a time limit"), "{r:?}");
+}
+
+#[test]
+fn deep_edn_nesting_is_refused_with_its_line() {
+    for (open, close) in [("[", "]"), ("{:a ", "}"), ("#{", "}"), ("#tag ", "")] {
+        let text = format!(
+            "[{{:process 0, :type :invoke, :f :write,\n :value {}1{}}}]",
+            open.repeat(10_000),
+            close.repeat(10_000)
+        );
+        rejects(
+            "deep.edn",
+            &text,
+            &[],
+            "deep.edn:2: EDN syntax error: nested deeper than 128 levels",
+        );
+    }
+}
+
+#[test]
+fn integers_beyond_64_bits_are_refused_not_rounded() {
+    let text = "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":100000000000000000000001}\n\
+                {\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"value\":100000000000000000000001}\n\
+                {\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}\n\
+                {\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"value\":100000000000000000000002}\n";
+    rejects(
+        "big.jsonl",
+        text,
+        &["--model", "register"],
+        "big.jsonl:1: field `value`: integer 100000000000000000000001 does not fit in 64 bits",
+    );
+    let text = "[{:process 0, :type :invoke, :f :write, :value 100000000000000000000001}]";
+    rejects(
+        "big.edn",
+        text,
+        &["--model", "register"],
+        "big.edn:1: EDN syntax error: integer 100000000000000000000001 does not fit in 64 bits",
+    );
+}
+
+#[test]
+fn edn_errors_are_words_and_clojure_output_reads() {
+    for (text, expected) in [
+        (
+            "[{:process 0, :type :invoke, :f}]",
+            "the map opened on line 1 has a key without a value",
+        ),
+        (
+            "[{:process 0, :type :invoke, :f :read, :f :read}]",
+            "has the key :f twice",
+        ),
+        (
+            "[{:process 0, :type :invoke, :f :read, :value 12abc}]",
+            "invalid number `12abc`",
+        ),
+        (
+            "[{:process 0, :type :invoke, :f a@b}]",
+            "invalid symbol `a@b`",
+        ),
+    ] {
+        rejects("m.edn", text, &[], expected);
+        let dir = scratch(&[("m.edn", text)]);
+        let r = check(dir.path(), &["m.edn"]);
+        for debug in [
+            "OddNumber",
+            "DuplicateKey",
+            "BadInt",
+            "InvalidSymbol",
+            "Keyword(",
+        ] {
+            assert!(!r.stderr.contains(debug), "{r:?}");
+        }
+    }
+    let text = "[#_{:process 5} {:process 0, :type :invoke, :f :write, :value ##NaN}\n\
+                {:process 0, :type :ok, :f :write, :value ##NaN}\n\
+                {:process 1, :type :invoke, :f :read, :value nil}\n\
+                {:process 1, :type :ok, :f :read, :value ##Inf}]";
+    let dir = scratch(&[("c.edn", text)]);
+    let r = check(dir.path(), &["--model", "register", "c.edn"]);
+    assert_eq!(r.code, 1, "read ##Inf though ##NaN was written: {r:?}");
+}
+
+#[test]
+fn invalid_utf8_names_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = W.as_bytes().to_vec();
+    bytes.extend_from_slice(b"{\"process\":1,\"type\":\"invoke\",\"f\":\"\xff\"}\n");
+    std::fs::write(dir.path().join("u.jsonl"), bytes).unwrap();
+    let r = check(dir.path(), &["u.jsonl"]);
+    assert_eq!(r.code, 254, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("u.jsonl:3: not UTF-8 text: invalid byte at column 35"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn init_takes_negative_numbers() {
+    let text = "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n{\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"value\":-1}\n";
+    let dir = scratch(&[("c.jsonl", text)]);
+    let r = check(
+        dir.path(),
+        &["--model", "counter", "--init", "-1", "c.jsonl"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = check(
+        dir.path(),
+        &["--model", "counter", "--init", "\"x\"", "c.jsonl"],
+    );
+    assert_eq!(r.code, 254, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("initial value does not fit the counter model"),
+        "{r:?}"
+    );
+    assert!(
+        r.stderr.contains("--init"),
+        "the binary names its flag: {r:?}"
+    );
+}
+
+#[test]
+fn outputs_never_overwrite_a_history_or_each_other() {
+    let dir = scratch(&[("w.jsonl", W)]);
+    for args in [
+        &["--html", "w.jsonl", "w.jsonl"][..],
+        &["--junit", "./w.jsonl", "w.jsonl"][..],
+        &["--html", "x.out", "--junit", "./x.out", "w.jsonl"][..],
+    ] {
+        let mut all = vec!["--model", "register"];
+        all.extend_from_slice(args);
+        let r = check(dir.path(), &all);
+        assert_eq!(r.code, 254, "{args:?}: {r:?}");
+        assert!(r.stderr.contains("choose"), "{args:?}: {r:?}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("w.jsonl")).unwrap(),
+            W
+        );
+        assert!(!dir.path().join("x.out").exists());
+    }
+}
+
+#[test]
+fn failed_output_writes_print_the_verdict_then_exit_254() {
+    let dir = scratch(&[("w.jsonl", W)]);
+    for flag in ["--html", "--junit"] {
+        let r = check(
+            dir.path(),
+            &["--model", "register", flag, "no/such/dir/out", "w.jsonl"],
+        );
+        assert_eq!(r.code, 254, "{flag}: {r:?}");
+        assert!(
+            r.stdout.contains("w.jsonl: "),
+            "the verdict is printed: {flag}: {r:?}"
+        );
+        assert!(r.stderr.contains("cannot write"), "{flag}: {r:?}");
+    }
+}
+
+#[test]
+fn nemesis_only_history_is_an_error_like_an_empty_one() {
+    rejects(
+        "n.jsonl",
+        "{\"process\":\"nemesis\",\"type\":\"info\",\"f\":\"start\"}\n",
+        &[],
+        "n.jsonl: no client operations to check",
+    );
 }

@@ -531,6 +531,36 @@ mod tests {
     }
 
     #[test]
+    fn a_counter_read_keeps_a_foreign_value_for_the_checker() {
+        // Found by the etcd_v3_answer fuzz target: a counter holding a value that
+        // is no integer (here empty) reads as that string, which the counter
+        // checker rejects, as a register read keeps one; absent reads 0.
+        let read = Call::ReadCounter { key: "c".into() };
+        let with = |v: &str| {
+            format!(
+                r#"{{"header":{{}},"kvs":[{{"key":"Yw==","value":"{}"}}]}}"#,
+                B64.encode(v)
+            )
+        };
+        assert_eq!(
+            answer(&read, ok(200), with("").as_bytes()),
+            Outcome::Ok(Value::from(""))
+        );
+        assert_eq!(
+            answer(&read, ok(200), with("x1").as_bytes()),
+            Outcome::Ok(Value::from("x1"))
+        );
+        assert_eq!(
+            answer(&read, ok(200), with(" 12 ").as_bytes()),
+            Outcome::Ok(Value::from(12))
+        );
+        assert_eq!(
+            answer(&read, ok(200), br#"{"header":{}}"#),
+            Outcome::Ok(Value::from(0))
+        );
+    }
+
+    #[test]
     fn an_increment_fails_on_a_counter_it_cannot_add_to() {
         let kv = |value: &str, rev: Value| json!({"header": {}, "kvs": [{"key": "aw==", "value": B64.encode(value), "mod_revision": rev}]});
         assert_eq!(counter_next(&json!({"header": {}}), 5), Ok((5, None)));

@@ -18,6 +18,7 @@ use crate::client::{classify_transport, BoxFuture, Call, Client, Outcome};
 use crate::Error;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -73,30 +74,7 @@ impl EtcdV3 {
             .bytes()
             .await
             .map_err(|e| classify_transport(call, &e))?;
-        let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            Outcome::unknown(
-                call,
-                format!(
-                    "HTTP {status}, unparseable answer ({e}): {}",
-                    snippet(&bytes)
-                ),
-            )
-        })?;
-        if status.is_success() {
-            return Ok(body);
-        }
-        let msg = body
-            .get("error")
-            .or_else(|| body.get("message"))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
-        let why = format!("HTTP {status}: {msg}");
-        if REJECTED.contains(&status.as_u16()) {
-            Err(Outcome::Fail(why))
-        } else {
-            Err(Outcome::unknown(call, why))
-        }
+        parse_answer(call, status, &bytes)
     }
 
     async fn run(&self, call: &Call) -> Outcome {
@@ -129,21 +107,9 @@ impl EtcdV3 {
                     "compare": [compare],
                     "success": [{ "request_put": { "key": key, "value": B64.encode(new.to_string()) } }],
                 });
-                match self.post(call, "/v3/kv/txn", body).await {
-                    Ok(b) if b.get("succeeded") == Some(&Value::Bool(true)) => Ok(Value::Null),
-                    // The gateway omits false fields: a txn without "succeeded" compared false.
-                    Ok(b) if b.get("header").is_some() => {
-                        Err(Outcome::Fail("compare failed".into()))
-                    }
-                    Ok(b) => Err(Outcome::unknown(
-                        call,
-                        format!(
-                            "txn answer without header: {}",
-                            snippet(b.to_string().as_bytes())
-                        ),
-                    )),
-                    Err(o) => Err(o),
-                }
+                self.post(call, "/v3/kv/txn", body)
+                    .await
+                    .and_then(|b| txn_done(call, &b))
             }
             Call::AddElement { value, .. } => {
                 let element = B64.encode(format!("{}/{value}", call.key()));
@@ -184,19 +150,7 @@ impl EtcdV3 {
         let mut body = self.range_body(&prefix);
         body["range_end"] = Value::from(B64.encode(prefix_end(prefix.as_bytes())));
         let b = self.post(call, "/v3/kv/range", body).await?;
-        if b.get("header").is_none() {
-            return Err(Outcome::unknown(call, "range answer without header"));
-        }
-        let mut elements = Vec::new();
-        for kv in b.get("kvs").and_then(Value::as_array).into_iter().flatten() {
-            let raw = kv.get("value").and_then(Value::as_str).unwrap_or("");
-            let bytes = B64
-                .decode(raw)
-                .map_err(|e| Outcome::unknown(call, format!("value is not base64: {e}")))?;
-            elements.push(parse_value(&bytes));
-        }
-        elements.sort_by_key(|v| v.as_i64());
-        Ok(Value::from(elements))
+        set_elements(call, &b)
     }
 
     /// An increment is a read and a compare-and-set on the key's mod revision,
@@ -211,26 +165,11 @@ impl EtcdV3 {
             let b = self
                 .post(&as_read, "/v3/kv/range", self.range_body(key))
                 .await?;
-            let kv = b.get("kvs").and_then(|k| k.get(0));
-            let current = match kv {
-                Some(kv) => {
-                    let raw = kv.get("value").and_then(Value::as_str).unwrap_or("");
-                    let bytes = B64.decode(raw).unwrap_or_default();
-                    match parse_value(&bytes).as_i64() {
-                        Some(n) => n,
-                        None => {
-                            return Err(Outcome::Fail(format!(
-                                "the counter holds a non-integer: {}",
-                                snippet(&bytes)
-                            )))
-                        }
-                    }
-                }
-                None => 0,
-            };
-            let compare = match kv.and_then(|kv| kv.get("mod_revision")) {
+            let (next, revision) = counter_next(&b, delta)?;
+            let compare = match revision {
                 Some(rev) => json!({
-                    "key": B64.encode(key), "target": "MOD", "result": "EQUAL", "mod_revision": rev,
+                    "key": B64.encode(key), "target": "MOD", "result": "EQUAL",
+                    "mod_revision": rev.to_string(),
                 }),
                 None => json!({
                     "key": B64.encode(key), "target": "CREATE", "result": "EQUAL", "create_revision": "0",
@@ -240,15 +179,12 @@ impl EtcdV3 {
                 "compare": [compare],
                 "success": [{ "request_put": {
                     "key": B64.encode(key),
-                    "value": B64.encode((current + delta).to_string()),
+                    "value": B64.encode(next.to_string()),
                 } }],
             });
             let b = self.post(call, "/v3/kv/txn", body).await?;
-            if b.get("succeeded") == Some(&Value::Bool(true)) {
+            if txn_succeeded(call, &b)? {
                 return Ok(Value::Null);
-            }
-            if b.get("header").is_none() {
-                return Err(Outcome::unknown(call, "txn answer without header"));
             }
         }
         Err(Outcome::Fail(format!(
@@ -272,35 +208,196 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0] // every key
 }
 
-/// A put is `ok` only on an answer that looks like etcd's (it has a header): a 200
-/// with some other body (a proxy, a different service) proves nothing.
-fn put_done(call: &Call, body: &Value) -> Result<Value, Outcome> {
-    if body.get("header").is_some() {
-        Ok(Value::Null)
-    } else {
-        Err(Outcome::unknown(
+/// What an answer's bytes say: the JSON body of a 2xx answer, or the outcome an
+/// error answer proves. Pure, so the parsing can be tested and fuzzed without a
+/// server.
+#[doc(hidden)]
+pub fn parse_answer(call: &Call, status: StatusCode, bytes: &[u8]) -> Result<Value, Outcome> {
+    let body: Value = serde_json::from_slice(bytes).map_err(|e| {
+        Outcome::unknown(
             call,
             format!(
-                "put answer without header: {}",
-                snippet(body.to_string().as_bytes())
+                "HTTP {status}, unparseable answer ({e}): {}",
+                snippet(bytes)
             ),
-        ))
+        )
+    })?;
+    if status.is_success() {
+        return Ok(body);
+    }
+    let msg = ["error", "message"]
+        .iter()
+        .find_map(|f| body.get(f).and_then(Value::as_str))
+        .map_or_else(|| snippet(bytes), str::to_owned);
+    let why = format!("HTTP {status}: {msg}");
+    if REJECTED.contains(&status.as_u16()) {
+        Err(Outcome::Fail(why))
+    } else {
+        Err(Outcome::unknown(call, why))
     }
 }
 
-/// The value of a range answer: no `kvs` means absent.
-fn read_value(call: &Call, body: &Value) -> Result<Value, Outcome> {
-    if body.get("header").is_none() {
-        return Err(Outcome::unknown(call, "range answer without header"));
+/// The outcome of one request's answer, as the client reads it: `parse_answer`,
+/// then what the answer means for `call`. An increment's answer is read as its
+/// final compare-and-set (a lost compare: `fail`; the client retries those).
+#[doc(hidden)]
+pub fn answer(call: &Call, status: StatusCode, bytes: &[u8]) -> Outcome {
+    let r = parse_answer(call, status, bytes).and_then(|b| match call {
+        Call::Read { .. } => read_value(call, &b),
+        Call::ReadCounter { .. } => {
+            read_value(call, &b).map(|v| if v.is_null() { Value::from(0) } else { v })
+        }
+        Call::ReadSet { .. } => set_elements(call, &b),
+        Call::Write { .. } | Call::AddElement { .. } => put_done(call, &b),
+        Call::Cas { .. } => txn_done(call, &b),
+        Call::Increment { .. } => match txn_succeeded(call, &b)? {
+            true => Ok(Value::Null),
+            false => Err(Outcome::Fail("compare failed".into())),
+        },
+    });
+    match r {
+        Ok(v) => Outcome::Ok(v),
+        Err(o) => o,
     }
-    let Some(kv) = body.get("kvs").and_then(|k| k.get(0)) else {
-        return Ok(Value::Null);
+}
+
+/// Whether the body carries etcd's response header (an object): a 200 with some
+/// other body (a proxy, a different service) proves nothing.
+fn has_header(body: &Value) -> bool {
+    body.get("header").is_some_and(Value::is_object)
+}
+
+/// An answer that is not etcd's: what was wrong, and the start of the body.
+fn foreign(call: &Call, what: &str, body: &Value) -> Outcome {
+    Outcome::unknown(
+        call,
+        format!("{what}: {}", snippet(body.to_string().as_bytes())),
+    )
+}
+
+/// A put is `ok` only on an answer that looks like etcd's (it has a header).
+#[doc(hidden)]
+pub fn put_done(call: &Call, body: &Value) -> Result<Value, Outcome> {
+    if has_header(body) {
+        Ok(Value::Null)
+    } else {
+        Err(foreign(call, "put answer without header", body))
+    }
+}
+
+/// Whether a txn's compare held. The gateway omits false fields: a txn answer with
+/// a header and without `succeeded` compared false.
+fn txn_succeeded(call: &Call, body: &Value) -> Result<bool, Outcome> {
+    if !has_header(body) {
+        return Err(foreign(call, "txn answer without header", body));
+    }
+    match body.get("succeeded") {
+        None | Some(Value::Bool(false)) => Ok(false),
+        Some(Value::Bool(true)) => Ok(true),
+        Some(_) => Err(foreign(
+            call,
+            "txn answer whose `succeeded` is not a boolean",
+            body,
+        )),
+    }
+}
+
+/// A cas is one txn: `ok` when its compare held, `fail` when it did not.
+#[doc(hidden)]
+pub fn txn_done(call: &Call, body: &Value) -> Result<Value, Outcome> {
+    match txn_succeeded(call, body)? {
+        true => Ok(Value::Null),
+        false => Err(Outcome::Fail("compare failed".into())),
+    }
+}
+
+/// A range answer's key-values: no `kvs` (the gateway omits empty fields) is none.
+fn range_kvs<'a>(call: &Call, body: &'a Value) -> Result<&'a [Value], Outcome> {
+    if !has_header(body) {
+        return Err(foreign(call, "range answer without header", body));
+    }
+    match body.get("kvs") {
+        None => Ok(&[]),
+        Some(Value::Array(kvs)) => Ok(kvs),
+        Some(_) => Err(foreign(
+            call,
+            "range answer whose `kvs` is not a list",
+            body,
+        )),
+    }
+}
+
+/// One key-value's value, decoded from base64 (a missing `value` is the empty one,
+/// which the gateway omits).
+fn kv_value(call: &Call, kv: &Value) -> Result<Vec<u8>, Outcome> {
+    let what = match kv.get("value") {
+        _ if !kv.is_object() => "range answer whose key-value is not an object",
+        None => return Ok(Vec::new()),
+        Some(Value::String(raw)) => {
+            return B64
+                .decode(raw)
+                .map_err(|e| Outcome::unknown(call, format!("value is not base64: {e}")))
+        }
+        Some(_) => "range answer whose `value` is not a string",
     };
-    let raw = kv.get("value").and_then(Value::as_str).unwrap_or("");
-    let bytes = B64
-        .decode(raw)
-        .map_err(|e| Outcome::unknown(call, format!("value is not base64: {e}")))?;
-    Ok(parse_value(&bytes))
+    Err(foreign(call, what, kv))
+}
+
+/// The value of a range answer: no `kvs` means absent.
+#[doc(hidden)]
+pub fn read_value(call: &Call, body: &Value) -> Result<Value, Outcome> {
+    match range_kvs(call, body)?.first() {
+        None => Ok(Value::Null),
+        Some(kv) => Ok(parse_value(&kv_value(call, kv)?)),
+    }
+}
+
+/// The elements of a set: the values of a range over its prefix, sorted.
+#[doc(hidden)]
+pub fn set_elements(call: &Call, body: &Value) -> Result<Value, Outcome> {
+    let mut elements = Vec::new();
+    for kv in range_kvs(call, body)? {
+        elements.push(parse_value(&kv_value(call, kv)?));
+    }
+    elements.sort_by_key(|v| v.as_i64());
+    Ok(Value::from(elements))
+}
+
+/// An increment's next value (the counter's plus `delta`) and the mod revision to
+/// compare, from a range answer (absent: 0, no revision). Nothing has been written
+/// yet, so an answer that cannot be used is `fail`.
+#[doc(hidden)]
+pub fn counter_next(body: &Value, delta: i64) -> Result<(i64, Option<i64>), Outcome> {
+    // A read's unknown outcome is `fail`.
+    let read = Call::ReadCounter { key: String::new() };
+    let Some(kv) = range_kvs(&read, body)?.first() else {
+        return Ok((delta, None));
+    };
+    let bytes = kv_value(&read, kv)?;
+    let Some(n) = parse_value(&bytes).as_i64() else {
+        return Err(Outcome::Fail(format!(
+            "the counter holds a non-integer: {}",
+            snippet(&bytes)
+        )));
+    };
+    // int64 fields come as strings from the gateway.
+    let revision = match kv.get("mod_revision") {
+        Some(Value::String(s)) => s.parse::<i64>().ok(),
+        Some(Value::Number(r)) => r.as_i64(),
+        _ => None,
+    };
+    let Some(next) = n.checked_add(delta) else {
+        return Err(Outcome::Fail(format!(
+            "the counter holds {n}: adding {delta} overflows a 64-bit integer"
+        )));
+    };
+    match revision {
+        Some(r) => Ok((next, Some(r))),
+        None => Err(Outcome::Fail(format!(
+            "range answer without an integer `mod_revision`: {}",
+            snippet(kv.to_string().as_bytes())
+        ))),
+    }
 }
 
 /// Values are written as decimal integers; anything else is kept as a string so a
@@ -361,6 +458,138 @@ mod tests {
     fn a_prefix_range_ends_after_the_prefix() {
         assert_eq!(prefix_end(b"k/"), b"k0".to_vec());
         assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+    }
+
+    fn ok(status: u16) -> StatusCode {
+        StatusCode::from_u16(status).unwrap()
+    }
+
+    fn info_or_fail(o: &Outcome) -> &str {
+        match o {
+            Outcome::Info(e) | Outcome::Fail(e) => e,
+            Outcome::Ok(v) => panic!("ok with {v}"),
+        }
+    }
+
+    #[test]
+    fn answers_that_are_not_etcds_are_unknown_with_what_was_wrong() {
+        let write = Call::Write {
+            key: "k".into(),
+            value: 1,
+        };
+        let read = Call::Read { key: "k".into() };
+        let cas = Call::Cas {
+            key: "k".into(),
+            old: Some(1),
+            new: 2,
+        };
+        let set = Call::ReadSet { key: "s".into() };
+        // `kvs` that is not a list used to read as absent.
+        let o = answer(&read, ok(200), br#"{"header":{},"kvs":"x"}"#);
+        assert!(
+            matches!(o, Outcome::Fail(ref e) if e.contains("`kvs` is not a list")),
+            "{o:?}"
+        );
+        let o = answer(&set, ok(200), br#"{"header":{},"kvs":{"0":1}}"#);
+        assert!(info_or_fail(&o).contains("`kvs` is not a list"), "{o:?}");
+        // A value that is not a string used to read as the empty string.
+        let o = answer(&read, ok(200), br#"{"header":{},"kvs":[{"value":7}]}"#);
+        assert!(
+            info_or_fail(&o).contains("`value` is not a string"),
+            "{o:?}"
+        );
+        let o = answer(&set, ok(200), br#"{"header":{},"kvs":[3]}"#);
+        assert!(info_or_fail(&o).contains("not an object"), "{o:?}");
+        // A `succeeded` that is not a boolean used to be a failed compare: a `fail`
+        // claims the cas was not applied, which nobody knows.
+        let o = answer(&cas, ok(200), br#"{"header":{},"succeeded":"true"}"#);
+        assert!(
+            matches!(o, Outcome::Info(ref e) if e.contains("`succeeded`")),
+            "{o:?}"
+        );
+        assert_eq!(
+            answer(&cas, ok(200), br#"{"header":{},"succeeded":false}"#),
+            Outcome::Fail("compare failed".into())
+        );
+        // A header that is not an object is no header.
+        let o = answer(&write, ok(200), br#"{"header":null}"#);
+        assert!(
+            matches!(o, Outcome::Info(ref e) if e.contains("without header")),
+            "{o:?}"
+        );
+        // An error answer without a message shows its body.
+        let o = answer(&write, ok(503), br#"{"code":14}"#);
+        assert!(
+            matches!(o, Outcome::Info(ref e) if e.contains("\"code\":14")),
+            "{o:?}"
+        );
+        let o = answer(&write, ok(400), b"");
+        assert!(
+            matches!(o, Outcome::Info(ref e) if e.contains("unparseable")),
+            "{o:?}"
+        );
+    }
+
+    #[test]
+    fn a_counter_read_keeps_a_foreign_value_for_the_checker() {
+        // Found by the etcd_v3_answer fuzz target: a counter holding a value that
+        // is no integer (here empty) reads as that string, which the counter
+        // checker rejects, as a register read keeps one; absent reads 0.
+        let read = Call::ReadCounter { key: "c".into() };
+        let with = |v: &str| {
+            format!(
+                r#"{{"header":{{}},"kvs":[{{"key":"Yw==","value":"{}"}}]}}"#,
+                B64.encode(v)
+            )
+        };
+        assert_eq!(
+            answer(&read, ok(200), with("").as_bytes()),
+            Outcome::Ok(Value::from(""))
+        );
+        assert_eq!(
+            answer(&read, ok(200), with("x1").as_bytes()),
+            Outcome::Ok(Value::from("x1"))
+        );
+        assert_eq!(
+            answer(&read, ok(200), with(" 12 ").as_bytes()),
+            Outcome::Ok(Value::from(12))
+        );
+        assert_eq!(
+            answer(&read, ok(200), br#"{"header":{}}"#),
+            Outcome::Ok(Value::from(0))
+        );
+    }
+
+    #[test]
+    fn an_increment_fails_on_a_counter_it_cannot_add_to() {
+        let kv = |value: &str, rev: Value| json!({"header": {}, "kvs": [{"key": "aw==", "value": B64.encode(value), "mod_revision": rev}]});
+        assert_eq!(counter_next(&json!({"header": {}}), 5), Ok((5, None)));
+        assert_eq!(counter_next(&kv("40", json!("9")), 2), Ok((42, Some(9))));
+        assert_eq!(counter_next(&kv("40", json!(9)), -2), Ok((38, Some(9))));
+        // Adding past i64::MAX used to overflow (a panic in debug builds).
+        let o = counter_next(&kv(&i64::MAX.to_string(), json!("9")), 1).unwrap_err();
+        assert!(
+            matches!(o, Outcome::Fail(ref e) if e.contains("overflows")),
+            "{o:?}"
+        );
+        // A value that is not base64 used to count as 0.
+        let bad = json!({"header": {}, "kvs": [{"value": "!!", "mod_revision": "9"}]});
+        let o = counter_next(&bad, 1).unwrap_err();
+        assert!(
+            matches!(o, Outcome::Fail(ref e) if e.contains("not base64")),
+            "{o:?}"
+        );
+        // Without a revision the compare could never hold.
+        let o = counter_next(&kv("1", json!({"x": 1})), 1).unwrap_err();
+        assert!(
+            matches!(o, Outcome::Fail(ref e) if e.contains("mod_revision")),
+            "{o:?}"
+        );
+        let o = counter_next(&kv("x", json!("9")), 1).unwrap_err();
+        assert!(
+            matches!(o, Outcome::Fail(ref e) if e.contains("non-integer")),
+            "{o:?}"
+        );
     }
 
     #[test]

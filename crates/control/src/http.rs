@@ -99,8 +99,35 @@ pub enum RuleResult {
 }
 
 impl HttpConfig {
+    /// Parses and [checks](HttpConfig::check) a client description.
     pub fn from_toml(text: &str) -> Result<HttpConfig, Error> {
-        toml::from_str(text).map_err(|e| Error::Config(format!("http client: {e}")))
+        let c: HttpConfig =
+            toml::from_str(text).map_err(|e| Error::Config(format!("http client: {e}")))?;
+        c.check()?;
+        Ok(c)
+    }
+
+    /// The operations, by their table's name.
+    fn ops(&self) -> [(&'static str, Option<&OpSpec>); 4] {
+        [
+            ("read", self.read.as_ref()),
+            ("write", self.write.as_ref()),
+            ("cas", self.cas.as_ref()),
+            ("add", self.add.as_ref()),
+        ]
+    }
+
+    /// What every request needs to be sent and its answer read: a method, paths
+    /// that go after the base URL, known placeholders only, a JSON pointer, header
+    /// values and statuses HTTP allows. The error names the table and the key.
+    pub fn check(&self) -> Result<(), Error> {
+        for (name, spec) in self.ops() {
+            if let Some(s) = spec {
+                s.check()
+                    .map_err(|m| Error::Config(format!("http client: [{name}] {m}")))?;
+            }
+        }
+        Ok(())
     }
 
     /// The operations this client can run, as the history's `f`.
@@ -139,19 +166,159 @@ pub struct HttpClient {
     base: Option<String>,
 }
 
-impl HttpClient {
-    pub fn new(config: HttpConfig, timeout: Duration) -> Result<HttpClient, Error> {
-        for (name, spec) in [
-            ("read", &config.read),
-            ("write", &config.write),
-            ("cas", &config.cas),
+impl OpSpec {
+    fn check(&self) -> Result<(), String> {
+        reqwest::Method::from_bytes(self.method.as_bytes())
+            .map_err(|_| format!("`method`: `{}` is not an HTTP method", self.method))?;
+        for (key, template, is_path) in [
+            ("path", Some(&self.path), true),
+            ("path-if-absent", self.path_if_absent.as_ref(), true),
+            ("body", self.body.as_ref(), false),
+            ("body-if-absent", self.body_if_absent.as_ref(), false),
         ] {
-            if let Some(s) = spec {
-                reqwest::Method::from_bytes(s.method.as_bytes()).map_err(|_| {
-                    Error::Config(format!("http client: {name}: bad method `{}`", s.method))
-                })?;
+            let Some(t) = template else { continue };
+            if is_path && !t.starts_with('/') {
+                return Err(format!(
+                    "`{key}`: `{t}` does not start with `/` (it goes after the node's URL)"
+                ));
+            }
+            check_template(t).map_err(|m| format!("`{key}`: {m}"))?;
+        }
+        if let Some(ct) = &self.content_type {
+            reqwest::header::HeaderValue::from_str(ct)
+                .map_err(|_| format!("`content-type`: `{ct}` is not a valid header value"))?;
+        }
+        if let Some(ptr) = &self.value {
+            if ptr != "raw" && !ptr.is_empty() && !ptr.starts_with('/') {
+                return Err(format!(
+                    "`value`: `{ptr}` is neither `raw` nor a JSON pointer (`/node/value`)"
+                ));
             }
         }
+        for (i, rule) in self.outcome.iter().enumerate() {
+            for status in rule.status.iter().flatten() {
+                if !(100..=599).contains(status) {
+                    return Err(format!(
+                        "`outcome` rule {}: {status} is not an HTTP status (100 to 599)",
+                        i + 1
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The placeholders a template may use.
+const PLACEHOLDERS: [&str; 4] = ["{key}", "{value}", "{old}", "{new}"];
+
+/// Refuses a `{word}` that looks like a placeholder but is none of ours (`{val}`,
+/// which would be sent as is); JSON bodies' own braces hold quotes and pass.
+fn check_template(t: &str) -> Result<(), String> {
+    let mut rest = t;
+    while let Some(start) = rest.find('{') {
+        rest = &rest[start + 1..];
+        let Some(len) = rest.find('}') else { break };
+        let inner = &rest[..len];
+        if !inner.is_empty()
+            && inner
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            && !PLACEHOLDERS.contains(&format!("{{{inner}}}").as_str())
+        {
+            return Err(format!(
+                "unknown placeholder {{{inner}}} in `{t}` (known: {})",
+                PLACEHOLDERS.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One request, ready to send: the method, what goes after the base URL, the body.
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: reqwest::Method,
+    pub path: String,
+    pub body: Option<String>,
+    pub content_type: Option<String>,
+}
+
+/// The operation's description and the request for `call`, or the `fail` that
+/// says why nothing can be sent.
+#[doc(hidden)]
+pub fn request<'a>(config: &'a HttpConfig, call: &Call) -> Result<(&'a OpSpec, Request), Outcome> {
+    let spec = match call {
+        Call::Read { .. } | Call::ReadSet { .. } | Call::ReadCounter { .. } => &config.read,
+        Call::Write { .. } => &config.write,
+        Call::Cas { .. } => &config.cas,
+        Call::AddElement { .. } | Call::Increment { .. } => &config.add,
+    };
+    let Some(spec) = spec else {
+        return Err(Outcome::Fail(format!(
+            "the http client has no `{}` operation",
+            call.f()
+        )));
+    };
+    let (path, body) = match call {
+        Call::Cas { old: None, .. } => match &spec.path_if_absent {
+            Some(p) => (p, spec.body_if_absent.as_ref()),
+            None => {
+                return Err(Outcome::Fail(
+                    "cas from absent is not configured (path-if-absent)".into(),
+                ))
+            }
+        },
+        _ => (&spec.path, spec.body.as_ref()),
+    };
+    let method = reqwest::Method::from_bytes(spec.method.as_bytes())
+        .map_err(|_| Outcome::Fail(format!("`{}` is not an HTTP method", spec.method)))?;
+    Ok((
+        spec,
+        Request {
+            method,
+            path: render(path, call),
+            body: body.map(|b| render(b, call)),
+            content_type: body.and(spec.content_type.clone()),
+        },
+    ))
+}
+
+/// What an answer means for `call` under `spec`'s rules: the first rule that
+/// matches decides; a read's `ok` takes its value from the body. Pure, so it can be
+/// tested and fuzzed without a server.
+#[doc(hidden)]
+pub fn answer(spec: &OpSpec, call: &Call, status: u16, bytes: &[u8]) -> Outcome {
+    let text = String::from_utf8_lossy(bytes);
+    let why = || format!("HTTP {status}: {}", snippet(bytes));
+    let rule = spec.outcome.iter().find(|r| {
+        r.status.as_ref().is_none_or(|s| s.contains(&status))
+            && r.body_contains
+                .as_ref()
+                .is_none_or(|b| text.contains(b.as_str()))
+    });
+    match rule.map(|r| r.result) {
+        Some(RuleResult::Ok) if call.is_read() => {
+            match extract(spec, bytes).and_then(|v| shape(call, v)) {
+                Ok(v) => Outcome::Ok(v),
+                Err(e) => Outcome::unknown(call, format!("{e}; {}", why())),
+            }
+        }
+        Some(RuleResult::Absent) if call.is_read() => match shape(call, Value::Null) {
+            Ok(v) => Outcome::Ok(v),
+            Err(e) => Outcome::unknown(call, e),
+        },
+        Some(RuleResult::Ok) | Some(RuleResult::Absent) => Outcome::Ok(Value::Null),
+        Some(RuleResult::Fail) => Outcome::Fail(why()),
+        Some(RuleResult::Unknown) => Outcome::unknown(call, why()),
+        None => Outcome::unknown(call, format!("no rule matches: {}", why())),
+    }
+}
+
+impl HttpClient {
+    pub fn new(config: HttpConfig, timeout: Duration) -> Result<HttpClient, Error> {
+        config.check()?;
         Ok(HttpClient {
             http: crate::http_client(timeout)?,
             config: std::sync::Arc::new(config),
@@ -163,37 +330,16 @@ impl HttpClient {
         let Some(base) = &self.base else {
             return Outcome::Fail("client not opened".into());
         };
-        let spec = match call {
-            Call::Read { .. } | Call::ReadSet { .. } | Call::ReadCounter { .. } => {
-                &self.config.read
-            }
-            Call::Write { .. } => &self.config.write,
-            Call::Cas { .. } => &self.config.cas,
-            Call::AddElement { .. } | Call::Increment { .. } => &self.config.add,
+        let (spec, r) = match request(&self.config, call) {
+            Ok(r) => r,
+            Err(o) => return o,
         };
-        let Some(spec) = spec else {
-            return Outcome::Fail(format!("the http client has no `{}` operation", call.f()));
-        };
-        let (path, body) = match call {
-            Call::Cas { old: None, .. } => match &spec.path_if_absent {
-                Some(p) => (p, spec.body_if_absent.as_ref()),
-                None => {
-                    return Outcome::Fail(
-                        "cas from absent is not configured (path-if-absent)".into(),
-                    )
-                }
-            },
-            _ => (&spec.path, spec.body.as_ref()),
-        };
-        let method = reqwest::Method::from_bytes(spec.method.as_bytes()).expect("checked in new");
-        let mut req = self
-            .http
-            .request(method, format!("{base}{}", render(path, call)));
-        if let Some(b) = body {
-            if let Some(ct) = &spec.content_type {
+        let mut req = self.http.request(r.method, format!("{base}{}", r.path));
+        if let Some(b) = r.body {
+            if let Some(ct) = &r.content_type {
                 req = req.header(reqwest::header::CONTENT_TYPE, ct);
             }
-            req = req.body(render(b, call));
+            req = req.body(b);
         }
         let resp = match req.send().await {
             Ok(r) => r,
@@ -204,32 +350,7 @@ impl HttpClient {
             Ok(b) => b,
             Err(e) => return classify_transport(call, &e),
         };
-        let text = String::from_utf8_lossy(&bytes);
-        let why = || format!("HTTP {}: {}", status.as_u16(), snippet(&bytes));
-        let rule = spec.outcome.iter().find(|r| {
-            r.status
-                .as_ref()
-                .is_none_or(|s| s.contains(&status.as_u16()))
-                && r.body_contains
-                    .as_ref()
-                    .is_none_or(|b| text.contains(b.as_str()))
-        });
-        match rule.map(|r| r.result) {
-            Some(RuleResult::Ok) if call.is_read() => {
-                match extract(spec, &bytes).and_then(|v| shape(call, v)) {
-                    Ok(v) => Outcome::Ok(v),
-                    Err(e) => Outcome::unknown(call, format!("{e}; {}", why())),
-                }
-            }
-            Some(RuleResult::Absent) if call.is_read() => match shape(call, Value::Null) {
-                Ok(v) => Outcome::Ok(v),
-                Err(e) => Outcome::unknown(call, e),
-            },
-            Some(RuleResult::Ok) | Some(RuleResult::Absent) => Outcome::Ok(Value::Null),
-            Some(RuleResult::Fail) => Outcome::Fail(why()),
-            Some(RuleResult::Unknown) => Outcome::unknown(call, why()),
-            None => Outcome::unknown(call, format!("no rule matches: {}", why())),
-        }
+        answer(spec, call, status.as_u16(), &bytes)
     }
 }
 
@@ -356,6 +477,95 @@ mod tests {
         assert!(shape(&set, Value::from(3)).is_err());
         assert_eq!(shape(&counter, Value::Null), Ok(Value::from(0)));
         assert!(shape(&counter, Value::from("x")).is_err());
+    }
+
+    fn config_error(text: &str) -> String {
+        HttpConfig::from_toml(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_config_is_checked_where_it_is_read() {
+        // `add`'s method went unchecked and a bad one panicked at the first add.
+        let e = config_error("[add]\nmethod = \"GE T\"\npath = \"/{key}\"\n");
+        assert!(
+            e.contains("[add] `method`: `GE T` is not an HTTP method"),
+            "{e}"
+        );
+        let e = config_error("[read]\nmethod = \"GET\"\npath = \"v2/{key}\"\n");
+        assert!(
+            e.contains("[read] `path`: `v2/{key}` does not start with `/`"),
+            "{e}"
+        );
+        let e = config_error("[write]\nmethod = \"PUT\"\npath = \"/{key}\"\nbody = \"v={val}\"\n");
+        assert!(
+            e.contains("[write] `body`: unknown placeholder {val}"),
+            "{e}"
+        );
+        let e =
+            config_error("[read]\nmethod = \"GET\"\npath = \"/{key}\"\nvalue = \"node/value\"\n");
+        assert!(e.contains("[read] `value`: `node/value` is neither"), "{e}");
+        let e = config_error("[read]\nmethod = \"GET\"\npath = \"/\"\noutcome = [{ status = [20], result = \"ok\" }]\n");
+        assert!(
+            e.contains("`outcome` rule 1: 20 is not an HTTP status"),
+            "{e}"
+        );
+        let e = config_error("[write]\nmethod = \"PUT\"\npath = \"/\"\ncontent-type = \"a\\nb\"\n");
+        assert!(e.contains("[write] `content-type`"), "{e}");
+        // JSON bodies keep their braces.
+        HttpConfig::from_toml(
+            "[write]\nmethod = \"PUT\"\npath = \"/\"\nbody = '{\"k\":\"{key}\",\"v\":{value}}'\n",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_request_is_built_or_fails_without_a_panic() {
+        let mut config = HttpConfig::etcd_v2(true);
+        let cas = Call::Cas {
+            key: "k".into(),
+            old: None,
+            new: 4,
+        };
+        let (_, r) = request(&config, &cas).unwrap();
+        assert_eq!(r.path, "/v2/keys/k?prevExist=false");
+        assert_eq!(r.body.as_deref(), Some("value=4"));
+        // A config built in code, unchecked: a bad method is a fail, not a panic.
+        config.cas.as_mut().unwrap().method = "GE T".into();
+        assert!(matches!(request(&config, &cas), Err(Outcome::Fail(_))));
+        let add = Call::AddElement {
+            key: "k".into(),
+            value: 1,
+        };
+        assert!(matches!(request(&config, &add), Err(Outcome::Fail(e)) if e.contains("no `add`")));
+    }
+
+    #[test]
+    fn answers_follow_the_first_matching_rule() {
+        let v2 = HttpConfig::etcd_v2(true);
+        let read = Call::Read { key: "k".into() };
+        let spec = v2.read.as_ref().unwrap();
+        assert_eq!(
+            answer(spec, &read, 200, br#"{"node":{"value":"5"}}"#),
+            Outcome::Ok(Value::from(5))
+        );
+        assert_eq!(
+            answer(spec, &read, 404, br#"{"errorCode":100}"#),
+            Outcome::Ok(Value::Null)
+        );
+        let o = answer(spec, &read, 200, b"<html>");
+        assert!(
+            matches!(o, Outcome::Fail(ref e) if e.contains("unparseable") && e.contains("HTTP 200")),
+            "{o:?}"
+        );
+        let write = Call::Write {
+            key: "k".into(),
+            value: 1,
+        };
+        let o = answer(v2.write.as_ref().unwrap(), &write, 502, b"bad gateway");
+        assert!(
+            matches!(o, Outcome::Info(ref e) if e.starts_with("no rule matches: HTTP 502: bad gateway")),
+            "{o:?}"
+        );
     }
 
     #[test]

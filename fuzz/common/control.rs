@@ -1,0 +1,60 @@
+//! Shared by the control crate's targets: a call of every kind, picked by a byte.
+#![allow(dead_code)] // each target uses its part
+
+use libfuzzer_sys::arbitrary::{Result, Unstructured};
+use serde_json::Value;
+use splitbrain_control::{Call, Outcome};
+
+/// Any call the workers make, with fuzzed values.
+pub fn call(u: &mut Unstructured) -> Result<Call> {
+    let key = "splitbrain/run/k1".to_string();
+    Ok(match u.int_in_range(0..=6u8)? {
+        0 => Call::Read { key },
+        1 => Call::Write {
+            key,
+            value: u.arbitrary()?,
+        },
+        2 => Call::Cas {
+            key,
+            old: u.arbitrary()?,
+            new: u.arbitrary()?,
+        },
+        3 => Call::AddElement {
+            key,
+            value: u.arbitrary()?,
+        },
+        4 => Call::ReadSet { key },
+        5 => Call::Increment {
+            key,
+            delta: u.arbitrary()?,
+        },
+        _ => Call::ReadCounter { key },
+    })
+}
+
+/// The control crate's rules for any answer: a read is never `info`; an error
+/// says what was wrong; a mutation's `ok` carries nothing; a set read is a list and
+/// a counter read an integer (or a foreign value, kept as a string).
+pub fn check_outcome(call: &Call, o: &Outcome) {
+    match o {
+        Outcome::Info(e) => {
+            assert!(!call.is_read(), "a read ended info: {e}");
+            assert!(!e.trim().is_empty(), "info without a reason");
+        }
+        Outcome::Fail(e) => assert!(!e.trim().is_empty(), "fail without a reason"),
+        Outcome::Ok(v) => match call {
+            Call::ReadSet { .. } => assert!(v.is_array(), "a set read found {v}"),
+            // A foreign value is kept as a string, to fail the check visibly.
+            Call::ReadCounter { .. } => {
+                assert!(v.is_i64() || v.is_string(), "a counter read found {v}")
+            }
+            Call::Read { .. } => {}
+            _ => assert_eq!(v, &Value::Null, "a mutation's ok carries {v}"),
+        },
+    }
+}
+
+/// A fuzzed piece of text: valid UTF-8, possibly empty.
+pub fn text(u: &mut Unstructured) -> Result<String> {
+    u.arbitrary()
+}

@@ -25,6 +25,8 @@
 //! so all keys are one object) or convergence (`eventual`: final reads agree on a
 //! value that was written), or `all` of them, reporting the strongest that holds.
 
+#![forbid(unsafe_code)]
+
 mod eventual;
 mod explain;
 mod linear;

@@ -32,6 +32,8 @@
 //! - it sends to the URLs it is given and no others; deciding which URLs are safe
 //!   (loopback, or a lab the project made) is the caller's job.
 
+#![forbid(unsafe_code)]
+
 pub mod client;
 pub mod etcd_v3;
 pub mod generator;

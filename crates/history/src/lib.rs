@@ -19,6 +19,8 @@
 //! invocation with its completion and rejects malformed histories with the file and
 //! line at fault.
 
+#![forbid(unsafe_code)]
+
 pub mod edn;
 pub mod jsonl;
 

@@ -19,6 +19,8 @@
 //! above [`data::MAX_RAW_POINTS`] ops, long lists in explanations are capped, and
 //! the page says what was cut.
 
+#![forbid(unsafe_code)]
+
 pub mod color;
 pub mod data;
 pub mod html;

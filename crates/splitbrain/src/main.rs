@@ -1,5 +1,7 @@
 //! The `splitbrain` command line: a thin layer over the library crates.
 
+#![forbid(unsafe_code)]
+
 mod check_cmd;
 mod cluster_cmd;
 mod lab_nemesis;

@@ -14,6 +14,8 @@
 //! let leader = eventually("a leader", || cluster.leader().ok().flatten());
 //! ```
 
+#![forbid(unsafe_code)]
+
 use splitbrain_cluster::{Cluster, ClusterGuard, Config};
 use std::io::Write;
 use std::path::Path;

@@ -21,9 +21,9 @@ fn main() {
                 .unwrap_or_else(|| usage(&format!("{a} needs a value")))
         };
         match a.as_str() {
-            "--model" => opts.model = val().parse().unwrap_or_else(|e: String| usage(&e)),
+            "--model" => opts.model = val().parse().unwrap_or_else(|e| usage(&format!("{e}"))),
             "--consistency" => {
-                opts.consistency = val().parse().unwrap_or_else(|e: String| usage(&e))
+                opts.consistency = val().parse().unwrap_or_else(|e| usage(&format!("{e}")))
             }
             "--init" => {
                 opts.init = serde_json::from_str(&val()).unwrap_or_else(|e| usage(&e.to_string()))

@@ -24,7 +24,7 @@
 //! One pass over the history: linear in its length. It says nothing about reads
 //! before the final ones: that is what the stronger levels are for.
 
-use crate::model::Values;
+use crate::model::{cas_pair, integer, ModelError, Values};
 use crate::{CheckError, ModelKind};
 use serde::Serialize;
 use serde_json::Value;
@@ -102,9 +102,10 @@ pub(crate) fn check(
         return Err(CheckError::Level {
             model: kind.name(),
             level: "eventual",
-            message: "a mutex has no reads to converge".into(),
+            reason: "a mutex has no reads to converge",
         });
     }
+    crate::init_fits(kind, init)?;
     let ops = history.ops();
     let mut keys: BTreeMap<Option<Key>, KeyLog> = BTreeMap::new();
     let mut final_reads = 0;
@@ -115,10 +116,10 @@ pub(crate) fn check(
         let log = keys.entry(key).or_default();
         let kind_done = done.map(|d| d.kind);
         let is_final = inv.is_final || done.is_some_and(|d| d.is_final);
-        let bad = |message: String| CheckError::Op {
+        let bad = |problem: ModelError| CheckError::Op {
             file: history.source().to_string(),
             line: history.line(pair.completion.unwrap_or(pair.invoke)),
-            message,
+            problem,
         };
         match inv.f.as_str() {
             "read" | "get" => {
@@ -141,23 +142,11 @@ pub(crate) fn check(
                     (ModelKind::Register | ModelKind::CasRegister, "write" | "put") => {
                         inv.value.clone()
                     }
-                    (ModelKind::CasRegister, "cas") => match &inv.value {
-                        Value::Array(p) if p.len() == 2 => p[1].clone(),
-                        other => {
-                            return Err(bad(format!(
-                                "a cas value must be [expected, new], found {other}"
-                            )))
-                        }
-                    },
+                    (ModelKind::CasRegister, "cas") => cas_pair(&inv.value).map_err(bad)?.1.clone(),
                     (ModelKind::Set, "add") => inv.value.clone(),
                     (ModelKind::Counter, "add" | "incr") => {
                         // 128 bits: sums of 64-bit adds cannot overflow.
-                        let n = inv.value.as_i64().map(i128::from).ok_or_else(|| {
-                            bad(format!(
-                                "an add's value must be an integer, found {}",
-                                inv.value
-                            ))
-                        })?;
+                        let n = i128::from(integer(&inv.value, "an add's value").map_err(bad)?);
                         match kind_done {
                             Some(OpType::Ok) => log.sum_ok = log.sum_ok.saturating_add(n),
                             Some(OpType::Fail) => {}
@@ -168,9 +157,10 @@ pub(crate) fn check(
                     }
                     (ModelKind::Append, "write" | "put" | "append") => continue,
                     _ => {
-                        return Err(bad(format!(
-                            "the {} model has no function `{f}`",
-                            kind.name()
+                        return Err(bad(ModelError::unknown_function(
+                            kind.name(),
+                            f,
+                            known_functions(kind),
                         )))
                     }
                 };
@@ -216,6 +206,17 @@ pub(crate) fn check(
         )
     };
     Ok((outcome, keys.len()))
+}
+
+/// What the eventual check accepts, by model (a mutex is refused before).
+fn known_functions(kind: ModelKind) -> &'static [&'static str] {
+    match kind {
+        ModelKind::Register => &["read", "write"],
+        ModelKind::CasRegister => &["read", "write", "cas"],
+        ModelKind::Set | ModelKind::Counter => &["add", "read"],
+        ModelKind::Append => &["read", "write", "append"],
+        ModelKind::Mutex => &["acquire", "release"],
+    }
 }
 
 /// A value in a canonical form for comparing final reads: sets as sorted,

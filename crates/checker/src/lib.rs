@@ -38,7 +38,7 @@ mod shrink;
 pub use eventual::{EventualCounterexample, EventualViolation, FinalRead};
 pub use explain::{render_text, timeline, Counterexample, OpRef};
 pub use linear::Deadline;
-pub use model::{Append, Counter, Model, Mutex, Register, Set, ValueId, Values};
+pub use model::{Append, Counter, Model, ModelError, Mutex, Register, Set, ValueId, Values};
 pub use sequential::SequentialCounterexample;
 
 use linear::Outcome;
@@ -91,17 +91,38 @@ impl ModelKind {
     }
 }
 
+/// A name that is none of those a list knows (a model, a consistency level).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} `{given}` (known: {})", known.join(", "))]
+pub struct UnknownName {
+    /// What the name was to name: `model`, `consistency`.
+    pub what: &'static str,
+    pub given: String,
+    pub known: Vec<&'static str>,
+}
+
+/// The one of `all` whose `name` is `given`: what each enum named on the command
+/// line parses with, so that all list the names they know alike.
+fn by_name<T: Copy>(
+    what: &'static str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+    given: &str,
+) -> Result<T, UnknownName> {
+    all.iter()
+        .copied()
+        .find(|&t| name(t) == given)
+        .ok_or_else(|| UnknownName {
+            what,
+            given: given.to_string(),
+            known: all.iter().map(|&t| name(t)).collect(),
+        })
+}
+
 impl FromStr for ModelKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<ModelKind, String> {
-        ModelKind::ALL
-            .iter()
-            .copied()
-            .find(|m| m.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = ModelKind::ALL.iter().map(|m| m.name()).collect();
-                format!("unknown model `{s}` (known: {})", names.join(", "))
-            })
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<ModelKind, UnknownName> {
+        by_name("model", ModelKind::ALL, ModelKind::name, s)
     }
 }
 
@@ -145,16 +166,9 @@ impl Consistency {
 }
 
 impl FromStr for Consistency {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Consistency, String> {
-        Consistency::ALL
-            .iter()
-            .copied()
-            .find(|c| c.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = Consistency::ALL.iter().map(|c| c.name()).collect();
-                format!("unknown consistency `{s}` (known: {})", names.join(", "))
-            })
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Consistency, UnknownName> {
+        by_name("consistency", Consistency::ALL, Consistency::name, s)
     }
 }
 
@@ -197,7 +211,7 @@ impl Explanation {
     }
 }
 
-/// A level `--consistency all` found broken, with why.
+/// A level that checking [`Consistency::All`] found broken, with why.
 #[derive(Debug, Clone, Serialize)]
 pub struct RuledOut {
     pub consistency: &'static str,
@@ -332,25 +346,28 @@ fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// The history does not fit the model or the options.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CheckError {
-    #[error("{file}:{line}: {message}")]
+    /// An op the model cannot take, at `file:line`.
+    #[error("{file}:{line}: {problem}")]
     Op {
         file: String,
         line: usize,
-        message: String,
+        problem: ModelError,
     },
-    #[error("the {model} model cannot be checked for {level} consistency: {message}")]
+    /// The model has no meaning at that consistency level.
+    #[error("the {model} model cannot be checked for {level} consistency: {reason}")]
     Level {
         model: &'static str,
         level: &'static str,
-        message: String,
+        reason: &'static str,
     },
-    #[error("the initial value does not fit the {model} model: {message}")]
+    /// [`Options::init`] does not fit the model.
+    #[error("the initial value does not fit the {model} model: {problem}")]
     Init {
         model: &'static str,
-        message: String,
+        problem: ModelError,
     },
 }
 
@@ -400,6 +417,22 @@ fn empty_report(history: &History, consistency: Consistency, model: &'static str
         counterexample: None,
         witness: None,
     }
+}
+
+/// Whether `init` fits the model: what checking each level asks first.
+fn init_fits(kind: ModelKind, init: &Value) -> Result<(), CheckError> {
+    let values = &mut model::Values::new();
+    let fits = match kind {
+        ModelKind::Register | ModelKind::CasRegister => Ok(()),
+        ModelKind::Mutex => Mutex.init(init, values).map(drop),
+        ModelKind::Set => Set.init(init, values).map(drop),
+        ModelKind::Counter => Counter.init(init, values).map(drop),
+        ModelKind::Append => Append.init(init, values).map(drop),
+    };
+    fits.map_err(|problem| CheckError::Init {
+        model: kind.name(),
+        problem,
+    })
 }
 
 /// Checks that the final reads converge (see the `eventual` module). Linear time.

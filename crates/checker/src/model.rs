@@ -18,6 +18,74 @@ use serde_json::Value;
 use std::fmt::Debug;
 use std::hash::Hash;
 
+/// What is wrong with an initial value or an op, in the model's terms. The caller
+/// adds where it was (file and line, or which option).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// The op's `f` is none of the model's functions.
+    #[error(
+        "the {model} model has no function `{f}` (it knows {}{})",
+        known.join(", "),
+        elsewhere.map_or(String::new(), |m| format!("; the {m} model knows {f}"))
+    )]
+    UnknownFunction {
+        model: &'static str,
+        f: String,
+        /// The functions it does know.
+        known: &'static [&'static str],
+        /// Another model that knows `f`, when one does.
+        elsewhere: Option<&'static str>,
+    },
+    /// A value of the wrong shape: `what` (`a cas value`) must be `expected`.
+    #[error("{what} must be {expected}, found {found}")]
+    BadValue {
+        what: &'static str,
+        expected: &'static str,
+        found: Value,
+    },
+}
+
+impl ModelError {
+    pub(crate) fn unknown_function(
+        model: &'static str,
+        f: &str,
+        known: &'static [&'static str],
+    ) -> ModelError {
+        ModelError::UnknownFunction {
+            model,
+            f: f.to_string(),
+            known,
+            elsewhere: None,
+        }
+    }
+
+    pub(crate) fn bad_value(
+        what: &'static str,
+        expected: &'static str,
+        found: &Value,
+    ) -> ModelError {
+        ModelError::BadValue {
+            what,
+            expected,
+            found: found.clone(),
+        }
+    }
+}
+
+/// A cas's `[expected, new]` pair: what the register model and the eventual
+/// checker both read.
+pub(crate) fn cas_pair(input: &Value) -> Result<(&Value, &Value), ModelError> {
+    match input {
+        Value::Array(pair) if pair.len() == 2 => Ok((&pair[0], &pair[1])),
+        other => Err(ModelError::bad_value(
+            "a cas value",
+            "[expected, new]",
+            other,
+        )),
+    }
+}
+
 /// The id of an interned value. `NULL` is always 0.
 pub type ValueId = u32;
 pub const NULL: ValueId = 0;
@@ -98,23 +166,23 @@ pub trait Model: Sync + Send {
     type State: Clone + Eq + Hash + Debug + Send + Sync + 'static;
     type Op: Clone + Debug + Send + Sync;
 
-    /// The name users type (`--model NAME`).
+    /// The model's name, as [`crate::ModelKind::name`] spells it.
     fn name(&self) -> &'static str;
 
     /// The state before any op, from [`crate::Options::init`] (null when not given).
-    fn init(&self, init: &Value, values: &mut Values) -> Result<Self::State, String>;
+    fn init(&self, init: &Value, values: &mut Values) -> Result<Self::State, ModelError>;
 
     /// Compiles one op. `output` is the completion's value when it completed `ok`,
     /// `None` when indeterminate (`info` or never completed). `Ok(None)` means the op
     /// cannot matter whether it happened or not (an indeterminate read) and is dropped.
-    /// `Err` explains what is wrong with the op, for a message naming its line.
+    /// `Err` says what is wrong with the op; the caller names its line.
     fn compile(
         &self,
         f: &str,
         input: &Value,
         output: Option<&Value>,
         values: &mut Values,
-    ) -> Result<Option<Self::Op>, String>;
+    ) -> Result<Option<Self::Op>, ModelError>;
 
     /// The state after `op`, or `None` when `op` cannot follow `state`.
     fn step(&self, state: &Self::State, op: &Self::Op) -> Option<Self::State>;
@@ -168,7 +236,7 @@ impl Model for Register {
         }
     }
 
-    fn init(&self, init: &Value, values: &mut Values) -> Result<ValueId, String> {
+    fn init(&self, init: &Value, values: &mut Values) -> Result<ValueId, ModelError> {
         Ok(values.id(init))
     }
 
@@ -178,27 +246,28 @@ impl Model for Register {
         input: &Value,
         output: Option<&Value>,
         values: &mut Values,
-    ) -> Result<Option<RegisterOp>, String> {
+    ) -> Result<Option<RegisterOp>, ModelError> {
         match f {
             "read" => Ok(output.map(|v| RegisterOp::Read(values.id(v)))),
             "write" => Ok(Some(RegisterOp::Write(values.id(input)))),
-            "cas" if self.cas => match input {
-                Value::Array(pair) if pair.len() == 2 => Ok(Some(RegisterOp::Cas(
-                    values.id(&pair[0]),
-                    values.id(&pair[1]),
-                ))),
-                other => Err(format!(
-                    "a cas value must be [expected, new], found {other}"
-                )),
-            },
-            other => Err(format!(
-                "the {} model has no function `{other}` (it knows {})",
+            "cas" if self.cas => {
+                let (old, new) = cas_pair(input)?;
+                Ok(Some(RegisterOp::Cas(values.id(old), values.id(new))))
+            }
+            "cas" => Err(ModelError::UnknownFunction {
+                model: self.name(),
+                f: f.to_string(),
+                known: &["read", "write"],
+                elsewhere: Some("cas-register"),
+            }),
+            other => Err(ModelError::unknown_function(
                 self.name(),
+                other,
                 if self.cas {
-                    "read, write, cas"
+                    &["read", "write", "cas"]
                 } else {
-                    "read, write; use --model cas-register for cas"
-                }
+                    &["read", "write"]
+                },
             )),
         }
     }
@@ -260,14 +329,16 @@ impl Model for Mutex {
         "mutex"
     }
 
-    fn init(&self, init: &Value, _values: &mut Values) -> Result<bool, String> {
+    fn init(&self, init: &Value, _values: &mut Values) -> Result<bool, ModelError> {
         match init {
             Value::Null | Value::Bool(false) => Ok(false),
             Value::Bool(true) => Ok(true),
             Value::String(s) if s == "unlocked" => Ok(false),
             Value::String(s) if s == "locked" => Ok(true),
-            other => Err(format!(
-                "the mutex model starts \"unlocked\" or \"locked\" (or false/true), not {other}"
+            other => Err(ModelError::bad_value(
+                "the initial state",
+                "\"unlocked\" or \"locked\" (or false or true)",
+                other,
             )),
         }
     }
@@ -278,12 +349,14 @@ impl Model for Mutex {
         _input: &Value,
         _output: Option<&Value>,
         _values: &mut Values,
-    ) -> Result<Option<MutexOp>, String> {
+    ) -> Result<Option<MutexOp>, ModelError> {
         match f {
             "acquire" | "lock" => Ok(Some(MutexOp::Acquire)),
             "release" | "unlock" => Ok(Some(MutexOp::Release)),
-            other => Err(format!(
-                "the mutex model has no function `{other}` (it knows acquire, release)"
+            other => Err(ModelError::unknown_function(
+                self.name(),
+                other,
+                &["acquire", "release"],
             )),
         }
     }
@@ -319,12 +392,13 @@ pub enum SetOp {
     Read(Vec<ValueId>),
 }
 
-/// Interns the elements of a set given as a JSON array (null is the empty set).
-fn set_of(v: &Value, values: &mut Values) -> Result<Vec<ValueId>, String> {
+/// Interns the elements of a set given as a JSON array (null is the empty set);
+/// `what` names the value for an error.
+fn set_of(v: &Value, what: &'static str, values: &mut Values) -> Result<Vec<ValueId>, ModelError> {
     let mut ids = match v {
         Value::Null => Vec::new(),
         Value::Array(xs) => xs.iter().map(|x| values.id(x)).collect(),
-        other => return Err(format!("a set is a JSON array, found {other}")),
+        other => return Err(ModelError::bad_value(what, "a JSON array (a set)", other)),
     };
     ids.sort_unstable();
     ids.dedup();
@@ -340,8 +414,8 @@ impl Model for Set {
         "set"
     }
 
-    fn init(&self, init: &Value, values: &mut Values) -> Result<Vec<ValueId>, String> {
-        set_of(init, values)
+    fn init(&self, init: &Value, values: &mut Values) -> Result<Vec<ValueId>, ModelError> {
+        set_of(init, "the initial set", values)
     }
 
     fn compile(
@@ -350,15 +424,16 @@ impl Model for Set {
         input: &Value,
         output: Option<&Value>,
         values: &mut Values,
-    ) -> Result<Option<SetOp>, String> {
+    ) -> Result<Option<SetOp>, ModelError> {
         match f {
             "add" => Ok(Some(SetOp::Add(values.id(input)))),
-            "read" => match output {
-                Some(v) => Ok(Some(SetOp::Read(set_of(v, values)?))),
-                None => Ok(None),
-            },
-            other => Err(format!(
-                "the set model has no function `{other}` (it knows add, read)"
+            "read" => output
+                .map(|v| Ok(SetOp::Read(set_of(v, "a read's value", values)?)))
+                .transpose(),
+            other => Err(ModelError::unknown_function(
+                self.name(),
+                other,
+                &["add", "read"],
             )),
         }
     }
@@ -388,10 +463,7 @@ impl Model for Set {
     fn describe_op(&self, op: &SetOp, values: &Values) -> String {
         match op {
             SetOp::Add(v) => format!("add {}", values.get(*v)),
-            SetOp::Read(seen) => format!(
-                "read {}",
-                Value::Array(seen.iter().map(|&v| values.get(v).clone()).collect())
-            ),
+            SetOp::Read(seen) => format!("read {}", self.describe_state(seen, values)),
         }
     }
 }
@@ -407,9 +479,10 @@ pub enum CounterOp {
     Read(i64),
 }
 
-fn integer(v: &Value, what: &str) -> Result<i64, String> {
+/// `v` as a 64-bit integer; `what` names it for an error.
+pub(crate) fn integer(v: &Value, what: &'static str) -> Result<i64, ModelError> {
     v.as_i64()
-        .ok_or_else(|| format!("{what} must be an integer, found {v}"))
+        .ok_or_else(|| ModelError::bad_value(what, "an integer", v))
 }
 
 impl Model for Counter {
@@ -420,7 +493,7 @@ impl Model for Counter {
         "counter"
     }
 
-    fn init(&self, init: &Value, _values: &mut Values) -> Result<i128, String> {
+    fn init(&self, init: &Value, _values: &mut Values) -> Result<i128, ModelError> {
         match init {
             Value::Null => Ok(0),
             other => integer(other, "the initial count").map(i128::from),
@@ -433,15 +506,16 @@ impl Model for Counter {
         input: &Value,
         output: Option<&Value>,
         _values: &mut Values,
-    ) -> Result<Option<CounterOp>, String> {
+    ) -> Result<Option<CounterOp>, ModelError> {
         match f {
             "add" | "incr" => Ok(Some(CounterOp::Add(integer(input, "an add's value")?))),
-            "read" => match output {
-                Some(v) => Ok(Some(CounterOp::Read(integer(v, "a read's value")?))),
-                None => Ok(None),
-            },
-            other => Err(format!(
-                "the counter model has no function `{other}` (it knows add, read)"
+            "read" => output
+                .map(|v| Ok(CounterOp::Read(integer(v, "a read's value")?)))
+                .transpose(),
+            other => Err(ModelError::unknown_function(
+                self.name(),
+                other,
+                &["add", "read"],
             )),
         }
     }
@@ -486,11 +560,11 @@ pub enum AppendOp {
     Append(String),
 }
 
-fn string(v: &Value, what: &str) -> Result<String, String> {
+fn string(v: &Value, what: &'static str) -> Result<String, ModelError> {
     match v {
         Value::Null => Ok(String::new()),
         Value::String(s) => Ok(s.clone()),
-        other => Err(format!("{what} must be a string, found {other}")),
+        other => Err(ModelError::bad_value(what, "a string", other)),
     }
 }
 
@@ -502,7 +576,7 @@ impl Model for Append {
         "append"
     }
 
-    fn init(&self, init: &Value, _values: &mut Values) -> Result<String, String> {
+    fn init(&self, init: &Value, _values: &mut Values) -> Result<String, ModelError> {
         string(init, "the initial value")
     }
 
@@ -512,16 +586,17 @@ impl Model for Append {
         input: &Value,
         output: Option<&Value>,
         _values: &mut Values,
-    ) -> Result<Option<AppendOp>, String> {
+    ) -> Result<Option<AppendOp>, ModelError> {
         match f {
-            "read" | "get" => match output {
-                Some(v) => Ok(Some(AppendOp::Read(string(v, "a read's value")?))),
-                None => Ok(None),
-            },
+            "read" | "get" => output
+                .map(|v| Ok(AppendOp::Read(string(v, "a read's value")?)))
+                .transpose(),
             "write" | "put" => Ok(Some(AppendOp::Write(string(input, "a write's value")?))),
             "append" => Ok(Some(AppendOp::Append(string(input, "an append's value")?))),
-            other => Err(format!(
-                "the append model has no function `{other}` (it knows read, write, append)"
+            other => Err(ModelError::unknown_function(
+                self.name(),
+                other,
+                &["read", "write", "append"],
             )),
         }
     }
@@ -543,11 +618,12 @@ impl Model for Append {
     }
 
     fn describe_op(&self, op: &AppendOp, _values: &Values) -> String {
-        match op {
-            AppendOp::Read(s) => format!("read {}", Value::from(s.as_str())),
-            AppendOp::Write(s) => format!("write {}", Value::from(s.as_str())),
-            AppendOp::Append(s) => format!("append {}", Value::from(s.as_str())),
-        }
+        let (f, s) = match op {
+            AppendOp::Read(s) => ("read", s),
+            AppendOp::Write(s) => ("write", s),
+            AppendOp::Append(s) => ("append", s),
+        };
+        format!("{f} {}", Value::from(s.as_str()))
     }
 }
 
@@ -578,10 +654,33 @@ mod tests {
         let one = vals.id(&json!(1));
         assert_eq!(m.step(&one, &cas), Some(vals.id(&json!(2))));
         assert_eq!(m.step(&NULL, &cas), None);
-        assert!(m.compile("cas", &json!(1), None, &mut vals).is_err());
-        assert!(Register { cas: false }
+        assert_eq!(
+            m.compile("cas", &json!(1), None, &mut vals),
+            Err(ModelError::BadValue {
+                what: "a cas value",
+                expected: "[expected, new]",
+                found: json!(1)
+            })
+        );
+        // The plain register points at the model that knows cas.
+        let e = Register { cas: false }
             .compile("cas", &json!([1, 2]), None, &mut vals)
-            .is_err());
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ModelError::UnknownFunction {
+                    elsewhere: Some("cas-register"),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "the register model has no function `cas` (it knows read, write; \
+             the cas-register model knows cas)"
+        );
         // An indeterminate read cannot matter.
         assert_eq!(m.compile("read", &Value::Null, None, &mut vals), Ok(None));
     }

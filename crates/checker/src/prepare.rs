@@ -104,9 +104,9 @@ fn compile_key<M: Model>(
     let mut values = Values::new();
     let init_state = model
         .init(init, &mut values)
-        .map_err(|message| CheckError::Init {
+        .map_err(|problem| CheckError::Init {
             model: model.name(),
-            message,
+            problem,
         })?;
     let mut calls = Vec::with_capacity(pairs.len());
     for &i in pairs {
@@ -125,10 +125,10 @@ fn compile_key<M: Model>(
         };
         let op = model
             .compile(&inv.f, &inv.value, output, &mut values)
-            .map_err(|message| CheckError::Op {
+            .map_err(|problem| CheckError::Op {
                 file: history.source().to_string(),
                 line: history.line(line),
-                message,
+                problem,
             })?;
         if let Some(op) = op {
             calls.push(Call {
@@ -256,19 +256,14 @@ pub(crate) fn prune<M: Model>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Register;
+    use crate::model::{Register, RegisterOp};
+    use crate::tests::h as history;
     use serde_json::{json, Value};
-    use splitbrain_history::{Op, Process};
 
-    fn history(ops: &[(i64, OpType, &str, Value)]) -> History {
-        History::new(
-            "t",
-            ops.iter()
-                .map(|(p, t, f, v)| Op::new(Process::Client(*p), *t, *f, v.clone()))
-                .collect(),
-            None,
-        )
-        .unwrap()
+    /// The one key's calls after pruning.
+    fn pruned(m: &Register, h: &History) -> Vec<Call<RegisterOp>> {
+        let p = &partitions(m, h, &Value::Null).unwrap()[0];
+        prune(m, &p.calls, &p.init, &p.values)
     }
 
     #[test]
@@ -283,10 +278,8 @@ mod tests {
             (2, Ok, "read", json!(2)),
         ]);
         let m = Register { cas: false };
-        let parts = partitions(&m, &h, &Value::Null).unwrap();
-        assert_eq!(parts.len(), 1);
-        let p = &parts[0];
-        let pruned = prune(&m, &p.calls, &p.init, &p.values);
+        assert_eq!(partitions(&m, &h, &Value::Null).unwrap().len(), 1);
+        let pruned = pruned(&m, &h);
         // write 1 dropped; write 2 required, returning just before the read returns.
         assert_eq!(pruned.len(), 2);
         assert!(pruned[0].required);
@@ -318,9 +311,7 @@ mod tests {
             (2, Invoke, "read", Value::Null),
             (2, Ok, "read", json!(1)),
         ]);
-        let m = Register { cas: false };
-        let p = &partitions(&m, &h, &Value::Null).unwrap()[0];
-        let pruned = prune(&m, &p.calls, &p.init, &p.values);
+        let pruned = pruned(&Register { cas: false }, &h);
         assert_eq!(pruned.len(), 3);
         assert!(!pruned[0].required && !pruned[1].required);
     }
@@ -336,9 +327,7 @@ mod tests {
             (2, Invoke, "read", Value::Null),
             (2, Ok, "read", json!(1)),
         ]);
-        let m = Register { cas: true };
-        let p = &partitions(&m, &h, &Value::Null).unwrap()[0];
-        let pruned = prune(&m, &p.calls, &p.init, &p.values);
+        let pruned = pruned(&Register { cas: true }, &h);
         assert!(pruned
             .iter()
             .all(|c| c.ret.is_some_and(|r| pos(3) - r <= MAX_CHAIN)));

@@ -143,11 +143,31 @@ pub enum Format {
 }
 
 fn parse_model(s: &str) -> Result<ModelKind, String> {
-    s.parse()
+    s.parse().map_err(|e: checker::UnknownName| e.to_string())
 }
 
 fn parse_consistency(s: &str) -> Result<Consistency, String> {
-    s.parse()
+    s.parse().map_err(|e: checker::UnknownName| e.to_string())
+}
+
+/// The checker's error, with advice naming the flag that would fix it.
+fn advice(e: &checker::CheckError) -> String {
+    use checker::{CheckError, ModelError};
+    match e {
+        CheckError::Init { .. } => format!("{e} (set by --init)"),
+        CheckError::Level { .. } => {
+            format!("{e}; choose another level with --consistency")
+        }
+        CheckError::Op {
+            problem:
+                ModelError::UnknownFunction {
+                    elsewhere: Some(model),
+                    ..
+                },
+            ..
+        } => format!("{e}: use --model {model}"),
+        other => other.to_string(),
+    }
 }
 
 fn parse_json(s: &str) -> Result<serde_json::Value, String> {
@@ -275,12 +295,7 @@ pub fn run(args: CheckArgs) -> u8 {
                 ));
                 checker::check(&h, &opts)
                     .map(|r| (h, r))
-                    .map_err(|e| match e {
-                        checker::CheckError::Init { .. } => {
-                            format!("{e} (it is what --init JSON says)")
-                        }
-                        other => other.to_string(),
-                    })
+                    .map_err(|e| advice(&e))
             });
         spinner.finish_and_clear();
         // Written after the verdict is printed, as the JUnit XML is, so that a

@@ -459,52 +459,40 @@ fn independent_needs_tuples_and_names_the_line() {
     );
 }
 
+/// Ops the model cannot take: the error names the line (the completion's when the
+/// op completed `ok`, as the checker looked at its value) and, where a flag would
+/// fix it, the flag.
 #[test]
-fn cas_value_must_be_a_pair() {
-    // Never completed: the invocation's line.
-    let text = format!(
-        "{W1}\n{W1_OK}\n{}\n",
-        r#"{"process":2,"type":"invoke","f":"cas","value":[1,2,3]}"#
-    );
-    rejects(
-        "t.jsonl",
-        &text,
-        &["--model", "cas-register"],
-        "t.jsonl:3: a cas value must be [expected, new], found [1,2,3]",
-    );
-    // Completed ok: the checker names the completion (as for an unknown `f`).
-    let text = format!(
-        "{W1}\n{W1_OK}\n{}\n{}\n",
-        r#"{"process":2,"type":"invoke","f":"cas","value":5}"#,
-        r#"{"process":2,"type":"ok","f":"cas","value":5}"#
-    );
-    rejects(
-        "t.jsonl",
-        &text,
-        &["--model", "cas-register"],
-        "t.jsonl:4: a cas value must be [expected, new], found 5",
-    );
-}
-
-#[test]
-fn unknown_function_for_the_model_names_the_line() {
-    let text = format!(
-        "{W1}\n{W1_OK}\n{}\n",
-        r#"{"process":2,"type":"invoke","f":"cas","value":[1,2]}"#
-    );
-    rejects(
-        "t.jsonl",
-        &text,
-        &["--model", "register"],
-        "t.jsonl:3: the register model has no function `cas`",
-    );
-    let text = format!("{W1}\n{W1_OK}\n");
-    rejects(
-        "t.jsonl",
-        &text,
-        &["--model", "mutex"],
-        "t.jsonl:2: the mutex model has no function `write`",
-    );
+fn ops_the_model_cannot_take_name_their_line() {
+    let cas = |v: &str| format!(r#"{{"process":2,"type":"invoke","f":"cas","value":{v}}}"#);
+    let cas_ok = r#"{"process":2,"type":"ok","f":"cas","value":5}"#;
+    for (ops, model, want) in [
+        // Never completed: the invocation's line.
+        (
+            vec![cas("[1,2,3]")],
+            "cas-register",
+            "t.jsonl:3: a cas value must be [expected, new], found [1,2,3]",
+        ),
+        (
+            vec![cas("5"), cas_ok.to_string()],
+            "cas-register",
+            "t.jsonl:4: a cas value must be [expected, new], found 5",
+        ),
+        (
+            vec![cas("[1,2]")],
+            "register",
+            "t.jsonl:3: the register model has no function `cas` (it knows read, write; \
+             the cas-register model knows cas): use --model cas-register",
+        ),
+        (
+            vec![],
+            "mutex",
+            "t.jsonl:2: the mutex model has no function `write` (it knows acquire, release)",
+        ),
+    ] {
+        let text = format!("{W1}\n{W1_OK}\n{}", ops.join("\n") + "\n");
+        rejects("t.jsonl", &text, &["--model", model], want);
+    }
 }
 
 #[test]
@@ -514,7 +502,13 @@ fn bad_options_are_usage_errors() {
         (&["--init", "{", "t.jsonl"][..], "not JSON"),
         (
             &["--init", "5", "--model", "mutex", "t.jsonl"][..],
-            "--init",
+            "the initial value does not fit the mutex model: the initial state must be \
+             \"unlocked\" or \"locked\" (or false or true), found 5 (set by --init)",
+        ),
+        (
+            &["--model", "mutex", "--consistency", "eventual", "t.jsonl"][..],
+            "the mutex model cannot be checked for eventual consistency: a mutex has no \
+             reads to converge; choose another level with --consistency",
         ),
         (
             &["--model", "queue", "t.jsonl"][..],

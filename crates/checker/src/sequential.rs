@@ -431,6 +431,21 @@ impl<S> Hash for MemoKey<S> {
     }
 }
 
+/// Where the search stands, besides the states: what placing an op changes and
+/// taking it back undoes.
+struct Cursor {
+    /// Per process slot, how many of its `ok` ops are placed.
+    pos: Vec<u32>,
+    /// The floating (indeterminate) ops placed, one bit each.
+    placed: Vec<u64>,
+    /// Per op, how many of its forced predecessors are not placed yet.
+    preds_left: Vec<u32>,
+    /// `ok` ops not placed yet.
+    det_left: usize,
+    /// Required floating ops not placed yet.
+    req_left: usize,
+}
+
 struct Frame {
     /// Enabled ops at this configuration, in invocation order.
     cands: Vec<usize>,
@@ -484,30 +499,33 @@ pub(crate) fn search<M: Model>(
         }
     }
     let floaters: Vec<usize> = (0..ops.len()).filter(|&i| !ops[i].ok).collect();
-    let mut pos = vec![0u32; procs.len()];
-    let mut placed = vec![0u64; floating.div_ceil(64)];
+    let mut cur = Cursor {
+        pos: vec![0u32; procs.len()],
+        placed: vec![0u64; floating.div_ceil(64)],
+        preds_left,
+        det_left: procs.iter().map(Vec::len).sum(),
+        req_left: required_floating,
+    };
     let mut states: Vec<M::State> = inits.to_vec();
-    let mut det_left: usize = procs.iter().map(Vec::len).sum();
-    let mut req_left = required_floating;
 
     // The ops that may come next. A read that is legal now is the only choice
     // offered: placing it now loses nothing, since any order that places it later
     // still works with it moved here (a read changes no state, wherever it goes),
     // and it enables its process's next op sooner. So reads never branch. (A write
     // of the current value is no read: later it would change the state.)
-    let enabled = |pos: &[u32], placed: &[u64], states: &[M::State], preds_left: &[u32]| {
+    let enabled = |cur: &Cursor, states: &[M::State]| {
         let mut c: Vec<usize> = procs
             .iter()
-            .zip(pos)
+            .zip(&cur.pos)
             .filter_map(|(p, &at)| p.get(at as usize).copied())
             .collect();
         for &f in &floaters {
             let b = bit[f];
-            if placed[b / 64] & (1 << (b % 64)) == 0 && pos[slot[f]] >= after[f] {
+            if cur.placed[b / 64] & (1 << (b % 64)) == 0 && cur.pos[slot[f]] >= after[f] {
                 c.push(f);
             }
         }
-        c.retain(|&i| preds_left[i] == 0);
+        c.retain(|&i| cur.preds_left[i] == 0);
         c.sort_unstable_by_key(|&i| ops[i].call);
         // Writes of a value some waiting op observes go first: the goal-directed
         // choice that a history close to linearizable nearly always wants.
@@ -534,59 +552,53 @@ pub(crate) fn search<M: Model>(
         }
     };
     // Places op `i` (or takes it back): positions, floating bits, forced orders.
-    let shift = |i: usize,
-                 on: bool,
-                 pos: &mut [u32],
-                 placed: &mut [u64],
-                 preds_left: &mut [u32],
-                 det_left: &mut usize,
-                 req_left: &mut usize| {
+    let shift = |cur: &mut Cursor, i: usize, on: bool| {
         if ops[i].ok {
             if on {
-                pos[slot[i]] += 1;
-                *det_left -= 1;
+                cur.pos[slot[i]] += 1;
+                cur.det_left -= 1;
             } else {
-                pos[slot[i]] -= 1;
-                *det_left += 1;
+                cur.pos[slot[i]] -= 1;
+                cur.det_left += 1;
             }
         } else {
             let b = bit[i];
-            placed[b / 64] ^= 1 << (b % 64);
+            cur.placed[b / 64] ^= 1 << (b % 64);
             if required(i) {
                 if on {
-                    *req_left -= 1;
+                    cur.req_left -= 1;
                 } else {
-                    *req_left += 1;
+                    cur.req_left += 1;
                 }
             }
         }
         for &s in &succs[i] {
             if on {
-                preds_left[s as usize] -= 1;
+                cur.preds_left[s as usize] -= 1;
             } else {
-                preds_left[s as usize] += 1;
+                cur.preds_left[s as usize] += 1;
             }
         }
     };
-    let memo_key = |pos: &[u32], placed: &[u64], states: &[M::State]| {
+    let memo_key = |cur: &Cursor, states: &[M::State]| {
         let mut h = FxHasher::default();
-        pos.hash(&mut h);
-        placed.hash(&mut h);
+        cur.pos.hash(&mut h);
+        cur.placed.hash(&mut h);
         states.hash(&mut h);
         MemoKey {
             hash: h.finish(),
-            pos: pos.into(),
-            placed: placed.into(),
+            pos: cur.pos.as_slice().into(),
+            placed: cur.placed.as_slice().into(),
             states: states.into(),
         }
     };
-    let entry_bytes = (4 * pos.len() + 8 * placed.len() + 64) as u64
+    let entry_bytes = (4 * cur.pos.len() + 8 * cur.placed.len() + 64) as u64
         + (std::mem::size_of::<M::State>() * states.len()) as u64;
 
     let mut memo: FxHashSet<MemoKey<M::State>> = FxHashSet::default();
-    memo.insert(memo_key(&pos, &placed, &states));
+    memo.insert(memo_key(&cur, &states));
     let mut stack: Vec<Frame> = vec![Frame {
-        cands: enabled(&pos, &placed, &states, &preds_left),
+        cands: enabled(&cur, &states),
         next: 0,
         placed: None,
     }];
@@ -595,7 +607,7 @@ pub(crate) fn search<M: Model>(
     let mut steps: u32 = 0;
     let mut uncharged: u64 = 0;
     let outcome = loop {
-        if det_left == 0 && req_left == 0 {
+        if cur.det_left == 0 && cur.req_left == 0 {
             break SeqOutcome::Valid(stack.iter().filter_map(|f| f.placed).collect());
         }
         steps = steps.wrapping_add(1);
@@ -622,15 +634,7 @@ pub(crate) fn search<M: Model>(
             // Undo placing i.
             let k = ops[i].key as usize;
             states[k] = undo.pop().expect("one undo per placed op");
-            shift(
-                i,
-                false,
-                &mut pos,
-                &mut placed,
-                &mut preds_left,
-                &mut det_left,
-                &mut req_left,
-            );
+            shift(&mut cur, i, false);
             continue;
         }
         let top = stack.last_mut().expect("the root frame stays");
@@ -641,34 +645,18 @@ pub(crate) fn search<M: Model>(
             continue;
         };
         let before = std::mem::replace(&mut states[k], after_state);
-        shift(
-            i,
-            true,
-            &mut pos,
-            &mut placed,
-            &mut preds_left,
-            &mut det_left,
-            &mut req_left,
-        );
-        if memo.insert(memo_key(&pos, &placed, &states)) {
+        shift(&mut cur, i, true);
+        if memo.insert(memo_key(&cur, &states)) {
             uncharged += entry_bytes;
             undo.push(before);
             stack.push(Frame {
-                cands: enabled(&pos, &placed, &states, &preds_left),
+                cands: enabled(&cur, &states),
                 next: 0,
                 placed: Some(i),
             });
         } else {
             states[k] = before;
-            shift(
-                i,
-                false,
-                &mut pos,
-                &mut placed,
-                &mut preds_left,
-                &mut det_left,
-                &mut req_left,
-            );
+            shift(&mut cur, i, false);
         }
     };
     if matches!(outcome, SeqOutcome::Unknown) && memo.len() > 100_000 {

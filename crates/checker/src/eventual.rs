@@ -17,9 +17,10 @@
 //! - nothing comes out of thin air: a register's agreed value was written by an op
 //!   that did not `fail` (or is the initial value); a counter's total lies between
 //!   what the `ok` adds give and what they give with any of the indeterminate ones;
-//! - for sets, as Jepsen's set checker: every acknowledged add is present (`lost`
-//!   otherwise), nothing present was never attempted or failed (`unexpected`), and
-//!   indeterminate adds that made it are `recovered` (fine, and reported).
+//! - for sets, as Jepsen's set checker: every acknowledged add, and every initial
+//!   member, is present (`lost` otherwise), nothing present was never attempted
+//!   or failed (`unexpected`), and indeterminate adds that made it are
+//!   `recovered` (fine, and reported).
 //!
 //! One pass over the history: linear in its length. It says nothing about reads
 //! before the final ones: that is what the stronger levels are for.
@@ -51,7 +52,7 @@ pub struct EventualViolation {
     /// A final value no op that did not fail could have produced.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unwritten: Option<Value>,
-    /// Sets: acknowledged adds missing from some final read.
+    /// Sets: acknowledged adds (or initial members) missing from some final read.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub lost: Vec<Value>,
     /// Sets: elements present that no add which did not fail put there.
@@ -294,9 +295,16 @@ fn judge(kind: ModelKind, log: &KeyLog, init: &Value) -> Option<EventualViolatio
             }
         }
         ModelKind::Set => {
-            let ok: BTreeSet<u32> = log.ok.iter().map(|x| values.id(x)).collect();
-            let maybe: BTreeSet<u32> = log.maybe.iter().map(|x| values.id(x)).collect();
+            // The initial members were there before any add: they must stay, as
+            // acknowledged adds must.
             let init_set: BTreeSet<u32> = canonical(kind, init, &mut values).into_iter().collect();
+            let ok: BTreeSet<u32> = log
+                .ok
+                .iter()
+                .map(|x| values.id(x))
+                .chain(init_set.iter().copied())
+                .collect();
+            let maybe: BTreeSet<u32> = log.maybe.iter().map(|x| values.id(x)).collect();
             let present_everywhere: BTreeSet<u32> = forms
                 .iter()
                 .map(|f| f.iter().copied().collect::<BTreeSet<u32>>())
@@ -309,7 +317,7 @@ fn judge(kind: ModelKind, log: &KeyLog, init: &Value) -> Option<EventualViolatio
                 .collect();
             v.unexpected = present_anywhere
                 .iter()
-                .filter(|i| !ok.contains(i) && !maybe.contains(i) && !init_set.contains(i))
+                .filter(|i| !ok.contains(i) && !maybe.contains(i))
                 .map(|&i| values.get(i).clone())
                 .collect();
             v.recovered = maybe

@@ -119,18 +119,27 @@ fn by_name<T: Copy>(
         })
 }
 
-impl FromStr for ModelKind {
-    type Err = UnknownName;
-    fn from_str(s: &str) -> Result<ModelKind, UnknownName> {
-        by_name("model", ModelKind::ALL, ModelKind::name, s)
-    }
+/// `FromStr` (through [`by_name`]) and `Display` for an enum that has `ALL` and
+/// `name`: `what` is what a name of it names, for the error.
+macro_rules! named {
+    ($ty:ident, $what:literal) => {
+        impl FromStr for $ty {
+            type Err = UnknownName;
+            fn from_str(s: &str) -> Result<$ty, UnknownName> {
+                by_name($what, $ty::ALL, $ty::name, s)
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
 }
 
-impl fmt::Display for ModelKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+named!(ModelKind, "model");
+named!(Consistency, "consistency");
 
 /// Which promise to check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -162,19 +171,6 @@ impl Consistency {
             Consistency::Eventual => "eventual",
             Consistency::All => "all",
         }
-    }
-}
-
-impl FromStr for Consistency {
-    type Err = UnknownName;
-    fn from_str(s: &str) -> Result<Consistency, UnknownName> {
-        by_name("consistency", Consistency::ALL, Consistency::name, s)
-    }
-}
-
-impl fmt::Display for Consistency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 

@@ -470,3 +470,76 @@ fn huge_time_limits_do_not_overflow() {
         assert_eq!(check(&hist, &opts).unwrap().verdict, Verdict::Valid, "{c}");
     }
 }
+
+#[test]
+fn names_parse_and_an_unknown_one_lists_the_known() {
+    for &m in ModelKind::ALL {
+        assert_eq!(m.name().parse::<ModelKind>(), Ok(m));
+    }
+    for &c in Consistency::ALL {
+        assert_eq!(c.to_string().parse::<Consistency>(), Ok(c));
+    }
+    let e = "queue".parse::<ModelKind>().unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "unknown model `queue` (known: register, cas-register, mutex, set, counter, append)"
+    );
+    let e = "strict".parse::<Consistency>().unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "unknown consistency `strict` (known: linearizable, sequential, eventual, all)"
+    );
+}
+
+#[test]
+fn every_level_refuses_an_initial_value_the_model_cannot_take() {
+    let hist = h(&[(0, Invoke, "add", json!(1)), (0, Done, "add", json!(1))]);
+    for consistency in Consistency::ALL.iter().copied() {
+        let opts = Options {
+            model: ModelKind::Counter,
+            consistency,
+            init: json!("x"),
+            ..Options::default()
+        };
+        let e = check(&hist, &opts).unwrap_err();
+        assert_eq!(
+            e,
+            CheckError::Init {
+                model: "counter",
+                problem: ModelError::BadValue {
+                    what: "the initial count",
+                    expected: "an integer",
+                    found: json!("x"),
+                },
+            },
+            "{consistency}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "the initial value does not fit the counter model: \
+             the initial count must be an integer, found \"x\""
+        );
+    }
+}
+
+#[test]
+fn an_op_the_model_cannot_take_names_its_line() {
+    let hist = h(&[
+        (0, Invoke, "write", json!(1)),
+        (0, Done, "write", json!(1)),
+        (1, Invoke, "cas", json!(3)),
+    ]);
+    for consistency in [Consistency::Linearizable, Consistency::Eventual] {
+        let opts = Options {
+            model: ModelKind::CasRegister,
+            consistency,
+            ..Options::default()
+        };
+        let e = check(&hist, &opts).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "test:3: a cas value must be [expected, new], found 3",
+            "{consistency}"
+        );
+    }
+}

@@ -174,23 +174,24 @@ fn parse_json(s: &str) -> Result<serde_json::Value, String> {
     serde_json::from_str(s).map_err(|e| format!("not JSON: {e}"))
 }
 
-fn parse_secs(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
+/// `s` as a positive number of `unit`s, for the limit `what`.
+fn positive(s: &str, what: &str, unit: &str) -> Result<f64, String> {
+    let x: f64 = s
         .parse()
-        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
-    if !(secs.is_finite() && secs > 0.0) {
-        return Err("the time limit must be a positive number of seconds".into());
+        .map_err(|_| format!("`{s}` is not a number of {unit}"))?;
+    if !(x.is_finite() && x > 0.0) {
+        return Err(format!("the {what} must be a positive number of {unit}"));
     }
+    Ok(x)
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs = positive(s, "time limit", "seconds")?;
     Duration::try_from_secs_f64(secs).map_err(|_| format!("`{s}` seconds is too long a time limit"))
 }
 
 fn parse_gib(s: &str) -> Result<u64, String> {
-    let gib: f64 = s
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number of GiB"))?;
-    if !(gib.is_finite() && gib > 0.0) {
-        return Err("the memory limit must be a positive number of GiB".into());
-    }
+    let gib = positive(s, "memory limit", "GiB")?;
     Ok((gib * (1u64 << 30) as f64) as u64)
 }
 

@@ -292,23 +292,14 @@ pub fn render_text(r: &Report) -> String {
         keys,
         r.elapsed_ms.as_secs_f64() * 1e3
     );
-    let show_keys = |ks: &[Value]| {
-        let shown: Vec<String> = ks.iter().take(10).map(|k| k.to_string()).collect();
-        let more = if ks.len() > 10 {
-            format!(" and {} more", ks.len() - 10)
-        } else {
-            String::new()
-        };
-        format!("{}{}", shown.join(", "), more)
-    };
     if !r.unknown_keys.is_empty() {
-        let _ = writeln!(out, "  undecided keys: {}", show_keys(&r.unknown_keys));
+        let _ = writeln!(out, "  undecided keys: {}", list_values(&r.unknown_keys));
     }
     if !r.invalid_keys.is_empty() {
         let _ = writeln!(
             out,
             "  invalid keys: {} ({} of {})",
-            show_keys(&r.invalid_keys),
+            list_values(&r.invalid_keys),
             r.invalid_keys.len(),
             r.keys
         );
@@ -354,16 +345,18 @@ fn render_explanation(out: &mut String, e: &Explanation) {
     }
 }
 
-fn render_eventual(out: &mut String, c: &crate::EventualCounterexample) {
-    let list = |vs: &[Value]| {
-        let shown: Vec<String> = vs.iter().take(10).map(|v| v.to_string()).collect();
-        let more = if vs.len() > 10 {
-            format!(" and {} more", vs.len() - 10)
-        } else {
-            String::new()
-        };
-        format!("{}{more}", shown.join(", "))
+/// The first ten values, then how many more: `1, 2, 3 and 8 more`.
+fn list_values(vs: &[Value]) -> String {
+    let shown: Vec<String> = vs.iter().take(10).map(Value::to_string).collect();
+    let more = if vs.len() > 10 {
+        format!(" and {} more", vs.len() - 10)
+    } else {
+        String::new()
     };
+    format!("{}{more}", shown.join(", "))
+}
+
+fn render_eventual(out: &mut String, c: &crate::EventualCounterexample) {
     for v in &c.violations {
         if let Some(k) = &v.key {
             let _ = writeln!(out, "  key {k}:");
@@ -384,21 +377,21 @@ fn render_eventual(out: &mut String, c: &crate::EventualCounterexample) {
             let _ = writeln!(
                 out,
                 "  lost (acknowledged, missing from a final read): {}",
-                list(&v.lost)
+                list_values(&v.lost)
             );
         }
         if !v.unexpected.is_empty() {
             let _ = writeln!(
                 out,
                 "  unexpected (present, never added by an op that did not fail): {}",
-                list(&v.unexpected)
+                list_values(&v.unexpected)
             );
         }
         if !v.recovered.is_empty() {
             let _ = writeln!(
                 out,
                 "  recovered (indeterminate adds that made it): {}",
-                list(&v.recovered)
+                list_values(&v.recovered)
             );
         }
     }

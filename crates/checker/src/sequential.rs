@@ -839,25 +839,13 @@ fn shrink<M: Model>(
     // removable.
     loop {
         let before = cur.len();
-        let mut chunk = (cur.len() / 2).max(1);
-        loop {
-            let mut at = 0;
-            while at < cur.len() {
-                if budget.expired() {
-                    return cur;
-                }
-                let end = (at + chunk).min(cur.len());
-                let candidate: Vec<usize> = cur[..at].iter().chain(&cur[end..]).copied().collect();
-                if !try_keep(&mut cur, candidate) {
-                    at += chunk;
-                }
-            }
-            if chunk == 1 {
-                break;
-            }
-            chunk /= 2;
-        }
-        if cur.len() == before {
+        let finished = crate::shrink::drop_halving_runs(&mut cur, budget, |cur, gone| {
+            // `gone` is one run of positions.
+            let (from, to) = (gone[0], gone[gone.len() - 1] + 1);
+            let candidate = cur[..from].iter().chain(&cur[to..]).copied().collect();
+            try_keep(cur, candidate)
+        });
+        if !finished || cur.len() == before {
             return cur;
         }
     }

@@ -214,22 +214,8 @@ impl<'a, M: Model> Shrinker<'a, M> {
     pub(crate) fn drop_runs(&self, cur: &mut Vec<usize>) -> bool {
         loop {
             let before_len = cur.len();
-            let mut chunk = (cur.len() / 2).max(1);
-            loop {
-                let mut i = 0;
-                while i < cur.len() {
-                    if self.budget.expired() {
-                        return false;
-                    }
-                    let gone: Vec<usize> = (i..(i + chunk).min(cur.len())).collect();
-                    if !self.try_remove(cur, &gone) {
-                        i += chunk;
-                    }
-                }
-                if chunk == 1 {
-                    break;
-                }
-                chunk /= 2;
+            if !drop_halving_runs(cur, self.budget, |cur, gone| self.try_remove(cur, gone)) {
+                return false;
             }
             for run in [2, 1] {
                 let mut g = 0;
@@ -254,6 +240,34 @@ impl<'a, M: Model> Shrinker<'a, M> {
                 return true;
             }
         }
+    }
+}
+
+/// Delta debugging's core, for any shrinker: tries removing each run of `chunk`
+/// consecutive positions of `cur`, halving `chunk` from half of `cur` down to one.
+/// `try_remove(cur, positions)` removes them, and says so, when what is left
+/// still fails. False when the budget ran out first.
+pub(crate) fn drop_halving_runs(
+    cur: &mut Vec<usize>,
+    budget: &Deadline,
+    mut try_remove: impl FnMut(&mut Vec<usize>, &[usize]) -> bool,
+) -> bool {
+    let mut chunk = (cur.len() / 2).max(1);
+    loop {
+        let mut at = 0;
+        while at < cur.len() {
+            if budget.expired() {
+                return false;
+            }
+            let gone: Vec<usize> = (at..(at + chunk).min(cur.len())).collect();
+            if !try_remove(cur, &gone) {
+                at += chunk;
+            }
+        }
+        if chunk == 1 {
+            return true;
+        }
+        chunk /= 2;
     }
 }
 

@@ -542,21 +542,8 @@ pub fn check_sequential<M: Model>(
         None => sequential::decide(model, &problem.ops, &problem.inits(), &init_ids, &deadline),
     };
     let mut report = Report {
-        file: history.source().to_string(),
-        verdict: Verdict::Valid,
-        consistency: Consistency::Sequential.name(),
-        strongest: None,
-        ruled_out: Vec::new(),
-        undecided: Vec::new(),
-        model: model.name(),
-        ops: history.pairs().len(),
         keys: problem.parts.len(),
-        elapsed_ms: Duration::ZERO,
-        invalid_keys: Vec::new(),
-        unknown_keys: Vec::new(),
-        unknown_reason: None,
-        counterexample: None,
-        witness: None,
+        ..empty_report(history, Consistency::Sequential, model.name())
     };
     match &outcome {
         sequential::SeqOutcome::Valid(order) => {
@@ -572,19 +559,16 @@ pub fn check_sequential<M: Model>(
         }
         sequential::SeqOutcome::Unknown => {
             report.verdict = Verdict::Unknown;
-            report.unknown_reason = Some(if deadline.out_of_memory() {
-                "memory limit"
-            } else {
-                "time limit"
-            });
+            report.unknown_reason = Some(unknown_reason(&deadline));
         }
         sequential::SeqOutcome::Cycle(_) | sequential::SeqOutcome::Invalid(_) => {
             report.verdict = Verdict::Invalid;
-            let budget = Deadline::new(Some(
-                Instant::now() + opts.shrink_time.min(remaining(&deadline)),
-            ));
             report.counterexample = Some(Explanation::Sequential(sequential::counterexample(
-                model, history, &problem, &outcome, &budget,
+                model,
+                history,
+                &problem,
+                &outcome,
+                &shrink_budget(opts, &deadline),
             )));
         }
     }
@@ -615,21 +599,9 @@ pub fn check_model<M: Model>(
         .collect();
 
     let mut report = Report {
-        file: history.source().to_string(),
-        verdict: Verdict::Valid,
-        consistency: Consistency::Linearizable.name(),
-        strongest: None,
-        ruled_out: Vec::new(),
-        undecided: Vec::new(),
-        model: model.name(),
-        ops: history.pairs().len(),
         keys: parts.len(),
-        elapsed_ms: Duration::ZERO,
-        invalid_keys: Vec::new(),
-        unknown_keys: Vec::new(),
-        unknown_reason: None,
-        counterexample: None,
         witness: opts.witness.then(Vec::new),
+        ..empty_report(history, Consistency::Linearizable, model.name())
     };
     let key_json = |p: &Partition<M>| p.key.as_ref().map(Key::to_json);
     for (part, (outcome, calls)) in parts.iter().zip(results) {
@@ -647,23 +619,22 @@ pub fn check_model<M: Model>(
             }
             Outcome::Unknown => {
                 report.verdict = report.verdict.merge(Verdict::Unknown);
-                report.unknown_reason = Some(if deadline.out_of_memory() {
-                    "memory limit"
-                } else {
-                    "time limit"
-                });
+                report.unknown_reason = Some(unknown_reason(&deadline));
                 report.unknown_keys.extend(key_json(part));
             }
             Outcome::NotLinearizable(stuck) => {
                 report.verdict = Verdict::Invalid;
                 report.invalid_keys.extend(key_json(part));
                 if report.counterexample.is_none() {
-                    let budget = Deadline::new(Some(
-                        Instant::now() + opts.shrink_time.min(remaining(&deadline)),
-                    ));
-                    report.counterexample = Some(Explanation::Linearizable(
-                        explain::counterexample(model, history, part, &calls, &stuck, &budget),
-                    ));
+                    report.counterexample =
+                        Some(Explanation::Linearizable(explain::counterexample(
+                            model,
+                            history,
+                            part,
+                            &calls,
+                            &stuck,
+                            &shrink_budget(opts, &deadline),
+                        )));
                 }
             }
         }
@@ -675,11 +646,23 @@ pub fn check_model<M: Model>(
     Ok(report)
 }
 
-fn remaining(d: &Deadline) -> Duration {
-    match d.at {
+/// Why a search gave up.
+fn unknown_reason(d: &Deadline) -> &'static str {
+    if d.out_of_memory() {
+        "memory limit"
+    } else {
+        "time limit"
+    }
+}
+
+/// How long shrinking a counterexample may take: the shrink time, but no longer
+/// than what the check's own deadline leaves.
+fn shrink_budget(opts: &Options, d: &Deadline) -> Deadline {
+    let remaining = match d.at {
         Some(at) => at.saturating_duration_since(Instant::now()),
         None => Duration::MAX,
-    }
+    };
+    Deadline::new(Some(Instant::now() + opts.shrink_time.min(remaining)))
 }
 
 #[cfg(test)]

@@ -445,7 +445,7 @@ impl Hist {
                     end: End::Pending,
                     node: op
                         .is_final
-                        .then(|| op.node.as_deref().and_then(|n| n[1..].parse().ok()))
+                        .then(|| op.node.as_deref()?.strip_prefix('n')?.parse().ok())
                         .flatten(),
                     invoked_at: at,
                     completed_at: None,
@@ -1615,10 +1615,15 @@ fn readable_model(n: usize) -> ModelKind {
     ][n]
 }
 
-fn generate_with_finals(model: ModelKind, keyed: bool, tape: &[u8], lies: &[u8]) -> Hist {
-    let h = generate(model, keyed, tape, lies);
-    // The lies' tail decides the final reads.
-    random_finals(&h, &mut Tape::new(lies.get(6..).unwrap_or_default()))
+/// A history from `tape` and `lies`, then final reads from `finals`.
+fn generate_with_finals(
+    model: ModelKind,
+    keyed: bool,
+    tape: &[u8],
+    lies: &[u8],
+    finals: &[u8],
+) -> Hist {
+    random_finals(&generate(model, keyed, tape, lies), &mut Tape::new(finals))
 }
 
 proptest! {
@@ -1630,8 +1635,9 @@ proptest! {
         keyed in any::<bool>(),
         tape in tape(),
         lies in lies(),
+        finals in lies(),
     ) {
-        let h = generate_with_finals(readable_model(model), keyed, &tape, &lies);
+        let h = generate_with_finals(readable_model(model), keyed, &tape, &lies, &finals);
         verify_with(&h, ev_agree)?;
     }
 }
@@ -1643,8 +1649,9 @@ fn generator_makes_eventual_verdicts_of_every_kind() {
         let (mut valid, mut invalid, mut unknown) = (0, 0, 0);
         for _ in 0..300 {
             let tape = tape().new_tree(&mut runner).unwrap().current();
+            let finals = lies().new_tree(&mut runner).unwrap().current();
             let lies = lies().new_tree(&mut runner).unwrap().current();
-            match ev_invalid_keys(&generate_with_finals(model, true, &tape, &lies)) {
+            match ev_invalid_keys(&generate_with_finals(model, true, &tape, &lies, &finals)) {
                 None => unknown += 1,
                 Some(bad) if bad.is_empty() => valid += 1,
                 Some(_) => invalid += 1,
@@ -1652,7 +1659,7 @@ fn generator_makes_eventual_verdicts_of_every_kind() {
         }
         let what = format!("{model}: {valid} valid, {invalid} invalid, {unknown} unknown");
         eprintln!("{what}");
-        assert!(valid >= 100 && invalid >= 30 && unknown >= 5, "{what}");
+        assert!(valid >= 100 && invalid >= 40 && unknown >= 10, "{what}");
     }
 }
 

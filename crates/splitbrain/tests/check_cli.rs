@@ -473,6 +473,7 @@ fn ops_the_model_cannot_take_name_their_line() {
             "cas-register",
             "t.jsonl:3: a cas value must be [expected, new], found [1,2,3]",
         ),
+        // Completed ok: the completion's line.
         (
             vec![cas("5"), cas_ok.to_string()],
             "cas-register",

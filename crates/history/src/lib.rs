@@ -209,7 +209,9 @@ impl History {
     /// line of `ops[i]` (used in error messages; pass `None` to number ops from 1).
     ///
     /// Fails on a completion without an invocation, a second invocation while one is
-    /// open, a completion whose `f` differs from its invocation's, or no ops at all.
+    /// open, or a completion whose `f` differs from its invocation's. A history with
+    /// no ops, or none from a client, is a history: it has no pairs and every level
+    /// holds for it vacuously, as Knossos and Porcupine judge it.
     pub fn new(
         source: impl Into<String>,
         ops: Vec<Op>,
@@ -218,9 +220,6 @@ impl History {
         let source = source.into();
         let lines = lines.unwrap_or_else(|| (1..=ops.len()).collect());
         assert_eq!(lines.len(), ops.len(), "one line number per op");
-        if ops.is_empty() {
-            return Err(HistoryError::new(&source, None, ErrorKind::Empty));
-        }
         // Open invocations: process -> (op index, position in `pairs`).
         let mut open: HashMap<i64, (usize, usize)> = HashMap::new();
         let mut pairs = Vec::with_capacity(ops.len() / 2 + 1);
@@ -420,8 +419,6 @@ impl fmt::Display for HistoryError {
 pub enum ErrorKind {
     #[error("cannot read: {0}")]
     Io(#[source] std::io::Error),
-    #[error("empty history: no operations")]
-    Empty,
     #[error("invalid JSON: {0}")]
     Json(String),
     #[error("bad op: {0}")]
@@ -548,8 +545,8 @@ mod tests {
     }
 
     #[test]
-    fn empty_history_is_an_error() {
-        let e = History::new("e.jsonl", vec![], None).unwrap_err();
-        assert_eq!(e.to_string(), "e.jsonl: empty history: no operations");
+    fn empty_history_has_no_pairs() {
+        let h = History::new("e.jsonl", vec![], None).unwrap();
+        assert!(h.ops().is_empty() && h.pairs().is_empty());
     }
 }

@@ -18,9 +18,9 @@ Formats: a file ending in .edn is read as a Jepsen EDN history; anything else as
 JSON Lines (one op per line); `-` reads JSON Lines from standard input.
 
 Exit status: 0 every history valid, 1 any invalid, 2 any unknown (time limit) and
-none invalid, 254 bad usage, unreadable input (also an empty or nemesis-only
-history) or an output file that could not be written. An invalid verdict wins
-over 254: with several files the readable ones are still checked and printed.
+none invalid, 254 bad usage, unreadable input or an output file that could not
+be written. A history with no client operation holds vacuously (exit 0, with a
+warning). An invalid verdict wins over 254: with several files the readable ones are still checked and printed.
 Valid means the level asked for with --consistency holds; for `all`, that the
 history is linearizable.
 
@@ -284,10 +284,15 @@ pub fn run(args: CheckArgs) -> u8 {
             .map_err(|e| e.to_string())
             .and_then(|h| {
                 if h.pairs().is_empty() {
-                    return Err(format!(
-                        "{}: no client operations to check (only nemesis ops)",
-                        h.source()
-                    ));
+                    // Nothing can contradict a level, so every level holds, as
+                    // Knossos and Porcupine judge it; but an empty file is more
+                    // often a mistake than a finding, so say so.
+                    spinner.suspend(|| {
+                        eprintln!(
+                            "warning: {}: no client operations, so every level holds vacuously",
+                            h.source()
+                        )
+                    });
                 }
                 spinner.set_message(format!(
                     "checking {} ({} ops)",

@@ -174,7 +174,7 @@ impl Cluster {
     /// Builds and starts a cluster, and returns once every member is healthy. On any
     /// failure it removes what it created, and the error carries the members' log tails.
     pub fn up(config: Config) -> Result<Cluster> {
-        sys::require_root("splitbrain cluster up")?;
+        sys::require_root("starting a lab cluster")?;
         config.validate()?;
         for (program, package) in PROGRAMS {
             sys::require_program(program, package)?;
@@ -321,7 +321,7 @@ impl Cluster {
     ///
     /// [`start`]: Cluster::start
     pub fn kill(&self, node: impl AsRef<str>) -> Result<()> {
-        sys::require_root("splitbrain cluster kill")?;
+        sys::require_root("killing a lab member")?;
         let name = self.node(node)?.name.clone();
         self.with_state(|state| {
             let rec = state.node_mut(&name)?;
@@ -343,7 +343,7 @@ impl Cluster {
     /// Restarts a killed member with the same command line and data, and waits until it
     /// listens for clients (not until it is healthy: it may have no quorum to rejoin).
     pub fn start(&self, node: impl AsRef<str>) -> Result<()> {
-        sys::require_root("splitbrain cluster start")?;
+        sys::require_root("starting a lab member")?;
         let name = self.node(node)?.name.clone();
         let started = self.with_state(|state| {
             let rec = state.node_mut(&name)?;
@@ -370,12 +370,12 @@ impl Cluster {
     /// SIGSTOPs `node`'s etcd and returns once it is stopped: it stays in the cluster but
     /// answers nothing.
     pub fn pause(&self, node: impl AsRef<str>) -> Result<()> {
-        self.stop_or_continue(node, Signal::SIGSTOP, "splitbrain cluster pause")
+        self.stop_or_continue(node, Signal::SIGSTOP, "pausing a lab member")
     }
 
     /// SIGCONTs a paused member and returns once it runs again.
     pub fn resume(&self, node: impl AsRef<str>) -> Result<()> {
-        self.stop_or_continue(node, Signal::SIGCONT, "splitbrain cluster resume")
+        self.stop_or_continue(node, Signal::SIGCONT, "resuming a lab member")
     }
 
     fn stop_or_continue(
@@ -444,7 +444,7 @@ impl Cluster {
     /// Stops every member and removes every namespace and interface of this cluster, then
     /// the state file. Idempotent.
     pub fn down(&self) -> Result<()> {
-        sys::require_root("splitbrain cluster down")?;
+        sys::require_root("taking a lab cluster down")?;
         let _lock = DirLock::acquire(&self.dir)?;
         match State::read(&self.dir)? {
             Some(mut state) => self.teardown(&mut state),
@@ -953,7 +953,7 @@ pub fn missing_prerequisites() -> Vec<String> {
 /// Takes down the cluster recorded in `dir`, even after a crashed `up`. Returns whether
 /// there was one.
 pub fn down(dir: impl AsRef<Path>) -> Result<bool> {
-    sys::require_root("splitbrain cluster down")?;
+    sys::require_root("taking a lab cluster down")?;
     match Cluster::load(dir) {
         Ok(cluster) => cluster.down().map(|()| true),
         Err(Error::NoCluster { .. }) => Ok(false),
@@ -965,7 +965,7 @@ pub fn down(dir: impl AsRef<Path>) -> Result<bool> {
 /// [`crate::registered`]): the recovery after test runs or scripts that died without
 /// cleaning up. Returns each directory with what happened to it.
 pub fn down_all() -> Result<Vec<(PathBuf, Result<bool>)>> {
-    sys::require_root("splitbrain cluster down --all")?;
+    sys::require_root("taking down every registered lab")?;
     Ok(crate::registry::registered()
         .into_iter()
         .map(|dir| {

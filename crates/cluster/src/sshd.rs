@@ -94,11 +94,10 @@ const MARKER: &str = "splitbrain-lab-keys";
 pub(crate) fn check_ssh_dir(dir: &Path) -> Result<()> {
     let ssh = ssh_dir(dir);
     if ssh.exists() && !ssh.join(MARKER).exists() {
-        return Err(Error::InvalidConfig(format!(
-            "{} exists and was not made by splitbrain (no {MARKER} in it): not replacing it; \
-             choose another --dir",
-            ssh.display()
-        )));
+        return Err(Error::NotOurs {
+            path: ssh,
+            why: format!("no {MARKER} in it"),
+        });
     }
     Ok(())
 }

@@ -186,7 +186,7 @@ pub fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
 
 /// `nemesis heal --all`: heals every registered lab, and says what happened to each.
 fn heal_all() -> anyhow::Result<u8> {
-    splitbrain_cluster::require_root("splitbrain nemesis heal --all")?;
+    splitbrain_cluster::require_root("healing every registered lab")?;
     let dirs = splitbrain_cluster::registered();
     if dirs.is_empty() {
         out!("no labs registered: nothing to heal");

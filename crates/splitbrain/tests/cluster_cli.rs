@@ -519,7 +519,7 @@ fn a_partition_outlives_its_command_and_heal_removes_it() {
     let no_clock = nemesis(&["clock", "bump", "1s"], dir);
     assert_eq!(no_clock.status.code(), Some(1));
     assert!(
-        text(&no_clock.stderr).contains("start it with `splitbrain cluster up --clock`"),
+        text(&no_clock.stderr).contains("start it with `splitbrain cluster up --clock"),
         "{}",
         text(&no_clock.stderr)
     );

@@ -7,7 +7,6 @@ use crate::nemesis_args::{ClockArgs, ClockCmd, HealArgs, NemesisCmd, PartitionAr
 use anyhow::Context as _;
 use splitbrain_cluster::Cluster;
 use splitbrain_nemesis::lab::{LabNet, ProcessKind};
-use splitbrain_nemesis::packet::PacketSpec;
 use std::time::Instant;
 
 /// `println!` that does not panic when stdout is a closed pipe.
@@ -86,19 +85,7 @@ pub fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
         }
         NemesisCmd::Packet(a) => {
             let net = LabNet::load(&a.dir.dir)?.with_delayer(delayer_command()?);
-            let spec = PacketSpec {
-                loss: a.loss,
-                rate_kbit: a.rate,
-                delay_ms: a.delay,
-                jitter_ms: a.jitter,
-                duplicate: a.duplicate,
-                reorder: a.reorder,
-            };
-            if spec == PacketSpec::default() {
-                anyhow::bail!(
-                    "say what to do: --loss, --rate, --delay, --jitter, --duplicate or --reorder"
-                );
-            }
+            let spec = a.spec()?;
             let start = Instant::now();
             let fault = net.packet_fault(&a.members, &spec)?;
             let how: Vec<String> = fault

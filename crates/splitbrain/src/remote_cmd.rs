@@ -8,7 +8,6 @@ use crate::remote_nemesis::{describe, targets};
 use anyhow::Context as _;
 use splitbrain_nemesis::lab::ProcessKind;
 use splitbrain_nemesis::nodes::NodesFile;
-use splitbrain_nemesis::packet::PacketSpec;
 use splitbrain_nemesis::remote::RemoteNet;
 use std::path::Path;
 use std::time::Instant;
@@ -168,19 +167,7 @@ pub fn execute(file: &Path, cmd: NemesisCmd, allow_remote: bool) -> anyhow::Resu
 }
 
 fn packet(net: &RemoteNet, a: PacketArgs, heal_hint: &str) -> anyhow::Result<u8> {
-    let spec = PacketSpec {
-        loss: a.loss,
-        rate_kbit: a.rate,
-        delay_ms: a.delay,
-        jitter_ms: a.jitter,
-        duplicate: a.duplicate,
-        reorder: a.reorder,
-    };
-    if spec == PacketSpec::default() {
-        anyhow::bail!(
-            "say what to do: --loss, --rate, --delay, --jitter, --duplicate or --reorder"
-        );
-    }
+    let spec = a.spec()?;
     let start = Instant::now();
     let (fault, how) = net.packet_fault(&a.members, &spec)?;
     fault.keep();

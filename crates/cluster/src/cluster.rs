@@ -394,21 +394,21 @@ impl Cluster {
             // continue) before the member really is paused (or running).
             let want_stopped = sig == Signal::SIGSTOP;
             let deadline = Instant::now() + PROCESS_TIMEOUT;
-            while sys::proc_state(pid).is_some_and(|s| (s == 'T') != want_stopped) {
-                if Instant::now() > deadline {
-                    let verb = if want_stopped {
-                        "stopping"
-                    } else {
-                        "continuing"
-                    };
-                    return Err(Error::Timeout {
-                        what: format!("node {name} (pid {pid}) {verb} on {sig}"),
-                        after: PROCESS_TIMEOUT,
-                    });
+            let done = sys::poll(deadline, Duration::from_millis(2), || {
+                let moving = sys::proc_state(pid).is_some_and(|s| (s == 'T') != want_stopped);
+                Ok((!moving).then_some(()))
+            })?;
+            done.ok_or_else(|| {
+                let verb = if want_stopped {
+                    "stopping"
+                } else {
+                    "continuing"
+                };
+                Error::Timeout {
+                    what: format!("node {name} (pid {pid}) {verb} on {sig}"),
+                    after: PROCESS_TIMEOUT,
                 }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            Ok(())
+            })
         })
     }
 
@@ -527,27 +527,24 @@ impl Cluster {
     /// it first, which takes a few milliseconds).
     fn wait_supervised_exec(&self, rec: &NodeRecord, pid: i32) -> Result<()> {
         let deadline = Instant::now() + PROCESS_TIMEOUT;
-        loop {
+        let exec = sys::poll(deadline, Duration::from_millis(1), || {
             match sys::owner(pid, &rec.argv, rec.netns_inode) {
-                Owner::Ours => return Ok(()),
+                Owner::Ours => Ok(Some(())),
                 // It failed, and said why in the member's log. (In the middle of the
                 // exec the command line reads empty for a moment: not gone yet.)
                 Owner::Gone if matches!(sys::proc_state(pid), None | Some('Z' | 'X' | 'x')) => {
-                    return self.check_alive(rec)
+                    self.check_alive(rec).map(Some)
                 }
-                Owner::Gone | Owner::Foreign(_) => {}
+                Owner::Gone | Owner::Foreign(_) => Ok(None),
             }
-            if Instant::now() > deadline {
-                return Err(Error::Timeout {
-                    what: format!(
-                        "node {} (pid {pid}) starting etcd under the clock supervisor",
-                        rec.node.name
-                    ),
-                    after: PROCESS_TIMEOUT,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        })?;
+        exec.ok_or_else(|| Error::Timeout {
+            what: format!(
+                "node {} (pid {pid}) starting etcd under the clock supervisor",
+                rec.node.name
+            ),
+            after: PROCESS_TIMEOUT,
+        })
     }
 
     // ---- processes ----
@@ -605,14 +602,13 @@ impl Cluster {
     /// speed-up: if the log line never comes, the member goes on starting as usual.
     fn wait_serving(&self, rec: &NodeRecord) -> Result<()> {
         let deadline = Instant::now() + SERVING_WAIT;
-        while Instant::now() < deadline {
+        sys::poll(deadline, Duration::from_millis(5), || {
             self.check_alive(rec)?;
             let log = std::fs::read(&rec.node.log_file).unwrap_or_default();
-            if String::from_utf8_lossy(&log).contains(SERVING_LOG_LINE) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+            Ok(String::from_utf8_lossy(&log)
+                .contains(SERVING_LOG_LINE)
+                .then_some(()))
+        })?;
         Ok(())
     }
 
@@ -622,22 +618,20 @@ impl Cluster {
     fn wait_listening(&self, rec: &NodeRecord, deadline: Instant) -> Result<()> {
         let addr = SocketAddrV4::new(rec.node.addr, CLIENT_PORT);
         let started = Instant::now();
-        loop {
+        let listening = sys::poll(deadline, Duration::from_millis(10), || {
             self.check_alive(rec)?;
-            if rec.pid.is_some_and(|pid| sys::listens(pid, addr)) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(Error::StartTimeout {
-                    node: rec.node.name.to_string(),
-                    addr: addr.to_string(),
-                    timeout: started.elapsed(),
-                    log: rec.node.log_file.clone(),
-                    tail: sys::log_excerpt(&rec.node.log_file, LOG_TAIL),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+            Ok(rec
+                .pid
+                .is_some_and(|pid| sys::listens(pid, addr))
+                .then_some(()))
+        })?;
+        listening.ok_or_else(|| Error::StartTimeout {
+            node: rec.node.name.to_string(),
+            addr: addr.to_string(),
+            timeout: started.elapsed(),
+            log: rec.node.log_file.clone(),
+            tail: sys::log_excerpt(&rec.node.log_file, LOG_TAIL),
+        })
     }
 
     // ---- health ----
@@ -654,12 +648,16 @@ impl Cluster {
         for rec in state.nodes.iter().filter(|r| r.pid.is_some()) {
             self.wait_listening(rec, deadline)?;
         }
-        loop {
+        // What the last answer said, for the error if none is healthy in time.
+        let mut last = String::new();
+        let healthy = sys::poll(deadline, Duration::from_millis(100), || {
             for rec in &state.nodes {
                 self.check_alive(rec)?;
             }
-            let last = match etcdctl.health(&endpoints) {
-                Ok(h) if h.len() == endpoints.len() && h.iter().all(|h| h.health) => return Ok(()),
+            last = match etcdctl.health(&endpoints) {
+                Ok(h) if h.len() == endpoints.len() && h.iter().all(|h| h.health) => {
+                    return Ok(Some(()))
+                }
                 Ok(h) => h
                     .iter()
                     .filter(|h| !h.health)
@@ -674,15 +672,13 @@ impl Cluster {
                     .join("; "),
                 Err(e) => e.to_string(),
             };
-            if Instant::now() > deadline {
-                return Err(Error::Unhealthy {
-                    timeout,
-                    last,
-                    tails: log_tails(state),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            Ok(None)
+        })?;
+        healthy.ok_or_else(|| Error::Unhealthy {
+            timeout,
+            last,
+            tails: log_tails(state),
+        })
     }
 
     fn status_of(&self, with_health: bool) -> Result<Status> {

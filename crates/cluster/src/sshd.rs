@@ -218,7 +218,7 @@ pub(crate) fn wait_listening(rec: &NodeRecord) -> Result<()> {
     let Some(pid) = sshd.pid else { return Ok(()) };
     let addr = SocketAddrV4::new(rec.node.addr, SSH_PORT);
     let deadline = Instant::now() + LISTEN_TIMEOUT;
-    loop {
+    let listening = sys::poll(deadline, Duration::from_millis(10), || {
         if !is_ours(pid, &sshd.argv, rec.netns_inode) {
             return Err(Error::SshdExited {
                 node: rec.node.name.to_string(),
@@ -226,17 +226,12 @@ pub(crate) fn wait_listening(rec: &NodeRecord) -> Result<()> {
                 tail: sys::log_excerpt(&log_path(&rec.node), 10),
             });
         }
-        if sys::listens(pid, addr) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(Error::Timeout {
-                what: format!("sshd of node {} listening on {addr}", rec.node.name),
-                after: LISTEN_TIMEOUT,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        Ok(sys::listens(pid, addr).then_some(()))
+    })?;
+    listening.ok_or_else(|| Error::Timeout {
+        what: format!("sshd of node {} listening on {addr}", rec.node.name),
+        after: LISTEN_TIMEOUT,
+    })
 }
 
 /// Stops `rec`'s sshd and every session it started (its descendants), only if the

@@ -129,24 +129,8 @@ pub fn execute(file: &Path, cmd: NemesisCmd, allow_remote: bool) -> anyhow::Resu
         }
         NemesisCmd::Status(_) => {
             let f = net.recorded()?;
-            match &f.partition {
-                Some(g) => out!("recorded partition: {g}"),
-                None => out!("no partition recorded"),
-            }
-            if let Some((nodes, spec)) = &f.packet {
-                let names: Vec<&str> = nodes.iter().map(String::as_str).collect();
-                out!(
-                    "packet fault on {}: {}",
-                    names.join(", "),
-                    serde_json::to_string(spec).unwrap_or_default()
-                );
-            }
-            for (what, nodes) in [("killed", &f.killed), ("paused", &f.paused)] {
-                if !nodes.is_empty() {
-                    let names: Vec<&str> = nodes.iter().map(String::as_str).collect();
-                    out!("{what}: {}", names.join(", "));
-                }
-            }
+            let packet = f.packet.as_ref();
+            crate::nemesis_cmd::print_recorded(f.partition.as_ref(), packet, &f.killed, &f.paused);
             for (node, c) in &f.clocks {
                 out!("clock of {node}: moved by {} ms", c.offset_ms);
             }

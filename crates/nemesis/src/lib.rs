@@ -70,7 +70,7 @@ pub enum Error {
     Refused {
         node: String,
         addr: String,
-        reason: splitbrain_cluster::Error,
+        reason: Box<splitbrain_cluster::Error>,
     },
     /// An `ssh_options` entry that could send SSH elsewhere than the node's host, or
     /// run a command here, for nodes that were not allowed to be other machines.

@@ -182,7 +182,8 @@ fn cluster_error(e: &anyhow::Error) -> Option<&splitbrain_cluster::Error> {
     use splitbrain_nemesis::Error as N;
     e.chain().find_map(|c| {
         c.downcast_ref().or_else(|| match c.downcast_ref() {
-            Some(N::Cluster(e) | N::Refused { reason: e, .. }) => Some(e),
+            Some(N::Cluster(e)) => Some(e),
+            Some(N::Refused { reason, .. }) => Some(&**reason),
             _ => None,
         })
     })

@@ -255,7 +255,7 @@ fn check_address(n: &NodeSpec, allow_remote: bool) -> Result<()> {
     splitbrain_cluster::ensure_target(&n.host, allow_remote).map_err(|e| Error::Refused {
         node: n.name.clone(),
         addr: format!("{}@{}:{}", n.user, n.host, n.port),
-        reason: e,
+        reason: Box::new(e),
     })
 }
 

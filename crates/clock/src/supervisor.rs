@@ -409,54 +409,53 @@ mod imp {
         Ok(buf)
     }
 
+    /// Calls `f` with a message of one byte (`byte`) and a control buffer with
+    /// room for one file descriptor (SCM_RIGHTS): the buffers live on this
+    /// frame, so the pointers in the message stay valid for the call. What
+    /// sending and receiving the listener share.
+    fn with_fd_message<R>(byte: u8, f: impl FnOnce(&mut libc::msghdr) -> R) -> R {
+        let mut byte = [byte];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr() as *mut c_void,
+            iov_len: 1,
+        };
+        // SAFETY: CMSG_SPACE only computes a size; an all-zero msghdr is a valid
+        // empty one (null pointers, zero lengths).
+        let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<c_int>() as u32) } as usize;
+        let mut cbuf = vec![0u64; space.div_ceil(8)];
+        // SAFETY: as above.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr() as *mut c_void;
+        msg.msg_controllen = space;
+        f(&mut msg)
+    }
+
     fn send_fd(sock: c_int, fd: c_int) -> Result<()> {
-        // SAFETY: a cmsg buffer sized by CMSG_SPACE for one int, filled through the
-        // CMSG_* accessors.
-        unsafe {
-            let mut byte = [b'f'];
-            let mut iov = libc::iovec {
-                iov_base: byte.as_mut_ptr() as *mut c_void,
-                iov_len: 1,
-            };
-            let space = libc::CMSG_SPACE(std::mem::size_of::<c_int>() as u32) as usize;
-            let mut cbuf = vec![0u64; space.div_ceil(8)];
-            let mut msg: libc::msghdr = std::mem::zeroed();
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = cbuf.as_mut_ptr() as *mut c_void;
-            msg.msg_controllen = space;
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        // SAFETY: the control buffer is sized by CMSG_SPACE for one int and filled
+        // through the CMSG_* accessors.
+        with_fd_message(b'f', |msg| unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(msg);
             (*cmsg).cmsg_level = libc::SOL_SOCKET;
             (*cmsg).cmsg_type = libc::SCM_RIGHTS;
             (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<c_int>() as u32) as usize;
             std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut c_int, fd);
-            if libc::sendmsg(sock, &msg, 0) < 0 {
+            if libc::sendmsg(sock, msg, 0) < 0 {
                 return Err(sys_err("sending the seccomp listener to the clock handler"));
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn recv_fd(sock: c_int) -> std::result::Result<c_int, String> {
         // SAFETY: as send_fd, reading.
-        unsafe {
-            let mut byte = [0u8];
-            let mut iov = libc::iovec {
-                iov_base: byte.as_mut_ptr() as *mut c_void,
-                iov_len: 1,
-            };
-            let space = libc::CMSG_SPACE(std::mem::size_of::<c_int>() as u32) as usize;
-            let mut cbuf = vec![0u64; space.div_ceil(8)];
-            let mut msg: libc::msghdr = std::mem::zeroed();
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = cbuf.as_mut_ptr() as *mut c_void;
-            msg.msg_controllen = space;
-            let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
+        with_fd_message(0, |msg| unsafe {
+            let n = libc::recvmsg(sock, msg, libc::MSG_CMSG_CLOEXEC);
             if n <= 0 {
                 return Err("the supervisor exited before it installed its filter".into());
             }
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            let cmsg = libc::CMSG_FIRSTHDR(msg);
             if cmsg.is_null()
                 || (*cmsg).cmsg_level != libc::SOL_SOCKET
                 || (*cmsg).cmsg_type != libc::SCM_RIGHTS
@@ -466,7 +465,7 @@ mod imp {
             Ok(std::ptr::read_unaligned(
                 libc::CMSG_DATA(cmsg) as *const c_int
             ))
-        }
+        })
     }
 
     /// The handler process: returns its exit code.

@@ -174,7 +174,7 @@ impl Cluster {
     /// Builds and starts a cluster, and returns once every member is healthy. On any
     /// failure it removes what it created, and the error carries the members' log tails.
     pub fn up(config: Config) -> Result<Cluster> {
-        sys::require_root("splitbrain cluster up")?;
+        sys::require_root("starting a lab cluster")?;
         config.validate()?;
         for (program, package) in PROGRAMS {
             sys::require_program(program, package)?;
@@ -321,7 +321,7 @@ impl Cluster {
     ///
     /// [`start`]: Cluster::start
     pub fn kill(&self, node: impl AsRef<str>) -> Result<()> {
-        sys::require_root("splitbrain cluster kill")?;
+        sys::require_root("killing a lab member")?;
         let name = self.node(node)?.name.clone();
         self.with_state(|state| {
             let rec = state.node_mut(&name)?;
@@ -343,7 +343,7 @@ impl Cluster {
     /// Restarts a killed member with the same command line and data, and waits until it
     /// listens for clients (not until it is healthy: it may have no quorum to rejoin).
     pub fn start(&self, node: impl AsRef<str>) -> Result<()> {
-        sys::require_root("splitbrain cluster start")?;
+        sys::require_root("starting a lab member")?;
         let name = self.node(node)?.name.clone();
         let started = self.with_state(|state| {
             let rec = state.node_mut(&name)?;
@@ -370,12 +370,12 @@ impl Cluster {
     /// SIGSTOPs `node`'s etcd and returns once it is stopped: it stays in the cluster but
     /// answers nothing.
     pub fn pause(&self, node: impl AsRef<str>) -> Result<()> {
-        self.stop_or_continue(node, Signal::SIGSTOP, "splitbrain cluster pause")
+        self.stop_or_continue(node, Signal::SIGSTOP, "pausing a lab member")
     }
 
     /// SIGCONTs a paused member and returns once it runs again.
     pub fn resume(&self, node: impl AsRef<str>) -> Result<()> {
-        self.stop_or_continue(node, Signal::SIGCONT, "splitbrain cluster resume")
+        self.stop_or_continue(node, Signal::SIGCONT, "resuming a lab member")
     }
 
     fn stop_or_continue(
@@ -394,21 +394,21 @@ impl Cluster {
             // continue) before the member really is paused (or running).
             let want_stopped = sig == Signal::SIGSTOP;
             let deadline = Instant::now() + PROCESS_TIMEOUT;
-            while sys::proc_state(pid).is_some_and(|s| (s == 'T') != want_stopped) {
-                if Instant::now() > deadline {
-                    let verb = if want_stopped {
-                        "stopping"
-                    } else {
-                        "continuing"
-                    };
-                    return Err(Error::Timeout {
-                        what: format!("node {name} (pid {pid}) {verb} on {sig}"),
-                        after: PROCESS_TIMEOUT,
-                    });
+            let done = sys::poll(deadline, Duration::from_millis(2), || {
+                let moving = sys::proc_state(pid).is_some_and(|s| (s == 'T') != want_stopped);
+                Ok((!moving).then_some(()))
+            })?;
+            done.ok_or_else(|| {
+                let verb = if want_stopped {
+                    "stopping"
+                } else {
+                    "continuing"
+                };
+                Error::Timeout {
+                    what: format!("node {name} (pid {pid}) {verb} on {sig}"),
+                    after: PROCESS_TIMEOUT,
                 }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            Ok(())
+            })
         })
     }
 
@@ -444,7 +444,7 @@ impl Cluster {
     /// Stops every member and removes every namespace and interface of this cluster, then
     /// the state file. Idempotent.
     pub fn down(&self) -> Result<()> {
-        sys::require_root("splitbrain cluster down")?;
+        sys::require_root("taking a lab cluster down")?;
         let _lock = DirLock::acquire(&self.dir)?;
         match State::read(&self.dir)? {
             Some(mut state) => self.teardown(&mut state),
@@ -527,27 +527,24 @@ impl Cluster {
     /// it first, which takes a few milliseconds).
     fn wait_supervised_exec(&self, rec: &NodeRecord, pid: i32) -> Result<()> {
         let deadline = Instant::now() + PROCESS_TIMEOUT;
-        loop {
+        let exec = sys::poll(deadline, Duration::from_millis(1), || {
             match sys::owner(pid, &rec.argv, rec.netns_inode) {
-                Owner::Ours => return Ok(()),
+                Owner::Ours => Ok(Some(())),
                 // It failed, and said why in the member's log. (In the middle of the
                 // exec the command line reads empty for a moment: not gone yet.)
                 Owner::Gone if matches!(sys::proc_state(pid), None | Some('Z' | 'X' | 'x')) => {
-                    return self.check_alive(rec)
+                    self.check_alive(rec).map(Some)
                 }
-                Owner::Gone | Owner::Foreign(_) => {}
+                Owner::Gone | Owner::Foreign(_) => Ok(None),
             }
-            if Instant::now() > deadline {
-                return Err(Error::Timeout {
-                    what: format!(
-                        "node {} (pid {pid}) starting etcd under the clock supervisor",
-                        rec.node.name
-                    ),
-                    after: PROCESS_TIMEOUT,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        })?;
+        exec.ok_or_else(|| Error::Timeout {
+            what: format!(
+                "node {} (pid {pid}) starting etcd under the clock supervisor",
+                rec.node.name
+            ),
+            after: PROCESS_TIMEOUT,
+        })
     }
 
     // ---- processes ----
@@ -605,14 +602,13 @@ impl Cluster {
     /// speed-up: if the log line never comes, the member goes on starting as usual.
     fn wait_serving(&self, rec: &NodeRecord) -> Result<()> {
         let deadline = Instant::now() + SERVING_WAIT;
-        while Instant::now() < deadline {
+        sys::poll(deadline, Duration::from_millis(5), || {
             self.check_alive(rec)?;
             let log = std::fs::read(&rec.node.log_file).unwrap_or_default();
-            if String::from_utf8_lossy(&log).contains(SERVING_LOG_LINE) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+            Ok(String::from_utf8_lossy(&log)
+                .contains(SERVING_LOG_LINE)
+                .then_some(()))
+        })?;
         Ok(())
     }
 
@@ -622,22 +618,20 @@ impl Cluster {
     fn wait_listening(&self, rec: &NodeRecord, deadline: Instant) -> Result<()> {
         let addr = SocketAddrV4::new(rec.node.addr, CLIENT_PORT);
         let started = Instant::now();
-        loop {
+        let listening = sys::poll(deadline, Duration::from_millis(10), || {
             self.check_alive(rec)?;
-            if rec.pid.is_some_and(|pid| sys::listens(pid, addr)) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(Error::StartTimeout {
-                    node: rec.node.name.to_string(),
-                    addr: addr.to_string(),
-                    timeout: started.elapsed(),
-                    log: rec.node.log_file.clone(),
-                    tail: sys::log_excerpt(&rec.node.log_file, LOG_TAIL),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+            Ok(rec
+                .pid
+                .is_some_and(|pid| sys::listens(pid, addr))
+                .then_some(()))
+        })?;
+        listening.ok_or_else(|| Error::StartTimeout {
+            node: rec.node.name.to_string(),
+            addr: addr.to_string(),
+            timeout: started.elapsed(),
+            log: rec.node.log_file.clone(),
+            tail: sys::log_excerpt(&rec.node.log_file, LOG_TAIL),
+        })
     }
 
     // ---- health ----
@@ -654,12 +648,16 @@ impl Cluster {
         for rec in state.nodes.iter().filter(|r| r.pid.is_some()) {
             self.wait_listening(rec, deadline)?;
         }
-        loop {
+        // What the last answer said, for the error if none is healthy in time.
+        let mut last = String::new();
+        let healthy = sys::poll(deadline, Duration::from_millis(100), || {
             for rec in &state.nodes {
                 self.check_alive(rec)?;
             }
-            let last = match etcdctl.health(&endpoints) {
-                Ok(h) if h.len() == endpoints.len() && h.iter().all(|h| h.health) => return Ok(()),
+            last = match etcdctl.health(&endpoints) {
+                Ok(h) if h.len() == endpoints.len() && h.iter().all(|h| h.health) => {
+                    return Ok(Some(()))
+                }
                 Ok(h) => h
                     .iter()
                     .filter(|h| !h.health)
@@ -674,15 +672,13 @@ impl Cluster {
                     .join("; "),
                 Err(e) => e.to_string(),
             };
-            if Instant::now() > deadline {
-                return Err(Error::Unhealthy {
-                    timeout,
-                    last,
-                    tails: log_tails(state),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            Ok(None)
+        })?;
+        healthy.ok_or_else(|| Error::Unhealthy {
+            timeout,
+            last,
+            tails: log_tails(state),
+        })
     }
 
     fn status_of(&self, with_health: bool) -> Result<Status> {
@@ -953,7 +949,7 @@ pub fn missing_prerequisites() -> Vec<String> {
 /// Takes down the cluster recorded in `dir`, even after a crashed `up`. Returns whether
 /// there was one.
 pub fn down(dir: impl AsRef<Path>) -> Result<bool> {
-    sys::require_root("splitbrain cluster down")?;
+    sys::require_root("taking a lab cluster down")?;
     match Cluster::load(dir) {
         Ok(cluster) => cluster.down().map(|()| true),
         Err(Error::NoCluster { .. }) => Ok(false),
@@ -965,7 +961,7 @@ pub fn down(dir: impl AsRef<Path>) -> Result<bool> {
 /// [`crate::registered`]): the recovery after test runs or scripts that died without
 /// cleaning up. Returns each directory with what happened to it.
 pub fn down_all() -> Result<Vec<(PathBuf, Result<bool>)>> {
-    sys::require_root("splitbrain cluster down --all")?;
+    sys::require_root("taking down every registered lab")?;
     Ok(crate::registry::registered()
         .into_iter()
         .map(|dir| {

@@ -13,8 +13,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Namespaces, veths and signals to root's processes need root.
-    #[error("`{action}` needs root (network namespaces, veth pairs, signals): run it as root, e.g. with sudo")]
+    /// Namespaces, veths and signals to root's processes need root. `action` says
+    /// what was asked in the library's words ("starting a lab cluster").
+    #[error("{action} needs root (network namespaces, veth pairs, signals): run as root, e.g. with sudo")]
     NotRoot { action: &'static str },
 
     /// A program the cluster needs is not on `PATH`.
@@ -23,6 +24,11 @@ pub enum Error {
         program: &'static str,
         package: &'static str,
     },
+
+    /// A path `up` would replace holds something splitbrain did not make: never
+    /// touched (the binary says what else to do).
+    #[error("{path} exists and was not made by splitbrain ({why}): not replacing it")]
+    NotOurs { path: PathBuf, why: String },
 
     /// The configuration asks for something this crate does not do.
     #[error("invalid cluster configuration: {0}")]
@@ -69,8 +75,9 @@ pub enum Error {
         route: String,
     },
 
-    /// A target off this machine, which the user did not allow.
-    #[error("refusing to send to {target}: it is not on this machine (neither loopback nor a splitbrain lab address); to test a cluster on other machines, say so with --allow-remote")]
+    /// A target off this machine, which the user did not allow (the binary says
+    /// how to allow it).
+    #[error("refusing to send to {target}: it is not on this machine (neither loopback nor a splitbrain lab address), and other machines were not allowed")]
     RemoteNotAllowed { target: String },
 
     /// A node name that is not in this cluster.

@@ -327,8 +327,17 @@ mod tests {
             "http://[2001:db8::1]:2379",
             "root@10.0.0.5",
         ] {
-            let err = ensure_target_url(url, false).unwrap_err().to_string();
-            assert!(err.contains("--allow-remote"), "{url}: {err}");
+            let err = ensure_target_url(url, false).unwrap_err();
+            assert!(
+                matches!(err, Error::RemoteNotAllowed { .. }),
+                "{url}: {err}"
+            );
+            let err = err.to_string();
+            assert!(
+                err.contains("other machines were not allowed"),
+                "{url}: {err}"
+            );
+            assert!(!err.contains("--"), "no flag in a library error: {err}");
             assert!(ensure_target_url(url, true).is_ok(), "{url}");
         }
         assert!(ensure_target_url("http://127.0.0.1:2379", false).is_ok());

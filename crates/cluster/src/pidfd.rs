@@ -28,6 +28,7 @@ use nix::libc;
 use nix::sys::signal::Signal;
 
 use crate::error::{Error, Result};
+use crate::sys;
 
 /// How long a process asked to stop (SIGTERM) gets before SIGKILL. etcd's
 /// followers exit in milliseconds; a leader whose followers stop with it waits for
@@ -226,15 +227,10 @@ pub(crate) fn reap(pid: i32) -> Option<String> {
 /// Waits until `p` has exited (every thread), collecting it if it is our child.
 pub(crate) fn wait_exited(p: &Pinned, what: impl FnOnce() -> String) -> Result<()> {
     let deadline = Instant::now() + REAP_TIMEOUT;
-    while !p.exited() {
-        if Instant::now() > deadline {
-            return Err(Error::Timeout {
-                what: what(),
-                after: REAP_TIMEOUT,
-            });
-        }
-        std::thread::sleep(POLL);
-    }
+    sys::poll(deadline, POLL, || Ok(p.exited().then_some(())))?.ok_or_else(|| Error::Timeout {
+        what: what(),
+        after: REAP_TIMEOUT,
+    })?;
     reap(p.pid);
     Ok(())
 }
@@ -250,10 +246,10 @@ pub fn terminate(asked: &[Pinned], followers: &[Pinned], grace: Duration) -> Res
         p.signal(Signal::SIGTERM);
         p.signal(Signal::SIGCONT);
     }
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline && !all().all(Pinned::exited) {
-        std::thread::sleep(POLL);
-    }
+    // Whoever has not exited by the deadline is SIGKILLed next.
+    sys::poll(Instant::now() + grace, POLL, || {
+        Ok(all().all(Pinned::exited).then_some(()))
+    })?;
     kill(all())
 }
 
@@ -263,21 +259,16 @@ pub fn kill<'a>(procs: impl Iterator<Item = &'a Pinned> + Clone) -> Result<()> {
     for p in procs.clone().filter(|p| !p.exited()) {
         p.signal(Signal::SIGKILL);
     }
+    let left = || procs.clone().filter(|p| !p.gone());
     let deadline = Instant::now() + REAP_TIMEOUT;
-    loop {
-        let left: Vec<&Pinned> = procs.clone().filter(|p| !p.gone()).collect();
-        if left.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            let which: Vec<String> = left.iter().map(|p| describe(p.pid)).collect();
-            return Err(Error::Timeout {
-                what: format!("{} going away after SIGKILL", which.join(", ")),
-                after: REAP_TIMEOUT,
-            });
-        }
-        std::thread::sleep(POLL);
+    if sys::poll(deadline, POLL, || Ok(left().next().is_none().then_some(())))?.is_some() {
+        return Ok(());
     }
+    let which: Vec<String> = left().map(|p| describe(p.pid)).collect();
+    Err(Error::Timeout {
+        what: format!("{} going away after SIGKILL", which.join(", ")),
+        after: REAP_TIMEOUT,
+    })
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ pub(crate) fn add(dir: &Path) {
         .and_then(|()| std::fs::write(&path, dir.as_os_str().as_encoded_bytes()));
     if let Err(e) = written {
         tracing::warn!(
-            "cannot register {} in {} ({e}): `cluster down --all` will not find it",
+            "cannot register {} in {} ({e}): taking down every registered lab will miss it",
             dir.display(),
             registry.display()
         );

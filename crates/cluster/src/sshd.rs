@@ -94,11 +94,10 @@ const MARKER: &str = "splitbrain-lab-keys";
 pub(crate) fn check_ssh_dir(dir: &Path) -> Result<()> {
     let ssh = ssh_dir(dir);
     if ssh.exists() && !ssh.join(MARKER).exists() {
-        return Err(Error::InvalidConfig(format!(
-            "{} exists and was not made by splitbrain (no {MARKER} in it): not replacing it; \
-             choose another --dir",
-            ssh.display()
-        )));
+        return Err(Error::NotOurs {
+            path: ssh,
+            why: format!("no {MARKER} in it"),
+        });
     }
     Ok(())
 }
@@ -219,7 +218,7 @@ pub(crate) fn wait_listening(rec: &NodeRecord) -> Result<()> {
     let Some(pid) = sshd.pid else { return Ok(()) };
     let addr = SocketAddrV4::new(rec.node.addr, SSH_PORT);
     let deadline = Instant::now() + LISTEN_TIMEOUT;
-    loop {
+    let listening = sys::poll(deadline, Duration::from_millis(10), || {
         if !is_ours(pid, &sshd.argv, rec.netns_inode) {
             return Err(Error::SshdExited {
                 node: rec.node.name.to_string(),
@@ -227,17 +226,12 @@ pub(crate) fn wait_listening(rec: &NodeRecord) -> Result<()> {
                 tail: sys::log_excerpt(&log_path(&rec.node), 10),
             });
         }
-        if sys::listens(pid, addr) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(Error::Timeout {
-                what: format!("sshd of node {} listening on {addr}", rec.node.name),
-                after: LISTEN_TIMEOUT,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        Ok(sys::listens(pid, addr).then_some(()))
+    })?;
+    listening.ok_or_else(|| Error::Timeout {
+        what: format!("sshd of node {} listening on {addr}", rec.node.name),
+        after: LISTEN_TIMEOUT,
+    })
 }
 
 /// Stops `rec`'s sshd and every session it started (its descendants), only if the

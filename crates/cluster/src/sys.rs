@@ -7,6 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
@@ -83,6 +84,26 @@ pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
 /// The path of `program`, or an error naming the Debian `package` that installs it.
 pub fn require_program(program: &'static str, package: &'static str) -> Result<PathBuf> {
     find_program(program).ok_or(Error::MissingProgram { program, package })
+}
+
+/// Asks `ready` every `every` until it answers (`Some`) or fails, or `deadline`
+/// passes (`Ok(None)`: the caller says what did not happen). It asks at least once,
+/// and once more after the deadline, so a slow machine never loses an answer
+/// that came while it slept. Every wait of this crate is one of these.
+pub(crate) fn poll<T>(
+    deadline: Instant,
+    every: Duration,
+    mut ready: impl FnMut() -> Result<Option<T>>,
+) -> Result<Option<T>> {
+    loop {
+        if let Some(t) = ready()? {
+            return Ok(Some(t));
+        }
+        if Instant::now() > deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(every);
+    }
 }
 
 /// An error saying `action` needs root, unless this process is root.

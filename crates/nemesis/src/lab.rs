@@ -205,7 +205,10 @@ impl LabNet {
     /// Kills (SIGKILL) or pauses (SIGSTOP) `nodes`. The guard restarts or resumes
     /// them when dropped.
     pub fn process_fault(&self, kind: ProcessKind, nodes: &[String]) -> Result<ProcessFault> {
-        splitbrain_cluster::require_root("nemesis kill|pause")?;
+        splitbrain_cluster::require_root(match kind {
+            ProcessKind::Kill => "killing a lab member",
+            ProcessKind::Pause => "pausing a lab member",
+        })?;
         self.check_nodes(nodes.iter().map(|n| n.as_str()))?;
         let mut faults = self.recorded()?;
         match kind {
@@ -233,7 +236,7 @@ impl LabNet {
     /// when dropped (or call [`Partition::heal`] to see errors, or
     /// [`Partition::keep`] to leave it for `splitbrain nemesis heal`).
     pub fn partition(&self, grudge: &Grudge) -> Result<Partition> {
-        require_iptables("nemesis partition")?;
+        require_iptables("partitioning a lab")?;
         self.check_nodes(grudge.nodes())?;
         // Write-ahead: the state file names the partition before any rule exists.
         let mut faults = self.recorded()?;
@@ -270,7 +273,7 @@ impl LabNet {
     /// from every member, restarts stopped members and resumes paused ones; then
     /// removes the state file. Idempotent.
     pub fn heal(&self) -> Result<()> {
-        splitbrain_cluster::require_root("nemesis heal")?;
+        splitbrain_cluster::require_root("healing a lab's faults")?;
         self.heal_rules()?;
         self.stop_delayers()?;
         self.heal_clocks()?;
@@ -323,7 +326,7 @@ impl LabNet {
     /// has it, otherwise iptables `statistic` for loss and `tbf` for bandwidth. The
     /// guard undoes it on drop; [`PacketFault::mechanisms`] says what was used.
     pub fn packet_fault(&self, nodes: &[String], spec: &PacketSpec) -> Result<PacketFault> {
-        require_iptables("nemesis packet")?;
+        require_iptables("a packet fault in a lab")?;
         self.check_nodes(nodes.iter().map(|n| n.as_str()))?;
         let targets: BTreeSet<String> = if nodes.is_empty() {
             self.nodes().into_iter().collect()

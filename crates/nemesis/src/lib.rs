@@ -65,11 +65,20 @@ pub enum Error {
         addr: String,
         message: String,
     },
-    #[error("node {node} ({addr}) refused: {message}")]
+    /// A node's address failed the cluster crate's target check; nothing was sent.
+    #[error("node {node} ({addr}) refused: {reason}")]
     Refused {
         node: String,
         addr: String,
-        message: String,
+        reason: Box<splitbrain_cluster::Error>,
+    },
+    /// An `ssh_options` entry that could send SSH elsewhere than the node's host, or
+    /// run a command here, for nodes that were not allowed to be other machines.
+    #[error("nodes file {path}: node `{node}`, field `ssh_options`: `{option}` could send SSH elsewhere than its host or run a command here, and other machines were not allowed")]
+    RedirectNotAllowed {
+        path: PathBuf,
+        node: String,
+        option: String,
     },
     #[error("on node {node} ({addr}), `{command}` failed: {message}")]
     OnHost {
@@ -80,7 +89,9 @@ pub enum Error {
     },
     #[error("nodes file {path}: {message}")]
     NodesFile { path: PathBuf, message: String },
-    #[error("the cluster in {0} runs without clock control: start it with `splitbrain cluster up --clock`")]
+    /// The lab's members were not started under the clock supervisor (the binary
+    /// says how to start a lab that has it).
+    #[error("the cluster in {0} runs without clock control (its members were not started under the clock supervisor)")]
     NoClockControl(PathBuf),
     #[error("clock fault: {0}")]
     Clock(String),

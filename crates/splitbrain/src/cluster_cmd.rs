@@ -135,13 +135,17 @@ pub fn report(result: anyhow::Result<u8>) -> u8 {
 /// so the flags are named here.
 fn advice(e: &anyhow::Error) -> Option<String> {
     use splitbrain_cluster::Error as E;
-    let cluster_error = e.chain().find_map(|c| {
-        c.downcast_ref::<E>().or_else(|| match c.downcast_ref() {
-            Some(splitbrain_nemesis::Error::Cluster(e)) => Some(e),
-            _ => None,
-        })
-    })?;
-    match cluster_error {
+    use splitbrain_nemesis::Error as N;
+    if refused_remote(e) {
+        return Some(ALLOW_REMOTE.to_owned());
+    }
+    if let Some(N::NoClockControl(dir)) = e.chain().find_map(|c| c.downcast_ref::<N>()) {
+        return Some(format!(
+            "  take it down with `splitbrain cluster down{d}` and start it with `splitbrain cluster up --clock{d}`",
+            d = dir_flag(dir)
+        ));
+    }
+    match cluster_error(e)? {
         E::NoCluster { dir, .. } => Some(elsewhere(dir)),
         E::AlreadyUp { dir, .. } => Some(format!(
             "  stop it with `splitbrain cluster down{}`, or choose another --dir",
@@ -158,11 +162,42 @@ fn advice(e: &anyhow::Error) -> Option<String> {
         E::NotRunning { node } => Some(format!(
             "  start it with `splitbrain cluster start {node}` (add --dir DIR for a lab elsewhere), or `splitbrain nemesis heal`"
         )),
+        E::NotOurs { path, .. } => Some(format!(
+            "  give the lab another directory with --dir DIR, or move {} away",
+            path.display()
+        )),
         E::NoFreeSubnet => Some(
             "  list old clusters with `ip netns list`; `splitbrain cluster down --all` takes down every lab splitbrain started".to_owned(),
         ),
         _ => None,
     }
+}
+
+/// How to let splitbrain reach other machines (`test` adds its settings file's key).
+pub const ALLOW_REMOTE: &str = "  to test a cluster on other machines, say so with --allow-remote";
+
+/// The cluster crate's error in `e`'s chain: its own, or one the nemesis crate
+/// carries.
+fn cluster_error(e: &anyhow::Error) -> Option<&splitbrain_cluster::Error> {
+    use splitbrain_nemesis::Error as N;
+    e.chain().find_map(|c| {
+        c.downcast_ref().or_else(|| match c.downcast_ref() {
+            Some(N::Cluster(e)) => Some(e),
+            Some(N::Refused { reason, .. }) => Some(&**reason),
+            _ => None,
+        })
+    })
+}
+
+/// Whether `e` is a refusal to reach another machine, which the user did not allow.
+pub fn refused_remote(e: &anyhow::Error) -> bool {
+    matches!(
+        e.chain().find_map(|c| c.downcast_ref()),
+        Some(splitbrain_nemesis::Error::RedirectNotAllowed { .. })
+    ) || matches!(
+        cluster_error(e),
+        Some(splitbrain_cluster::Error::RemoteNotAllowed { .. })
+    )
 }
 
 /// Where to look when `dir` holds no cluster: a test's lab lives in its run's

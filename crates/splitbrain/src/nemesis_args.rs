@@ -5,6 +5,7 @@
 use clap::{Args, Subcommand};
 use splitbrain_cluster::DEFAULT_DIR;
 use splitbrain_nemesis::grudge::Grudge;
+use splitbrain_nemesis::packet::PacketSpec;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -189,6 +190,26 @@ pub struct PacketArgs {
     pub(crate) members: Vec<String>,
     #[command(flatten)]
     pub(crate) dir: Dir,
+}
+
+impl PacketArgs {
+    /// The fault these flags ask for; none at all is an error naming them.
+    pub(crate) fn spec(&self) -> anyhow::Result<PacketSpec> {
+        let spec = PacketSpec {
+            loss: self.loss,
+            rate_kbit: self.rate,
+            delay_ms: self.delay,
+            jitter_ms: self.jitter,
+            duplicate: self.duplicate,
+            reorder: self.reorder,
+        };
+        if spec == PacketSpec::default() {
+            anyhow::bail!(
+                "say what to do: --loss, --rate, --delay, --jitter, --duplicate or --reorder"
+            );
+        }
+        Ok(spec)
+    }
 }
 
 #[derive(Args)]

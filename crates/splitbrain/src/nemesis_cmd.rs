@@ -6,8 +6,10 @@
 use crate::nemesis_args::{ClockArgs, ClockCmd, HealArgs, NemesisCmd, PartitionArgs, Targets};
 use anyhow::Context as _;
 use splitbrain_cluster::Cluster;
+use splitbrain_nemesis::grudge::Grudge;
 use splitbrain_nemesis::lab::{LabNet, ProcessKind};
 use splitbrain_nemesis::packet::PacketSpec;
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 /// `println!` that does not panic when stdout is a closed pipe.
@@ -36,10 +38,7 @@ pub fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
             let took = start.elapsed();
             partition.keep();
             out!("partitioned ({:.1} ms): {grudge}", took.as_secs_f64() * 1e3);
-            out!(
-                "heal with: splitbrain nemesis heal --dir {}",
-                dir.dir.display()
-            );
+            say_how_to_heal(&dir.dir);
             Ok(0)
         }
         NemesisCmd::ClockSupervisor { args } => {
@@ -74,10 +73,7 @@ pub fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
                 }
             }
             if change != ClockChange::Reset {
-                out!(
-                    "heal with: splitbrain nemesis heal --dir {}",
-                    dir.dir.display()
-                );
+                say_how_to_heal(&dir.dir);
             }
             Ok(0)
         }
@@ -86,19 +82,7 @@ pub fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
         }
         NemesisCmd::Packet(a) => {
             let net = LabNet::load(&a.dir.dir)?.with_delayer(delayer_command()?);
-            let spec = PacketSpec {
-                loss: a.loss,
-                rate_kbit: a.rate,
-                delay_ms: a.delay,
-                jitter_ms: a.jitter,
-                duplicate: a.duplicate,
-                reorder: a.reorder,
-            };
-            if spec == PacketSpec::default() {
-                anyhow::bail!(
-                    "say what to do: --loss, --rate, --delay, --jitter, --duplicate or --reorder"
-                );
-            }
+            let spec = a.spec()?;
             let start = Instant::now();
             let fault = net.packet_fault(&a.members, &spec)?;
             let how: Vec<String> = fault
@@ -117,10 +101,7 @@ pub fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
                 start.elapsed().as_secs_f64() * 1e3,
                 how.join(", ")
             );
-            out!(
-                "heal with: splitbrain nemesis heal --dir {}",
-                a.dir.dir.display()
-            );
+            say_how_to_heal(&a.dir.dir);
             Ok(0)
         }
         NemesisCmd::Kill(t) => process_fault(ProcessKind::Kill, t),
@@ -143,25 +124,13 @@ pub fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
         }
         NemesisCmd::Status(dir) => {
             let net = LabNet::load(&dir.dir)?;
-            let faults = net.recorded()?;
-            match &faults.partition {
-                Some(g) => out!("recorded partition: {g}"),
-                None => out!("no partition recorded"),
-            }
-            if let Some((nodes, spec)) = &faults.packet {
-                let names: Vec<&str> = nodes.iter().map(|s| s.as_str()).collect();
-                out!(
-                    "packet fault on {}: {}",
-                    names.join(", "),
-                    serde_json::to_string(spec).unwrap_or_default()
-                );
-            }
-            for (what, nodes) in [("killed", &faults.killed), ("paused", &faults.paused)] {
-                if !nodes.is_empty() {
-                    let names: Vec<&str> = nodes.iter().map(|s| s.as_str()).collect();
-                    out!("{what}: {}", names.join(", "));
-                }
-            }
+            let f = net.recorded()?;
+            print_recorded(
+                f.partition.as_ref(),
+                f.packet.as_ref(),
+                &f.killed,
+                &f.paused,
+            );
             let members = net.partitioned_members()?;
             if members.is_empty() {
                 out!("no member has partition rules");
@@ -184,9 +153,42 @@ pub fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
     }
 }
 
+/// The command that heals the lab in `dir`: a fault made by hand stays until then.
+fn say_how_to_heal(dir: &std::path::Path) {
+    out!("heal with: splitbrain nemesis heal --dir {}", dir.display());
+}
+
+/// What a nemesis state file records that the lab's and remote nodes' share: the
+/// partition, the packet fault, killed and paused members (`nemesis status`).
+pub(crate) fn print_recorded(
+    partition: Option<&Grudge>,
+    packet: Option<&(BTreeSet<String>, PacketSpec)>,
+    killed: &BTreeSet<String>,
+    paused: &BTreeSet<String>,
+) {
+    match partition {
+        Some(g) => out!("recorded partition: {g}"),
+        None => out!("no partition recorded"),
+    }
+    if let Some((nodes, spec)) = packet {
+        let names: Vec<&str> = nodes.iter().map(String::as_str).collect();
+        out!(
+            "packet fault on {}: {}",
+            names.join(", "),
+            serde_json::to_string(spec).unwrap_or_default()
+        );
+    }
+    for (what, nodes) in [("killed", killed), ("paused", paused)] {
+        if !nodes.is_empty() {
+            let names: Vec<&str> = nodes.iter().map(String::as_str).collect();
+            out!("{what}: {}", names.join(", "));
+        }
+    }
+}
+
 /// `nemesis heal --all`: heals every registered lab, and says what happened to each.
 fn heal_all() -> anyhow::Result<u8> {
-    splitbrain_cluster::require_root("splitbrain nemesis heal --all")?;
+    splitbrain_cluster::require_root("healing every registered lab")?;
     let dirs = splitbrain_cluster::registered();
     if dirs.is_empty() {
         out!("no labs registered: nothing to heal");
@@ -280,9 +282,6 @@ fn process_fault(kind: ProcessKind, t: Targets) -> anyhow::Result<u8> {
         chosen.join(", "),
         start.elapsed().as_secs_f64() * 1e3
     );
-    out!(
-        "heal with: splitbrain nemesis heal --dir {}",
-        t.dir.dir.display()
-    );
+    say_how_to_heal(&t.dir.dir);
     Ok(0)
 }

@@ -8,7 +8,6 @@ use crate::remote_nemesis::{describe, targets};
 use anyhow::Context as _;
 use splitbrain_nemesis::lab::ProcessKind;
 use splitbrain_nemesis::nodes::NodesFile;
-use splitbrain_nemesis::packet::PacketSpec;
 use splitbrain_nemesis::remote::RemoteNet;
 use std::path::Path;
 use std::time::Instant;
@@ -130,24 +129,8 @@ pub fn execute(file: &Path, cmd: NemesisCmd, allow_remote: bool) -> anyhow::Resu
         }
         NemesisCmd::Status(_) => {
             let f = net.recorded()?;
-            match &f.partition {
-                Some(g) => out!("recorded partition: {g}"),
-                None => out!("no partition recorded"),
-            }
-            if let Some((nodes, spec)) = &f.packet {
-                let names: Vec<&str> = nodes.iter().map(String::as_str).collect();
-                out!(
-                    "packet fault on {}: {}",
-                    names.join(", "),
-                    serde_json::to_string(spec).unwrap_or_default()
-                );
-            }
-            for (what, nodes) in [("killed", &f.killed), ("paused", &f.paused)] {
-                if !nodes.is_empty() {
-                    let names: Vec<&str> = nodes.iter().map(String::as_str).collect();
-                    out!("{what}: {}", names.join(", "));
-                }
-            }
+            let packet = f.packet.as_ref();
+            crate::nemesis_cmd::print_recorded(f.partition.as_ref(), packet, &f.killed, &f.paused);
             for (node, c) in &f.clocks {
                 out!("clock of {node}: moved by {} ms", c.offset_ms);
             }
@@ -168,19 +151,7 @@ pub fn execute(file: &Path, cmd: NemesisCmd, allow_remote: bool) -> anyhow::Resu
 }
 
 fn packet(net: &RemoteNet, a: PacketArgs, heal_hint: &str) -> anyhow::Result<u8> {
-    let spec = PacketSpec {
-        loss: a.loss,
-        rate_kbit: a.rate,
-        delay_ms: a.delay,
-        jitter_ms: a.jitter,
-        duplicate: a.duplicate,
-        reorder: a.reorder,
-    };
-    if spec == PacketSpec::default() {
-        anyhow::bail!(
-            "say what to do: --loss, --rate, --delay, --jitter, --duplicate or --reorder"
-        );
-    }
+    let spec = a.spec()?;
     let start = Instant::now();
     let (fault, how) = net.packet_fault(&a.members, &spec)?;
     fault.keep();

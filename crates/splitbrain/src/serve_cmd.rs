@@ -128,27 +128,9 @@ fn handle(
         return respond(&mut stream, 405, "text/plain", b"only GET and HEAD\n", head);
     }
     let path = target.split(['?', '#']).next().unwrap_or("/");
-    match resolve(root, path) {
-        Resolved::Index => {
-            let page = splitbrain_report::index::render(shown, &runs(root));
-            respond(
-                &mut stream,
-                200,
-                "text/html; charset=utf-8",
-                page.as_bytes(),
-                head,
-            )
-        }
-        Resolved::Dir(dir, rel) => {
-            let page = dir_page(&dir, &rel);
-            respond(
-                &mut stream,
-                200,
-                "text/html; charset=utf-8",
-                page.as_bytes(),
-                head,
-            )
-        }
+    let page = match resolve(root, path) {
+        Resolved::Index => splitbrain_report::index::render(shown, &runs(root)),
+        Resolved::Dir(dir, rel) => dir_page(&dir, &rel),
         Resolved::File(file) => {
             let mut f = match std::fs::File::open(&file) {
                 Ok(f) => f,
@@ -164,13 +146,15 @@ fn handle(
             if !head {
                 std::io::copy(&mut f, &mut stream)?;
             }
-            stream.flush()
+            return stream.flush();
         }
         Resolved::Forbidden => {
-            respond(&mut stream, 403, "text/plain", b"outside the store\n", head)
+            return respond(&mut stream, 403, "text/plain", b"outside the store\n", head)
         }
-        Resolved::NotFound => respond(&mut stream, 404, "text/plain", b"not found\n", head),
-    }
+        Resolved::NotFound => return respond(&mut stream, 404, "text/plain", b"not found\n", head),
+    };
+    let html = "text/html; charset=utf-8";
+    respond(&mut stream, 200, html, page.as_bytes(), head)
 }
 
 const COMMON_HEADERS: &str =

@@ -145,6 +145,12 @@ pub fn run(args: TestArgs) -> u8 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if crate::cluster_cmd::refused_remote(&e) {
+                eprintln!(
+                    "{} (or `allow-remote = true` in the --config file)",
+                    crate::cluster_cmd::ALLOW_REMOTE
+                );
+            }
             EXIT_BAD_INPUT
         }
     }

@@ -3,10 +3,10 @@
 //! and passes, except under `CI=true`, where that is a failure.
 
 mod common;
-use common::{now_secs, parse_http_date};
+use common::{now_secs, parse_http_date, splitbrain, test_cmd, text, Ran};
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
@@ -14,23 +14,9 @@ fn lab() -> Option<MutexGuard<'static, ()>> {
     splitbrain_testkit::lab(&["setpriv"])
 }
 
-fn splitbrain() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_splitbrain"))
-}
-
-fn cluster(args: &[&str], dir: &Path) -> Output {
-    splitbrain()
-        .arg("cluster")
-        .args(args)
-        .arg("--dir")
-        .arg(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run splitbrain")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// `splitbrain cluster ARGS --dir DIR`, run to its end.
+fn cluster(args: &[&str], dir: &Path) -> Ran {
+    Ran::of(splitbrain().arg("cluster").args(args).arg("--dir").arg(dir))
 }
 
 /// Takes the cluster in `dir` down when dropped, whatever the test did.
@@ -39,37 +25,19 @@ struct Down(PathBuf);
 impl Drop for Down {
     fn drop(&mut self) {
         let out = cluster(&["down"], &self.0);
-        if !out.status.success() {
-            eprintln!(
-                "cleanup: splitbrain cluster down failed: {}",
-                text(&out.stderr)
-            );
+        if out.code != Some(0) {
+            eprintln!("cleanup: splitbrain cluster down failed: {}", out.stderr);
         }
     }
 }
 
 fn ok(args: &[&str], dir: &Path) -> String {
-    let out = cluster(args, dir);
-    assert!(
-        out.status.success(),
-        "splitbrain cluster {args:?} failed: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    cluster(args, dir).exits(0).stdout
 }
 
 /// Runs a command that must fail, and returns its stderr.
 fn fails(cmd: &mut Command) -> String {
-    let out = cmd.stdin(Stdio::null()).output().expect("run splitbrain");
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "expected exit 1; stdout: {}; stderr: {}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let err = text(&out.stderr);
+    let err = Ran::of(cmd.stdin(Stdio::null())).exits(1).stderr;
     assert!(err.starts_with("error: "), "{err}");
     err
 }
@@ -216,12 +184,8 @@ fn a_user_session_up_status_faults_and_down() {
 
     assert!(ok(&["kill", &leader], dir).contains("killed"));
     let out = cluster(&["status"], dir);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "a killed member makes status fail"
-    );
-    assert!(text(&out.stdout).contains("stopped"));
+    assert_eq!(out.code, Some(1), "a killed member makes status fail");
+    assert!(out.stdout.contains("stopped"));
     let again = fails(
         splitbrain()
             .args(["cluster", "kill", &leader, "--dir"])
@@ -235,7 +199,7 @@ fn a_user_session_up_status_faults_and_down() {
 
     let leader = wait_for_leader(dir);
     ok(&["pause", &leader], dir);
-    assert!(text(&cluster(&["status"], dir).stdout).contains("paused"));
+    assert!(cluster(&["status"], dir).stdout.contains("paused"));
     ok(&["resume", &leader], dir);
 
     let unknown = fails(
@@ -266,8 +230,8 @@ fn wait_for_leader(dir: &Path) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let out = cluster(&["leader"], dir);
-        if out.status.success() {
-            return text(&out.stdout).trim().to_owned();
+        if out.code == Some(0) {
+            return out.stdout.trim().to_owned();
         }
         assert!(Instant::now() < deadline, "no leader after 30 s");
         std::thread::sleep(Duration::from_millis(100));
@@ -425,34 +389,19 @@ fn errors_name_the_cause_and_the_fix() {
     let _ = Command::new("ip")
         .args(["route", "del", "blackhole", route])
         .status();
-    assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
+    let err = out.exits(1).stderr;
     assert!(
         err.contains("subnet 10.77.233.0/24 is already in use"),
         "{err}"
     );
 }
 
-fn nemesis(args: &[&str], dir: &Path) -> Output {
-    splitbrain()
-        .arg("nemesis")
-        .args(args)
-        .arg("--dir")
-        .arg(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run splitbrain")
+fn nemesis(args: &[&str], dir: &Path) -> Ran {
+    Ran::of(splitbrain().arg("nemesis").args(args).arg("--dir").arg(dir))
 }
 
 fn nemesis_ok(args: &[&str], dir: &Path) -> String {
-    let out = nemesis(args, dir);
-    assert!(
-        out.status.success(),
-        "splitbrain nemesis {args:?} failed: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    nemesis(args, dir).exits(0).stdout
 }
 
 #[test]
@@ -476,7 +425,7 @@ fn a_partition_outlives_its_command_and_heal_removes_it() {
         "{status}"
     );
     // The isolated leader cannot reach a quorum: the cluster is not healthy.
-    assert_eq!(cluster(&["status"], dir).status.code(), Some(1));
+    assert_eq!(cluster(&["status"], dir).code, Some(1));
 
     let healed = nemesis_ok(&["heal"], dir);
     assert!(healed.starts_with("healed"), "{healed}");
@@ -494,13 +443,8 @@ fn a_partition_outlives_its_command_and_heal_removes_it() {
         status.contains("killed: n") && status.contains("paused: n"),
         "{status}"
     );
-    let too_many = nemesis(&["pause", "majority"], dir);
-    assert_eq!(too_many.status.code(), Some(1));
-    assert!(
-        text(&too_many.stderr).contains("heal first"),
-        "{}",
-        text(&too_many.stderr)
-    );
+    let too_many = nemesis(&["pause", "majority"], dir).exits(1).stderr;
+    assert!(too_many.contains("heal first"), "{too_many}");
     let healed = nemesis_ok(&["heal"], dir);
     assert!(healed.contains("every member runs"), "{healed}");
     let status = ok(&["status"], dir);
@@ -509,19 +453,18 @@ fn a_partition_outlives_its_command_and_heal_removes_it() {
         "{status}"
     );
 
-    let unknown = nemesis(&["partition", "isolate", "n9"], dir);
-    assert_eq!(unknown.status.code(), Some(1));
+    let unknown = nemesis(&["partition", "isolate", "n9"], dir)
+        .exits(1)
+        .stderr;
+    assert!(unknown.contains("no node `n9`"), "{unknown}");
+    let no_clock = nemesis(&["clock", "bump", "1s"], dir).exits(1).stderr;
     assert!(
-        text(&unknown.stderr).contains("no node `n9`"),
-        "{}",
-        text(&unknown.stderr)
+        no_clock.contains("runs without clock control"),
+        "{no_clock}"
     );
-    let no_clock = nemesis(&["clock", "bump", "1s"], dir);
-    assert_eq!(no_clock.status.code(), Some(1));
     assert!(
-        text(&no_clock.stderr).contains("start it with `splitbrain cluster up --clock`"),
-        "{}",
-        text(&no_clock.stderr)
+        no_clock.contains("start it with `splitbrain cluster up --clock"),
+        "{no_clock}"
     );
 }
 
@@ -630,12 +573,8 @@ fn clock_faults_move_etcds_date_header_while_it_runs_and_heal_resets_them() {
         (vec!["clock", "bump", "1s", "n9"], "no node `n9`"),
     ] {
         let out = nemesis(&args, dir);
-        assert_ne!(out.status.code(), Some(0), "{args:?}");
-        assert!(
-            text(&out.stderr).contains(says),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
+        assert_ne!(out.code, Some(0), "{args:?}");
+        assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
     }
 
     // Down leaves nothing: no member, no supervisor, no clock handler, not even
@@ -650,7 +589,7 @@ fn clock_faults_move_etcds_date_header_while_it_runs_and_heal_resets_them() {
 
 fn wait_healthy(dir: &Path) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !cluster(&["status"], dir).status.success() {
+    while cluster(&["status"], dir).code != Some(0) {
         assert!(Instant::now() < deadline, "not healthy 30 s after the heal");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -677,6 +616,17 @@ fn splitbrain_in(registry: &Path) -> Command {
     cmd
 }
 
+/// `splitbrain test ARGS --store STORE` in the background, its output dropped,
+/// with `registry` as its lab registry.
+fn spawn_test(registry: &Path, args: &str, store: &Path) -> Child {
+    test_cmd(args, store)
+        .env(splitbrain_cluster::REGISTRY_ENV, registry)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run splitbrain test")
+}
+
 #[test]
 fn a_test_returns_only_once_every_process_of_its_lab_is_gone() {
     let Some(_lab) = lab() else { return };
@@ -684,16 +634,9 @@ fn a_test_returns_only_once_every_process_of_its_lab_is_gone() {
     let store = tmp.path().join("store");
     let registry = tmp.path().join("registry");
     // Kills and partitions: members restarted by a heal are this run's children too.
-    let mut test = splitbrain_in(&registry)
-        .args(["test", "--time-limit", "5", "--concurrency", "3"])
-        .args(["--nemesis", "kill,partition", "--nemesis-interval", "1"])
-        .args(["--nemesis-duration", "1", "--store"])
-        .arg(&store)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let faults = "--nemesis kill,partition --nemesis-interval 1 --nemesis-duration 1";
+    let args = format!("--time-limit 5 --concurrency 3 {faults}");
+    let mut test = spawn_test(&registry, &args, &store);
     // Every process the lab ever shows while the test runs.
     let mut seen = Vec::new();
     let status = loop {
@@ -726,16 +669,9 @@ fn after_a_killed_test_heal_and_down_say_where_to_look_and_all_cleans_up() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     let registry = tmp.path().join("registry");
-    let mut test = splitbrain_in(&registry)
-        .args(["test", "--time-limit", "120", "--concurrency", "3"])
-        .args(["--nemesis", "partition", "--nemesis-interval", "1"])
-        .args(["--nemesis-duration", "120", "--store"])
-        .arg(&store)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let faults = "--nemesis partition --nemesis-interval 1 --nemesis-duration 120";
+    let args = format!("--time-limit 120 --concurrency 3 {faults}");
+    let mut test = spawn_test(&registry, &args, &store);
     // SIGKILL in the middle of a partition: nothing of the test's cleans up.
     let deadline = Instant::now() + Duration::from_secs(120);
     let dir = loop {
@@ -780,50 +716,32 @@ fn after_a_killed_test_heal_and_down_say_where_to_look_and_all_cleans_up() {
             "{args:?}: {err}"
         );
     }
-    let out = splitbrain_in(&registry)
-        .args(["cluster", "down", "--dir"])
-        .arg(&nowhere)
-        .output()
-        .unwrap();
-    let said = text(&out.stdout);
+    let said = Ran::of(
+        splitbrain_in(&registry)
+            .args(["cluster", "down", "--dir"])
+            .arg(&nowhere),
+    )
+    .exits(0)
+    .stdout;
     assert!(
         said.contains("nothing to do") && said.contains("cluster down --all"),
         "{said}"
     );
 
-    let out = splitbrain_in(&registry)
-        .args(["nemesis", "heal", "--all"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let all = |args: &[&str]| Ran::of(splitbrain_in(&registry).args(args).arg("--all"));
+    let healed = all(&["nemesis", "heal"]).exits(0).stdout;
     assert!(
-        text(&out.stdout).contains(&format!("healed the lab in {}", dir.display())),
-        "{}",
-        text(&out.stdout)
+        healed.contains(&format!("healed the lab in {}", dir.display())),
+        "{healed}"
     );
     let status = nemesis_ok(&["status"], &dir);
     assert!(status.contains("no member has partition rules"), "{status}");
     assert!(!dir.join("nemesis.json").exists(), "every fault forgotten");
 
-    let out = splitbrain_in(&registry)
-        .args(["cluster", "down", "--all"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).contains("is down"),
-        "{}",
-        text(&out.stdout)
-    );
+    let down = all(&["cluster", "down"]).exits(0).stdout;
+    assert!(down.contains("is down"), "{down}");
     assert_gone(&procs, "cluster down --all");
     assert_nothing_left(&netns, &data_dirs);
-    let out = splitbrain_in(&registry)
-        .args(["cluster", "down", "--all"])
-        .output()
-        .unwrap();
-    assert!(
-        text(&out.stdout).contains("no clusters registered"),
-        "{}",
-        text(&out.stdout)
-    );
+    let again = all(&["cluster", "down"]).exits(0).stdout;
+    assert!(again.contains("no clusters registered"), "{again}");
 }

@@ -5,6 +5,9 @@
 //! developer machine without it they skip with a loud line, under `CI=true` they
 //! fail. Screenshots land in the target directory (`CARGO_TARGET_TMPDIR`).
 
+mod common;
+use common::{closed_port, Ran};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -18,23 +21,15 @@ fn golden(rel: &str) -> String {
         .to_string()
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+/// `splitbrain ARGS` (colour is up to the flags).
+fn splitbrain(args: &[&str]) -> Ran {
+    Ran::of(common::splitbrain().args(args).env_remove("NO_COLOR"))
 }
 
-fn splitbrain(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_splitbrain"))
-        .args(args)
-        .env_remove("NO_COLOR")
-        .output()
-        .expect("run splitbrain");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+/// `splitbrain check --model register ARGS` (the histories in histories/register),
+/// which must exit `code`: 0 valid, 1 invalid.
+fn check_register(args: &[&str], code: i32) -> Ran {
+    splitbrain(&[&["check", "--model", "register"], args].concat()).exits(code)
 }
 
 /// The testcases of a JUnit file: (classname, name, failed).
@@ -61,17 +56,16 @@ fn check_writes_a_report_and_junit_with_one_failure_per_invalid_level() {
     let junit = tmp.path().join("j.xml");
     let invalid = golden("register/stale-read.invalid.jsonl");
     let valid = golden("register/info-write-seen-later.valid.jsonl");
-    let r = splitbrain(&[
-        "check",
-        "--model",
-        "register",
-        "--html",
-        html.to_str().unwrap(),
-        "--junit",
-        junit.to_str().unwrap(),
-        &invalid,
-    ]);
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    check_register(
+        &[
+            "--html",
+            html.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+            &invalid,
+        ],
+        1,
+    );
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("id=\"data\"") && page.contains("NOT linearizable"));
     assert_eq!(
@@ -82,18 +76,17 @@ fn check_writes_a_report_and_junit_with_one_failure_per_invalid_level() {
     // Several histories, all levels: a case per level per history, a failure per
     // level that does not hold.
     let store_buffering = golden("consistency/register/store-buffering.lin-no.seq-no.ev-yes.jsonl");
-    let r = splitbrain(&[
-        "check",
-        "--model",
-        "register",
-        "--consistency",
-        "all",
-        "--junit",
-        junit.to_str().unwrap(),
-        &store_buffering,
-        &valid,
-    ]);
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    check_register(
+        &[
+            "--consistency",
+            "all",
+            "--junit",
+            junit.to_str().unwrap(),
+            &store_buffering,
+            &valid,
+        ],
+        1,
+    );
     let cases = junit_cases(&junit);
     let failed: Vec<(&str, &str)> = cases
         .iter()
@@ -110,17 +103,16 @@ fn check_writes_a_report_and_junit_with_one_failure_per_invalid_level() {
     assert_eq!(cases.len(), 6, "{cases:?}");
 
     // A valid history: a report, and a passing case.
-    let r = splitbrain(&[
-        "check",
-        "--model",
-        "register",
-        "--html",
-        html.to_str().unwrap(),
-        "--junit",
-        junit.to_str().unwrap(),
-        &valid,
-    ]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    check_register(
+        &[
+            "--html",
+            html.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+            &valid,
+        ],
+        0,
+    );
     assert_eq!(
         junit_cases(&junit),
         [(valid.clone(), "linearizable".into(), false)]
@@ -133,23 +125,17 @@ fn check_writes_a_report_and_junit_with_one_failure_per_invalid_level() {
 #[test]
 fn html_takes_one_history_and_unwritable_files_are_named() {
     let a = golden("register/stale-read.invalid.jsonl");
-    let r = splitbrain(&["check", "--html", "/tmp/x.html", &a, &a]);
-    assert_eq!(r.code, 254);
-    assert!(
-        r.stderr.contains("--html writes one report"),
-        "{}",
-        r.stderr
-    );
-    let r = splitbrain(&[
-        "check",
-        "--model",
-        "register",
-        "--junit",
-        "/nonexistent-dir/j.xml",
-        &a,
-    ]);
-    assert_eq!(r.code, 254);
-    assert!(r.stderr.contains("/nonexistent-dir/j.xml"), "{}", r.stderr);
+    let err = splitbrain(&["check", "--html", "/tmp/x.html", &a, &a])
+        .exits(254)
+        .stderr;
+    assert!(err.contains("--html writes one report"), "{err}");
+    // A JUnit file that cannot be written is named, and is bad input (254) unless
+    // a history is invalid: an invalid verdict (1) is never hidden.
+    let valid = golden("register/info-write-seen-later.valid.jsonl");
+    for (history, code) in [(&valid, 254), (&a, 1)] {
+        let err = check_register(&["--junit", "/nonexistent-dir/j.xml", history], code).stderr;
+        assert!(err.contains("/nonexistent-dir/j.xml"), "{err}");
+    }
 }
 
 #[test]
@@ -228,15 +214,14 @@ fn store_with_runs(root: &Path) -> PathBuf {
     let good = store.join("cas-register-etcd-v3/20261122T090000.000Z");
     std::fs::create_dir_all(&bad).unwrap();
     std::fs::create_dir_all(&good).unwrap();
-    let r = splitbrain(&[
-        "check",
-        "--model",
-        "register",
-        "--html",
-        bad.join("report.html").to_str().unwrap(),
-        &golden("register/stale-read-during-partition.invalid.jsonl"),
-    ]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    check_register(
+        &[
+            "--html",
+            bad.join("report.html").to_str().unwrap(),
+            &golden("register/stale-read-during-partition.invalid.jsonl"),
+        ],
+        1,
+    );
     let results = |test: &str, started: &str, valid: bool, faults: u64| {
         serde_json::json!({"schema_version": 1, "test": test, "started": started,
             "valid": valid, "report": {"valid": valid},
@@ -385,15 +370,14 @@ fn headless_chromium_draws_the_counterexample_and_the_runs() {
 
     // An invalid history: its three-op counterexample, the read in red.
     let html = tmp.path().join("invalid.html");
-    let r = splitbrain(&[
-        "check",
-        "--model",
-        "register",
-        "--html",
-        html.to_str().unwrap(),
-        &golden("register/stale-read-during-partition.invalid.jsonl"),
-    ]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    check_register(
+        &[
+            "--html",
+            html.to_str().unwrap(),
+            &golden("register/stale-read-during-partition.invalid.jsonl"),
+        ],
+        1,
+    );
     let url = format!("file://{}", html.display());
     let d = dom(&bin, &url);
     assert_eq!(count(&d, "data-op"), 3, "the shrunk counterexample's ops");
@@ -404,15 +388,14 @@ fn headless_chromium_draws_the_counterexample_and_the_runs() {
     screenshot(&bin, &url, "report-invalid.png", 1600);
 
     // A valid one: no counterexample, every op drawn.
-    let r = splitbrain(&[
-        "check",
-        "--model",
-        "register",
-        "--html",
-        html.to_str().unwrap(),
-        &golden("register/info-write-seen-later.valid.jsonl"),
-    ]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    check_register(
+        &[
+            "--html",
+            html.to_str().unwrap(),
+            &golden("register/info-write-seen-later.valid.jsonl"),
+        ],
+        0,
+    );
     let d = dom(&bin, &url);
     assert_eq!(count(&d, "data-op"), 0);
     assert_eq!(count(&d, "data-tl"), 5);
@@ -431,17 +414,16 @@ fn headless_chromium_draws_the_counterexample_and_the_runs() {
         }
         w.flush().unwrap();
     }
-    let r = splitbrain(&[
-        "check",
-        "--model",
-        "register",
-        "--init",
-        "0",
-        "--html",
-        html.to_str().unwrap(),
-        big.to_str().unwrap(),
-    ]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    check_register(
+        &[
+            "--init",
+            "0",
+            "--html",
+            html.to_str().unwrap(),
+            big.to_str().unwrap(),
+        ],
+        1,
+    );
     let size = std::fs::metadata(&html).unwrap().len();
     assert!(size < 5 << 20, "the 100,000-op report is {size} bytes");
     let d = dom(&bin, &url);
@@ -471,37 +453,20 @@ fn headless_chromium_draws_the_counterexample_and_the_runs() {
     assert_eq!(count(&d, "data-op"), 3);
 }
 
-/// A loopback port nobody listens on: every op fails, quickly, with no cluster.
-fn closed_port() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
-    format!("http://127.0.0.1:{port}")
-}
-
 #[test]
 fn a_test_run_leaves_its_report_charts_results_and_junit() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     let junit = tmp.path().join("junit.xml");
-    let r = splitbrain(&[
-        "test",
-        "--nodes",
-        &closed_port(),
-        "--workload",
-        "register",
-        "--ops",
-        "20",
-        "--name",
-        "down",
-        "--store",
-        store.to_str().unwrap(),
-        "--junit",
-        junit.to_str().unwrap(),
-    ]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let args = format!(
+        "--nodes {} --workload register --ops 20 --name down",
+        closed_port()
+    );
+    let stdout = Ran::of(common::test_cmd(&args, &store).arg("--junit").arg(&junit))
+        .exits(0)
+        .stdout;
     let run = std::fs::canonicalize(store.join("latest")).unwrap();
-    assert!(r.stdout.contains("report: "), "{}", r.stdout);
+    assert!(stdout.contains("report: "), "{stdout}");
     for f in ["report.html", "latency.svg", "rate.svg"] {
         assert!(run.join(f).is_file(), "{f} missing in {}", run.display());
     }

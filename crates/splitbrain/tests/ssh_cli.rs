@@ -5,10 +5,10 @@
 //! `SKIPPED: ...` and passes, except under `CI=true`, where that is a failure.
 
 mod common;
-use common::{now_secs, parse_http_date};
+use common::{now_secs, parse_http_date, splitbrain, test_cmd, text, Ran};
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
@@ -16,25 +16,26 @@ fn lab() -> Option<MutexGuard<'static, ()>> {
     splitbrain_testkit::lab(&["sshd", "ssh", "ssh-keygen", "iptables", "curl"])
 }
 
-fn splitbrain() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_splitbrain"));
-    c.stdin(Stdio::null());
-    c
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("run splitbrain");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    Ran::of(cmd).exits(0).stdout
+}
+
+/// `splitbrain nemesis --nodes NODES ARGS`, run to its end.
+fn nemesis(nodes: &Path, args: &[&str]) -> Ran {
+    Ran::of(
+        splitbrain()
+            .arg("nemesis")
+            .arg("--nodes")
+            .arg(nodes)
+            .args(args),
+    )
+}
+
+/// `splitbrain test --nodes NODES ARGS --store STORE`.
+fn test_on(nodes: &Path, args: &str, store: &Path) -> Command {
+    let mut cmd = test_cmd(args, store);
+    cmd.arg("--nodes").arg(nodes);
+    cmd
 }
 
 /// A 3-member lab with sshd in every member, taken down on drop.
@@ -66,25 +67,12 @@ impl SshLab {
         self.dir.join("nodes.toml")
     }
 
-    fn nemesis(&self, args: &[&str]) -> Output {
-        splitbrain()
-            .arg("nemesis")
-            .arg("--nodes")
-            .arg(self.nodes())
-            .args(args)
-            .output()
-            .unwrap()
+    fn nemesis(&self, args: &[&str]) -> Ran {
+        nemesis(&self.nodes(), args)
     }
 
     fn nemesis_ok(&self, args: &[&str]) -> String {
-        let out = self.nemesis(args);
-        assert!(
-            out.status.success(),
-            "nemesis {args:?}: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
+        self.nemesis(args).exits(0).stdout
     }
 
     fn addr(&self, node: &str) -> String {
@@ -138,6 +126,16 @@ impl SshLab {
 
     fn all_running(&self) -> bool {
         self.processes().iter().all(|p| p.contains("Running"))
+    }
+
+    /// Nothing of the nemesis is left: no chain on any node, no state file, and
+    /// its SSH masters exit.
+    fn assert_nemesis_gone(&self) {
+        no_chain_anywhere(self);
+        assert!(!self.dir.join("nodes.nemesis").join("remote.json").exists());
+        wait_for("the SSH masters to exit", Duration::from_secs(5), || {
+            self.masters().is_empty()
+        });
     }
 
     /// SSH master connections of this lab's nemesis still running.
@@ -313,18 +311,10 @@ fn partitions_process_and_clock_faults_go_through_ssh_and_heal() {
         format!("{defaults}[[node]]{date_node}\nclock = {{ strategy = \"date\" }}\n"),
     )
     .unwrap();
-    let out = splitbrain()
-        .args(["nemesis", "--nodes"])
-        .arg(&date)
-        .args(["clock", "bump", "5s"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    let err = nemesis(&date, &["clock", "bump", "5s"]).exits(1).stderr;
     assert!(
-        text(&out.stderr).contains("clock strategy \"date\" refused on node n1")
-            && text(&out.stderr).contains("lab address"),
-        "{}",
-        text(&out.stderr)
+        err.contains("clock strategy \"date\" refused on node n1") && err.contains("lab address"),
+        "{err}"
     );
 
     // What a node cannot do is refused before anything changes, naming the node: no
@@ -335,33 +325,20 @@ fn partitions_process_and_clock_faults_go_through_ssh_and_heal() {
         .filter(|l| !l.starts_with("process"))
         .collect();
     std::fs::write(&bare, without_process.join("\n")).unwrap();
-    let out = splitbrain()
-        .args(["nemesis", "--nodes"])
-        .arg(&bare)
-        .args(["kill", "n2"])
-        .output()
-        .unwrap();
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = nemesis(&bare, &["kill", "n2"]).exits(1).stderr;
     assert!(err.contains("unsupported on node n2"), "{err}");
     assert!(lab.all_running(), "{:?}", lab.processes());
     let out = lab.nemesis(&["packet", "--delay", "50"]);
-    if out.status.success() {
+    if out.code == Some(0) {
         lab.nemesis_ok(&["heal"]); // this kernel has netem
     } else {
-        let err = text(&out.stderr);
+        let err = out.stderr;
         assert!(
             err.contains("on node n") && err.contains("needs tc netem"),
             "{err}"
         );
     }
-    no_chain_anywhere(&lab);
-
-    // Nothing of ours is left: no state, no SSH master.
-    assert!(!lab.dir.join("nodes.nemesis").join("remote.json").exists());
-    wait_for("the SSH masters to exit", Duration::from_secs(5), || {
-        lab.masters().is_empty()
-    });
+    lab.assert_nemesis_gone();
 }
 
 #[test]
@@ -417,22 +394,12 @@ fn a_kill_that_never_happened_heals_and_so_does_a_pause_then_kill() {
             .replace("kill = \"", &format!("kill = \"sleep {nap} || ")),
     )
     .unwrap();
-    let out = splitbrain()
-        .args(["nemesis", "--nodes"])
-        .arg(&slow)
-        .args(["kill", "n1"])
-        .output()
-        .unwrap();
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = nemesis(&slow, &["kill", "n1"]).exits(1).stderr;
     assert!(
         err.contains("on node n1") && err.contains("no answer within 1 s"),
         "{err}"
     );
-    ok(splitbrain()
-        .args(["nemesis", "--nodes"])
-        .arg(&slow)
-        .arg("heal"));
+    nemesis(&slow, &["heal"]).exits(0);
     assert!(!lab.dir.join("slow.nemesis").join("remote.json").exists());
     assert!(lab.all_running(), "{:?}", lab.processes());
     let hung = || {
@@ -458,14 +425,7 @@ fn a_kill_that_never_happened_heals_and_so_does_a_pause_then_kill() {
         text_file.replace("kill = \"", "kill = \"exit 255; "),
     )
     .unwrap();
-    let out = splitbrain()
-        .args(["nemesis", "--nodes"])
-        .arg(&exits_255)
-        .args(["kill", "n2"])
-        .output()
-        .unwrap();
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = nemesis(&exits_255, &["kill", "n2"]).exits(1).stderr;
     assert!(
         err.contains("on node n2") && err.contains("exit 255"),
         "{err}"
@@ -474,13 +434,8 @@ fn a_kill_that_never_happened_heals_and_so_does_a_pause_then_kill() {
     assert!(lab.all_running(), "{:?}", lab.processes());
 
     // A lab without --clock has no clock faults to offer, and says so.
-    let out = lab.nemesis(&["clock", "bump", "5s", "n1"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("its clock strategy is \"none\""),
-        "{}",
-        text(&out.stderr)
-    );
+    let err = lab.nemesis(&["clock", "bump", "5s", "n1"]).exits(1).stderr;
+    assert!(err.contains("its clock strategy is \"none\""), "{err}");
     // `cluster down` ends the session's orphan too (it used to refuse: "not started
     // by splitbrain: left running").
     ok(splitbrain()
@@ -498,14 +453,9 @@ fn an_unreachable_node_is_named_before_any_fault() {
     let bad = lab.dir.join("bad.toml");
     let n2 = format!("host = \"{}\"", lab.addr("n2"));
     std::fs::write(&bad, text_file.replace(&n2, &format!("{n2}\nport = 2"))).unwrap();
-    let out = splitbrain()
-        .args(["nemesis", "--nodes"])
-        .arg(&bad)
-        .args(["partition", "isolate", "n1"])
-        .output()
-        .unwrap();
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = nemesis(&bad, &["partition", "isolate", "n1"])
+        .exits(1)
+        .stderr;
     assert!(
         err.contains(&format!(
             "node n2 (root@{}:2) is unreachable over SSH",
@@ -520,16 +470,12 @@ fn an_unreachable_node_is_named_before_any_fault() {
 
     // `splitbrain test` stops there too, before any op or fault (exit 254).
     let store = tempfile::tempdir().unwrap();
-    let out = splitbrain()
-        .arg("test")
-        .arg("--nodes")
-        .arg(&bad)
-        .args(["--nemesis", "kill", "--time-limit", "5", "--store"])
-        .arg(store.path())
-        .output()
-        .unwrap();
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(254), "{err}");
+    let run = Ran::of(&mut test_on(
+        &bad,
+        "--nemesis kill --time-limit 5",
+        store.path(),
+    ));
+    let err = run.exits(254).stderr;
     assert!(err.contains("node n2 (root@"), "{err}");
     assert!(!store.path().join("latest").join("history.jsonl").exists());
     assert!(lab.all_running(), "{:?}", lab.processes());
@@ -546,14 +492,7 @@ fn an_unreachable_node_is_named_before_any_fault() {
         ),
     )
     .unwrap();
-    let out = splitbrain()
-        .args(["nemesis", "--nodes"])
-        .arg(&same_state)
-        .arg("heal")
-        .output()
-        .unwrap();
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = nemesis(&same_state, &["heal"]).exits(1).stderr;
     assert!(err.contains("node n2"), "{err}");
     for n in ["n1", "n3"] {
         assert!(!lab.rules_over_ssh(n).contains("splitbrain"), "{n} healed");
@@ -575,10 +514,7 @@ fn an_unreachable_node_is_named_before_any_fault() {
         .join(".ssh")
         .join("known_hosts");
     let before = std::fs::read_to_string(&home_known).ok();
-    ok(splitbrain()
-        .args(["nemesis", "--nodes"])
-        .arg(&tofu)
-        .arg("status"));
+    nemesis(&tofu, &["status"]).exits(0);
     let accepted = std::fs::read_to_string(lab.dir.join("tofu.nemesis").join("known_hosts"))
         .unwrap_or_default();
     for n in ["n1", "n2", "n3"] {
@@ -597,22 +533,9 @@ fn an_unreachable_node_is_named_before_any_fault() {
         ),
     )
     .unwrap();
-    let out = splitbrain()
-        .args(["nemesis", "--nodes"])
-        .arg(&named)
-        .arg("status")
-        .output()
-        .unwrap();
-    assert!(
-        text(&out.stderr).contains("node n1"),
-        "{}",
-        text(&out.stderr)
-    );
-    assert!(
-        text(&out.stderr).contains("say so with --allow-remote"),
-        "{}",
-        text(&out.stderr)
-    );
+    let err = nemesis(&named, &["status"]).exits(1).stderr;
+    assert!(err.contains("node n1") && err.contains("refusing"), "{err}");
+    assert!(err.contains("say so with --allow-remote"), "{err}");
 }
 
 #[test]
@@ -620,26 +543,16 @@ fn a_killed_harness_leaves_faults_that_heal_from_the_nodes_file() {
     let Some(_lab) = lab() else { return };
     let lab = SshLab::up();
     let store = tempfile::tempdir().unwrap();
-    let mut run = splitbrain()
-        .arg("test")
-        .arg("--nodes")
-        .arg(lab.nodes())
-        .args([
-            "--nemesis",
-            "partition,pause",
-            "--nemesis-interval",
-            "0.5",
-            "--nemesis-duration",
-            "60",
-            "--time-limit",
-            "60",
-            "--store",
-        ])
-        .arg(store.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let faults = "--nemesis partition,pause --nemesis-interval 0.5 --nemesis-duration 60";
+    let mut run = test_on(
+        &lab.nodes(),
+        &format!("{faults} --time-limit 60"),
+        store.path(),
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
     let state = lab.dir.join("nodes.nemesis").join("remote.json");
     let faulted = || {
         std::fs::read_to_string(&state)
@@ -656,12 +569,8 @@ fn a_killed_harness_leaves_faults_that_heal_from_the_nodes_file() {
 
     let healed = lab.nemesis_ok(&["heal"]);
     assert!(healed.contains("healed over SSH"), "{healed}");
-    no_chain_anywhere(&lab);
     assert!(lab.all_running(), "{:?}", lab.processes());
-    assert!(!state.exists());
-    wait_for("the SSH masters to exit", Duration::from_secs(5), || {
-        lab.masters().is_empty()
-    });
+    lab.assert_nemesis_gone();
 }
 
 #[test]
@@ -669,26 +578,10 @@ fn a_test_run_through_ssh_faults_ends_linearizable() {
     let Some(_lab) = lab() else { return };
     let lab = SshLab::up();
     let store = tempfile::tempdir().unwrap();
-    let out = splitbrain()
-        .arg("test")
-        .arg("--nodes")
-        .arg(lab.nodes())
-        .args([
-            "--nemesis",
-            "partition,kill,pause",
-            "--nemesis-interval",
-            "1",
-            "--nemesis-duration",
-            "3",
-            "--time-limit",
-            "20",
-            "--store",
-        ])
-        .arg(store.path())
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let faults = "--nemesis partition,kill,pause --nemesis-interval 1 --nemesis-duration 3";
+    let args = format!("{faults} --time-limit 20");
+    let Ran { stdout, stderr, .. } =
+        Ran::of(&mut test_on(&lab.nodes(), &args, store.path())).exits(0);
     assert!(stdout.contains(": linearizable"), "{stdout}");
     assert!(stderr.contains("nemesis over SSH"), "{stderr}");
     let results: serde_json::Value = serde_json::from_str(
@@ -696,12 +589,8 @@ fn a_test_run_through_ssh_faults_ends_linearizable() {
     )
     .unwrap();
     assert!(results["run"]["faults"].as_u64().unwrap() >= 2, "{results}");
-    no_chain_anywhere(&lab);
     assert!(lab.all_running(), "{:?}", lab.processes());
-    assert!(!lab.dir.join("nodes.nemesis").join("remote.json").exists());
-    wait_for("the SSH masters to exit", Duration::from_secs(5), || {
-        lab.masters().is_empty()
-    });
+    lab.assert_nemesis_gone();
 }
 
 #[test]
@@ -750,17 +639,7 @@ fn cluster_down_stops_every_sshd_and_session() {
     std::fs::write(&state_file, state.to_string()).unwrap();
     let n2_config = dir.join("n2").join("sshd_config").display().to_string();
     assert_eq!(live_processes_naming(&n2_config).len(), 1);
-    let down = splitbrain()
-        .args(["cluster", "down", "--dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        down.status.success(),
-        "{}{}",
-        text(&down.stdout),
-        text(&down.stderr)
-    );
+    ok(splitbrain().args(["cluster", "down", "--dir"]).arg(&dir));
     assert!(live_processes_naming(&n2_config).is_empty());
     drop(lab);
     // The session was ended from the server side, and nothing of the lab runs.
@@ -788,36 +667,31 @@ fn faults_that_would_hit_this_machine_are_refused_before_any_ssh() {
          [[node]]\nname = \"n1\"\nhost = \"127.0.0.1\"\nclient_url = \"http://127.0.0.1:1\"\n",
     )
     .unwrap();
-    for args in [
-        vec!["nemesis", "--nodes", "NODES", "clock", "bump", "5s", "n1"],
-        vec!["nemesis", "--nodes", "NODES", "clock", "bump", "5s"],
-        vec![
-            "test",
-            "--nodes",
-            "NODES",
-            "--nemesis",
-            "clock",
-            "--time-limit",
-            "1",
-            "--store",
-            "STORE",
-        ],
+    let store = tmp.path().join("store");
+    for (what, out) in [
+        (
+            "nemesis clock bump 5s n1",
+            nemesis(&nodes, &["clock", "bump", "5s", "n1"]),
+        ),
+        (
+            "nemesis clock bump 5s",
+            nemesis(&nodes, &["clock", "bump", "5s"]),
+        ),
+        (
+            "test --nemesis clock",
+            Ran::of(&mut test_on(
+                &nodes,
+                "--nemesis clock --time-limit 1",
+                &store,
+            )),
+        ),
     ] {
-        let store = tmp.path().join("store");
-        let args: Vec<String> = args
-            .iter()
-            .map(|a| {
-                a.replace("NODES", &nodes.display().to_string())
-                    .replace("STORE", &store.display().to_string())
-            })
-            .collect();
-        let out = splitbrain().args(&args).output().unwrap();
-        let err = text(&out.stderr);
-        assert_ne!(out.status.code(), Some(0), "{args:?}: {err}");
+        let err = out.stderr;
+        assert_ne!(out.code, Some(0), "{what}: {err}");
         assert!(
             err.contains("clock strategy \"date\" refused on node n1")
                 && !err.contains("unreachable"),
-            "{args:?}: {err}"
+            "{what}: {err}"
         );
     }
     assert!(!tmp.path().join("nodes.nemesis").exists());
@@ -832,16 +706,13 @@ fn faults_that_would_hit_this_machine_are_refused_before_any_ssh() {
     )
     .unwrap();
     let store = tmp.path().join("store");
-    let out = splitbrain()
-        .arg("test")
-        .arg("--nodes")
-        .arg(&nodes)
-        .args(["--nemesis", "partition", "--time-limit", "1", "--store"])
-        .arg(&store)
-        .output()
-        .unwrap();
-    let err = text(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "{err}");
+    let out = Ran::of(&mut test_on(
+        &nodes,
+        "--nemesis partition --time-limit 1",
+        &store,
+    ));
+    let err = out.stderr;
+    assert_ne!(out.code, Some(0), "{err}");
     assert!(err.contains("node n1") && err.contains("loopback"), "{err}");
     assert!(!tmp.path().join("nodes.nemesis").exists());
 }

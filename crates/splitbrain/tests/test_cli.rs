@@ -2,6 +2,9 @@
 //! start the local etcd lab need root, etcd and iproute2 (`sudo scripts/setup`) and
 //! print `SKIPPED: ...` without them, except under `CI=true`, where that fails.
 
+mod common;
+use common::{closed_port, latest, test_cmd, text, Ran};
+
 use splitbrain_history::{History, OpType};
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
@@ -10,29 +13,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-fn splitbrain() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_splitbrain"));
-    c.arg("test").stdin(Stdio::null());
-    c
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 fn workloads() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workloads")
-}
-
-/// The newest run's directory, through `store/latest`.
-fn latest(store: &Path) -> PathBuf {
-    let link = store.join("latest");
-    let target = std::fs::read_link(&link).expect("store/latest is a symlink");
-    assert!(
-        target.is_relative(),
-        "latest should be relative: {target:?}"
-    );
-    store.join(target)
 }
 
 /// Parses the run's history and checks that every invocation has one completion.
@@ -47,16 +29,6 @@ fn complete_history(run: &Path) -> History {
         );
     }
     h
-}
-
-/// A loopback address where nothing listens.
-fn closed_port() -> String {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("http://127.0.0.1:{port}")
 }
 
 /// A loopback server that reads requests and never answers.
@@ -134,11 +106,7 @@ fn ctrl_c_mid_run_on_the_embedded_default_checks_what_was_recorded() {
         return;
     }
     let store = tempfile::tempdir().unwrap();
-    let (child, rx) = spawn(
-        splitbrain()
-            .args(["--time-limit", "300", "--store"])
-            .arg(store.path()),
-    );
+    let (child, rx) = spawn(&mut test_cmd("--time-limit 300", store.path()));
     wait_for_line(&rx, "running cas-register");
     std::thread::sleep(Duration::from_secs(3));
     sigint(&child);
@@ -170,11 +138,10 @@ fn ctrl_c_mid_run_on_the_embedded_default_checks_what_was_recorded() {
 #[test]
 fn a_second_ctrl_c_exits_at_once_with_a_complete_history() {
     let store = tempfile::tempdir().unwrap();
-    let (child, rx) = spawn(
-        splitbrain()
-            .args(["--nodes", &hanging_server(), "--timeout", "60", "--store"])
-            .arg(store.path()),
-    );
+    let (child, rx) = spawn(&mut test_cmd(
+        &format!("--nodes {} --timeout 60", hanging_server()),
+        store.path(),
+    ));
     wait_for_line(&rx, "running");
     std::thread::sleep(Duration::from_millis(500));
     sigint(&child);
@@ -194,13 +161,8 @@ fn a_second_ctrl_c_exits_at_once_with_a_complete_history() {
 #[test]
 fn a_node_that_is_down_gives_fail_and_a_valid_verdict() {
     let store = tempfile::tempdir().unwrap();
-    let out = splitbrain()
-        .args(["--nodes", &closed_port(), "--ops", "30", "--store"])
-        .arg(store.path())
-        .output()
-        .unwrap();
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let args = format!("--nodes {} --ops 30", closed_port());
+    let stdout = Ran::of(&mut test_cmd(&args, store.path())).exits(0).stdout;
     assert!(stdout.contains("linearizable"), "{stdout}");
     let h = complete_history(&latest(store.path()));
     let completions: Vec<_> = h
@@ -218,25 +180,22 @@ fn other_machines_are_reached_only_with_allow_remote() {
     // --allow-remote nothing is even tried.
     for node in ["http://192.0.2.7:2379", "http://db1.example:2379"] {
         let store = tempfile::tempdir().unwrap();
-        let out = splitbrain()
-            .args(["--nodes", node, "--ops", "5", "--store"])
-            .arg(store.path())
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(254), "{}", text(&out.stderr));
-        let err = text(&out.stderr);
+        let args = format!("--nodes {node} --ops 5");
+        let err = Ran::of(&mut test_cmd(&args, store.path()))
+            .exits(254)
+            .stderr;
+        assert!(err.contains("refusing to send to"), "{err}");
         assert!(err.contains("say so with --allow-remote"), "{err}");
+        assert!(
+            err.contains("`allow-remote = true` in the --config file"),
+            "{err}"
+        );
     }
     // A host name that is this machine: allowed, it runs (against a closed port).
     let port = closed_port().rsplit(':').next().unwrap().to_owned();
     let store = tempfile::tempdir().unwrap();
-    let out = splitbrain()
-        .args(["--nodes", &format!("http://localhost:{port}")])
-        .args(["--allow-remote", "--ops", "5", "--store"])
-        .arg(store.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let args = format!("--nodes http://localhost:{port} --allow-remote --ops 5");
+    Ran::of(&mut test_cmd(&args, store.path())).exits(0);
     let config = std::fs::read_to_string(latest(store.path()).join("config.toml")).unwrap();
     assert!(config.contains("allow-remote = true"), "{config}");
 }
@@ -252,28 +211,9 @@ fn the_shipped_workloads_parse_and_flags_win_over_them() {
     assert!(files.len() >= 5, "{files:?}");
     for file in files {
         let store = tempfile::tempdir().unwrap();
-        let out = splitbrain()
-            .arg("--config")
-            .arg(&file)
-            .args([
-                "--nodes",
-                &closed_port(),
-                "--ops",
-                "5",
-                "--time-limit",
-                "10",
-            ])
-            .arg("--store")
-            .arg(store.path())
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}: {}",
-            file.display(),
-            text(&out.stderr)
-        );
+        let args = format!("--nodes {} --ops 5 --time-limit 10", closed_port());
+        let out = Ran::of(test_cmd(&args, store.path()).arg("--config").arg(&file));
+        assert_eq!(out.code, Some(0), "{}: {}", file.display(), out.stderr);
         let config = std::fs::read_to_string(latest(store.path()).join("config.toml")).unwrap();
         assert!(config.contains("ops = 5"), "{config}");
         assert!(config.contains("127.0.0.1"), "{config}");
@@ -295,19 +235,9 @@ fn bad_settings_exit_254_before_anything_runs() {
         &["--nodes", "http://192.0.2.1:2379", "--ops", "1"],
     ];
     for args in cases {
-        let out = splitbrain()
-            .args(args)
-            .arg("--store")
-            .arg(store.path())
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(254),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
-        assert!(text(&out.stderr).starts_with("error: "), "{args:?}");
+        let out = Ran::of(&mut test_cmd(&args.join(" "), store.path()));
+        assert_eq!(out.code, Some(254), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.starts_with("error: "), "{args:?}");
     }
 }
 
@@ -317,23 +247,9 @@ fn faults_during_a_run_heal_before_the_final_reads_and_etcd_stays_linearizable()
         return;
     }
     let store = tempfile::tempdir().unwrap();
-    let out = splitbrain()
-        .args([
-            "--nemesis",
-            "partition,packet,kill,pause",
-            "--nemesis-interval",
-            "1",
-            "--nemesis-duration",
-            "2",
-            "--time-limit",
-            "12",
-            "--store",
-        ])
-        .arg(store.path())
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let faults = "--nemesis partition,packet,kill,pause --nemesis-interval 1 --nemesis-duration 2";
+    let args = format!("{faults} --time-limit 12");
+    let stdout = Ran::of(&mut test_cmd(&args, store.path())).exits(0).stdout;
     assert!(stdout.contains("linearizable"), "{stdout}");
 
     let run = latest(store.path());
@@ -366,32 +282,14 @@ fn faults_that_cannot_run_are_refused_before_anything_starts() {
     let store = tempfile::tempdir().unwrap();
     for (args, says) in [
         (
-            vec!["--nodes", "http://127.0.0.1:1", "--nemesis", "partition"],
+            "--nodes http://127.0.0.1:1 --nemesis partition",
             "give a nodes file instead",
         ),
-        (
-            vec!["--nemesis", "earthquake"],
-            "unknown fault `earthquake`",
-        ),
+        ("--nemesis earthquake", "unknown fault `earthquake`"),
     ] {
-        let out = splitbrain()
-            .args(&args)
-            .arg("--store")
-            .arg(store.path())
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(254),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
-        assert!(
-            text(&out.stderr).contains(says),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
-        assert!(!text(&out.stderr).contains("cluster up"), "nothing started");
+        let err = Ran::of(&mut test_cmd(args, store.path())).exits(254).stderr;
+        assert!(err.contains(says), "{args}: {err}");
+        assert!(!err.contains("cluster up"), "nothing started");
     }
 }
 
@@ -399,30 +297,18 @@ fn faults_that_cannot_run_are_refused_before_anything_starts() {
 /// code and stdout.
 fn scenario(args: &[&str]) -> (Option<i32>, String) {
     let store = tempfile::tempdir().unwrap();
-    let out = splitbrain()
-        .args([
-            "--workload",
-            "register",
-            "--keys",
-            "5",
-            "--nemesis",
-            "partition",
-            "--nemesis-interval",
-            "2",
-            "--nemesis-duration",
-            "3",
-            "--time-limit",
-            "10",
-            "--store",
-        ])
-        .arg(store.path())
-        .args(args)
-        .output()
-        .unwrap();
+    let partitions = "--nemesis partition --nemesis-interval 2 --nemesis-duration 3";
+    let out = Ran::of(
+        test_cmd(
+            &format!("--workload register --keys 5 {partitions} --time-limit 10"),
+            store.path(),
+        )
+        .args(args),
+    );
     let run = latest(store.path());
     complete_history(&run);
     assert!(!splitbrain_cluster::down(run.join("cluster")).unwrap());
-    (out.status.code(), text(&out.stdout))
+    (out.code, out.stdout)
 }
 
 // Stale reads in etcd's local (v2) and serializable (v3) modes are not asserted
@@ -445,31 +331,10 @@ fn etcd_v3_linearizable_reads_stay_linearizable_under_partitions_kills_pauses_an
         return;
     }
     let store = tempfile::tempdir().unwrap();
-    let out = splitbrain()
-        .args([
-            "--client",
-            "etcd-v3",
-            "--read-mode",
-            "linearizable",
-            "--workload",
-            "register",
-            "--keys",
-            "5",
-            "--nemesis",
-            "partition,kill,pause,clock",
-            "--nemesis-interval",
-            "1",
-            "--nemesis-duration",
-            "2",
-            "--time-limit",
-            "18",
-            "--store",
-        ])
-        .arg(store.path())
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let client = "--client etcd-v3 --read-mode linearizable --workload register --keys 5";
+    let faults = "--nemesis partition,kill,pause,clock --nemesis-interval 1 --nemesis-duration 2";
+    let args = format!("{client} {faults} --time-limit 18");
+    let stdout = Ran::of(&mut test_cmd(&args, store.path())).exits(0).stdout;
     assert!(stdout.contains(": linearizable"), "{stdout}");
     let run = latest(store.path());
     let h = complete_history(&run);
@@ -562,33 +427,14 @@ fn a_seed_replays_the_workload_and_the_fault_schedule() {
     }
     let run = || {
         let store = tempfile::tempdir().unwrap();
-        let out = splitbrain()
-            .args([
-                "--seed",
-                "4242",
-                "--workload",
-                "cas-register",
-                "--concurrency",
-                "3",
-                "--nemesis",
-                "partition,packet,kill",
-                "--nemesis-interval",
-                "1",
-                "--nemesis-duration",
-                "1",
-                "--time-limit",
-                "5",
-                "--store",
-            ])
-            .arg(store.path())
-            .output()
-            .unwrap();
-        let stderr = text(&out.stderr);
-        assert!(
-            matches!(out.status.code(), Some(0..=2)),
-            "{}\n{stderr}",
-            text(&out.stdout)
-        );
+        let workload = "--seed 4242 --workload cas-register --concurrency 3";
+        let faults = "--nemesis partition,packet,kill --nemesis-interval 1 --nemesis-duration 1";
+        let out = Ran::of(&mut test_cmd(
+            &format!("{workload} {faults} --time-limit 5"),
+            store.path(),
+        ));
+        let (stdout, stderr) = (out.stdout, out.stderr);
+        assert!(matches!(out.code, Some(0..=2)), "{stdout}\n{stderr}");
         assert!(stderr.contains("seed 4242"), "{stderr}");
         choices(store.path())
     };

@@ -88,13 +88,10 @@ impl RemoteNet {
             check_address(n, file.allow_remote)?;
             if !file.allow_remote {
                 if let Some(o) = n.ssh_options.iter().find(|o| redirects(o)) {
-                    return Err(Error::NodesFile {
+                    return Err(Error::RedirectNotAllowed {
                         path: file.path.clone(),
-                        message: format!(
-                            "node `{}`, field `ssh_options`: `{o}` could send SSH elsewhere than \
-                             its host or run a command here; only with --allow-remote",
-                            n.name
-                        ),
+                        node: n.name.clone(),
+                        option: o.clone(),
                     });
                 }
             }
@@ -258,7 +255,7 @@ fn check_address(n: &NodeSpec, allow_remote: bool) -> Result<()> {
     splitbrain_cluster::ensure_target(&n.host, allow_remote).map_err(|e| Error::Refused {
         node: n.name.clone(),
         addr: format!("{}@{}:{}", n.user, n.host, n.port),
-        message: e.to_string(),
+        reason: Box::new(e),
     })
 }
 
@@ -275,7 +272,8 @@ mod tests {
         let file = NodesFile::parse(text, &path).unwrap();
         let e = RemoteNet::open_lenient(file).unwrap_err().to_string();
         assert!(e.contains("node `n1`, field `ssh_options`"), "{e}");
-        assert!(e.contains("--allow-remote"), "{e}");
+        assert!(e.contains("other machines were not allowed"), "{e}");
+        assert!(!e.contains("--allow"), "no flag in a library error: {e}");
         assert!(!tmp.path().join("nodes.nemesis").exists());
         // A refused address is "refused", not "unreachable", and creates nothing.
         let text = "[[node]]\nname = \"n1\"\nhost = \"db1.example\"\n";

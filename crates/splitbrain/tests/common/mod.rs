@@ -1,5 +1,95 @@
 //! Helpers shared by the binary's integration tests (each test file is its own
-//! crate: `mod common;` brings these in).
+//! crate: `mod common;` brings these in, and each uses some of them).
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The binary, with stdin closed: a test never types.
+pub fn splitbrain() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_splitbrain"));
+    c.stdin(Stdio::null());
+    c
+}
+
+/// `splitbrain test ARGS --store STORE`, ARGS split on whitespace (an argument
+/// with a space in it goes on with `.arg`).
+pub fn test_cmd(args: &str, store: &Path) -> Command {
+    let mut c = splitbrain();
+    c.arg("test")
+        .args(args.split_whitespace())
+        .arg("--store")
+        .arg(store);
+    c
+}
+
+/// Output as text, for assertions and their messages.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// What a finished command said.
+pub struct Ran {
+    /// The command line, for messages.
+    pub command: String,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    /// Runs `cmd` to its end.
+    pub fn of(cmd: &mut Command) -> Ran {
+        let command = format!("{cmd:?}");
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {command}: {e}"));
+        Ran {
+            command,
+            code: out.status.code(),
+            stdout: text(&out.stdout),
+            stderr: text(&out.stderr),
+        }
+    }
+
+    /// Asserts the exit code, showing the command and what it printed when it
+    /// differs.
+    #[track_caller]
+    pub fn exits(self, code: i32) -> Ran {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "{}\nstdout:\n{}\nstderr:\n{}",
+            self.command,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// The newest run's directory in a store, through `store/latest` (a relative link).
+pub fn latest(store: &Path) -> PathBuf {
+    let link = store.join("latest");
+    let target = std::fs::read_link(&link).expect("store/latest is a symlink");
+    assert!(
+        target.is_relative(),
+        "latest should be relative: {target:?}"
+    );
+    store.join(target)
+}
+
+/// A loopback URL where nothing listens.
+pub fn closed_port() -> String {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}")
+}
 
 /// `Mon, 23 Nov 2026 08:28:47 GMT` -> seconds since the epoch.
 pub fn parse_http_date(s: &str) -> i64 {

@@ -20,8 +20,8 @@
 //! may still commit, so a mutation's 5xx is `info`; so is any status not on the list
 //! (409 Aborted, 499 Canceled, 429 ...), because unknown is the safe default.
 
-use crate::client::{classify_transport, version_from_json, BoxFuture, Call, Client, Outcome};
-use crate::Error;
+use crate::client::{version_from_json, BoxFuture, Call, Client, Outcome};
+use crate::{Endpoint, Error};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use reqwest::StatusCode;
@@ -47,8 +47,7 @@ pub enum ReadMode {
 /// shared by every worker.
 #[derive(Debug, Clone)]
 pub struct EtcdV3 {
-    http: reqwest::Client,
-    base: Option<String>,
+    endpoint: Endpoint,
     read_mode: ReadMode,
 }
 
@@ -57,30 +56,17 @@ impl EtcdV3 {
     /// election takes one or two).
     pub fn new(read_mode: ReadMode, timeout: Duration) -> Result<EtcdV3, Error> {
         Ok(EtcdV3 {
-            http: crate::http_client(timeout)?,
-            base: None,
+            endpoint: Endpoint::new(timeout)?,
             read_mode,
         })
     }
 
     async fn post(&self, call: &Call, path: &str, body: Value) -> Result<Value, Outcome> {
-        let Some(base) = &self.base else {
-            return Err(Outcome::Fail("client not opened".into()));
-        };
-        let url = format!("{base}{path}");
-        let resp = self
-            .http
-            .post(url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| classify_transport(call, &e))?;
-        let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| classify_transport(call, &e))?;
-        parse_answer(call, status, &bytes)
+        let (status, bytes) = self
+            .endpoint
+            .exchange(call, reqwest::Method::POST, path, |r| r.json(&body))
+            .await?;
+        parse_answer(call, status, bytes.as_ref())
     }
 
     async fn run(&self, call: &Call) -> Outcome {
@@ -447,8 +433,8 @@ pub(crate) fn snippet(bytes: &[u8]) -> String {
 impl Client for EtcdV3 {
     fn open(&self, node: &str) -> Result<Box<dyn Client>, Error> {
         Ok(Box::new(EtcdV3 {
-            base: Some(node.trim_end_matches('/').to_owned()),
-            ..self.clone()
+            endpoint: self.endpoint.bound(node),
+            read_mode: self.read_mode,
         }))
     }
 

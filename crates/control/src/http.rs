@@ -27,9 +27,9 @@
 //! or nothing at the pointer, is not trusted and the op is recorded without one.
 //! An `absent` read, or a read that found null, has no version.
 
-use crate::client::{classify_transport, BoxFuture, Call, Client, Outcome};
+use crate::client::{BoxFuture, Call, Client, Outcome};
 use crate::etcd_v3::{parse_value, snippet};
-use crate::Error;
+use crate::{Endpoint, Error};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -172,9 +172,8 @@ pub const ETCD_V2: &str = include_str!("etcd-v2.toml");
 /// The generic client.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
-    http: reqwest::Client,
+    endpoint: Endpoint,
     config: std::sync::Arc<HttpConfig>,
-    base: Option<String>,
 }
 
 impl OpSpec {
@@ -349,37 +348,35 @@ impl HttpClient {
     pub fn new(config: HttpConfig, timeout: Duration) -> Result<HttpClient, Error> {
         config.check()?;
         Ok(HttpClient {
-            http: crate::http_client(timeout)?,
+            endpoint: Endpoint::new(timeout)?,
             config: std::sync::Arc::new(config),
-            base: None,
         })
     }
 
     async fn run(&self, call: &Call) -> Outcome {
-        let Some(base) = &self.base else {
-            return Outcome::Fail("client not opened".into());
-        };
         let (spec, r) = match request(&self.config, call) {
             Ok(r) => r,
             Err(o) => return o,
         };
-        let mut req = self.http.request(r.method, format!("{base}{}", r.path));
-        if let Some(b) = r.body {
-            if let Some(ct) = &r.content_type {
-                req = req.header(reqwest::header::CONTENT_TYPE, ct);
+        let Request {
+            method,
+            path,
+            body,
+            content_type,
+        } = r;
+        let sent = self.endpoint.exchange(call, method, &path, move |mut req| {
+            if let Some(b) = body {
+                if let Some(ct) = content_type {
+                    req = req.header(reqwest::header::CONTENT_TYPE, ct);
+                }
+                req = req.body(b);
             }
-            req = req.body(b);
+            req
+        });
+        match sent.await {
+            Ok((status, bytes)) => answer(spec, call, status.as_u16(), bytes.as_ref()),
+            Err(o) => o,
         }
-        let resp = match req.send().await {
-            Ok(r) => r,
-            Err(e) => return classify_transport(call, &e),
-        };
-        let status = resp.status();
-        let bytes = match resp.bytes().await {
-            Ok(b) => b,
-            Err(e) => return classify_transport(call, &e),
-        };
-        answer(spec, call, status.as_u16(), &bytes)
     }
 }
 
@@ -482,8 +479,8 @@ fn extract(spec: &OpSpec, body: &Body) -> Result<Value, String> {
 impl Client for HttpClient {
     fn open(&self, node: &str) -> Result<Box<dyn Client>, Error> {
         Ok(Box::new(HttpClient {
-            base: Some(node.trim_end_matches('/').to_owned()),
-            ..self.clone()
+            endpoint: self.endpoint.bound(node),
+            config: self.config.clone(),
         }))
     }
 
@@ -544,46 +541,49 @@ mod tests {
 
     #[test]
     fn a_config_is_checked_where_it_is_read() {
-        // `add`'s method went unchecked and a bad one panicked at the first add.
-        let e = config_error("[add]\nmethod = \"GE T\"\npath = \"/{key}\"\n");
-        assert!(
-            e.contains("[add] `method`: `GE T` is not an HTTP method"),
-            "{e}"
-        );
-        let e = config_error("[read]\nmethod = \"GET\"\npath = \"v2/{key}\"\n");
-        assert!(
-            e.contains("[read] `path`: `v2/{key}` does not start with `/`"),
-            "{e}"
-        );
-        let e = config_error("[write]\nmethod = \"PUT\"\npath = \"/{key}\"\nbody = \"v={val}\"\n");
-        assert!(
-            e.contains("[write] `body`: unknown placeholder {val}"),
-            "{e}"
-        );
-        let e =
-            config_error("[read]\nmethod = \"GET\"\npath = \"/{key}\"\nvalue = \"node/value\"\n");
-        assert!(e.contains("[read] `value`: `node/value` is neither"), "{e}");
-        let e = config_error(
-            "[write]\nmethod = \"PUT\"\npath = \"/\"\nversion = \"node/modifiedIndex\"\n",
-        );
-        assert!(
-            e.contains("[write] `version`: `node/modifiedIndex` is not a JSON pointer"),
-            "{e}"
-        );
-        let e = config_error("[read]\nmethod = \"GET\"\npath = \"/\"\nversion = \"raw\"\n");
-        assert!(
-            e.contains("[read] `version`: `raw` is not a JSON pointer"),
-            "{e}"
-        );
-        let e = config_error("[read]\nmethod = \"GET\"\npath = \"/\"\nversion = 3\n");
-        assert!(e.contains("version"), "{e}");
-        let e = config_error("[read]\nmethod = \"GET\"\npath = \"/\"\noutcome = [{ status = [20], result = \"ok\" }]\n");
-        assert!(
-            e.contains("`outcome` rule 1: 20 is not an HTTP status"),
-            "{e}"
-        );
-        let e = config_error("[write]\nmethod = \"PUT\"\npath = \"/\"\ncontent-type = \"a\\nb\"\n");
-        assert!(e.contains("[write] `content-type`"), "{e}");
+        for (toml, want) in [
+            // `add`'s method went unchecked and a bad one panicked at the first add.
+            (
+                "[add]\nmethod = \"GE T\"\npath = \"/{key}\"\n",
+                "[add] `method`: `GE T` is not an HTTP method",
+            ),
+            (
+                "[read]\nmethod = \"GET\"\npath = \"v2/{key}\"\n",
+                "[read] `path`: `v2/{key}` does not start with `/`",
+            ),
+            (
+                "[write]\nmethod = \"PUT\"\npath = \"/{key}\"\nbody = \"v={val}\"\n",
+                "[write] `body`: unknown placeholder {val}",
+            ),
+            (
+                "[read]\nmethod = \"GET\"\npath = \"/{key}\"\nvalue = \"node/value\"\n",
+                "[read] `value`: `node/value` is neither",
+            ),
+            (
+                "[write]\nmethod = \"PUT\"\npath = \"/\"\nversion = \"node/modifiedIndex\"\n",
+                "[write] `version`: `node/modifiedIndex` is not a JSON pointer",
+            ),
+            (
+                "[read]\nmethod = \"GET\"\npath = \"/\"\nversion = \"raw\"\n",
+                "[read] `version`: `raw` is not a JSON pointer",
+            ),
+            (
+                "[read]\nmethod = \"GET\"\npath = \"/\"\nversion = 3\n",
+                // toml shows the line: `version = 3`, "expected a string".
+                "expected a string",
+            ),
+            (
+                "[read]\nmethod = \"GET\"\npath = \"/\"\noutcome = [{ status = [20], result = \"ok\" }]\n",
+                "`outcome` rule 1: 20 is not an HTTP status",
+            ),
+            (
+                "[write]\nmethod = \"PUT\"\npath = \"/\"\ncontent-type = \"a\\nb\"\n",
+                "[write] `content-type`",
+            ),
+        ] {
+            let e = config_error(toml);
+            assert!(e.contains(want), "{toml}: {e}");
+        }
         // JSON bodies keep their braces.
         HttpConfig::from_toml(
             "[write]\nmethod = \"PUT\"\npath = \"/\"\nbody = '{\"k\":\"{key}\",\"v\":{value}}'\n",

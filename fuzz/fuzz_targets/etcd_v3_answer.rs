@@ -57,7 +57,7 @@ fn one(u: &mut Unstructured) -> Result<()> {
     let delta: i64 = u.arbitrary()?;
     let body = body(u)?;
     let o = answer(&call, status, &body);
-    common::check_outcome(&call, &o);
+    common::check_outcome(&call, &o, &body);
     // An increment's first step: a range answer it can use, or a `fail`.
     if let Ok(v) = parse_answer(&call, status, &body) {
         if let Err(o) = counter_next(&v, delta) {

@@ -1,6 +1,6 @@
 //! The generic HTTP client's reading of answers: any status and body, under
-//! outcome rules and a value pointer that are fuzzed too (or etcd v2's), gives an
-//! outcome by the control crate's rules, never a panic.
+//! outcome rules and value and version pointers that are fuzzed too (or etcd
+//! v2's), gives an outcome by the control crate's rules, never a panic.
 #![no_main]
 
 #[path = "../common/control.rs"]
@@ -17,6 +17,16 @@ fn pointer(u: &mut Unstructured) -> Result<Option<String>> {
         2 => Some("/node/value".into()),
         3 => Some("/0/Value".into()),
         4 => Some(String::new()),
+        _ => Some(common::text(u)?),
+    })
+}
+
+fn version_pointer(u: &mut Unstructured) -> Result<Option<String>> {
+    Ok(match u.int_in_range(0..=4u8)? {
+        0 => None,
+        1 => Some("/node/modifiedIndex".into()),
+        2 => Some("/0/ModifyIndex".into()),
+        3 => Some(String::new()),
         _ => Some(common::text(u)?),
     })
 }
@@ -67,6 +77,7 @@ fn spec(u: &mut Unstructured) -> Result<OpSpec> {
         path_if_absent: None,
         body_if_absent: None,
         value: pointer(u)?,
+        version: version_pointer(u)?,
         decode: if u.arbitrary()? {
             Some(Decode::Base64)
         } else {
@@ -80,7 +91,8 @@ fn body(u: &mut Unstructured) -> Result<Vec<u8>> {
     Ok(match u.int_in_range(0..=3u8)? {
         0 => u.arbitrary::<Vec<u8>>()?,
         1 => format!(
-            r#"{{"action":"get","node":{{"key":"/k","value":{},"modifiedIndex":8}}}}"#,
+            r#"{{"action":"get","node":{{"key":"/k","value":{},"modifiedIndex":{}}}}}"#,
+            common::text(u)?,
             common::text(u)?
         )
         .into_bytes(),
@@ -109,7 +121,7 @@ fn one(u: &mut Unstructured) -> Result<()> {
     };
     let body = body(u)?;
     let o = answer(&spec, &call, status, &body);
-    common::check_outcome(&call, &o);
+    common::check_outcome(&call, &o, &body);
     Ok(())
 }
 

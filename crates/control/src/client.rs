@@ -108,9 +108,11 @@ fn opt(v: Option<i64>) -> Value {
 /// How a call ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Took effect. For a read, the value read (null: absent); otherwise ignored and
-    /// the invocation's value is recorded.
-    Ok(Value),
+    /// Took effect. `value`: for a read, the value read (null: absent); otherwise
+    /// ignored and the invocation's value is recorded. `version`: the store's own
+    /// version of that value (a read's) or of what the call wrote, when the answer
+    /// carried one that is a non-negative integer; recorded as the op's `version`.
+    Ok { value: Value, version: Option<u64> },
     /// Definitely did not take effect; the reason.
     Fail(String),
     /// May or may not have taken effect; the reason.
@@ -118,6 +120,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// `ok` with `value` and no version.
+    pub fn ok(value: Value) -> Outcome {
+        Outcome::Ok {
+            value,
+            version: None,
+        }
+    }
+
     /// A read cannot have changed anything, so not knowing its result is a `fail`.
     pub fn for_call(self, call: &Call) -> Outcome {
         match self {
@@ -148,6 +158,21 @@ pub trait Client: Send + Sync {
 
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
+    }
+}
+
+/// A version as a store's JSON answer gives it: a non-negative integer, or a
+/// string of decimal digits (etcd's gateway writes int64 fields as strings).
+/// Anything else (negative, fractional, `"12abc"`, beyond 64 bits, an object) is
+/// not trusted: `None`, and the op is recorded without a version. A missing
+/// version only costs the checker information; a wrong one would mislead it.
+pub fn version_from_json(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse().ok()
+        }
+        _ => None,
     }
 }
 
@@ -205,6 +230,33 @@ mod tests {
             Outcome::unknown(&write, "timeout"),
             Outcome::Info("timeout".into())
         );
+    }
+
+    #[test]
+    fn only_non_negative_integers_are_versions() {
+        use serde_json::json;
+        assert_eq!(version_from_json(&json!(812)), Some(812));
+        assert_eq!(version_from_json(&json!("812")), Some(812));
+        assert_eq!(version_from_json(&json!(0)), Some(0));
+        assert_eq!(
+            version_from_json(&json!("18446744073709551615")),
+            Some(u64::MAX)
+        );
+        for garbage in [
+            json!(-1),
+            json!("-1"),
+            json!("+1"),
+            json!(" 1"),
+            json!(""),
+            json!("12abc"),
+            json!("18446744073709551616"),
+            json!(1.5),
+            json!(null),
+            json!([1]),
+            json!({"revision": 1}),
+        ] {
+            assert_eq!(version_from_json(&garbage), None, "{garbage}");
+        }
     }
 
     #[test]

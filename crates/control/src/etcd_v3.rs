@@ -8,14 +8,20 @@
 //!                            (old absent: CREATE revision == 0), success: put new
 //! ```
 //!
+//! Versions: a read records the `mod_revision` of the key-value it returned (an
+//! absent key: none), a set read the largest `mod_revision` among its elements; a
+//! put, and a txn that succeeded (cas, an increment's last step), the answer's
+//! `header.revision`, the store revision that the write created. etcd's revisions
+//! grow with every change to the store, so per key a larger one is later.
+//!
 //! A gateway error answer (`{"error": ..., "code": N}`) is a `fail` only when it
 //! cannot have been applied: the request itself was rejected ([`REJECTED`]). etcd
 //! answers a proposal that timed out or lost its leader with 5xx, and that proposal
 //! may still commit, so a mutation's 5xx is `info`; so is any status not on the list
 //! (409 Aborted, 499 Canceled, 429 ...), because unknown is the safe default.
 
-use crate::client::{classify_transport, BoxFuture, Call, Client, Outcome};
-use crate::Error;
+use crate::client::{version_from_json, BoxFuture, Call, Client, Outcome};
+use crate::{Endpoint, Error};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use reqwest::StatusCode;
@@ -41,8 +47,7 @@ pub enum ReadMode {
 /// shared by every worker.
 #[derive(Debug, Clone)]
 pub struct EtcdV3 {
-    http: reqwest::Client,
-    base: Option<String>,
+    endpoint: Endpoint,
     read_mode: ReadMode,
 }
 
@@ -51,30 +56,17 @@ impl EtcdV3 {
     /// election takes one or two).
     pub fn new(read_mode: ReadMode, timeout: Duration) -> Result<EtcdV3, Error> {
         Ok(EtcdV3 {
-            http: crate::http_client(timeout)?,
-            base: None,
+            endpoint: Endpoint::new(timeout)?,
             read_mode,
         })
     }
 
     async fn post(&self, call: &Call, path: &str, body: Value) -> Result<Value, Outcome> {
-        let Some(base) = &self.base else {
-            return Err(Outcome::Fail("client not opened".into()));
-        };
-        let url = format!("{base}{path}");
-        let resp = self
-            .http
-            .post(url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| classify_transport(call, &e))?;
-        let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| classify_transport(call, &e))?;
-        parse_answer(call, status, &bytes)
+        let (status, bytes) = self
+            .endpoint
+            .exchange(call, reqwest::Method::POST, path, |r| r.json(&body))
+            .await?;
+        parse_answer(call, status, bytes.as_ref())
     }
 
     async fn run(&self, call: &Call) -> Outcome {
@@ -126,13 +118,9 @@ impl EtcdV3 {
             Call::ReadCounter { .. } => self
                 .post(call, "/v3/kv/range", self.range_body(call.key()))
                 .await
-                .and_then(|b| read_value(call, &b))
-                .map(|v| if v.is_null() { Value::from(0) } else { v }),
+                .and_then(|b| read_counter(call, &b)),
         };
-        match r {
-            Ok(v) => Outcome::Ok(v),
-            Err(o) => o,
-        }
+        done(r)
     }
 
     fn range_body(&self, key: &str) -> Value {
@@ -145,7 +133,7 @@ impl EtcdV3 {
 
     /// A set is one key per element under `KEY/`; reading it is one range over that
     /// prefix, a consistent snapshot.
-    async fn read_set(&self, call: &Call) -> Result<Value, Outcome> {
+    async fn read_set(&self, call: &Call) -> Result<Done, Outcome> {
         let prefix = format!("{}/", call.key());
         let mut body = self.range_body(&prefix);
         body["range_end"] = Value::from(B64.encode(prefix_end(prefix.as_bytes())));
@@ -156,7 +144,7 @@ impl EtcdV3 {
     /// An increment is a read and a compare-and-set on the key's mod revision,
     /// retried while the compare fails (a failed compare wrote nothing). Failing
     /// to read is `fail`: nothing was written yet.
-    async fn increment(&self, call: &Call, delta: i64) -> Result<Value, Outcome> {
+    async fn increment(&self, call: &Call, delta: i64) -> Result<Done, Outcome> {
         let key = call.key();
         let as_read = Call::ReadCounter {
             key: key.to_owned(),
@@ -184,12 +172,23 @@ impl EtcdV3 {
             });
             let b = self.post(call, "/v3/kv/txn", body).await?;
             if txn_succeeded(call, &b)? {
-                return Ok(Value::Null);
+                return Ok((Value::Null, header_revision(&b)));
             }
         }
         Err(Outcome::Fail(format!(
             "gave up after {INCREMENT_ATTEMPTS} lost compare-and-sets"
         )))
+    }
+}
+
+/// What an `ok` found: the value (a read's; null for a mutation) and the store's
+/// version of it.
+type Done = (Value, Option<u64>);
+
+fn done(r: Result<Done, Outcome>) -> Outcome {
+    match r {
+        Ok((value, version)) => Outcome::Ok { value, version },
+        Err(o) => o,
     }
 }
 
@@ -242,23 +241,14 @@ pub fn parse_answer(call: &Call, status: StatusCode, bytes: &[u8]) -> Result<Val
 /// final compare-and-set (a lost compare: `fail`; the client retries those).
 #[doc(hidden)]
 pub fn answer(call: &Call, status: StatusCode, bytes: &[u8]) -> Outcome {
-    let r = parse_answer(call, status, bytes).and_then(|b| match call {
+    done(parse_answer(call, status, bytes).and_then(|b| match call {
         Call::Read { .. } => read_value(call, &b),
-        Call::ReadCounter { .. } => {
-            read_value(call, &b).map(|v| if v.is_null() { Value::from(0) } else { v })
-        }
+        Call::ReadCounter { .. } => read_counter(call, &b),
         Call::ReadSet { .. } => set_elements(call, &b),
         Call::Write { .. } | Call::AddElement { .. } => put_done(call, &b),
-        Call::Cas { .. } => txn_done(call, &b),
-        Call::Increment { .. } => match txn_succeeded(call, &b)? {
-            true => Ok(Value::Null),
-            false => Err(Outcome::Fail("compare failed".into())),
-        },
-    });
-    match r {
-        Ok(v) => Outcome::Ok(v),
-        Err(o) => o,
-    }
+        // An increment's last step is a txn like a cas's.
+        Call::Cas { .. } | Call::Increment { .. } => txn_done(call, &b),
+    }))
 }
 
 /// Whether the body carries etcd's response header (an object): a 200 with some
@@ -275,11 +265,22 @@ fn foreign(call: &Call, what: &str, body: &Value) -> Outcome {
     )
 }
 
+/// The store revision an answer was given at: after a put or a txn that
+/// succeeded, the revision the write created.
+fn header_revision(body: &Value) -> Option<u64> {
+    version_from_json(body.get("header")?.get("revision")?)
+}
+
+/// A key-value's `mod_revision`: the revision of the put that wrote its value.
+fn mod_revision(kv: &Value) -> Option<u64> {
+    version_from_json(kv.get("mod_revision")?)
+}
+
 /// A put is `ok` only on an answer that looks like etcd's (it has a header).
 #[doc(hidden)]
-pub fn put_done(call: &Call, body: &Value) -> Result<Value, Outcome> {
+pub fn put_done(call: &Call, body: &Value) -> Result<Done, Outcome> {
     if has_header(body) {
-        Ok(Value::Null)
+        Ok((Value::Null, header_revision(body)))
     } else {
         Err(foreign(call, "put answer without header", body))
     }
@@ -304,9 +305,9 @@ fn txn_succeeded(call: &Call, body: &Value) -> Result<bool, Outcome> {
 
 /// A cas is one txn: `ok` when its compare held, `fail` when it did not.
 #[doc(hidden)]
-pub fn txn_done(call: &Call, body: &Value) -> Result<Value, Outcome> {
+pub fn txn_done(call: &Call, body: &Value) -> Result<Done, Outcome> {
     match txn_succeeded(call, body)? {
-        true => Ok(Value::Null),
+        true => Ok((Value::Null, header_revision(body))),
         false => Err(Outcome::Fail("compare failed".into())),
     }
 }
@@ -343,31 +344,47 @@ fn kv_value(call: &Call, kv: &Value) -> Result<Vec<u8>, Outcome> {
     Err(foreign(call, what, kv))
 }
 
-/// The value of a range answer: no `kvs` means absent.
+/// The value of a range answer and its `mod_revision`: no `kvs` means absent,
+/// which has no version.
 #[doc(hidden)]
-pub fn read_value(call: &Call, body: &Value) -> Result<Value, Outcome> {
+pub fn read_value(call: &Call, body: &Value) -> Result<Done, Outcome> {
     match range_kvs(call, body)?.first() {
-        None => Ok(Value::Null),
-        Some(kv) => Ok(parse_value(&kv_value(call, kv)?)),
+        None => Ok((Value::Null, None)),
+        Some(kv) => Ok((parse_value(&kv_value(call, kv)?), mod_revision(kv))),
     }
 }
 
-/// The elements of a set: the values of a range over its prefix, sorted.
+/// A counter's value: a register read, absent reading 0.
+fn read_counter(call: &Call, body: &Value) -> Result<Done, Outcome> {
+    let (v, version) = read_value(call, body)?;
+    Ok((if v.is_null() { Value::from(0) } else { v }, version))
+}
+
+/// The elements of a set: the values of a range over its prefix, sorted. Its
+/// version is the newest element's `mod_revision` (the range is one snapshot, so
+/// the set read is the state that revision created); none when the set is empty
+/// or any element lacks a usable one (the newest might be that one).
 #[doc(hidden)]
-pub fn set_elements(call: &Call, body: &Value) -> Result<Value, Outcome> {
-    let mut elements = Vec::new();
-    for kv in range_kvs(call, body)? {
+pub fn set_elements(call: &Call, body: &Value) -> Result<Done, Outcome> {
+    let kvs = range_kvs(call, body)?;
+    let mut elements = Vec::with_capacity(kvs.len());
+    for kv in kvs {
         elements.push(parse_value(&kv_value(call, kv)?));
     }
     elements.sort_by_key(|v| v.as_i64());
-    Ok(Value::from(elements))
+    let newest = kvs
+        .iter()
+        .map(mod_revision)
+        .collect::<Option<Vec<u64>>>()
+        .and_then(|revisions| revisions.into_iter().max());
+    Ok((Value::from(elements), newest))
 }
 
 /// An increment's next value (the counter's plus `delta`) and the mod revision to
 /// compare, from a range answer (absent: 0, no revision). Nothing has been written
 /// yet, so an answer that cannot be used is `fail`.
 #[doc(hidden)]
-pub fn counter_next(body: &Value, delta: i64) -> Result<(i64, Option<i64>), Outcome> {
+pub fn counter_next(body: &Value, delta: i64) -> Result<(i64, Option<u64>), Outcome> {
     // A read's unknown outcome is `fail`.
     let read = Call::ReadCounter { key: String::new() };
     let Some(kv) = range_kvs(&read, body)?.first() else {
@@ -380,12 +397,7 @@ pub fn counter_next(body: &Value, delta: i64) -> Result<(i64, Option<i64>), Outc
             snippet(&bytes)
         )));
     };
-    // int64 fields come as strings from the gateway.
-    let revision = match kv.get("mod_revision") {
-        Some(Value::String(s)) => s.parse::<i64>().ok(),
-        Some(Value::Number(r)) => r.as_i64(),
-        _ => None,
-    };
+    let revision = mod_revision(kv);
     let Some(next) = n.checked_add(delta) else {
         return Err(Outcome::Fail(format!(
             "the counter holds {n}: adding {delta} overflows a 64-bit integer"
@@ -421,8 +433,8 @@ pub(crate) fn snippet(bytes: &[u8]) -> String {
 impl Client for EtcdV3 {
     fn open(&self, node: &str) -> Result<Box<dyn Client>, Error> {
         Ok(Box::new(EtcdV3 {
-            base: Some(node.trim_end_matches('/').to_owned()),
-            ..self.clone()
+            endpoint: self.endpoint.bound(node),
+            read_mode: self.read_mode,
         }))
     }
 
@@ -439,9 +451,9 @@ mod tests {
     fn a_range_without_kvs_reads_absent() {
         let call = Call::Read { key: "k".into() };
         let body = json!({"header": {"revision": "3"}});
-        assert_eq!(read_value(&call, &body), Ok(Value::Null));
+        assert_eq!(read_value(&call, &body), Ok((Value::Null, None)));
         let body = json!({"header": {}, "kvs": [{"key": "aw==", "value": B64.encode("42")}]});
-        assert_eq!(read_value(&call, &body), Ok(Value::from(42)));
+        assert_eq!(read_value(&call, &body), Ok((Value::from(42), None)));
     }
 
     #[test]
@@ -450,8 +462,125 @@ mod tests {
             key: "k".into(),
             value: 1,
         };
-        assert_eq!(put_done(&call, &json!({"header": {}})), Ok(Value::Null));
+        assert_eq!(
+            put_done(&call, &json!({"header": {}})),
+            Ok((Value::Null, None))
+        );
         assert!(matches!(put_done(&call, &json!({})), Err(Outcome::Info(_))));
+    }
+
+    fn version_of(o: &Outcome) -> Option<u64> {
+        match o {
+            Outcome::Ok { version, .. } => *version,
+            other => panic!("not ok: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_record_the_mod_revision_and_writes_the_header_revision() {
+        let read = Call::Read { key: "k".into() };
+        let write = Call::Write {
+            key: "k".into(),
+            value: 7,
+        };
+        let cas = Call::Cas {
+            key: "k".into(),
+            old: Some(7),
+            new: 8,
+        };
+        let counter = Call::ReadCounter { key: "c".into() };
+        let set = Call::ReadSet { key: "s".into() };
+        let add = Call::Increment {
+            key: "c".into(),
+            delta: 1,
+        };
+        // What etcd 3.4's gateway answers: int64 fields as strings.
+        let range = br#"{"header":{"cluster_id":"1","member_id":"2","revision":"815","raft_term":"3"},"kvs":[{"key":"aw==","create_revision":"800","mod_revision":"812","version":"4","value":"Nw=="}],"count":"1"}"#;
+        let o = answer(&read, ok(200), range);
+        assert_eq!(
+            o,
+            Outcome::Ok {
+                value: Value::from(7),
+                version: Some(812)
+            },
+            "the mod revision of the value read, not the store's current revision"
+        );
+        assert_eq!(version_of(&answer(&counter, ok(200), range)), Some(812));
+        // An absent key has no version, though the answer has a revision.
+        let absent = br#"{"header":{"revision":"815"},"count":"0"}"#;
+        assert_eq!(version_of(&answer(&read, ok(200), absent)), None);
+        assert_eq!(
+            answer(&counter, ok(200), absent),
+            Outcome::ok(Value::from(0))
+        );
+        let put =
+            br#"{"header":{"cluster_id":"1","member_id":"2","revision":"816","raft_term":"3"}}"#;
+        assert_eq!(version_of(&answer(&write, ok(200), put)), Some(816));
+        let txn = br#"{"header":{"revision":"817"},"succeeded":true,"responses":[{"response_put":{"header":{"revision":"817"}}}]}"#;
+        assert_eq!(version_of(&answer(&cas, ok(200), txn)), Some(817));
+        assert_eq!(version_of(&answer(&add, ok(200), txn)), Some(817));
+        // A failed compare wrote nothing: no ok, no version.
+        let lost = br#"{"header":{"revision":"817"}}"#;
+        assert_eq!(
+            answer(&cas, ok(200), lost),
+            Outcome::Fail("compare failed".into())
+        );
+        // A set's version is its newest element's.
+        let elements = br#"{"header":{"revision":"20"},"kvs":[{"value":"MQ==","mod_revision":"12"},{"value":"Mg==","mod_revision":"19"},{"value":"Mw==","mod_revision":"5"}]}"#;
+        assert_eq!(
+            answer(&set, ok(200), elements),
+            Outcome::Ok {
+                value: json!([1, 2, 3]),
+                version: Some(19)
+            }
+        );
+    }
+
+    #[test]
+    fn a_version_that_is_not_an_integer_is_not_trusted() {
+        let read = Call::Read { key: "k".into() };
+        let write = Call::Write {
+            key: "k".into(),
+            value: 7,
+        };
+        let set = Call::ReadSet { key: "s".into() };
+        // The op keeps its outcome; only the version is left out.
+        for garbage in [
+            r#""x812""#,
+            r#""-3""#,
+            "-3",
+            "1.5",
+            "null",
+            r#"{"r":1}"#,
+            r#""99999999999999999999""#,
+        ] {
+            let range = format!(
+                r#"{{"header":{{"revision":"9"}},"kvs":[{{"value":"Nw==","mod_revision":{garbage}}}]}}"#
+            );
+            assert_eq!(
+                answer(&read, ok(200), range.as_bytes()),
+                Outcome::ok(Value::from(7)),
+                "{garbage}"
+            );
+            let put = format!(r#"{{"header":{{"revision":{garbage}}}}}"#);
+            assert_eq!(
+                answer(&write, ok(200), put.as_bytes()),
+                Outcome::ok(Value::Null),
+                "{garbage}"
+            );
+            // One element without a usable revision: the newest is unknown.
+            let elements = format!(
+                r#"{{"header":{{}},"kvs":[{{"value":"MQ==","mod_revision":"12"}},{{"value":"Mg==","mod_revision":{garbage}}}]}}"#
+            );
+            assert_eq!(
+                answer(&set, ok(200), elements.as_bytes()),
+                Outcome::ok(json!([1, 2])),
+                "{garbage}"
+            );
+        }
+        // Numbers are taken as well as strings.
+        let put = br#"{"header":{"revision":816}}"#;
+        assert_eq!(version_of(&answer(&write, ok(200), put)), Some(816));
     }
 
     #[test]
@@ -467,7 +596,7 @@ mod tests {
     fn info_or_fail(o: &Outcome) -> &str {
         match o {
             Outcome::Info(e) | Outcome::Fail(e) => e,
-            Outcome::Ok(v) => panic!("ok with {v}"),
+            Outcome::Ok { value, .. } => panic!("ok with {value}"),
         }
     }
 
@@ -544,19 +673,19 @@ mod tests {
         };
         assert_eq!(
             answer(&read, ok(200), with("").as_bytes()),
-            Outcome::Ok(Value::from(""))
+            Outcome::ok(Value::from(""))
         );
         assert_eq!(
             answer(&read, ok(200), with("x1").as_bytes()),
-            Outcome::Ok(Value::from("x1"))
+            Outcome::ok(Value::from("x1"))
         );
         assert_eq!(
             answer(&read, ok(200), with(" 12 ").as_bytes()),
-            Outcome::Ok(Value::from(12))
+            Outcome::ok(Value::from(12))
         );
         assert_eq!(
             answer(&read, ok(200), br#"{"header":{}}"#),
-            Outcome::Ok(Value::from(0))
+            Outcome::ok(Value::from(0))
         );
     }
 

@@ -19,10 +19,17 @@
 //!
 //! Results: `ok`, `absent` (a read that found no value: ok with null), `fail`
 //! (definitely not applied: a failed compare, a rejected request) and `unknown`.
+//!
+//! `version` (a JSON pointer, any operation) says where an `ok` answer holds the
+//! store's version of the value read or written, e.g. etcd v2's
+//! `/node/modifiedIndex`; it is recorded as the op's `version`. A version must be
+//! a non-negative integer (a JSON number or a string of digits); anything else,
+//! or nothing at the pointer, is not trusted and the op is recorded without one.
+//! An `absent` read, or a read that found null, has no version.
 
-use crate::client::{classify_transport, BoxFuture, Call, Client, Outcome};
+use crate::client::{BoxFuture, Call, Client, Outcome};
 use crate::etcd_v3::{parse_value, snippet};
-use crate::Error;
+use crate::{Endpoint, Error};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -67,6 +74,10 @@ pub struct OpSpec {
     /// Reads: `base64` when the value found is base64 (Consul).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decode: Option<Decode>,
+    /// Where an `ok` answer holds the store's version of the value read or written,
+    /// a JSON pointer (`/node/modifiedIndex`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     #[serde(default)]
     pub outcome: Vec<Rule>,
 }
@@ -161,9 +172,8 @@ pub const ETCD_V2: &str = include_str!("etcd-v2.toml");
 /// The generic client.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
-    http: reqwest::Client,
+    endpoint: Endpoint,
     config: std::sync::Arc<HttpConfig>,
-    base: Option<String>,
 }
 
 impl OpSpec {
@@ -192,6 +202,13 @@ impl OpSpec {
             if ptr != "raw" && !ptr.is_empty() && !ptr.starts_with('/') {
                 return Err(format!(
                     "`value`: `{ptr}` is neither `raw` nor a JSON pointer (`/node/value`)"
+                ));
+            }
+        }
+        if let Some(ptr) = &self.version {
+            if !ptr.is_empty() && !ptr.starts_with('/') {
+                return Err(format!(
+                    "`version`: `{ptr}` is not a JSON pointer (`/node/modifiedIndex`)"
                 ));
             }
         }
@@ -286,10 +303,11 @@ pub fn request<'a>(config: &'a HttpConfig, call: &Call) -> Result<(&'a OpSpec, R
 }
 
 /// What an answer means for `call` under `spec`'s rules: the first rule that
-/// matches decides; a read's `ok` takes its value from the body. Pure, so it can be
-/// tested and fuzzed without a server.
+/// matches decides; a read's `ok` takes its value from the body, any `ok` its
+/// version. Pure, so it can be tested and fuzzed without a server.
 #[doc(hidden)]
 pub fn answer(spec: &OpSpec, call: &Call, status: u16, bytes: &[u8]) -> Outcome {
+    let body = Body::new(bytes);
     let text = String::from_utf8_lossy(bytes);
     let why = || format!("HTTP {status}: {}", snippet(bytes));
     let rule = spec.outcome.iter().find(|r| {
@@ -300,16 +318,26 @@ pub fn answer(spec: &OpSpec, call: &Call, status: u16, bytes: &[u8]) -> Outcome 
     });
     match rule.map(|r| r.result) {
         Some(RuleResult::Ok) if call.is_read() => {
-            match extract(spec, bytes).and_then(|v| shape(call, v)) {
-                Ok(v) => Outcome::Ok(v),
+            let found = extract(spec, &body);
+            // Nothing read, no version of it.
+            let version = match &found {
+                Ok(Value::Null) | Err(_) => None,
+                Ok(_) => version(spec, &body),
+            };
+            match found.and_then(|v| shape(call, v)) {
+                Ok(value) => Outcome::Ok { value, version },
                 Err(e) => Outcome::unknown(call, format!("{e}; {}", why())),
             }
         }
         Some(RuleResult::Absent) if call.is_read() => match shape(call, Value::Null) {
-            Ok(v) => Outcome::Ok(v),
+            Ok(v) => Outcome::ok(v),
             Err(e) => Outcome::unknown(call, e),
         },
-        Some(RuleResult::Ok) | Some(RuleResult::Absent) => Outcome::Ok(Value::Null),
+        Some(RuleResult::Ok) => Outcome::Ok {
+            value: Value::Null,
+            version: version(spec, &body),
+        },
+        Some(RuleResult::Absent) => Outcome::ok(Value::Null),
         Some(RuleResult::Fail) => Outcome::Fail(why()),
         Some(RuleResult::Unknown) => Outcome::unknown(call, why()),
         None => Outcome::unknown(call, format!("no rule matches: {}", why())),
@@ -320,37 +348,35 @@ impl HttpClient {
     pub fn new(config: HttpConfig, timeout: Duration) -> Result<HttpClient, Error> {
         config.check()?;
         Ok(HttpClient {
-            http: crate::http_client(timeout)?,
+            endpoint: Endpoint::new(timeout)?,
             config: std::sync::Arc::new(config),
-            base: None,
         })
     }
 
     async fn run(&self, call: &Call) -> Outcome {
-        let Some(base) = &self.base else {
-            return Outcome::Fail("client not opened".into());
-        };
         let (spec, r) = match request(&self.config, call) {
             Ok(r) => r,
             Err(o) => return o,
         };
-        let mut req = self.http.request(r.method, format!("{base}{}", r.path));
-        if let Some(b) = r.body {
-            if let Some(ct) = &r.content_type {
-                req = req.header(reqwest::header::CONTENT_TYPE, ct);
+        let Request {
+            method,
+            path,
+            body,
+            content_type,
+        } = r;
+        let sent = self.endpoint.exchange(call, method, &path, move |mut req| {
+            if let Some(b) = body {
+                if let Some(ct) = content_type {
+                    req = req.header(reqwest::header::CONTENT_TYPE, ct);
+                }
+                req = req.body(b);
             }
-            req = req.body(b);
+            req
+        });
+        match sent.await {
+            Ok((status, bytes)) => answer(spec, call, status.as_u16(), bytes.as_ref()),
+            Err(o) => o,
         }
-        let resp = match req.send().await {
-            Ok(r) => r,
-            Err(e) => return classify_transport(call, &e),
-        };
-        let status = resp.status();
-        let bytes = match resp.bytes().await {
-            Ok(b) => b,
-            Err(e) => return classify_transport(call, &e),
-        };
-        answer(spec, call, status.as_u16(), &bytes)
     }
 }
 
@@ -397,18 +423,47 @@ fn shape(call: &Call, v: Value) -> Result<Value, String> {
     }
 }
 
+/// An answer's body, parsed as JSON at most once (the value and the version may
+/// both need it).
+struct Body<'a> {
+    bytes: &'a [u8],
+    json: std::cell::OnceCell<Result<Value, String>>,
+}
+
+impl<'a> Body<'a> {
+    fn new(bytes: &'a [u8]) -> Body<'a> {
+        Body {
+            bytes,
+            json: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn json(&self) -> Result<&Value, &str> {
+        self.json
+            .get_or_init(|| {
+                serde_json::from_slice(self.bytes).map_err(|e| format!("unparseable answer ({e})"))
+            })
+            .as_ref()
+            .map_err(String::as_str)
+    }
+}
+
+/// The version at the spec's pointer, when it is one (see the module's docs).
+fn version(spec: &OpSpec, body: &Body) -> Option<u64> {
+    let ptr = spec.version.as_deref()?;
+    crate::client::version_from_json(body.json().ok()?.pointer(ptr)?)
+}
+
 /// The value a read found: at the pointer (or the raw body), decoded, as an integer
 /// when it is one.
-fn extract(spec: &OpSpec, body: &[u8]) -> Result<Value, String> {
+fn extract(spec: &OpSpec, body: &Body) -> Result<Value, String> {
     let found = match spec.value.as_deref() {
-        None | Some("raw") => Value::from(String::from_utf8_lossy(body).into_owned()),
-        Some(ptr) => {
-            let json: Value =
-                serde_json::from_slice(body).map_err(|e| format!("unparseable answer ({e})"))?;
-            json.pointer(ptr)
-                .cloned()
-                .ok_or_else(|| format!("no value at {ptr}"))?
-        }
+        None | Some("raw") => Value::from(String::from_utf8_lossy(body.bytes).into_owned()),
+        Some(ptr) => body
+            .json()?
+            .pointer(ptr)
+            .cloned()
+            .ok_or_else(|| format!("no value at {ptr}"))?,
     };
     match (found, spec.decode) {
         (Value::Null, _) => Ok(Value::Null),
@@ -424,8 +479,8 @@ fn extract(spec: &OpSpec, body: &[u8]) -> Result<Value, String> {
 impl Client for HttpClient {
     fn open(&self, node: &str) -> Result<Box<dyn Client>, Error> {
         Ok(Box::new(HttpClient {
-            base: Some(node.trim_end_matches('/').to_owned()),
-            ..self.clone()
+            endpoint: self.endpoint.bound(node),
+            config: self.config.clone(),
         }))
     }
 
@@ -452,15 +507,16 @@ mod tests {
     #[test]
     fn values_are_found_by_pointer_and_decoded() {
         let mut spec = HttpConfig::etcd_v2(true).read.unwrap();
+        let body = |b: &'static [u8]| Body::new(b);
         assert_eq!(
-            extract(&spec, br#"{"node":{"value":"17"}}"#),
+            extract(&spec, &body(br#"{"node":{"value":"17"}}"#)),
             Ok(Value::from(17))
         );
-        assert!(extract(&spec, b"{}").is_err());
+        assert!(extract(&spec, &body(b"{}")).is_err());
         spec.value = Some("/0/Value".into());
         spec.decode = Some(Decode::Base64);
         assert_eq!(
-            extract(&spec, br#"[{"Value":"NDI="}]"#),
+            extract(&spec, &body(br#"[{"Value":"NDI="}]"#)),
             Ok(Value::from(42))
         );
     }
@@ -485,32 +541,49 @@ mod tests {
 
     #[test]
     fn a_config_is_checked_where_it_is_read() {
-        // `add`'s method went unchecked and a bad one panicked at the first add.
-        let e = config_error("[add]\nmethod = \"GE T\"\npath = \"/{key}\"\n");
-        assert!(
-            e.contains("[add] `method`: `GE T` is not an HTTP method"),
-            "{e}"
-        );
-        let e = config_error("[read]\nmethod = \"GET\"\npath = \"v2/{key}\"\n");
-        assert!(
-            e.contains("[read] `path`: `v2/{key}` does not start with `/`"),
-            "{e}"
-        );
-        let e = config_error("[write]\nmethod = \"PUT\"\npath = \"/{key}\"\nbody = \"v={val}\"\n");
-        assert!(
-            e.contains("[write] `body`: unknown placeholder {val}"),
-            "{e}"
-        );
-        let e =
-            config_error("[read]\nmethod = \"GET\"\npath = \"/{key}\"\nvalue = \"node/value\"\n");
-        assert!(e.contains("[read] `value`: `node/value` is neither"), "{e}");
-        let e = config_error("[read]\nmethod = \"GET\"\npath = \"/\"\noutcome = [{ status = [20], result = \"ok\" }]\n");
-        assert!(
-            e.contains("`outcome` rule 1: 20 is not an HTTP status"),
-            "{e}"
-        );
-        let e = config_error("[write]\nmethod = \"PUT\"\npath = \"/\"\ncontent-type = \"a\\nb\"\n");
-        assert!(e.contains("[write] `content-type`"), "{e}");
+        for (toml, want) in [
+            // `add`'s method went unchecked and a bad one panicked at the first add.
+            (
+                "[add]\nmethod = \"GE T\"\npath = \"/{key}\"\n",
+                "[add] `method`: `GE T` is not an HTTP method",
+            ),
+            (
+                "[read]\nmethod = \"GET\"\npath = \"v2/{key}\"\n",
+                "[read] `path`: `v2/{key}` does not start with `/`",
+            ),
+            (
+                "[write]\nmethod = \"PUT\"\npath = \"/{key}\"\nbody = \"v={val}\"\n",
+                "[write] `body`: unknown placeholder {val}",
+            ),
+            (
+                "[read]\nmethod = \"GET\"\npath = \"/{key}\"\nvalue = \"node/value\"\n",
+                "[read] `value`: `node/value` is neither",
+            ),
+            (
+                "[write]\nmethod = \"PUT\"\npath = \"/\"\nversion = \"node/modifiedIndex\"\n",
+                "[write] `version`: `node/modifiedIndex` is not a JSON pointer",
+            ),
+            (
+                "[read]\nmethod = \"GET\"\npath = \"/\"\nversion = \"raw\"\n",
+                "[read] `version`: `raw` is not a JSON pointer",
+            ),
+            (
+                "[read]\nmethod = \"GET\"\npath = \"/\"\nversion = 3\n",
+                // toml shows the line: `version = 3`, "expected a string".
+                "expected a string",
+            ),
+            (
+                "[read]\nmethod = \"GET\"\npath = \"/\"\noutcome = [{ status = [20], result = \"ok\" }]\n",
+                "`outcome` rule 1: 20 is not an HTTP status",
+            ),
+            (
+                "[write]\nmethod = \"PUT\"\npath = \"/\"\ncontent-type = \"a\\nb\"\n",
+                "[write] `content-type`",
+            ),
+        ] {
+            let e = config_error(toml);
+            assert!(e.contains(want), "{toml}: {e}");
+        }
         // JSON bodies keep their braces.
         HttpConfig::from_toml(
             "[write]\nmethod = \"PUT\"\npath = \"/\"\nbody = '{\"k\":\"{key}\",\"v\":{value}}'\n",
@@ -546,11 +619,11 @@ mod tests {
         let spec = v2.read.as_ref().unwrap();
         assert_eq!(
             answer(spec, &read, 200, br#"{"node":{"value":"5"}}"#),
-            Outcome::Ok(Value::from(5))
+            Outcome::ok(Value::from(5))
         );
         assert_eq!(
             answer(spec, &read, 404, br#"{"errorCode":100}"#),
-            Outcome::Ok(Value::Null)
+            Outcome::ok(Value::Null)
         );
         let o = answer(spec, &read, 200, b"<html>");
         assert!(
@@ -565,6 +638,101 @@ mod tests {
         assert!(
             matches!(o, Outcome::Info(ref e) if e.starts_with("no rule matches: HTTP 502: bad gateway")),
             "{o:?}"
+        );
+    }
+
+    fn version_of(o: &Outcome) -> Option<u64> {
+        match o {
+            Outcome::Ok { version, .. } => *version,
+            other => panic!("not ok: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_ok_answer_carries_the_version_at_its_pointer() {
+        let v2 = HttpConfig::etcd_v2(true);
+        let read = Call::Read { key: "k".into() };
+        let write = Call::Write {
+            key: "k".into(),
+            value: 5,
+        };
+        let cas = Call::Cas {
+            key: "k".into(),
+            old: Some(5),
+            new: 6,
+        };
+        // etcd 3.4's v2 answers, as the lab gives them.
+        let got = br#"{"action":"get","node":{"key":"/k","value":"5","modifiedIndex":31,"createdIndex":30}}"#;
+        assert_eq!(
+            answer(v2.read.as_ref().unwrap(), &read, 200, got),
+            Outcome::Ok {
+                value: Value::from(5),
+                version: Some(31)
+            }
+        );
+        let set = br#"{"action":"set","node":{"key":"/k","value":"5","modifiedIndex":32,"createdIndex":32},"prevNode":{"key":"/k","value":"4","modifiedIndex":31,"createdIndex":30}}"#;
+        assert_eq!(
+            answer(v2.write.as_ref().unwrap(), &write, 200, set),
+            Outcome::Ok {
+                value: Value::Null,
+                version: Some(32)
+            },
+            "the index the write created, not its predecessor's"
+        );
+        let swapped = br#"{"action":"compareAndSwap","node":{"key":"/k","value":"6","modifiedIndex":33,"createdIndex":30},"prevNode":{"key":"/k","value":"5","modifiedIndex":32,"createdIndex":30}}"#;
+        assert_eq!(
+            version_of(&answer(v2.cas.as_ref().unwrap(), &cas, 200, swapped)),
+            Some(33)
+        );
+        // Absent: no version, though the error answer has an index.
+        let missing = br#"{"errorCode":100,"message":"Key not found","cause":"/k","index":33}"#;
+        assert_eq!(
+            answer(v2.read.as_ref().unwrap(), &read, 404, missing),
+            Outcome::ok(Value::Null)
+        );
+        // A config without `version` records none.
+        let mut plain = v2.write.clone().unwrap();
+        plain.version = None;
+        assert_eq!(version_of(&answer(&plain, &write, 200, set)), None);
+    }
+
+    #[test]
+    fn a_version_that_is_not_an_integer_is_not_trusted() {
+        let v2 = HttpConfig::etcd_v2(true);
+        let read = Call::Read { key: "k".into() };
+        let write = Call::Write {
+            key: "k".into(),
+            value: 5,
+        };
+        // The outcome stands; the version is left out.
+        for garbage in [r#""31x""#, "-31", "3.1", "null", "[31]", r#""""#, "1e3"] {
+            let got = format!(r#"{{"node":{{"value":"5","modifiedIndex":{garbage}}}}}"#);
+            assert_eq!(
+                answer(v2.read.as_ref().unwrap(), &read, 200, got.as_bytes()),
+                Outcome::ok(Value::from(5)),
+                "{garbage}"
+            );
+            assert_eq!(
+                answer(v2.write.as_ref().unwrap(), &write, 201, got.as_bytes()),
+                Outcome::ok(Value::Null),
+                "{garbage}"
+            );
+        }
+        // Decimal strings are versions; a body that is not JSON has none.
+        let got = br#"{"node":{"value":"5","modifiedIndex":"31"}}"#;
+        assert_eq!(
+            version_of(&answer(v2.read.as_ref().unwrap(), &read, 200, got)),
+            Some(31)
+        );
+        assert_eq!(
+            answer(v2.write.as_ref().unwrap(), &write, 200, b"<html>ok</html>"),
+            Outcome::ok(Value::Null)
+        );
+        // A read that found null read nothing, so nothing has a version.
+        let null = br#"{"node":{"value":null,"modifiedIndex":31}}"#;
+        assert_eq!(
+            answer(v2.read.as_ref().unwrap(), &read, 200, null),
+            Outcome::ok(Value::Null)
         );
     }
 

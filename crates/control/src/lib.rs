@@ -107,19 +107,8 @@ impl Harness {
         &self.stop
     }
 
-    /// [`run`], blocking until it ends.
-    pub fn run(
-        &self,
-        client: Arc<dyn Client>,
-        gen: Generator,
-        config: TestConfig,
-        history: &Path,
-        progress: Arc<Progress>,
-    ) -> Result<Summary, Error> {
-        self.run_with(client, gen, config, history, progress, None)
-    }
-
-    /// [`run_with`] (a run with a nemesis), blocking until it ends.
+    /// [`run_with`], blocking until it ends (`nemesis`: `None` for a run without
+    /// faults, as [`run`]).
     pub fn run_with(
         &self,
         client: Arc<dyn Client>,
@@ -141,10 +130,61 @@ impl Harness {
     }
 }
 
+/// A client's HTTP side, which every protocol shares: the connection pool (shared
+/// by every worker's copy) and, once [bound](Endpoint::bound), its node's base URL.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint {
+    http: reqwest::Client,
+    base: Option<String>,
+}
+
+impl Endpoint {
+    pub(crate) fn new(timeout: Duration) -> Result<Endpoint, Error> {
+        Ok(Endpoint {
+            http: http_client(timeout)?,
+            base: None,
+        })
+    }
+
+    /// The same pool, bound to `node` (a base URL; a trailing `/` is dropped).
+    pub(crate) fn bound(&self, node: &str) -> Endpoint {
+        Endpoint {
+            http: self.http.clone(),
+            base: Some(node.trim_end_matches('/').to_owned()),
+        }
+    }
+
+    /// Sends a `method` request for `path` (after the base URL), shaped by `build`
+    /// (body, headers), and reads the whole answer. A transport error is the
+    /// outcome it proves for `call` ([`client::classify_transport`]).
+    pub(crate) async fn exchange(
+        &self,
+        call: &Call,
+        method: reqwest::Method,
+        path: &str,
+        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<(reqwest::StatusCode, impl AsRef<[u8]>), Outcome> {
+        let Some(base) = &self.base else {
+            return Err(Outcome::Fail("client not opened".into()));
+        };
+        let req = build(self.http.request(method, format!("{base}{path}")));
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| client::classify_transport(call, &e))?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| client::classify_transport(call, &e))?;
+        Ok((status, bytes))
+    }
+}
+
 /// The HTTP client every protocol shares: connection pool, keep-alive, the request
 /// timeout, and a short connect timeout (a connect that fails sent nothing, so it is
 /// a `fail`, and failing fast keeps the worker busy).
-pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, Error> {
+fn http_client(timeout: Duration) -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(2)))

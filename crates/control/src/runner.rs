@@ -422,12 +422,13 @@ async fn invoke_one(
     op.time = Some(sh.start.elapsed().as_nanos() as i64);
     let mut refused = false;
     match outcome {
-        Outcome::Ok(v) => {
+        Outcome::Ok { value, version } => {
             op.kind = OpType::Ok;
+            op.version = version;
             if next.call.is_read() {
-                op.value = v.clone();
+                op.value = value.clone();
             }
-            sh.seen.saw(next, &v);
+            sh.seen.saw(next, &value);
         }
         Outcome::Fail(e) => {
             op.kind = OpType::Fail;

@@ -12,6 +12,15 @@
 //! content. What Clojure prints is read: `#_` discards, `##NaN`, `##Inf` and `##-Inf`
 //! (kept as those strings, JSON having no such numbers), `42N`, `1.5M`, characters.
 //!
+//! Fields are read as in JSON Lines. `:version` is the store's version of the value
+//! ([`Op::version`](crate::Op::version)). `:index` is *not* a version: in Jepsen
+//! (`jepsen.history`, whose `Op` record is `[index time type process f value]`) it
+//! is the op's position in the history, 0, 1, 2, ... in file order, filled in by
+//! Jepsen itself. It is kept as [`Op::index`](crate::Op::index) and never read as a
+//! store version. Suites that record versions put them elsewhere: jepsen.etcd's
+//! register workload writes `[version value]` pairs into `:value`, which stay
+//! values here.
+//!
 //! The reader is our own, not a general EDN library: it reads in one pass, line by
 //! line, so every error names the line of the form at fault; it nests at most
 //! [`MAX_DEPTH`] levels, so hostile input cannot overflow the stack; and integers
@@ -266,6 +275,16 @@ fn op_from_edn(v: &Edn) -> Result<Op, ErrorKind> {
                 }
                 Edn::Nil => {}
                 other => return Err(bad("index", "a non-negative integer", other)),
+            },
+            "version" => match val {
+                Edn::Int(v) => {
+                    op.version = Some(
+                        u64::try_from(*v)
+                            .map_err(|_| bad("version", "a non-negative integer", val))?,
+                    )
+                }
+                Edn::Nil => {}
+                other => return Err(bad("version", "a non-negative integer", other)),
             },
             "node" => match val.to_json() {
                 Value::Null => {}
@@ -821,6 +840,25 @@ mod tests {
     }
 
     #[test]
+    fn versions_are_read_and_checked() {
+        let text = "[{:process 0, :type :invoke, :f :write, :value 3, :index 0}\n\
+                    {:process 0, :type :ok, :f :write, :value 3, :index 1, :version 812}\n\
+                    {:process 0, :type :invoke, :f :read, :value nil, :version nil}]";
+        let h = parse("v.edn", text).unwrap();
+        assert_eq!(h.ops()[1].version, Some(812));
+        assert_eq!(h.ops()[1].index, Some(1));
+        assert_eq!(h.ops()[2].version, None);
+        for (bad, found) in [("-1", "-1"), ("\"812\"", "\"812\""), ("1.5", "1.5")] {
+            let text = format!("[{{:process 0, :type :invoke, :f :read}}\n{{:process 0, :type :ok, :f :read, :version {bad}}}]");
+            let e = parse("v.edn", &text).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("v.edn:2: field `version`: expected a non-negative integer, found {found}")
+            );
+        }
+    }
+
+    #[test]
     fn empty_file_is_an_empty_history() {
         assert!(parse("x.edn", "; nothing\n").unwrap().ops().is_empty());
         assert!(parse("x.edn", "[]").unwrap().ops().is_empty());
@@ -932,6 +970,11 @@ mod tests {
         assert_eq!(h.line(1), 3);
         assert_eq!(h.ops()[0].value, json!("##NaN"));
         assert_eq!(h.ops()[0].index, Some(0));
+        assert_eq!(
+            h.ops()[0].version,
+            None,
+            "`:index` is a position, not a version"
+        );
         assert_eq!(
             h.ops()[1].value,
             json!(["##Inf", "##-Inf", "1.5", 2, "a", "\n", "2020-01-01"])

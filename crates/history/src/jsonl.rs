@@ -7,8 +7,10 @@
 //!
 //! Required: `process` (an integer or `"nemesis"`), `type` (`invoke|ok|fail|info`) and
 //! `f`. Optional: `value` (null when absent), `key` (string or integer), `time` (ns),
-//! `index`, `node`, `error`, `final`. Any other field is kept and written back.
-//! Blank lines are skipped.
+//! `index` (the op's position in the history), `version` (the store's version of the
+//! value read or written: a non-negative integer, see [`Op::version`]), `node`,
+//! `error`, `final`. Any other field is kept and written back. Blank lines are
+//! skipped.
 
 use crate::{ErrorKind, History, HistoryError, Key, Op, OpType, Process};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -235,6 +237,9 @@ impl Serialize for Op {
         if let Some(i) = self.index {
             m.serialize_entry("index", &i)?;
         }
+        if let Some(v) = self.version {
+            m.serialize_entry("version", &v)?;
+        }
         if let Some(n) = &self.node {
             m.serialize_entry("node", n)?;
         }
@@ -413,6 +418,13 @@ impl<'de> Visitor<'de> for OpVisitor {
                         de::Error::custom("field `index`: expected a non-negative integer")
                     })?;
                 }
+                "version" => {
+                    op.version = map.next_value().map_err(|_| {
+                        de::Error::custom(
+                            "field `version`: expected a non-negative integer (the store's version)",
+                        )
+                    })?;
+                }
                 "node" => {
                     let v: Value = map.next_value()?;
                     op.node = match v {
@@ -453,14 +465,44 @@ mod tests {
 
     #[test]
     fn round_trips_every_field() {
-        let line = r#"{"process":3,"type":"ok","f":"cas","value":[1,2],"key":"k7","time":1234567,"index":12,"node":"n1","error":"timeout","final":true,"custom":{"a":1}}"#;
+        let line = r#"{"process":3,"type":"ok","f":"cas","value":[1,2],"key":"k7","time":1234567,"index":12,"version":812,"node":"n1","error":"timeout","final":true,"custom":{"a":1}}"#;
         let op = parse_line(line).unwrap();
         assert_eq!(op.process, Process::Client(3));
         assert_eq!(op.kind, OpType::Ok);
         assert_eq!(op.value, json!([1, 2]));
         assert_eq!(op.key, Some(Key::Str("k7".into())));
         assert_eq!(op.extra, vec![("custom".to_string(), json!({"a": 1}))]);
+        assert_eq!(op.index, Some(12));
+        assert_eq!(op.version, Some(812));
         assert_eq!(to_line(&op), line);
+    }
+
+    #[test]
+    fn a_version_is_a_non_negative_integer_or_absent() {
+        let with = |v: &str| {
+            format!("{{\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"value\":1,\"version\":{v}}}")
+        };
+        assert_eq!(parse_line(&with("0")).unwrap().version, Some(0));
+        assert_eq!(
+            parse_line(&with("18446744073709551615")).unwrap().version,
+            Some(u64::MAX)
+        );
+        // Null is no version, and no version is written back as no field.
+        let op = parse_line(&with("null")).unwrap();
+        assert_eq!(op.version, None);
+        assert!(!to_line(&op).contains("version"), "{}", to_line(&op));
+        for bad in ["-1", "1.5", "\"812\"", "[812]", "true", "1e3"] {
+            let e = parse("v.jsonl", &format!("\n{}\n", with(bad))).unwrap_err();
+            assert!(
+                e.to_string().starts_with(
+                    "v.jsonl:2: bad op: field `version`: expected a non-negative integer"
+                ),
+                "{bad}: {e}"
+            );
+        }
+        // Beyond 64 bits: refused too, not rounded.
+        let e = parse_line(&with("100000000000000000000")).unwrap_err();
+        assert!(e.to_string().contains("field `version`"), "{e}");
     }
 
     #[test]

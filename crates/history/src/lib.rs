@@ -133,7 +133,16 @@ pub struct Op {
     pub key: Option<Key>,
     /// Nanoseconds since the test began. Informative only: file order decides.
     pub time: Option<i64>,
+    /// The op's position in the history (0, 1, 2, ...), as Jepsen's `:index`: the
+    /// recorder's numbering, not anything the store said.
     pub index: Option<u64>,
+    /// The store's own version of the value: for an `ok` read, the version of the
+    /// value it returned; for an `ok` write, cas or add, the version it created
+    /// (etcd v3: `mod_revision` of a read, `header.revision` of a put or of a txn
+    /// that succeeded; etcd v2: `modifiedIndex`). Per key, a larger version is later
+    /// in the store's own order. `None`: the client did not learn one, or the
+    /// history does not say (invocations, `fail`, `info`, foreign histories).
+    pub version: Option<u64>,
     /// The node the op was sent to.
     pub node: Option<String>,
     /// Why an op failed or is indeterminate.
@@ -155,6 +164,7 @@ impl Op {
             key: None,
             time: None,
             index: None,
+            version: None,
             node: None,
             error: None,
             is_final: false,
@@ -173,7 +183,7 @@ impl Op {
 }
 
 impl fmt::Display for Op {
-    /// A compact one-line form, e.g. `p3 ok cas [1,2] k7`.
+    /// A compact one-line form, e.g. `p3 ok cas [1,2] key=k7 version=812`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.process {
             Process::Client(p) => write!(f, "p{p}")?,
@@ -182,6 +192,9 @@ impl fmt::Display for Op {
         write!(f, " {} {} {}", self.kind, self.f, self.value)?;
         if let Some(k) = &self.key {
             write!(f, " key={k}")?;
+        }
+        if let Some(v) = self.version {
+            write!(f, " version={v}")?;
         }
         Ok(())
     }

@@ -452,3 +452,134 @@ fn a_seed_replays_the_workload_and_the_fault_schedule() {
         assert_eq!(a[..n], b[..n]);
     }
 }
+
+/// One completed client op of a history: its lines, what it did and the store's
+/// version recorded with its completion.
+struct Done<'a> {
+    invoke_line: usize,
+    line: usize,
+    invoke: &'a splitbrain_history::Op,
+    op: &'a splitbrain_history::Op,
+}
+
+/// Every op that completed `ok`, with its invocation.
+fn ok_ops(h: &History) -> Vec<Done<'_>> {
+    h.pairs()
+        .iter()
+        .filter_map(|p| {
+            let c = p.completion?;
+            Some(Done {
+                invoke_line: h.line(p.invoke),
+                line: h.line(c),
+                invoke: &h.ops()[p.invoke],
+                op: &h.ops()[c],
+            })
+        })
+        .filter(|d| d.op.kind == OpType::Ok)
+        .collect()
+}
+
+/// The value a write or cas wrote.
+fn written(d: &Done) -> Option<i64> {
+    match d.op.f.as_str() {
+        "write" => d.invoke.value.as_i64(),
+        "cas" => d.invoke.value.get(1)?.as_i64(),
+        _ => None,
+    }
+}
+
+#[test]
+fn etcd_v3_records_the_stores_revisions_and_they_order_each_keys_writes() {
+    if !lab() {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let out = splitbrain()
+        .args([
+            "--client",
+            "etcd-v3",
+            "--workload",
+            "cas-register",
+            "--keys",
+            "3",
+            "--time-limit",
+            "4",
+            "--store",
+        ])
+        .arg(store.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let h = complete_history(&latest(store.path()));
+    let done = ok_ops(&h);
+
+    // Only ok completions carry a version, and every ok op that read or wrote a
+    // value does; a read of an absent key has none.
+    for (i, op) in h.ops().iter().enumerate() {
+        if op.kind != OpType::Ok {
+            assert_eq!(op.version, None, "line {}: {op}", h.line(i));
+        }
+    }
+    let (mut writes, mut reads) = (0, 0);
+    for d in &done {
+        let wants = d.op.f != "read" || !d.op.value.is_null();
+        assert_eq!(d.op.version.is_some(), wants, "line {}: {}", d.line, d.op);
+        if d.op.f == "read" {
+            reads += 1;
+        } else {
+            writes += 1;
+        }
+    }
+    assert!(
+        writes >= 20 && reads >= 20,
+        "{writes} writes, {reads} reads"
+    );
+
+    // Per key: ok writes have distinct revisions, and a write that began after
+    // another had completed has the larger one (etcd's revisions follow its
+    // commit order, which respects real time).
+    let mut keys: std::collections::BTreeMap<_, Vec<&Done>> = Default::default();
+    for d in done.iter().filter(|d| written(d).is_some()) {
+        keys.entry(d.op.key.clone()).or_default().push(d);
+    }
+    let mut ordered = 0;
+    for (key, ws) in &keys {
+        let mut versions: Vec<u64> = ws.iter().filter_map(|d| d.op.version).collect();
+        versions.sort_unstable();
+        versions.dedup();
+        assert_eq!(versions.len(), ws.len(), "key {key:?}: a revision twice");
+        for a in ws {
+            for b in ws.iter().filter(|b| a.line < b.invoke_line) {
+                ordered += 1;
+                assert!(
+                    a.op.version < b.op.version,
+                    "key {key:?}: line {} ({}) completed before line {} ({}) began",
+                    a.line,
+                    a.op,
+                    b.invoke_line,
+                    b.op
+                );
+            }
+        }
+    }
+    assert!(ordered > 0, "no two writes one after the other");
+
+    // Reads from: a read's mod revision is the revision of the write whose
+    // (unique) value it read.
+    let by_value: std::collections::HashMap<_, u64> = done
+        .iter()
+        .filter_map(|d| Some(((d.op.key.clone(), written(d)?), d.op.version?)))
+        .collect();
+    let mut matched = 0;
+    for d in done.iter().filter(|d| d.op.f == "read") {
+        let Some(v) = d.op.value.as_i64() else {
+            continue;
+        };
+        if let Some(&w) = by_value.get(&(d.op.key.clone(), v)) {
+            matched += 1;
+            assert_eq!(d.op.version, Some(w), "line {}: {}", d.line, d.op);
+        }
+    }
+    assert!(matched > 0, "no read of an acknowledged write");
+}

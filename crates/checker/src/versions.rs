@@ -188,6 +188,12 @@ fn key_facts<M: Model>(
         }
         kept[i] = true;
     }
+    // A read of the initial value without a version is pinned only if no write
+    // could have written that value again (computed once: reads are many).
+    let init_rewritten = init_id.is_some()
+        && calls
+            .iter()
+            .any(|w| model.writes(&w.op).is_some() && model.writes(&w.op) == init_id);
     // Reads: each names the write of its version, or places an indeterminate one.
     let mut initial_reads = Vec::new();
     for (i, c) in calls.iter().enumerate() {
@@ -199,9 +205,6 @@ fn key_facts<M: Model>(
         };
         kept[i] = true;
         let Some(r) = version[i] else {
-            let init_rewritten = calls
-                .iter()
-                .any(|w| model.writes(&w.op).is_some() && model.writes(&w.op) == init_id);
             if Some(seen) == init_id && !init_rewritten {
                 initial_reads.push(i);
                 continue;
@@ -434,7 +437,7 @@ pub(crate) fn decide<M: Model>(
         ),
         Err(cycle) => {
             let path = shortest_cycle(&g, cycle.node_id());
-            Outcome::Invalid(explain(model, history, parts, &facts, &g, &path))
+            Outcome::Invalid(explain(model, history, parts, &facts, &g, &node, &path))
         }
     }
 }
@@ -516,6 +519,7 @@ fn explain<M: Model>(
     parts: &[&Partition<M>],
     facts: &[KeyFacts],
     g: &DiGraph<Node, Option<Dependency>>,
+    node: &[HashMap<usize, NodeIndex>],
     path: &[NodeIndex],
 ) -> VersionCounterexample {
     // The op nodes in cycle order; between two, either a direct edge or time points.
@@ -542,13 +546,8 @@ fn explain<M: Model>(
         let dependency = if via_time {
             Dependency::RealTime
         } else {
-            let find = |p: usize, i: usize| {
-                g.node_indices()
-                    .find(|&n| matches!(g[n], Node::Op { part, call } if part == p && call == i))
-            };
-            find(pa, a)
-                .zip(find(pb, b))
-                .and_then(|(na, nb)| g.edges_connecting(na, nb).find_map(|e| *e.weight()))
+            g.edges_connecting(node[pa][&a], node[pb][&b])
+                .find_map(|e| *e.weight())
                 .unwrap_or(Dependency::RealTime)
         };
         let why = reason(model, history, parts, facts, (pa, a), (pb, b), dependency);
@@ -676,8 +675,10 @@ mod tests {
     use splitbrain_history::{Op, OpType, Process};
     use OpType::{Info, Invoke, Ok as Done};
 
-    /// `(process, type, f, value, version)` rows; the version goes on completions.
-    fn h(rows: &[(i64, OpType, &str, Value, Option<u64>)]) -> History {
+    /// `(process, type, f, value, version)`; the version goes on completions.
+    type Row = (i64, OpType, &'static str, Value, Option<u64>);
+
+    fn h(rows: &[Row]) -> History {
         History::new(
             "t.jsonl",
             rows.iter()
@@ -701,27 +702,21 @@ mod tests {
         decide(&model, hist, &refs, level)
     }
 
-    fn w(p: i64, v: i64, ver: u64) -> [(i64, OpType, &'static str, Value, Option<u64>); 2] {
+    fn w(p: i64, v: i64, ver: u64) -> [Row; 2] {
         [
             (p, Invoke, "write", json!(v), None),
             (p, Done, "write", json!(v), Some(ver)),
         ]
     }
 
-    fn r(
-        p: i64,
-        v: Value,
-        ver: Option<u64>,
-    ) -> [(i64, OpType, &'static str, Value, Option<u64>); 2] {
+    fn r(p: i64, v: Value, ver: Option<u64>) -> [Row; 2] {
         [
             (p, Invoke, "read", Value::Null, None),
             (p, Done, "read", v, ver),
         ]
     }
 
-    fn rows(
-        parts: &[[(i64, OpType, &'static str, Value, Option<u64>); 2]],
-    ) -> Vec<(i64, OpType, &'static str, Value, Option<u64>)> {
+    fn rows(parts: &[[Row; 2]]) -> Vec<Row> {
         parts.iter().flat_map(|p| p.iter().cloned()).collect()
     }
 

@@ -307,6 +307,20 @@ pub fn render_text(r: &Report) -> String {
     if !r.undecided.is_empty() {
         let _ = writeln!(out, "  undecided: {}", r.undecided.join(", "));
     }
+    if let Some(v) = &r.versions {
+        let what = match (r.consistency, r.keys) {
+            ("sequential", _) | (_, 1) => String::new(),
+            (_, n) => format!(": {} of {n} keys", v.keys),
+        };
+        let _ = writeln!(
+            out,
+            "  decided from the store's versions ({}){what}",
+            v.assumption
+        );
+    }
+    for f in &r.version_findings {
+        let _ = writeln!(out, "  the store's versions contradict each other: {f}");
+    }
     for ruled in &r.ruled_out {
         let _ = writeln!(out, "  ruled out: {}", ruled.consistency);
         if let Some(e) = &ruled.counterexample {
@@ -342,6 +356,7 @@ fn render_explanation(out: &mut String, e: &Explanation) {
         Explanation::Linearizable(c) => render_linear(out, c),
         Explanation::Sequential(c) => render_sequential(out, c),
         Explanation::Eventual(c) => render_eventual(out, c),
+        Explanation::Versions(c) => crate::versions::render(out, c),
     }
 }
 

@@ -34,12 +34,14 @@ pub mod model;
 mod prepare;
 mod sequential;
 mod shrink;
+mod versions;
 
 pub use eventual::{EventualCounterexample, EventualViolation, FinalRead};
 pub use explain::{render_text, timeline, Counterexample, OpRef};
 pub use linear::Deadline;
 pub use model::{Append, Counter, Model, ModelError, Mutex, Register, Set, ValueId, Values};
 pub use sequential::SequentialCounterexample;
+pub use versions::{Dependency, Step as VersionStep, VersionCounterexample};
 
 use linear::Outcome;
 use prepare::Partition;
@@ -182,6 +184,9 @@ pub enum Explanation {
     Linearizable(Counterexample),
     Sequential(SequentialCounterexample),
     Eventual(EventualCounterexample),
+    /// A cycle of dependencies found from the store's versions (linearizable or
+    /// sequential).
+    Versions(VersionCounterexample),
 }
 
 impl Explanation {
@@ -202,6 +207,13 @@ impl Explanation {
     pub fn eventual(&self) -> Option<&EventualCounterexample> {
         match self {
             Explanation::Eventual(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn versions(&self) -> Option<&VersionCounterexample> {
+        match self {
+            Explanation::Versions(c) => Some(c),
             _ => None,
         }
     }
@@ -323,10 +335,27 @@ pub struct Report {
     /// For an invalid history: why. Linearizability explains the first invalid key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counterexample: Option<Explanation>,
+    /// What was decided from the store's own versions instead of a search, and the
+    /// assumption that rests on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versions: Option<VersionsUsed>,
+    /// Where the store's versions contradict each other (two values at one version,
+    /// two writes creating one): findings about the store whatever the verdict.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub version_findings: Vec<String>,
     /// With `Options::witness`, for a valid history: a linearization, key by key
     /// (sequential consistency: one order of all ops, whose `key` is absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub witness: Option<Vec<Witness>>,
+}
+
+/// How much of a check the store's versions decided.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionsUsed {
+    /// `"write order taken from the store's versions"`.
+    pub assumption: &'static str,
+    /// Keys decided from versions (sequential consistency: all or none).
+    pub keys: usize,
 }
 
 /// A linearization of one key's ops.
@@ -411,6 +440,8 @@ fn empty_report(history: &History, consistency: Consistency, model: &'static str
         unknown_keys: Vec::new(),
         unknown_reason: None,
         counterexample: None,
+        versions: None,
+        version_findings: Vec::new(),
         witness: None,
     }
 }
@@ -520,6 +551,44 @@ pub fn check_sequential<M: Model>(
         opts.time_limit.and_then(|t| start.checked_add(t)),
         opts.memory_limit,
     );
+    // The store's versions, when they pin every op, decide without a search.
+    let parts: Vec<&Partition<M>> = problem.parts.iter().collect();
+    let by_versions = versions::decide(model, history, &parts, versions::Level::Sequential);
+    let version_finding = match &by_versions {
+        versions::Outcome::Undecided(u) if u.finding => Some(u.reason.clone()),
+        _ => None,
+    };
+    if !matches!(by_versions, versions::Outcome::Undecided(_)) {
+        let mut report = empty_report(history, Consistency::Sequential, model.name());
+        report.keys = problem.parts.len();
+        report.versions = Some(VersionsUsed {
+            assumption: versions::ASSUMPTION,
+            keys: problem.parts.len(),
+        });
+        match by_versions {
+            versions::Outcome::Valid(order) => {
+                if opts.witness {
+                    report.witness = Some(vec![Witness {
+                        key: None,
+                        order: order
+                            .iter()
+                            .map(|&(p, c)| {
+                                let part = &problem.parts[p];
+                                explain::op_ref(model, history, part, &part.calls[c])
+                            })
+                            .collect(),
+                    }]);
+                }
+            }
+            versions::Outcome::Invalid(c) => {
+                report.verdict = Verdict::Invalid;
+                report.counterexample = Some(Explanation::Versions(c));
+            }
+            versions::Outcome::Undecided(_) => {}
+        }
+        report.elapsed_ms = start.elapsed();
+        return Ok(report);
+    }
     let init_ids = sequential::init_ids(model, &problem);
     // Linearizable implies sequential, and the linearizability search is fast on
     // the histories most stores produce: try it first, key by key.
@@ -545,6 +614,7 @@ pub fn check_sequential<M: Model>(
         keys: problem.parts.len(),
         ..empty_report(history, Consistency::Sequential, model.name())
     };
+    report.version_findings.extend(version_finding);
     match &outcome {
         sequential::SeqOutcome::Valid(order) => {
             if opts.witness {
@@ -588,13 +658,29 @@ pub fn check_model<M: Model>(
         opts.time_limit.and_then(|t| start.checked_add(t)),
         opts.memory_limit,
     );
-    // Per key: the outcome, and the pruned calls it refers to.
+    // Per key: the outcome, the calls it refers to, and what the store's versions
+    // said. Where they decide, no search runs.
     let results: Vec<_> = parts
         .par_iter()
         .map(|p| {
+            let finding =
+                match versions::decide(model, history, &[p], versions::Level::Linearizable) {
+                    versions::Outcome::Valid(order) => {
+                        let order = order.into_iter().map(|(_, c)| c).collect();
+                        return (
+                            KeyOutcome::Versions(Outcome::Linearizable(order)),
+                            p.calls.clone(),
+                            None,
+                        );
+                    }
+                    versions::Outcome::Invalid(c) => {
+                        return (KeyOutcome::Cycle(c), p.calls.clone(), None);
+                    }
+                    versions::Outcome::Undecided(u) => u.finding.then_some(u.reason),
+                };
             let calls = prepare::prune(model, &p.calls, &p.init, &p.values);
             let outcome = linear::search(model, &calls, &p.init, &deadline);
-            (outcome, calls)
+            (KeyOutcome::Search(outcome), calls, finding)
         })
         .collect();
 
@@ -604,7 +690,41 @@ pub fn check_model<M: Model>(
         ..empty_report(history, Consistency::Linearizable, model.name())
     };
     let key_json = |p: &Partition<M>| p.key.as_ref().map(Key::to_json);
-    for (part, (outcome, calls)) in parts.iter().zip(results) {
+    for (part, (outcome, calls, finding)) in parts.iter().zip(results) {
+        report
+            .version_findings
+            .extend(finding.map(|f| match key_json(part) {
+                Some(k) => format!("key {k}: {f}"),
+                None => f,
+            }));
+        let outcome = match outcome {
+            KeyOutcome::Search(o) => o,
+            KeyOutcome::Versions(o) => {
+                report
+                    .versions
+                    .get_or_insert(VersionsUsed {
+                        assumption: versions::ASSUMPTION,
+                        keys: 0,
+                    })
+                    .keys += 1;
+                o
+            }
+            KeyOutcome::Cycle(c) => {
+                report
+                    .versions
+                    .get_or_insert(VersionsUsed {
+                        assumption: versions::ASSUMPTION,
+                        keys: 0,
+                    })
+                    .keys += 1;
+                report.verdict = Verdict::Invalid;
+                report.invalid_keys.extend(key_json(part));
+                if report.counterexample.is_none() {
+                    report.counterexample = Some(Explanation::Versions(c));
+                }
+                continue;
+            }
+        };
         match outcome {
             Outcome::Linearizable(order) => {
                 if let Some(w) = report.witness.as_mut() {
@@ -644,6 +764,16 @@ pub fn check_model<M: Model>(
     }
     report.elapsed_ms = start.elapsed();
     Ok(report)
+}
+
+/// One key's result for linearizability.
+enum KeyOutcome<S> {
+    /// The search decided (the versions did not).
+    Search(Outcome<S>),
+    /// The store's versions decided it valid, in this order.
+    Versions(Outcome<S>),
+    /// The store's versions form a cycle.
+    Cycle(VersionCounterexample),
 }
 
 /// Why a search gave up.

@@ -494,21 +494,12 @@ fn etcd_v3_records_the_stores_revisions_and_they_order_each_keys_writes() {
         return;
     }
     let store = tempfile::tempdir().unwrap();
-    let out = splitbrain()
-        .args([
-            "--client",
-            "etcd-v3",
-            "--workload",
-            "cas-register",
-            "--keys",
-            "3",
-            "--time-limit",
-            "4",
-            "--store",
-        ])
-        .arg(store.path())
-        .output()
-        .unwrap();
+    let out = test_cmd(
+        "--client etcd-v3 --workload cas-register --keys 3 --time-limit 4",
+        store.path(),
+    )
+    .output()
+    .unwrap();
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     let h = complete_history(&latest(store.path()));

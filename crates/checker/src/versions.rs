@@ -69,12 +69,17 @@ pub struct Step {
 pub struct VersionCounterexample {
     /// `"write order taken from the store's versions"`.
     pub assumption: &'static str,
+    /// The cycle named as Adya and Elle name them (see [`anomaly`]), e.g.
+    /// `G-single-realtime`.
+    pub anomaly: String,
     /// The key, when the history has keys and the cycle stays on one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<serde_json::Value>,
     /// The ops of the cycle: each must come before the next, the last before the
     /// first.
     pub ops: Vec<OpRef>,
+    /// `versions[k]`: the version `ops[k]` created or read (none: the initial value).
+    pub versions: Vec<Option<u64>>,
     /// `steps[k]`: why `ops[k]` comes before the next.
     pub steps: Vec<Step>,
 }
@@ -534,7 +539,7 @@ fn explain<M: Model>(
         }
         out
     };
-    let mut cycle: Vec<(OpRef, Step)> = Vec::new();
+    let mut cycle: Vec<((OpRef, Option<u64>), Step)> = Vec::new();
     for w in ops.windows(2) {
         let (pa, a, _) = w[0];
         let (pb, b, via_time) = w[1];
@@ -547,7 +552,7 @@ fn explain<M: Model>(
         };
         let why = reason(model, history, parts, facts, (pa, a), (pb, b), dependency);
         cycle.push((
-            op_ref(model, history, parts[pa], a),
+            (op_ref(model, history, parts[pa], a), facts[pa].version[a]),
             Step { dependency, why },
         ));
     }
@@ -556,7 +561,7 @@ fn explain<M: Model>(
     let first = cycle
         .iter()
         .position(|(_, s)| s.dependency == Dependency::ReadWrite)
-        .or_else(|| (0..cycle.len()).min_by_key(|&k| cycle[k].0.line))
+        .or_else(|| (0..cycle.len()).min_by_key(|&k| cycle[k].0 .0.line))
         .unwrap_or(0);
     cycle.rotate_left(first);
     let keys: Vec<usize> = ops.iter().map(|&(p, _, _)| p).collect();
@@ -564,12 +569,69 @@ fn explain<M: Model>(
         Some(&p) if keys.iter().all(|&q| q == p) => parts[p].key.as_ref().map(|k| k.to_json()),
         _ => None,
     };
-    let (ops, steps) = cycle.into_iter().unzip();
+    let (ops, steps): (Vec<(OpRef, Option<u64>)>, Vec<Step>) = cycle.into_iter().unzip();
+    let (ops, versions) = ops.into_iter().unzip();
+    let kinds: Vec<Dependency> = steps.iter().map(|s| s.dependency).collect();
     VersionCounterexample {
         assumption: ASSUMPTION,
+        anomaly: anomaly(&kinds),
         key,
         ops,
+        versions,
         steps,
+    }
+}
+
+/// The name of a cycle with these edges, in order, as Elle names them for a
+/// single-object history (after Adya 1999):
+///
+/// - `G0`: write–write edges only (writes out of the store's version order);
+/// - `G1c`: write–write and write–read edges, at least one of them a read
+///   (circular information flow: a read saw a write that came after it);
+/// - `G-single`: exactly one read–write (anti-dependency) edge: a read of a
+///   version that was already overwritten, the stale read;
+/// - `G-nonadjacent`: several read–write edges, no two in a row;
+/// - `G2-item`: several read–write edges, two of them in a row;
+///
+/// then `-realtime` when the cycle needs real-time order (linearizability) and
+/// `-process` when it needs a process's own order (sequential consistency).
+pub(crate) fn anomaly(kinds: &[Dependency]) -> String {
+    let rw: Vec<usize> = (0..kinds.len())
+        .filter(|&k| kinds[k] == Dependency::ReadWrite)
+        .collect();
+    let adjacent = (0..kinds.len()).any(|k| {
+        kinds[k] == Dependency::ReadWrite && kinds[(k + 1) % kinds.len()] == Dependency::ReadWrite
+    });
+    let base = match rw.len() {
+        0 if kinds.contains(&Dependency::WriteRead) => "G1c",
+        0 if kinds.contains(&Dependency::WriteWrite) => "G0",
+        // Only real-time or process edges cannot make a cycle; name it anyway.
+        0 => "G1c",
+        1 => "G-single",
+        _ if adjacent => "G2-item",
+        _ => "G-nonadjacent",
+    };
+    let suffix = if kinds.contains(&Dependency::RealTime) {
+        "-realtime"
+    } else if kinds.contains(&Dependency::Process) {
+        "-process"
+    } else {
+        ""
+    };
+    format!("{base}{suffix}")
+}
+
+/// What an anomaly means for a register, in a few words.
+fn gloss(anomaly: &str) -> &'static str {
+    match anomaly
+        .split("-realtime")
+        .next()
+        .and_then(|a| a.split("-process").next())
+    {
+        Some("G0") => "writes took effect against the store's version order",
+        Some("G1c") => "a read saw a write that cannot have happened yet",
+        Some("G-single") => "a read saw a version that had already been overwritten",
+        _ => "reads saw versions that had already been overwritten",
     }
 }
 
@@ -587,27 +649,19 @@ fn reason<M: Model>(
     dependency: Dependency,
 ) -> String {
     let (ca, cb) = (&parts[pa].calls[a], &parts[pb].calls[b]);
-    let who = |p: usize, i: usize| {
-        let c = &parts[p].calls[i];
-        format!(
-            "p{}'s {}",
-            c.process,
-            model.describe_op(&c.op, &parts[p].values)
-        )
-    };
+    let who = |p: usize, i: usize| describe(model, history, parts[p], i);
     let ver = |p: usize, i: usize| match facts[p].version[i] {
         Some(v) => format!("version {v}"),
         None => "the initial value".to_string(),
     };
-    let line = |idx: usize| history.line(idx);
-    let pair = |c: &crate::prepare::Call<M::Op>| history.pairs()[c.pair];
+    let line = |c: &crate::prepare::Call<M::Op>| history.line(history.pairs()[c.pair].invoke);
     match dependency {
         Dependency::WriteWrite => format!(
-            "{} created {}, the version after {}'s {}",
-            who(pb, b),
-            ver(pb, b),
+            "{} created {}, then {} created the next, {}",
             who(pa, a),
-            ver(pa, a)
+            ver(pa, a),
+            who(pb, b),
+            ver(pb, b)
         ),
         Dependency::WriteRead => format!(
             "{} read {}, which {} created",
@@ -623,41 +677,56 @@ fn reason<M: Model>(
             ver(pb, b)
         ),
         Dependency::Process => format!(
-            "p{} ran {} before {}",
+            "p{} ran {} (line {}) before {} (line {})",
             ca.process,
             model.describe_op(&ca.op, &parts[pa].values),
-            model.describe_op(&cb.op, &parts[pb].values)
+            line(ca),
+            model.describe_op(&cb.op, &parts[pb].values),
+            line(cb)
         ),
         Dependency::RealTime => {
-            let done = pair(ca).completion.map_or(0, line);
+            let done = history.pairs()[ca.pair]
+                .completion
+                .map_or(0, |i| history.line(i));
             format!(
-                "{} had completed (line {done}) before {} began (line {})",
+                "{} had completed (line {done}) before {} began",
                 who(pa, a),
-                who(pb, b),
-                line(pair(cb).invoke)
+                who(pb, b)
             )
         }
     }
 }
 
-/// The counterexample as text, one edge a line.
+/// The counterexample as text: the anomaly and what the verdict rests on, then
+/// one edge a line, each with its kind and its reason.
 pub(crate) fn render(out: &mut String, c: &VersionCounterexample) {
     use std::fmt::Write as _;
+    let key = match &c.key {
+        Some(k) => format!(" on key {k}"),
+        None => String::new(),
+    };
     let _ = writeln!(
         out,
-        "  a cycle of dependencies ({}): each op must come before the next",
+        "  {}{key}: {} (a cycle of {} ops; {})",
+        c.anomaly,
+        gloss(&c.anomaly),
+        c.ops.len(),
         c.assumption
     );
+    let _ = writeln!(out, "  each op must come before the next:");
     for (k, s) in c.steps.iter().enumerate() {
-        let to = &c.ops[(k + 1) % c.ops.len()];
-        let _ = writeln!(
-            out,
-            "    {}. {} [lines {} → {}]",
-            k + 1,
-            s.why,
-            c.ops[k].line,
-            to.line
-        );
+        let _ = writeln!(out, "    {}. [{}] {}", k + 1, short(s.dependency), s.why);
+    }
+}
+
+/// An edge kind as Elle abbreviates it.
+fn short(d: Dependency) -> &'static str {
+    match d {
+        Dependency::WriteWrite => "ww",
+        Dependency::WriteRead => "wr",
+        Dependency::ReadWrite => "rw",
+        Dependency::Process => "process",
+        Dependency::RealTime => "realtime",
     }
 }
 
@@ -747,12 +816,14 @@ mod tests {
         );
         assert_eq!(
             c.steps[0].why,
-            "p1's read 1 read version 10, which p0's write 2 overwrote with version 11"
+            "p1's read 1 (line 5) read version 10, which p0's write 2 (line 3) overwrote with version 11"
         );
         assert_eq!(
             c.steps[1].why,
-            "p0's write 2 had completed (line 4) before p1's read 1 began (line 5)"
+            "p0's write 2 (line 3) had completed (line 4) before p1's read 1 (line 5) began"
         );
+        assert_eq!(c.anomaly, "G-single-realtime");
+        assert_eq!(c.versions, [Some(10), Some(11)]);
         // Another process may lag behind: sequentially consistent.
         assert!(matches!(run(&hist, Level::Sequential), Outcome::Valid(_)));
     }
@@ -771,9 +842,42 @@ mod tests {
         let deps: Vec<Dependency> = c.steps.iter().map(|s| s.dependency).collect();
         assert_eq!(deps.len(), 3, "{c:#?}");
         assert!(deps.contains(&Dependency::Process), "{c:#?}");
+        assert_eq!(c.anomaly, "G-single-process");
         let mut text = String::new();
         render(&mut text, &c);
         assert!(text.contains(ASSUMPTION), "{text}");
+        assert!(
+            text.contains("G-single-process: a read saw a version"),
+            "{text}"
+        );
+        assert!(
+            text.contains("[process] p1 ran read 2 (line 5) before read 1 (line 7)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn cycles_are_named_by_their_edges() {
+        use Dependency::*;
+        for (kinds, name) in [
+            (&[WriteWrite, RealTime][..], "G0-realtime"),
+            (&[WriteWrite, Process], "G0-process"),
+            (&[WriteRead, RealTime], "G1c-realtime"),
+            (&[WriteWrite, WriteRead, Process], "G1c-process"),
+            (&[ReadWrite, WriteRead, Process], "G-single-process"),
+            (
+                &[ReadWrite, WriteRead, ReadWrite, WriteRead],
+                "G-nonadjacent",
+            ),
+            (&[ReadWrite, ReadWrite, WriteWrite], "G2-item"),
+            // Adjacent around the end of the cycle too.
+            (
+                &[ReadWrite, WriteRead, RealTime, ReadWrite],
+                "G2-item-realtime",
+            ),
+        ] {
+            assert_eq!(anomaly(kinds), name, "{kinds:?}");
+        }
     }
 
     #[test]

@@ -1107,3 +1107,226 @@ fn failed_output_writes_print_the_verdict_then_exit_254() {
         assert!(r.stderr.contains("cannot write"), "{flag}: {r:?}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// The store's versions: histories/versions/<model>/<what>.lin-X.seq-X[.finding].jsonl
+
+/// Every file under histories/versions/, with its model, its path there, the
+/// verdicts its name gives (linearizable, sequential) and whether the store's
+/// versions in it contradict each other (`.finding`).
+fn versions_goldens() -> Vec<(String, String, [bool; 2], bool)> {
+    let root = repo().join("histories/versions");
+    let names = |dir: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| {
+                e.expect("an entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let mut out = Vec::new();
+    for model in names(&root) {
+        if !root.join(&model).is_dir() {
+            continue;
+        }
+        for f in names(&root.join(&model)) {
+            let tags: Vec<&str> = f.trim_end_matches(".jsonl").split('.').skip(1).collect();
+            let yes = |tag: &str, level: &str| match tag.strip_prefix(level) {
+                Some("-yes") => true,
+                Some("-no") => false,
+                _ => panic!("{model}/{f}: `{tag}` is not {level}-yes or {level}-no"),
+            };
+            let (levels, finding) = match tags[..] {
+                [lin, seq] => ([yes(lin, "lin"), yes(seq, "seq")], false),
+                [lin, seq, "finding"] => ([yes(lin, "lin"), yes(seq, "seq")], true),
+                _ => panic!("{model}/{f}: name must be <what>.lin-X.seq-X[.finding].jsonl"),
+            };
+            out.push((model.clone(), format!("{model}/{f}"), levels, finding));
+        }
+    }
+    assert!(out.len() >= 10, "only {} versions goldens", out.len());
+    out
+}
+
+/// What `--format json` says about a history the store's versions decide: the
+/// assumption, and for a violation the cycle edge by edge. Returns the cycle's
+/// dependency kinds.
+fn decided_by_versions(file: &str, o: &Value) -> Vec<String> {
+    assert_eq!(
+        o["versions"]["assumption"], "write order taken from the store's versions",
+        "{file}: {o}"
+    );
+    if o["valid"] == Value::Bool(true) {
+        return Vec::new();
+    }
+    let c = &o["counterexample"];
+    let ops = c["ops"].as_array().unwrap_or_else(|| panic!("{file}: {c}"));
+    let steps = c["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{file}: {c}"));
+    assert!(ops.len() >= 2 && ops.len() == steps.len(), "{file}: {c}");
+    assert!(ops.iter().all(|op| op["line"].is_u64()), "{file}: {c}");
+    assert_eq!(
+        c["versions"].as_array().map(Vec::len),
+        Some(ops.len()),
+        "{file}: {c}"
+    );
+    assert!(
+        c["anomaly"].as_str().is_some_and(|a| a.starts_with('G')),
+        "{file}: {c}"
+    );
+    steps
+        .iter()
+        .map(|s| {
+            assert!(
+                s["why"].as_str().is_some_and(|w| w.contains("line")),
+                "{file}: {s}"
+            );
+            s["dependency"].as_str().expect("a dependency").to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn versions_golden_histories_are_decided_as_their_names_say() {
+    let root = repo().join("histories/versions");
+    let mut wrong = Vec::new();
+    let mut kinds = std::collections::BTreeSet::new();
+    for (model, file, levels, finding) in versions_goldens() {
+        for (level, want) in ["linearizable", "sequential"].iter().zip(levels) {
+            let run = check(
+                &root,
+                &[
+                    "--model",
+                    &model,
+                    "--consistency",
+                    level,
+                    "--format",
+                    "json",
+                    &file,
+                ],
+            );
+            let o = &run.json()[0];
+            if o["valid"] != Value::Bool(want) || run.code != i32::from(!want) {
+                wrong.push(format!(
+                    "{file} at {level}: exit {}, valid={}",
+                    run.code, o["valid"]
+                ));
+            }
+            if finding {
+                // The versions contradict each other: a finding, and the search
+                // decides instead.
+                let findings = o["version_findings"].as_array();
+                assert!(findings.is_some_and(|f| !f.is_empty()), "{file}: {o}");
+                assert!(o.get("versions").is_none(), "{file}: {o}");
+            } else {
+                kinds.extend(decided_by_versions(&file, o));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "wrong verdicts:\n{}", wrong.join("\n"));
+    // A cycle through each kind of edge.
+    let all = [
+        "process",
+        "read-write",
+        "real-time",
+        "write-read",
+        "write-write",
+    ];
+    assert_eq!(kinds.iter().map(String::as_str).collect::<Vec<_>>(), all);
+}
+
+#[test]
+fn a_versions_cycle_is_explained_edge_by_edge_in_text() {
+    let root = repo().join("histories/versions");
+    let run = check(
+        &root,
+        &[
+            "--model",
+            "register",
+            "register/stale-read.lin-no.seq-yes.jsonl",
+        ],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    for needle in [
+        "write order taken from the store's versions",
+        "G-single-realtime",
+        "p2's read 1 (line 5) read version 10, which p1's write 2 (line 3) overwrote with version 11",
+        "p1's write 2 (line 3) had completed (line 4) before p2's read 1 (line 5) began",
+    ] {
+        assert!(
+            run.stdout.contains(needle),
+            "no `{needle}` in:\n{}",
+            run.stdout
+        );
+    }
+}
+
+/// `n` writes of unique values that never complete, then one reader that sees
+/// each in turn at the version the store gave it: the history that defeats a
+/// search (the exponential cliff), and that the versions decide at once.
+/// With `stale_read`, another process then reads the first value again.
+fn pending_writes(n: usize, stale_read: bool) -> String {
+    let mut out = String::new();
+    for i in 1..=n {
+        out += &format!("{{\"process\":{i},\"type\":\"invoke\",\"f\":\"write\",\"value\":{i}}}\n");
+    }
+    for i in 1..=n {
+        out += "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}\n";
+        out += &format!(
+            "{{\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"value\":{i},\"version\":{}}}\n",
+            1000 + i
+        );
+    }
+    if stale_read {
+        let p = n + 1;
+        out += &format!("{{\"process\":{p},\"type\":\"invoke\",\"f\":\"read\",\"value\":null}}\n");
+        out += &format!(
+            "{{\"process\":{p},\"type\":\"ok\",\"f\":\"read\",\"value\":1,\"version\":1001}}\n"
+        );
+    }
+    out
+}
+
+#[test]
+fn two_thousand_pending_writes_are_decided_from_the_versions() {
+    let dir = scratch(&[
+        ("pending.jsonl", &pending_writes(2000, false)),
+        ("stale.jsonl", &pending_writes(2000, true)),
+    ]);
+    for (file, level, want) in [
+        ("pending.jsonl", "linearizable", true),
+        ("pending.jsonl", "sequential", true),
+        ("stale.jsonl", "linearizable", false),
+        // Another process may lag behind.
+        ("stale.jsonl", "sequential", true),
+    ] {
+        let run = check(
+            dir.path(),
+            &[
+                "--model",
+                "register",
+                "--consistency",
+                level,
+                "--format",
+                "json",
+                file,
+            ],
+        );
+        let o = &run.json()[0];
+        assert_eq!(o["valid"], Value::Bool(want), "{file} at {level}: {o}");
+        assert_eq!(run.code, i32::from(!want), "{file} at {level}");
+        let kinds = decided_by_versions(file, o);
+        if !want {
+            // The stale read, the write after the version it read, and the read
+            // of that write's version, which completed before it began.
+            assert_eq!(o["counterexample"]["ops"].as_array().map(Vec::len), Some(3));
+            assert!(kinds.contains(&"read-write".to_string()), "{o}");
+        }
+    }
+}

@@ -123,6 +123,9 @@ struct HOp {
     /// Event positions: the invocation, and the completion (any kind) if there is one.
     invoked_at: usize,
     completed_at: Option<usize>,
+    /// The store's version of what the op read or wrote; written to the history
+    /// only on an `ok` completion.
+    version: Option<u64>,
 }
 
 impl HOp {
@@ -312,6 +315,15 @@ impl Hist {
         sub
     }
 
+    /// The history as a store that reports no versions records it.
+    fn without_versions(&self) -> Hist {
+        let mut h = self.clone();
+        for o in &mut h.ops {
+            o.version = None;
+        }
+        h
+    }
+
     /// The history without its nemesis events.
     fn only_clients(&self) -> Hist {
         let mut sub = self.clone();
@@ -369,7 +381,12 @@ impl Hist {
                             End::Info => (OpType::Info, input_json(o.call)),
                             End::Pending => unreachable!("a pending op has no completion"),
                         };
-                        Op::new(Process::Client(o.process), kind, fname(o.call), value)
+                        let mut op =
+                            Op::new(Process::Client(o.process), kind, fname(o.call), value);
+                        if o.end == End::Ok {
+                            op.version = o.version;
+                        }
+                        op
                     }
                 };
                 if let Event::Invoke(i) | Event::Complete(i) = *e {
@@ -449,6 +466,7 @@ impl Hist {
                         .flatten(),
                     invoked_at: at,
                     completed_at: None,
+                    version: None,
                 });
             } else {
                 let i = open
@@ -462,6 +480,9 @@ impl Hist {
                 };
                 if o.call == Call::Read && o.end == End::Ok {
                     o.read = json_state(model, &op.value);
+                }
+                if o.end == End::Ok {
+                    o.version = op.version;
                 }
                 o.completed_at = Some(at);
                 hist.events.push(Event::Complete(i));
@@ -829,21 +850,53 @@ fn empty(model: ModelKind, init: State) -> Hist {
     }
 }
 
-/// Applies op `o` to the real object, recording what a read saw. False when the
-/// model refuses it (a cas whose expected value is not there, an acquire of a held
-/// lock): then it did not take effect and must not end `ok`.
-fn apply(object: &mut [State; 2], o: &mut HOp) -> bool {
+/// The real object, one per key, as a store like etcd keeps it: each write that
+/// takes effect gets the next revision (one counter for all keys), and a read
+/// returns the revision of the write it saw (none for the initial value).
+struct Store {
+    states: [State; 2],
+    versions: [Option<u64>; 2],
+    revision: u64,
+}
+
+impl Store {
+    fn new(init: State) -> Store {
+        Store {
+            states: [init; 2],
+            versions: [None; 2],
+            revision: 0,
+        }
+    }
+}
+
+impl std::ops::Index<usize> for Store {
+    type Output = State;
+    fn index(&self, k: usize) -> &State {
+        &self.states[k]
+    }
+}
+
+/// Applies op `o` to the real object, recording what a read saw and the version.
+/// False when the model refuses it (a cas whose expected value is not there, an
+/// acquire of a held lock): then it did not take effect and must not end `ok`.
+fn apply(object: &mut Store, o: &mut HOp) -> bool {
     let k = usize::from(o.key.unwrap_or(0));
     if o.call == Call::Read {
-        o.read = object[k];
+        o.read = object.states[k];
+        o.version = object.versions[k];
     }
     let as_ok = HOp {
         end: End::Ok,
         ..o.clone()
     };
-    match step(object[k], &as_ok) {
+    match step(object.states[k], &as_ok) {
         Some(next) => {
-            object[k] = next;
+            object.states[k] = next;
+            if o.call != Call::Read {
+                object.revision += 1;
+                object.versions[k] = Some(object.revision);
+                o.version = Some(object.revision);
+            }
             true
         }
         None => false,
@@ -868,7 +921,7 @@ fn by_steps(model: ModelKind, keyed: bool, t: &mut Tape) -> Hist {
     let mut h = empty(model, random_init(model, t));
     let values = 2 + t.pick(3);
     // The real object, one per key.
-    let mut object = [h.init; 2];
+    let mut object = Store::new(h.init);
     let mut fate: Vec<Fate> = Vec::new();
     // The open op of each worker slot, and the process id it uses now: a process
     // whose op ended `info` or was abandoned never invokes again.
@@ -876,7 +929,7 @@ fn by_steps(model: ModelKind, keyed: bool, t: &mut Tape) -> Hist {
     let mut pids: Vec<i64> = (0..n_slots as i64).collect();
     let mut next_pid = n_slots as i64;
 
-    let linearize = |i: usize, h: &mut Hist, fate: &mut Vec<Fate>, object: &mut [State; 2]| {
+    let linearize = |i: usize, h: &mut Hist, fate: &mut Vec<Fate>, object: &mut Store| {
         fate[i] = if apply(object, &mut h.ops[i]) {
             Fate::Took
         } else {
@@ -899,6 +952,7 @@ fn by_steps(model: ModelKind, keyed: bool, t: &mut Tape) -> Hist {
             end: End::Pending,
             invoked_at: h.events.len(),
             completed_at: None,
+            version: None,
         });
         h.events.push(Event::Invoke(i));
         i
@@ -1001,7 +1055,7 @@ fn by_intervals(model: ModelKind, keyed: bool, t: &mut Tape) -> Hist {
     let slack = 10 * (1 + t.pick(MAX_OPS));
     let mut h = empty(model, random_init(model, t));
     let values = 2 + t.pick(3);
-    let mut object = [h.init; 2];
+    let mut object = Store::new(h.init);
     // (time, op, is completion); the op's own numbering breaks ties.
     let mut times: Vec<(usize, usize, bool)> = Vec::new();
     for k in 0..n_ops {
@@ -1016,6 +1070,7 @@ fn by_intervals(model: ModelKind, keyed: bool, t: &mut Tape) -> Hist {
             end: End::Ok,
             invoked_at: 0,
             completed_at: None,
+            version: None,
         };
         // Whether it takes effect at `at`, and how the client learns of it.
         let (takes_effect, end) = match t.pick(8) {
@@ -1116,8 +1171,14 @@ fn perturb(h: &mut Hist, t: &mut Tape) {
     }
 }
 
-/// What a correct system would record: always linearizable.
+/// What a correct system would record: always linearizable. Without the store's
+/// versions: the properties above are about the search.
 fn generate_honest(model: ModelKind, keyed: bool, tape: &[u8]) -> Hist {
+    generate_honest_versioned(model, keyed, tape).without_versions()
+}
+
+/// What a correct store would record, with its versions.
+fn generate_honest_versioned(model: ModelKind, keyed: bool, tape: &[u8]) -> Hist {
     let mut t = Tape::new(tape);
     if t.pick(2) == 0 {
         by_steps(model, keyed, &mut t)
@@ -1371,6 +1432,7 @@ fn add_finals(h: &Hist, reads: &[(Option<u8>, u8, State, End)]) -> Hist {
             node: Some(node),
             invoked_at: h.events.len(),
             completed_at: None,
+            version: None,
         });
         h.events.push(Event::Invoke(i));
         if end != End::Pending {
@@ -1970,6 +2032,608 @@ fn consistency_golden_histories_hold_at_the_levels_in_their_names() {
     }
     assert!(wrong.is_empty(), "wrong verdicts: {wrong:#?}");
     assert!(checked >= 10, "only {checked} consistency golden histories");
+}
+
+// ---------------------------------------------------------------------------
+// The store's versions.
+//
+// With versions, the checker first tries to decide from them alone
+// (`versions.rs`): the store's write order, reads-from by version, and real time
+// (or each process's order) form a graph; a cycle is a violation, an acyclic graph
+// a witness. That takes the store at its word: the write order *is* the version
+// order, and a read of version r saw exactly the state the write of version r
+// left. So its verdict is not the search's verdict on the values alone:
+//
+// - Versions only add constraints. Whatever order respects them also respects the
+//   values, so *valid by versions ⇒ valid by values*, and *invalid by values ⇒
+//   invalid (or undecided) by versions*.
+// - *Invalid by versions does not imply invalid by values*: the versions may
+//   contradict the only order that makes the values legal (two writes of one
+//   value read back in the wrong version order; a write order against real time
+//   with no read to notice).
+// - Where the versions decide, their verdict equals that of a brute-force oracle
+//   that takes the versions as constraints ([`by_versions`]): exactly.
+// - Where they do not (a missing version, an ambiguous indeterminate write,
+//   versions that contradict each other), the checker's verdict is the search's,
+//   so it equals the value-only oracle, and so does the verdict on the same
+//   history with its versions removed.
+// - A history a correct store recorded is never invalid by versions and has no
+//   version findings.
+//
+// Histories come from the same simulated executions as above, with a store that
+// gives each write that takes effect the next revision (one counter for all
+// keys, as etcd) and each read the revision of the write it saw; then lies: the
+// value lies above, and lies about versions (a stale read that reports the old
+// value and its version, two revisions swapped throughout, a version dropped or
+// made up, an `ok` op that crashed to `info`).
+
+/// Where the oracle's store stands: the register's value, the highest version
+/// placed so far, and which version the current value carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cur {
+    /// No write yet: the initial value, which a read reports without a version.
+    Init,
+    Version(u64),
+    /// A write whose version the history does not show: some version above the
+    /// last one placed, which no read in the history reports.
+    Fresh,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct VState {
+    value: State,
+    floor: Option<u64>,
+    cur: Cur,
+}
+
+/// Op `o` in the versioned model; a write or cas takes `label` as its version
+/// (`None`: a fresh one). Versions must rise along the order, and a read with a
+/// version must see the state that version's write left.
+fn v_step(s: VState, o: &HOp, label: Option<u64>) -> Option<VState> {
+    let value = step(s.value, o)?;
+    if o.call == Call::Read {
+        if o.end != End::Ok {
+            return Some(s);
+        }
+        let seen = o.version.map_or(Cur::Init, Cur::Version);
+        return (s.cur == seen).then_some(s);
+    }
+    match label {
+        Some(v) if s.floor.is_some_and(|f| v <= f) => None,
+        Some(v) => Some(VState {
+            value,
+            floor: Some(v),
+            cur: Cur::Version(v),
+        }),
+        None => Some(VState {
+            value,
+            cur: Cur::Fresh,
+            ..s
+        }),
+    }
+}
+
+/// The versions an indeterminate write on `o`'s key may have created: fresh, or
+/// one that an `ok` read reports and no `ok` write claims.
+fn labels_for(ops: &[&HOp], o: &HOp) -> Vec<Option<u64>> {
+    let mut out = vec![None];
+    if o.end == End::Ok {
+        return vec![o.version];
+    }
+    let claimed: BTreeSet<u64> = ops
+        .iter()
+        .filter(|w| w.key == o.key && w.end == End::Ok && w.call != Call::Read)
+        .filter_map(|w| w.version)
+        .collect();
+    let read: BTreeSet<u64> = ops
+        .iter()
+        .filter(|r| r.key == o.key && r.end == End::Ok && r.call == Call::Read)
+        .filter_map(|r| r.version)
+        .collect();
+    out.extend(read.difference(&claimed).map(|&v| Some(v)));
+    out
+}
+
+/// Is there an order of the `ok` ops and some indeterminate ones, each write with
+/// a version, that `before` allows and the versioned model accepts? Indeterminate
+/// ops may be left out; indeterminate reads always are (they constrain nothing).
+fn by_versions(ops: &[&HOp], init: State, before: fn(&HOp, &HOp) -> bool) -> bool {
+    let ops: Vec<&HOp> = ops
+        .iter()
+        .copied()
+        .filter(|o| o.end == End::Ok || o.indeterminate() && o.call != Call::Read)
+        .collect();
+    assert!(ops.len() <= 10, "the oracle is for small histories");
+    let labels: Vec<Vec<Option<u64>>> = ops.iter().map(|o| labels_for(&ops, o)).collect();
+    let required = ops.iter().filter(|o| o.end == End::Ok).count();
+    fn slot(k: Option<u8>) -> usize {
+        k.map_or(0, |k| usize::from(k) + 1)
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn extend(
+        ops: &[&HOp],
+        labels: &[Vec<Option<u64>>],
+        before: fn(&HOp, &HOp) -> bool,
+        placed: &mut [bool],
+        left: usize,
+        states: &mut [VState; 8],
+    ) -> bool {
+        if left == 0 {
+            return true;
+        }
+        for i in 0..ops.len() {
+            if placed[i] || (0..ops.len()).any(|j| !placed[j] && j != i && before(ops[j], ops[i])) {
+                continue;
+            }
+            let k = slot(ops[i].key);
+            for &label in &labels[i] {
+                let Some(next) = v_step(states[k], ops[i], label) else {
+                    continue;
+                };
+                let was = std::mem::replace(&mut states[k], next);
+                placed[i] = true;
+                let left = left - usize::from(ops[i].end == End::Ok);
+                if extend(ops, labels, before, placed, left, states) {
+                    return true;
+                }
+                placed[i] = false;
+                states[k] = was;
+            }
+        }
+        false
+    }
+    let start = VState {
+        value: init,
+        floor: None,
+        cur: Cur::Init,
+    };
+    extend(
+        &ops,
+        &labels,
+        before,
+        &mut vec![false; ops.len()],
+        required,
+        &mut [start; 8],
+    )
+}
+
+/// Whether `order` (op indices) is one the versioned model accepts: every `ok`
+/// op of `scope` once, nothing that failed, `before` respected, and some version
+/// for each indeterminate write in it.
+fn versioned_order_is_legal(
+    h: &Hist,
+    scope: &[usize],
+    order: &[usize],
+    before: fn(&HOp, &HOp) -> bool,
+) -> Result<(), String> {
+    let line = |i: usize| h.ops[i].invoked_at + 1;
+    let set: BTreeSet<usize> = order.iter().copied().collect();
+    if set.len() != order.len() {
+        return Err("an op twice in the witness".into());
+    }
+    if let Some(&i) = order
+        .iter()
+        .find(|&&i| !scope.contains(&i) || h.ops[i].end == End::Fail)
+    {
+        return Err(format!("line {} does not belong in the witness", line(i)));
+    }
+    if let Some(&i) = scope
+        .iter()
+        .find(|&&i| h.ops[i].end == End::Ok && !set.contains(&i))
+    {
+        return Err(format!("ok op on line {} is missing", line(i)));
+    }
+    for (n, &a) in order.iter().enumerate() {
+        if let Some(&b) = order[n + 1..]
+            .iter()
+            .find(|&&b| before(&h.ops[b], &h.ops[a]))
+        {
+            return Err(format!(
+                "line {} must come before line {}",
+                line(b),
+                line(a)
+            ));
+        }
+    }
+    let ops: Vec<&HOp> = scope.iter().map(|&i| &h.ops[i]).collect();
+    // Along the fixed order, only the versions of indeterminate writes branch.
+    fn go(h: &Hist, ops: &[&HOp], order: &[usize], states: [VState; 8]) -> bool {
+        let Some((&i, rest)) = order.split_first() else {
+            return true;
+        };
+        let o = &h.ops[i];
+        let k = o.key.map_or(0, |k| usize::from(k) + 1);
+        labels_for(ops, o).into_iter().any(|label| {
+            v_step(states[k], o, label).is_some_and(|next| {
+                let mut states = states;
+                states[k] = next;
+                go(h, ops, rest, states)
+            })
+        })
+    }
+    let start = VState {
+        value: h.init,
+        floor: None,
+        cur: Cur::Init,
+    };
+    if go(h, &ops, order, [start; 8]) {
+        Ok(())
+    } else {
+        Err("the witness breaks the versions".into())
+    }
+}
+
+/// The version an op created or read, as far as the history shows: its own for
+/// an `ok` op; for an indeterminate write, the version of a read of its value
+/// that no `ok` write claims (how the checker places it).
+fn shown_version(h: &Hist, scope: &[usize], i: usize) -> Option<u64> {
+    let o = &h.ops[i];
+    if o.end == End::Ok {
+        return o.version;
+    }
+    let written = match o.call {
+        Call::Write(v) | Call::Cas(_, v) => State::Reg(v),
+        _ => return None,
+    };
+    let ops: Vec<&HOp> = scope.iter().map(|&j| &h.ops[j]).collect();
+    let free = labels_for(&ops, o);
+    ops.iter()
+        .filter(|r| r.call == Call::Read && r.end == End::Ok && r.key == o.key && r.read == written)
+        .filter_map(|r| r.version)
+        .find(|v| free.contains(&Some(*v)))
+}
+
+/// Each edge of a versions counterexample holds in the history: a cycle of true
+/// dependencies is a proof.
+fn cycle_holds(
+    h: &Hist,
+    scope: &[usize],
+    c: &splitbrain_checker::VersionCounterexample,
+    order: fn(&HOp, &HOp) -> bool,
+) -> Result<(), String> {
+    let ops = c
+        .ops
+        .iter()
+        .map(|o| h.op_at_line(o.line))
+        .collect::<Result<Vec<_>, _>>()?;
+    if ops.len() < 2 || ops.len() != c.steps.len() || ops.len() != c.versions.len() {
+        return Err(format!("a malformed cycle: {c:?}"));
+    }
+    if !c.anomaly.starts_with('G') {
+        return Err(format!("anomaly {}", c.anomaly));
+    }
+    let is_write = |i: usize| h.ops[i].call != Call::Read;
+    for (k, s) in c.steps.iter().enumerate() {
+        let (a, b) = (ops[k], ops[(k + 1) % ops.len()]);
+        let (va, vb) = (shown_version(h, scope, a), shown_version(h, scope, b));
+        if c.versions[k] != va {
+            return Err(format!(
+                "line {}: version {:?}, but the history shows {va:?}",
+                h.ops[a].invoked_at + 1,
+                c.versions[k]
+            ));
+        }
+        use splitbrain_checker::Dependency as D;
+        let holds = match s.dependency {
+            D::WriteWrite => is_write(a) && is_write(b) && va.is_some() && va < vb,
+            D::WriteRead => is_write(a) && !is_write(b) && va.is_some() && va == vb,
+            D::ReadWrite => !is_write(a) && is_write(b) && vb.is_some() && va < vb,
+            D::Process | D::RealTime => order(&h.ops[a], &h.ops[b]),
+        };
+        if !holds {
+            return Err(format!(
+                "step {}: {:?} from line {} to line {} does not hold ({})",
+                k + 1,
+                s.dependency,
+                h.ops[a].invoked_at + 1,
+                h.ops[b].invoked_at + 1,
+                s.why
+            ));
+        }
+        if !s.why.contains("line") {
+            return Err(format!("step {} names no line: {}", k + 1, s.why));
+        }
+    }
+    Ok(())
+}
+
+/// One level's verdicts, with and without versions, against both oracles (see
+/// the section's comment). `scope`: the ops the level looks at.
+fn ver_level_agree(
+    h: &Hist,
+    scope: &[usize],
+    consistency: Consistency,
+    order: fn(&HOp, &HOp) -> bool,
+) -> Result<(), String> {
+    let ops: Vec<&HOp> = scope.iter().map(|&i| &h.ops[i]).collect();
+    let by_values = some_subset(&ops, |chosen| some_order(chosen, h.init, order));
+    let by_vers = by_versions(&ops, h.init, order);
+    if by_vers && !by_values {
+        return Err("the oracles: valid by versions, yet not by values".into());
+    }
+    let verdict = |valid: bool| {
+        if valid {
+            Verdict::Valid
+        } else {
+            Verdict::Invalid
+        }
+    };
+    let report = run_at(h, consistency);
+    let decided = report.versions.is_some();
+    let want = verdict(if decided { by_vers } else { by_values });
+    if report.verdict != want {
+        return Err(format!(
+            "{consistency}: checker says {:?} {}, the {} oracle {want:?} (by values: {by_values}, by versions: {by_vers})",
+            report.verdict,
+            if decided { "from the versions" } else { "by search" },
+            if decided { "versions" } else { "values" },
+        ));
+    }
+    let plain = run_at(&h.without_versions(), consistency);
+    if plain.verdict != verdict(by_values) || plain.versions.is_some() {
+        return Err(format!(
+            "{consistency} without versions: checker says {:?}, the values oracle {by_values}",
+            plain.verdict
+        ));
+    }
+    if !decided {
+        return Ok(());
+    }
+    match (&report.witness, &report.counterexample) {
+        (Some(ws), _) if want == Verdict::Valid => {
+            for w in ws {
+                let order_ = w
+                    .order
+                    .iter()
+                    .map(|o| h.op_at_line(o.line))
+                    .collect::<Result<Vec<_>, _>>()?;
+                versioned_order_is_legal(h, scope, &order_, order)
+                    .map_err(|e| format!("{consistency} witness: {e}"))?;
+            }
+            Ok(())
+        }
+        (_, Some(c)) if want == Verdict::Invalid => {
+            let c = c
+                .versions()
+                .ok_or("decided invalid from versions without a versions cycle")?;
+            cycle_holds(h, scope, c, order).map_err(|e| format!("{consistency} cycle: {e}"))
+        }
+        _ => Err(format!("{consistency}: no witness or counterexample")),
+    }
+}
+
+/// Linearizability key by key (each key's own sub-history, so that the report
+/// says whether the versions decided that key), then sequential consistency.
+fn ver_agree(h: &Hist) -> Result<(), String> {
+    for k in h.keys() {
+        let sub = h.only(|i| h.ops[i].key == k);
+        let scope: Vec<usize> = (0..sub.ops.len()).collect();
+        ver_level_agree(&sub, &scope, Consistency::Linearizable, precedes)?;
+    }
+    let scope: Vec<usize> = (0..h.ops.len()).collect();
+    ver_level_agree(h, &scope, Consistency::Sequential, program_precedes)
+}
+
+/// Lies about versions: a stale read that reports an older write's value and
+/// version, two versions swapped throughout the history, a version dropped or
+/// made up, an `ok` op crashed to `info`.
+fn perturb_versions(h: &mut Hist, t: &mut Tape) {
+    for _ in 0..t.pick(4) {
+        let reads: Vec<usize> = (0..h.ops.len())
+            .filter(|&i| h.ops[i].call == Call::Read && h.ops[i].end == End::Ok)
+            .collect();
+        let versions: Vec<u64> = h.ops.iter().filter_map(|o| o.version).collect();
+        match t.pick(8) {
+            0..=3 if !reads.is_empty() => {
+                let i = reads[t.pick(reads.len())];
+                let key = h.ops[i].key;
+                let mut older = vec![(h.init, None)];
+                for w in h.ops.iter().filter(|w| w.key == key) {
+                    if let (Call::Write(v) | Call::Cas(_, v), Some(wv)) = (w.call, w.version) {
+                        if h.ops[i].version.is_none_or(|r| wv < r) {
+                            older.push((State::Reg(v), Some(wv)));
+                        }
+                    }
+                }
+                let (read, version) = older[t.pick(older.len())];
+                h.ops[i].read = read;
+                h.ops[i].version = version;
+            }
+            4 if !versions.is_empty() => {
+                let (a, b) = (
+                    versions[t.pick(versions.len())],
+                    versions[t.pick(versions.len())],
+                );
+                for o in &mut h.ops {
+                    o.version = o.version.map(|v| match v {
+                        v if v == a => b,
+                        v if v == b => a,
+                        v => v,
+                    });
+                }
+            }
+            5 if !h.ops.is_empty() => {
+                let i = t.pick(h.ops.len());
+                h.ops[i].version = None;
+            }
+            6 if !h.ops.is_empty() => {
+                let i = t.pick(h.ops.len());
+                h.ops[i].version = Some(1 + t.pick(versions.len() + 2) as u64);
+            }
+            7 if !h.ops.is_empty() => {
+                let i = t.pick(h.ops.len());
+                if h.ops[i].end == End::Ok {
+                    h.ops[i].end = End::Info;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A register or cas-register history from a simulated store with versions, then
+/// lies about values (`lies`) and versions (`vlies`), sometimes only a
+/// sub-history.
+fn generate_versioned(
+    model: ModelKind,
+    keyed: bool,
+    tape: &[u8],
+    lies: &[u8],
+    vlies: &[u8],
+) -> Hist {
+    let mut h = generate_honest_versioned(model, keyed, tape);
+    let mut t = Tape::new(lies);
+    if t.pick(4) == 1 {
+        perturb(&mut h, &mut t);
+    }
+    let mut v = Tape::new(vlies);
+    perturb_versions(&mut h, &mut v);
+    if v.pick(4) == 1 {
+        let keep: Vec<bool> = (0..h.ops.len()).map(|_| v.pick(4) != 0).collect();
+        h = h.only(|i| keep[i] || i == 0 && !keep.contains(&true));
+    }
+    h
+}
+
+fn register_model(cas: bool) -> ModelKind {
+    if cas {
+        ModelKind::CasRegister
+    } else {
+        ModelKind::Register
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn versions_agree_with_both_oracles(
+        cas in any::<bool>(),
+        keyed in any::<bool>(),
+        tape in tape(),
+        lies in lies(),
+        vlies in lies(),
+    ) {
+        verify_with(&generate_versioned(register_model(cas), keyed, &tape, &lies, &vlies), ver_agree)?;
+    }
+
+    #[test]
+    fn a_correct_store_is_never_invalid_by_its_versions(
+        cas in any::<bool>(),
+        keyed in any::<bool>(),
+        tape in tape(),
+    ) {
+        let h = generate_honest_versioned(register_model(cas), keyed, &tape);
+        for level in [Consistency::Linearizable, Consistency::Sequential] {
+            let r = run_at(&h, level);
+            prop_assert!(
+                r.verdict == Verdict::Valid && r.version_findings.is_empty(),
+                "{level}: {:?}, findings {:?}\n{}", r.verdict, r.version_findings, h.jsonl()
+            );
+        }
+    }
+}
+
+/// The versioned generator must reach every outcome often, or the property above
+/// proves little: decided valid, decided invalid, decided invalid where the
+/// values alone are valid (the versions added information), left to the search,
+/// and findings.
+#[test]
+fn versioned_generator_reaches_every_outcome() {
+    let mut rng = proptest::test_runner::TestRunner::deterministic();
+    let (mut valid, mut invalid, mut added, mut undecided, mut findings) = (0, 0, 0, 0, 0);
+    for n in 0..600 {
+        let tape = tape().new_tree(&mut rng).expect("a tape").current();
+        let value_lies = lies().new_tree(&mut rng).expect("lies").current();
+        let vlies = lies().new_tree(&mut rng).expect("lies").current();
+        let h = generate_versioned(
+            register_model(n % 2 == 0),
+            n % 3 == 0,
+            &tape,
+            &value_lies,
+            &vlies,
+        );
+        // Key by key for linearizability, so that "decided" means that key.
+        let mut levels: Vec<(Hist, Consistency)> = h
+            .keys()
+            .into_iter()
+            .map(|k| (h.only(|i| h.ops[i].key == k), Consistency::Linearizable))
+            .collect();
+        levels.push((h.clone(), Consistency::Sequential));
+        for (sub, level) in levels {
+            let r = run_at(&sub, level);
+            findings += usize::from(!r.version_findings.is_empty());
+            match (r.versions.is_some(), r.verdict) {
+                (false, _) => undecided += 1,
+                (true, Verdict::Valid) => valid += 1,
+                (true, _) => {
+                    invalid += 1;
+                    added += usize::from(match level {
+                        Consistency::Sequential => seq_oracle(&sub),
+                        _ => sub.invalid_keys().is_empty(),
+                    });
+                }
+            }
+        }
+    }
+    let what = format!(
+        "{valid} valid and {invalid} invalid from versions ({added} of them valid by values), \
+         {undecided} left to the search, {findings} with findings (keys and levels)"
+    );
+    eprintln!("{what}");
+    assert!(
+        valid >= 300 && invalid >= 40 && added >= 8 && undecided >= 300 && findings >= 12,
+        "{what}"
+    );
+}
+
+/// histories/versions/<model>/<what>.lin-X.seq-X[.finding].jsonl: the oracle that
+/// takes the versions as constraints gives the verdicts in the name (the values
+/// oracle, where the versions contradict each other), and the checker agrees with
+/// both oracles as above.
+#[test]
+fn versions_golden_histories_hold_the_oracles_to_their_names() {
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    for (model, _, fname, text) in golden("versions", &[]) {
+        let tags: Vec<&str> = fname
+            .trim_end_matches(".jsonl")
+            .split('.')
+            .skip(1)
+            .collect();
+        let (lin, seq, finding) = match tags[..] {
+            [lin, seq] => (lin, seq, false),
+            [lin, seq, "finding"] => (lin, seq, true),
+            _ => panic!("{fname}: name must be <what>.lin-X.seq-X[.finding].jsonl"),
+        };
+        let h = Hist::from_history(
+            &jsonl::parse(&fname, &text).expect("golden histories parse"),
+            model,
+            &Value::Null,
+        );
+        let all: Vec<&HOp> = h.ops.iter().collect();
+        let (lin_says, seq_says) = if finding {
+            (oracle(&all, h.init), seq_oracle(&h))
+        } else {
+            (
+                by_versions(&all, h.init, precedes),
+                by_versions(&all, h.init, program_precedes),
+            )
+        };
+        let said = [
+            format!("lin-{}", if lin_says { "yes" } else { "no" }),
+            format!("seq-{}", if seq_says { "yes" } else { "no" }),
+        ];
+        if [lin, seq] != [said[0].as_str(), said[1].as_str()] {
+            wrong.push(format!("{model}/{fname}: the oracle says {said:?}"));
+        }
+        if let Err(e) = ver_agree(&h) {
+            wrong.push(format!("{model}/{fname}: {e}"));
+        }
+        checked += 1;
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    assert!(checked >= 10, "only {checked} versions golden histories");
 }
 
 // ---------------------------------------------------------------------------

@@ -8,7 +8,8 @@ use super::{short, thousands, MAX_SHRUNK, MAX_TEXT};
 use serde::Serialize;
 use serde_json::Value;
 use splitbrain_checker::{
-    render_text, Counterexample, EventualCounterexample, Explanation, OpRef, Report, Verdict,
+    render_text, Counterexample, Dependency, EventualCounterexample, Explanation, OpRef, Report,
+    Verdict, VersionCounterexample,
 };
 
 /// One consistency level's outcome.
@@ -101,13 +102,16 @@ pub fn headline(report: &Report) -> String {
 }
 
 /// The line of a level's checker text that says why it failed: the first one after
-/// the verdict that is not a list of keys.
+/// the verdict that is not a list of keys, nor what the store's versions decided
+/// or contradicted.
 pub fn why_line(text: &str) -> Option<&str> {
     text.lines().skip(1).map(str::trim).find(|l| {
         !l.is_empty()
             && !l.starts_with("key ")
             && !l.starts_with("invalid keys")
             && !l.starts_with("undecided keys")
+            && !l.starts_with("decided from the store's versions")
+            && !l.starts_with("the store's versions contradict")
     })
 }
 
@@ -125,6 +129,32 @@ pub struct Shrunk {
     pub level: &'static str,
     pub ops: Vec<TlOp>,
     pub total: usize,
+    /// For a cycle found from the store's versions: its edges between the ops.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cycle: Option<Cycle>,
+}
+
+/// A cycle of dependencies from the store's versions, drawn as arrows between the
+/// ops of a [`Shrunk`] timeline.
+#[derive(Debug, Serialize)]
+pub struct Cycle {
+    /// Elle's name for it, e.g. `G-single-realtime`.
+    pub anomaly: String,
+    /// What the verdict rests on: `write order taken from the store's versions`.
+    pub assumption: &'static str,
+    /// In cycle order; each edge's `to` is the next edge's `from`.
+    pub edges: Vec<CycleEdge>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CycleEdge {
+    /// Indices into the timeline's `ops`.
+    pub from: usize,
+    pub to: usize,
+    /// `ww`, `wr`, `rw`, `process` or `realtime`.
+    pub kind: &'static str,
+    /// The checker's reason, with file lines.
+    pub why: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -263,6 +293,7 @@ fn shrunk(
     let (shrunk, culprit, key): (&[OpRef], Option<&OpRef>, Option<Value>) = match lr.explanation {
         Some(Explanation::Linearizable(c)) => (&c.shrunk, Some(&c.op), c.key.clone()),
         Some(Explanation::Sequential(c)) => (&c.shrunk, None, None),
+        Some(Explanation::Versions(c)) => (&c.ops, None, c.key.clone()),
         _ => (&[], None, None),
     };
     if shrunk.is_empty() {
@@ -284,10 +315,14 @@ fn shrunk(
             .min(pairs.len() - MAX_SHRUNK);
         pairs = pairs[lo..lo + MAX_SHRUNK].to_vec();
     }
-    let drawn: Vec<TlOp> = pairs
+    let mut drawn: Vec<TlOp> = pairs
         .iter()
         .map(|&n| draw.op(n, if Some(n) == culprit_pair { 3 } else { 1 }))
         .collect();
+    let cycle = match lr.explanation {
+        Some(Explanation::Versions(c)) => Some(cycle(c, draw, &pairs, &mut drawn)),
+        _ => None,
+    };
     if total_shrunk > MAX_SHRUNK {
         cuts.push(format!(
             "the {} counterexample's timeline draws the {MAX_SHRUNK} of its {} ops nearest the op that cannot be placed",
@@ -299,6 +334,7 @@ fn shrunk(
         level: lr.name,
         ops: drawn,
         total: total_shrunk,
+        cycle,
     };
     let focus = Focus {
         pairs,
@@ -306,6 +342,59 @@ fn shrunk(
         key,
     };
     Some((view, focus))
+}
+
+/// A versions cycle's edges between the drawn ops (`pairs[k]` is `drawn[k]`), and
+/// each op's version on its label and in its details.
+fn cycle(
+    c: &VersionCounterexample,
+    draw: &OpDrawer<'_>,
+    pairs: &[usize],
+    drawn: &mut [TlOp],
+) -> Cycle {
+    let at = |o: &OpRef| {
+        draw.pair_at(o.line)
+            .and_then(|p| pairs.binary_search(&p).ok())
+    };
+    for (o, v) in c.ops.iter().zip(&c.versions) {
+        if let Some(k) = at(o) {
+            if let Some(v) = v {
+                drawn[k].l.push_str(&format!(" · v{v}"));
+            }
+            let v = v.map_or("the initial value".to_string(), |v| format!("version {v}"));
+            drawn[k].d.push_str(&format!("\n{v}"));
+        }
+    }
+    let edges = c
+        .steps
+        .iter()
+        .enumerate()
+        .filter_map(|(k, s)| {
+            let to = &c.ops[(k + 1) % c.ops.len()];
+            Some(CycleEdge {
+                from: at(&c.ops[k])?,
+                to: at(to)?,
+                kind: kind(s.dependency),
+                why: s.why.clone(),
+            })
+        })
+        .collect();
+    Cycle {
+        anomaly: c.anomaly.clone(),
+        assumption: c.assumption,
+        edges,
+    }
+}
+
+/// An edge kind as Elle abbreviates it.
+fn kind(d: Dependency) -> &'static str {
+    match d {
+        Dependency::WriteWrite => "ww",
+        Dependency::WriteRead => "wr",
+        Dependency::ReadWrite => "rw",
+        Dependency::Process => "process",
+        Dependency::RealTime => "realtime",
+    }
 }
 
 /// The most final reads, keys and elements listed per eventual violation.
@@ -433,5 +522,8 @@ mod tests {
             "f: NOT linearizable\n  invalid keys: a\n\n  key a\n  cannot linearize: p2 read 1\n";
         assert_eq!(why_line(text), Some("cannot linearize: p2 read 1"));
         assert_eq!(why_line("f: linearizable\n"), None);
+        let text =
+            "f: NOT linearizable\n  decided from the store's versions (x)\n  G0-realtime: writes\n";
+        assert_eq!(why_line(text), Some("G0-realtime: writes"));
     }
 }

@@ -69,6 +69,10 @@ pub struct Step {
 pub struct VersionCounterexample {
     /// `"write order taken from the store's versions"`.
     pub assumption: &'static str,
+    /// The cycle in one sentence, e.g. "p2's read 1 (line 5) read version 10, but
+    /// p1's write 2 (line 3), which created version 11, had already completed
+    /// (line 4)"; for longer cycles, what the anomaly means.
+    pub summary: String,
     /// The cycle named as Adya and Elle name them (see [`anomaly`]), e.g.
     /// `G-single-realtime`.
     pub anomaly: String,
@@ -581,11 +585,13 @@ fn explain<M: Model>(
         _ => None,
     };
     let (ops, steps): (Vec<(OpRef, Option<u64>)>, Vec<Step>) = cycle.into_iter().unzip();
-    let (ops, versions) = ops.into_iter().unzip();
+    let (ops, versions): (Vec<OpRef>, Vec<Option<u64>>) = ops.into_iter().unzip();
     let kinds: Vec<Dependency> = steps.iter().map(|s| s.dependency).collect();
+    let anomaly = anomaly(&kinds);
     VersionCounterexample {
         assumption: ASSUMPTION,
-        anomaly: anomaly(&kinds),
+        summary: summary(&ops, &versions, &kinds).unwrap_or_else(|| gloss(&anomaly).to_string()),
+        anomaly,
         key,
         ops,
         versions,
@@ -630,6 +636,46 @@ pub(crate) fn anomaly(kinds: &[Dependency]) -> String {
         ""
     };
     format!("{base}{suffix}")
+}
+
+/// The two-op cycles that real time closes, in one sentence each: a stale read
+/// (rw), a write order against real time (ww), a read of a write that had not
+/// begun (wr).
+fn summary(ops: &[OpRef], versions: &[Option<u64>], kinds: &[Dependency]) -> Option<String> {
+    let [a, b] = ops else { return None };
+    // x completed before y began; the data edge runs from y to x.
+    let (x, y, vx, vy, data) = match kinds {
+        [Dependency::RealTime, d] => (a, b, versions[0], versions[1], *d),
+        [d, Dependency::RealTime] => (b, a, versions[1], versions[0], *d),
+        _ => return None,
+    };
+    let who = |o: &OpRef| format!("p{}'s {} (line {})", o.process, o.label, o.line);
+    let ver =
+        |v: Option<u64>| v.map_or("the initial value".to_string(), |v| format!("version {v}"));
+    let done = x.end_line?;
+    Some(match data {
+        Dependency::ReadWrite => format!(
+            "{} read {}, but {}, which created {}, had already completed (line {done})",
+            who(y),
+            ver(vy),
+            who(x),
+            ver(vx)
+        ),
+        Dependency::WriteWrite => format!(
+            "{} created {}, yet {} had completed (line {done}) before it began and created the later {}",
+            who(y),
+            ver(vy),
+            who(x),
+            ver(vx)
+        ),
+        Dependency::WriteRead => format!(
+            "{} read {}, which {} created, but that write began only after the read had completed (line {done})",
+            who(x),
+            ver(vx),
+            who(y)
+        ),
+        _ => return None,
+    })
 }
 
 /// What an anomaly means for a register, in a few words.
@@ -720,7 +766,7 @@ pub(crate) fn render(out: &mut String, c: &VersionCounterexample) {
         out,
         "  {}{key}: {} (a cycle of {} ops; {})",
         c.anomaly,
-        gloss(&c.anomaly),
+        c.summary,
         c.ops.len(),
         c.assumption
     );
@@ -834,6 +880,10 @@ mod tests {
             "p0's write 2 (line 3) had completed (line 4) before p1's read 1 (line 5) began"
         );
         assert_eq!(c.anomaly, "G-single-realtime");
+        assert_eq!(
+            c.summary,
+            "p1's read 1 (line 5) read version 10, but p0's write 2 (line 3), which created version 11, had already completed (line 4)"
+        );
         assert_eq!(c.versions, [Some(10), Some(11)]);
         // Another process may lag behind: sequentially consistent.
         assert!(matches!(run(&hist, Level::Sequential), Outcome::Valid(_)));

@@ -118,7 +118,9 @@ fn a_cycle_from_the_store_s_versions_is_drawn_edge_by_edge() {
     assert_eq!(d["meta"]["verdict"], "invalid");
     let why = d["meta"]["why"].as_str().unwrap();
     assert!(
-        why.starts_with("linearizable: G-single-realtime: a read saw a version"),
+        why.starts_with(
+            "linearizable: G-single-realtime: p2's read 1 (line 5) read version 10, but p1's write 2 (line 3)"
+        ),
         "{why}"
     );
     // The cycle's two ops, each with its version, and an arrow each way.

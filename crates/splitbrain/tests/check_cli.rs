@@ -1180,6 +1180,7 @@ fn decided_by_versions(file: &str, o: &Value) -> Vec<String> {
         c["anomaly"].as_str().is_some_and(|a| a.starts_with('G')),
         "{file}: {c}"
     );
+    assert!(c["summary"].is_string(), "{file}: {c}");
     steps
         .iter()
         .map(|s| {
@@ -1255,7 +1256,7 @@ fn a_versions_cycle_is_explained_edge_by_edge_in_text() {
     assert_eq!(run.code, 1, "{run:?}");
     for needle in [
         "write order taken from the store's versions",
-        "G-single-realtime",
+        "G-single-realtime: p2's read 1 (line 5) read version 10, but p1's write 2 (line 3), which created version 11, had already completed (line 4)",
         "p2's read 1 (line 5) read version 10, which p1's write 2 (line 3) overwrote with version 11",
         "p1's write 2 (line 3) had completed (line 4) before p2's read 1 (line 5) began",
     ] {

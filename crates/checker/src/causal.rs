@@ -294,7 +294,8 @@ impl Graph<'_> {
             let summary = format!("a cycle of causality: {}", self.tell(&cycle));
             return self.invalid("CyclicCO", None, summary, &cycle, cycle[0].0);
         }
-        if let Some(c) = self.write_co_reads(deadline) {
+        let clocks = self.clocks();
+        if let Some(c) = self.write_co_reads(&clocks, deadline) {
             return c;
         }
         let mut processes: Vec<i64> = self.nodes.iter().map(|n| n.process).collect();
@@ -311,7 +312,7 @@ impl Graph<'_> {
     }
 
     /// `WriteCOInitRead` and `WriteCORead`, from the causal order alone.
-    fn write_co_reads(&self, deadline: &Deadline) -> Option<CausalOutcome> {
+    fn write_co_reads(&self, clocks: &Clocks, deadline: &Deadline) -> Option<CausalOutcome> {
         let none = HashMap::new();
         let mut reads: Vec<usize> = (0..self.nodes.len())
             .filter(|&i| !self.nodes[i].write)
@@ -322,10 +323,10 @@ impl Graph<'_> {
                 return Some(CausalOutcome::Unknown);
             }
             let part = self.nodes[r].part;
-            let past = self.reach(r, false, None, &none);
+            let past = |w: usize| clocks.before(w, r);
             match self.source[r] {
                 None => {
-                    let Some(w) = self.writes[part].iter().copied().find(|&w| past[w]) else {
+                    let Some(w) = self.writes[part].iter().copied().find(|&w| past(w)) else {
                         continue;
                     };
                     let path = self.path(w, r, None, &none);
@@ -333,11 +334,10 @@ impl Graph<'_> {
                     return Some(self.invalid("WriteCOInitRead", None, summary, &path, r));
                 }
                 Some(s) => {
-                    let after = self.reach(s, true, None, &none);
                     let Some(w) = self.writes[part]
                         .iter()
                         .copied()
-                        .find(|&w| w != s && past[w] && after[w])
+                        .find(|&w| w != s && past(w) && clocks.before(s, w))
                     else {
                         continue;
                     };
@@ -356,6 +356,52 @@ impl Graph<'_> {
             }
         }
         None
+    }
+
+    /// Vector clocks of the causal order (acyclic by now): for each node and each
+    /// process, how many of that process's ops are in the node's causal past,
+    /// itself included. `a <co b` is then one comparison.
+    fn clocks(&self) -> Clocks {
+        let n = self.nodes.len();
+        let mut proc_of = vec![0usize; n];
+        let mut pos = vec![0u32; n];
+        let mut procs = 0;
+        for i in 0..n {
+            if i > 0 && self.nodes[i].process == self.nodes[i - 1].process {
+                proc_of[i] = proc_of[i - 1];
+                pos[i] = pos[i - 1] + 1;
+            } else if i > 0 {
+                proc_of[i] = proc_of[i - 1] + 1;
+            }
+            procs = proc_of[i] + 1;
+        }
+        // Kahn's order over program order and reads-from.
+        let mut indegree: Vec<usize> = self.pred.iter().map(Vec::len).collect();
+        let mut todo: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+        let mut vc = vec![0u32; n * procs];
+        while let Some(i) = todo.pop() {
+            for &(j, _) in &self.pred[i] {
+                for q in 0..procs {
+                    let v = vc[j * procs + q];
+                    if v > vc[i * procs + q] {
+                        vc[i * procs + q] = v;
+                    }
+                }
+            }
+            vc[i * procs + proc_of[i]] = pos[i] + 1;
+            for &(j, _) in &self.succ[i] {
+                indegree[j] -= 1;
+                if indegree[j] == 0 {
+                    todo.push(j);
+                }
+            }
+        }
+        Clocks {
+            procs,
+            proc_of,
+            pos,
+            vc,
+        }
     }
 
     /// `WriteHBInitRead` and `CyclicHB` for process `p`: saturate the order its
@@ -377,34 +423,59 @@ impl Graph<'_> {
         let mut view: HashMap<usize, Vec<(usize, Edge)>> = HashMap::new();
         let mut view_pred: HashMap<usize, Vec<(usize, Edge)>> = HashMap::new();
         let mut known: HashSet<(usize, usize)> = HashSet::new();
+        // Each round walks p's reads in program order, growing one set: the causal
+        // past of a read includes the previous read's. Per key, it orders before
+        // the source of a read only the writes found since the key's previous
+        // read, and that read's source: the earlier writes already come before
+        // that source, so the order follows transitively.
+        let keys = self.writes.len();
         loop {
             let mut changed = false;
+            let mut seen = vec![false; self.nodes.len()];
+            let mut found: Vec<Vec<usize>> = vec![Vec::new(); keys];
+            let mut handled = vec![0usize; keys];
+            let mut last_source: Vec<Option<usize>> = vec![None; keys];
+            let mut stack = Vec::new();
             for &r in &reads {
                 if deadline.expired() {
                     return Some(CausalOutcome::Unknown);
                 }
-                let before = self.reach(r, false, Some(&past), &view_pred);
-                let part = self.nodes[r].part;
-                for &w in &self.writes[part] {
-                    if !before[w] || Some(w) == self.source[r] {
-                        continue;
+                stack.push(r);
+                while let Some(i) = stack.pop() {
+                    for (j, _) in self.edges(i, false, &view_pred) {
+                        if past[j] && !seen[j] {
+                            seen[j] = true;
+                            if self.nodes[j].write {
+                                found[self.nodes[j].part].push(j);
+                            }
+                            stack.push(j);
+                        }
                     }
-                    let Some(s) = self.source[r] else {
-                        let path = self.path(w, r, Some(&past), &view);
-                        let summary = format!(
-                            "in p{p}'s view {} comes before its read of {}: {}",
-                            self.value(w),
-                            self.key_name(r),
-                            self.tell(&path)
-                        );
-                        return Some(self.invalid("WriteHBInitRead", Some(p), summary, &path, r));
+                }
+                let x = self.nodes[r].part;
+                let Some(s) = self.source[r] else {
+                    let Some(&w) = found[x].first() else {
+                        continue;
                     };
-                    if known.insert((w, s)) {
+                    let path = self.path(w, r, Some(&past), &view);
+                    let summary = format!(
+                        "in p{p}'s view {} comes before its read of {}: {}",
+                        self.value(w),
+                        self.key_name(r),
+                        self.tell(&path)
+                    );
+                    return Some(self.invalid("WriteHBInitRead", Some(p), summary, &path, r));
+                };
+                let fresh = found[x][handled[x]..].iter().copied();
+                for w in fresh.chain(last_source[x]) {
+                    if w != s && known.insert((w, s)) {
                         view.entry(w).or_default().push((s, Edge::View(r)));
                         view_pred.entry(s).or_default().push((w, Edge::View(r)));
                         changed = true;
                     }
                 }
+                handled[x] = found[x].len();
+                last_source[x] = Some(s);
             }
             if !changed {
                 break;
@@ -725,6 +796,21 @@ impl Graph<'_> {
             }
         }
         out
+    }
+}
+
+/// The causal order as vector clocks (see [`Graph::clocks`]).
+struct Clocks {
+    procs: usize,
+    proc_of: Vec<usize>,
+    pos: Vec<u32>,
+    vc: Vec<u32>,
+}
+
+impl Clocks {
+    /// `a <co b`: `a` is in `b`'s causal past, and is not `b`.
+    fn before(&self, a: usize, b: usize) -> bool {
+        a != b && self.vc[b * self.procs + self.proc_of[a]] > self.pos[a]
     }
 }
 

@@ -507,7 +507,27 @@ fn acknowledged_add(history: &History, key: Option<&Value>, value: &Value) -> Op
 fn lattice(r: &Report) -> String {
     let safety = match r.safety {
         Some("none") => "no safety level holds".to_string(),
-        Some("unknown") => "safety undecided".to_string(),
+        Some("unknown") => {
+            // The first safety level neither held nor ruled out, and the one above.
+            let safety = ["linearizable", "sequential", "causal"];
+            let of = |name: &str| r.levels.iter().find(|l| l.consistency == name);
+            let open = safety
+                .iter()
+                .position(|&n| of(n).is_some_and(|l| l.verdict != Some(Verdict::Invalid)));
+            match open.and_then(|i| Some((i, of(safety[i])?))) {
+                Some((i, l)) => {
+                    let how = match l.verdict {
+                        None => "not checked",
+                        _ => "undecided",
+                    };
+                    match i {
+                        0 => format!("{} {how}", l.consistency),
+                        _ => format!("not {}; {} {how}", safety[i - 1], l.consistency),
+                    }
+                }
+                None => "safety undecided".to_string(),
+            }
+        }
         Some(level) => level.to_string(),
         None => String::new(),
     };

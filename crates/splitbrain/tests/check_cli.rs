@@ -1093,6 +1093,44 @@ fn causal_text_names_the_pattern_and_the_lines() {
         "{}",
         run.stderr
     );
+    // Values written twice: causal is refused at its own level, and `all` says
+    // it was not checked rather than judge it.
+    let dup = "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":1}\n\
+               {\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"value\":1}\n\
+               {\"process\":1,\"type\":\"invoke\",\"f\":\"write\",\"value\":1}\n\
+               {\"process\":1,\"type\":\"ok\",\"f\":\"write\",\"value\":1}\n\
+               {\"process\":2,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}\n\
+               {\"process\":2,\"type\":\"ok\",\"f\":\"read\",\"value\":1}\n\
+               {\"process\":2,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}\n\
+               {\"process\":2,\"type\":\"ok\",\"f\":\"read\",\"value\":null}\n";
+    let dir = scratch(&[("dup.jsonl", dup)]);
+    let run = check(
+        dir.path(),
+        &[
+            "--model",
+            "register",
+            "--consistency",
+            "causal",
+            "dup.jsonl",
+        ],
+    );
+    assert_eq!(run.code, 254, "{run:?}");
+    assert!(
+        run.stderr.contains("dup.jsonl:3: causal consistency is decided for histories whose written values are unique per key, but 1 is written again (first at line 1)"),
+        "{}",
+        run.stderr
+    );
+    let run = check(
+        dir.path(),
+        &["--model", "register", "--consistency", "all", "dup.jsonl"],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains("not sequential; causal not checked;")
+            && run.stdout.contains("causal: not checked: dup.jsonl:3:"),
+        "{}",
+        run.stdout
+    );
     // `all` on a set: the lattice's verdict in one line.
     let run = check(
         &repo().join("histories/consistency"),

@@ -260,11 +260,16 @@ pub fn render_text(r: &Report) -> String {
     let mut out = String::new();
     let (yes, no) = match r.consistency {
         "sequential" => ("sequentially consistent", "NOT sequentially consistent"),
+        "causal" => ("causally consistent", "NOT causally consistent"),
         "eventual" => ("eventually consistent", "NOT eventually consistent"),
         _ => ("linearizable", "NOT linearizable"),
     };
     let strongest;
     let verdict = match (r.strongest, r.verdict) {
+        (Some(_), _) if r.consistency == "all" && r.safety.is_some() => {
+            strongest = lattice(r);
+            strongest.as_str()
+        }
         (Some(level), _) => {
             strongest = format!("strongest level that holds: {level}");
             strongest.as_str()
@@ -304,7 +309,31 @@ pub fn render_text(r: &Report) -> String {
             r.keys
         );
     }
-    if !r.undecided.is_empty() {
+    let all_levels = r.consistency == "all" && !r.levels.is_empty();
+    if all_levels {
+        let levels: Vec<String> = r
+            .levels
+            .iter()
+            .map(|l| {
+                let v = match (l.verdict, l.implied_by) {
+                    (Some(Verdict::Valid), Some(by)) => format!("holds (implied by {by})"),
+                    (Some(Verdict::Valid), None) => "holds".to_string(),
+                    (Some(Verdict::Invalid), _) => "ruled out".to_string(),
+                    (Some(Verdict::Unknown), _) => {
+                        format!("undecided ({})", l.note.as_deref().unwrap_or("time limit"))
+                    }
+                    (None, _) => "not checked".to_string(),
+                };
+                format!("{} {v}", l.consistency)
+            })
+            .collect();
+        let _ = writeln!(out, "  levels: {}", levels.join("; "));
+        for l in r.levels.iter().filter(|l| l.verdict.is_none()) {
+            if let Some(n) = &l.note {
+                let _ = writeln!(out, "  {}: {n}", l.consistency);
+            }
+        }
+    } else if !r.undecided.is_empty() {
         let _ = writeln!(out, "  undecided: {}", r.undecided.join(", "));
     }
     if let Some(v) = &r.versions {
@@ -321,10 +350,23 @@ pub fn render_text(r: &Report) -> String {
     for f in &r.version_findings {
         let _ = writeln!(out, "  the store's versions contradict each other: {f}");
     }
-    for ruled in &r.ruled_out {
-        let _ = writeln!(out, "  ruled out: {}", ruled.consistency);
-        if let Some(e) = &ruled.counterexample {
-            render_explanation(&mut out, e);
+    if all_levels {
+        for l in r
+            .levels
+            .iter()
+            .filter(|l| l.verdict == Some(Verdict::Invalid))
+        {
+            let _ = writeln!(out, "  ruled out: {}", l.consistency);
+            if let Some(e) = &l.counterexample {
+                render_explanation(&mut out, e);
+            }
+        }
+    } else {
+        for ruled in &r.ruled_out {
+            let _ = writeln!(out, "  ruled out: {}", ruled.consistency);
+            if let Some(e) = &ruled.counterexample {
+                render_explanation(&mut out, e);
+            }
         }
     }
     if let Some(e) = &r.counterexample {
@@ -357,7 +399,152 @@ fn render_explanation(out: &mut String, e: &Explanation) {
         Explanation::Sequential(c) => render_sequential(out, c),
         Explanation::Eventual(c) => render_eventual(out, c),
         Explanation::Versions(c) => crate::versions::render(out, c),
+        Explanation::Causal(c) => render_causal(out, c),
     }
+}
+
+fn render_causal(out: &mut String, c: &crate::CausalCounterexample) {
+    let _ = writeln!(
+        out,
+        "  causal memory's bad pattern {} (Bouajjani et al. 2017){}:",
+        c.pattern,
+        c.process
+            .map(|p| format!(", in p{p}'s view"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(out, "    {}", c.summary);
+    if !c.steps.is_empty() {
+        let _ = writeln!(out, "  each before the next:");
+        for step in &c.steps {
+            let why = match &step.because {
+                Some(r) => format!("{}, because of {}", step.why, op_line(r)),
+                None => step.why.to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "    {}  <  {}  ({why})",
+                op_line(&step.before),
+                op_line(&step.after)
+            );
+        }
+    }
+    let _ = writeln!(out, "  the ops involved ({}):", c.ops.len());
+    for l in c.timeline.lines() {
+        let _ = writeln!(out, "    {l}");
+    }
+    for o in c.ops.iter().take(MAX_DRAWN) {
+        let _ = writeln!(out, "    {}", op_line(o));
+    }
+}
+
+/// Why a level fails, in one line, for the verdict of `all`: "add 3 acknowledged
+/// at line 40, absent from every final read", or a causal pattern's sentence.
+pub(crate) fn summary(history: &History, e: &Explanation) -> Option<String> {
+    match e {
+        Explanation::Causal(c) => Some(format!("{}: {}", c.pattern, c.summary)),
+        Explanation::Eventual(c) => {
+            let v = c.violations.first()?;
+            let key = v
+                .key
+                .as_ref()
+                .map(|k| format!("key {k}: "))
+                .unwrap_or_default();
+            let what = if let Some(lost) = v.lost.first() {
+                let line = acknowledged_add(history, v.key.as_ref(), lost)
+                    .map(|l| format!(" at line {l}"))
+                    .unwrap_or_default();
+                let absent = if v.disagree.is_empty() {
+                    "absent from every final read"
+                } else {
+                    "absent from a final read"
+                };
+                let more = match v.lost.len() {
+                    1 => String::new(),
+                    n => format!(" ({} more lost)", n - 1),
+                };
+                format!("add {lost} acknowledged{line}, {absent}{more}")
+            } else if !v.disagree.is_empty() {
+                let reads: Vec<String> = v
+                    .disagree
+                    .iter()
+                    .take(4)
+                    .map(|r| format!("{} read {}", r.node, r.value))
+                    .collect();
+                format!("final reads disagree: {}", reads.join(", "))
+            } else if let Some(u) = &v.unwritten {
+                format!("final value {u} was never written by an op that did not fail")
+            } else if !v.unexpected.is_empty() {
+                format!(
+                    "{} present, never added by an op that did not fail",
+                    list_values(&v.unexpected)
+                )
+            } else {
+                return None;
+            };
+            Some(format!("{key}{what}"))
+        }
+        _ => None,
+    }
+}
+
+/// The line of the `ok` completion of the add of `value` to `key`.
+fn acknowledged_add(history: &History, key: Option<&Value>, value: &Value) -> Option<usize> {
+    let ops = history.ops();
+    history.pairs().iter().find_map(|p| {
+        let inv = &ops[p.invoke];
+        let done = p.completion?;
+        (inv.f == "add"
+            && ops[done].kind == OpType::Ok
+            && inv.value == *value
+            && inv.key.as_ref().map(|k| k.to_json()).as_ref() == key)
+            .then(|| history.line(done))
+    })
+}
+
+/// The verdict of `all`: the strongest safety level and convergence beside it,
+/// e.g. "sequential; not convergent: add 3 acknowledged at line 40, absent from
+/// every final read".
+fn lattice(r: &Report) -> String {
+    let safety = match r.safety {
+        Some("none") => "no safety level holds".to_string(),
+        Some("unknown") => {
+            // The first safety level neither held nor ruled out, and the one above.
+            let safety = ["linearizable", "sequential", "causal"];
+            let of = |name: &str| r.levels.iter().find(|l| l.consistency == name);
+            let open = safety
+                .iter()
+                .position(|&n| of(n).is_some_and(|l| l.verdict != Some(Verdict::Invalid)));
+            match open.and_then(|i| Some((i, of(safety[i])?))) {
+                Some((i, l)) => {
+                    let how = match l.verdict {
+                        None => "not checked",
+                        _ => "undecided",
+                    };
+                    match i {
+                        0 => format!("{} {how}", l.consistency),
+                        _ => format!("not {}; {} {how}", safety[i - 1], l.consistency),
+                    }
+                }
+                None => "safety undecided".to_string(),
+            }
+        }
+        Some(level) => level.to_string(),
+        None => String::new(),
+    };
+    let eventual = r.levels.iter().find(|l| l.consistency == "eventual");
+    let convergence = match eventual.and_then(|l| l.verdict) {
+        None => return safety,
+        Some(Verdict::Valid) => "convergent".to_string(),
+        Some(Verdict::Invalid) => match eventual.and_then(|l| l.summary.as_deref()) {
+            Some(why) => format!("not convergent: {why}"),
+            None => "not convergent".to_string(),
+        },
+        Some(Verdict::Unknown) => match eventual.and_then(|l| l.note.as_deref()) {
+            Some(why) => format!("convergence unknown ({why})"),
+            None => "convergence unknown".to_string(),
+        },
+    };
+    format!("{safety}; {convergence}")
 }
 
 /// The first ten values, then how many more: `1, 2, 3 and 8 more`.

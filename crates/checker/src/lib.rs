@@ -22,11 +22,20 @@
 //!
 //! [`Options::consistency`] picks a weaker promise instead: sequential consistency
 //! (`sequential`: one order that keeps each process's own order; not compositional,
-//! so all keys are one object) or convergence (`eventual`: final reads agree on a
-//! value that was written), or `all` of them, reporting the strongest that holds.
+//! so all keys are one object), causal memory (`causal`: each process sees the
+//! writes in an order that respects causality; registers with unique values), or
+//! convergence (`eventual`: final reads agree on a value that was written), or
+//! `all` of them.
+//!
+//! The levels form a lattice, not a line: linearizable ⇒ sequential ⇒ causal are
+//! *safety* levels, about what reads may return; eventual is *convergence*, a
+//! separate axis (a store can be sequentially consistent and lose an
+//! acknowledged write, or converge and serve stale reads). `all` names the
+//! strongest safety level that holds together with the convergence verdict.
 
 #![forbid(unsafe_code)]
 
+mod causal;
 mod eventual;
 mod explain;
 mod linear;
@@ -36,6 +45,7 @@ mod sequential;
 mod shrink;
 mod versions;
 
+pub use causal::{CausalCounterexample, CausalStep};
 pub use eventual::{EventualCounterexample, EventualViolation, FinalRead};
 pub use explain::{render_text, timeline, Counterexample, OpRef};
 pub use linear::Deadline;
@@ -152,6 +162,9 @@ pub enum Consistency {
     Linearizable,
     /// Some order that respects each process's own order is legal (Lamport 1979).
     Sequential,
+    /// Causal memory (Ahamad et al. 1995): each process sees all writes in an
+    /// order that respects causality. Registers with unique written values only.
+    Causal,
     /// Final reads, taken after faults healed, agree on a value that was written.
     Eventual,
     /// Each of the three; the report names the strongest that holds.
@@ -162,6 +175,7 @@ impl Consistency {
     pub const ALL: &'static [Consistency] = &[
         Consistency::Linearizable,
         Consistency::Sequential,
+        Consistency::Causal,
         Consistency::Eventual,
         Consistency::All,
     ];
@@ -170,6 +184,7 @@ impl Consistency {
         match self {
             Consistency::Linearizable => "linearizable",
             Consistency::Sequential => "sequential",
+            Consistency::Causal => "causal",
             Consistency::Eventual => "eventual",
             Consistency::All => "all",
         }
@@ -184,6 +199,8 @@ pub enum Explanation {
     Linearizable(Counterexample),
     Sequential(SequentialCounterexample),
     Eventual(EventualCounterexample),
+    /// One of the bad patterns of causal memory.
+    Causal(Box<CausalCounterexample>),
     /// A cycle of dependencies found from the store's versions (linearizable or
     /// sequential).
     Versions(VersionCounterexample),
@@ -211,12 +228,42 @@ impl Explanation {
         }
     }
 
+    pub fn causal(&self) -> Option<&CausalCounterexample> {
+        match self {
+            Explanation::Causal(c) => Some(c),
+            _ => None,
+        }
+    }
+
     pub fn versions(&self) -> Option<&VersionCounterexample> {
         match self {
             Explanation::Versions(c) => Some(c),
             _ => None,
         }
     }
+}
+
+/// One level's verdict, as [`Consistency::All`] reports each.
+#[derive(Debug, Clone, Serialize)]
+pub struct LevelVerdict {
+    pub consistency: &'static str,
+    /// `true`, `false`, `"unknown"`, or `null` when the level was not checked
+    /// (see `note`).
+    #[serde(rename = "valid")]
+    pub verdict: Option<Verdict>,
+    /// A stronger level that holds and implies this one, which was therefore not
+    /// checked again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub implied_by: Option<&'static str>,
+    /// Why the verdict is unknown, or why the level was not checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// For a level ruled out: why, in one line (e.g. "add 3 acknowledged at line
+    /// 40, absent from every final read").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counterexample: Option<Explanation>,
 }
 
 /// A level that checking [`Consistency::All`] found broken, with why.
@@ -309,15 +356,32 @@ pub struct Report {
     pub verdict: Verdict,
     /// The level checked: `linearizable`, `sequential`, `eventual` or `all`.
     pub consistency: &'static str,
-    /// With `all`: the strongest level that holds (`none` when none does).
+    /// With `all`: the first of linearizable, sequential, eventual that holds
+    /// (`none` when none does), as before causal and the lattice; see `safety` and
+    /// `convergent` for the lattice.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub strongest: Option<&'static str>,
-    /// With `all`: the levels that do not hold, each with its counterexample.
+    /// With `all`: those of linearizable, sequential and eventual that do not
+    /// hold, each with its counterexample (`levels` has every level).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ruled_out: Vec<RuledOut>,
-    /// With `all`: the levels left undecided (time or memory limit).
+    /// With `all`: those of linearizable, sequential and eventual left undecided
+    /// (time or memory limit).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub undecided: Vec<&'static str>,
+    /// With `all`: every level's verdict, strongest first (linearizable,
+    /// sequential, causal, eventual).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub levels: Vec<LevelVerdict>,
+    /// With `all`: the strongest safety level that holds: `linearizable`,
+    /// `sequential`, `causal`, or `none`; `unknown` when a level above the ones
+    /// ruled out is undecided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub safety: Option<&'static str>,
+    /// With `all`: the convergence verdict (the eventual level), absent for a
+    /// model without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub convergent: Option<Verdict>,
     pub model: &'static str,
     /// Client operations (invocations).
     pub ops: usize,
@@ -388,6 +452,18 @@ pub enum CheckError {
         level: &'static str,
         reason: &'static str,
     },
+    /// Causal consistency needs reads-from to be known: each value written at most
+    /// once per key, and never the initial value.
+    #[error("{file}:{line}: causal consistency is decided for histories whose written values are unique per key, but {value} is written {}{}", key.as_ref().map(|k| format!("to key {k} ")).unwrap_or_default(), match first_line { Some(l) => format!("again (first at line {l})"), None => "and is also the initial value".to_string() })]
+    NotUnique {
+        file: String,
+        line: usize,
+        key: Option<Value>,
+        value: Value,
+        /// The line of the first write of `value`; `None` when it is the initial
+        /// value.
+        first_line: Option<usize>,
+    },
     /// [`Options::init`] does not fit the model.
     #[error("the initial value does not fit the {model} model: {problem}")]
     Init {
@@ -401,6 +477,7 @@ pub fn check(history: &History, opts: &Options) -> Result<Report, CheckError> {
     match opts.consistency {
         Consistency::Linearizable | Consistency::Sequential => {}
         Consistency::Eventual => return check_eventual(history, opts),
+        Consistency::Causal => return check_causal(history, opts),
         Consistency::All => return check_all(history, opts),
     }
     match opts.model {
@@ -432,6 +509,9 @@ fn empty_report(history: &History, consistency: Consistency, model: &'static str
         strongest: None,
         ruled_out: Vec::new(),
         undecided: Vec::new(),
+        levels: Vec::new(),
+        safety: None,
+        convergent: None,
         model,
         ops: history.pairs().len(),
         keys: 1,
@@ -484,8 +564,51 @@ pub fn check_eventual(history: &History, opts: &Options) -> Result<Report, Check
     Ok(report)
 }
 
-/// Checks every level and names the strongest that holds. The verdict is
-/// linearizability's (the strongest level asked about).
+/// Checks `history` for causal memory (see the `causal` module): registers with
+/// unique written values only. Polynomial: it looks for Bouajjani et al.'s bad
+/// patterns instead of searching.
+pub fn check_causal(history: &History, opts: &Options) -> Result<Report, CheckError> {
+    let start = Instant::now();
+    init_fits(opts.model, &opts.init)?;
+    let cas = match opts.model {
+        ModelKind::Register => false,
+        ModelKind::CasRegister => true,
+        other => {
+            return Err(CheckError::Level {
+                model: other.name(),
+                level: Consistency::Causal.name(),
+                reason: CAUSAL_MODELS,
+            })
+        }
+    };
+    let deadline = Deadline::with_memory(
+        opts.time_limit.and_then(|t| start.checked_add(t)),
+        opts.memory_limit,
+    );
+    let (outcome, keys) = causal::check(&Register { cas }, history, &opts.init, &deadline)?;
+    let mut report = empty_report(history, Consistency::Causal, opts.model.name());
+    report.keys = keys;
+    match outcome {
+        causal::CausalOutcome::Valid => {}
+        causal::CausalOutcome::Invalid(c) => {
+            report.verdict = Verdict::Invalid;
+            report.counterexample = Some(Explanation::Causal(c));
+        }
+        causal::CausalOutcome::Unknown => {
+            report.verdict = Verdict::Unknown;
+            report.unknown_reason = Some(unknown_reason(&deadline));
+        }
+    }
+    report.elapsed_ms = start.elapsed();
+    Ok(report)
+}
+
+const CAUSAL_MODELS: &str =
+    "it is decided for read/write registers only (the register and cas-register models)";
+
+/// Checks every level: each level's verdict, the strongest safety level that holds
+/// (linearizable ⇒ sequential ⇒ causal), and convergence (eventual) beside it. The
+/// verdict is linearizability's (the strongest level asked about).
 pub fn check_all(history: &History, opts: &Options) -> Result<Report, CheckError> {
     let start = Instant::now();
     // One time limit for all levels: each gets what the ones before left.
@@ -500,17 +623,96 @@ pub fn check_all(history: &History, opts: &Options) -> Result<Report, CheckError
         )
     };
     let lin = at(Consistency::Linearizable)?;
-    // Linearizable implies sequential: no need to search again.
+    // Linearizable implies sequential implies causal: no need to check again.
     let seq = match lin.verdict {
         Verdict::Valid => None,
         _ => Some(at(Consistency::Sequential)?),
+    };
+    let seq_verdict = seq.as_ref().map_or(Verdict::Valid, |r| r.verdict);
+    let implied = |v: Verdict| (v == Verdict::Valid).then_some(());
+    let causal: Result<Option<Report>, String> = match opts.model {
+        _ if seq_verdict == Verdict::Valid => Ok(None),
+        ModelKind::Register | ModelKind::CasRegister => match at(Consistency::Causal) {
+            Ok(r) => Ok(Some(r)),
+            Err(e @ CheckError::NotUnique { .. }) => Err(format!("not checked: {e}")),
+            Err(e) => return Err(e),
+        },
+        _ => Err(format!("not checked: {CAUSAL_MODELS}")),
     };
     let ev = match opts.model {
         ModelKind::Mutex => None,
         _ => Some(at(Consistency::Eventual)?),
     };
-    let seq_verdict = seq.as_ref().map_or(Verdict::Valid, |r| r.verdict);
     let ev_verdict = ev.as_ref().map(|r| r.verdict);
+    let causal_verdict = match &causal {
+        Ok(None) => Some(Verdict::Valid),
+        Ok(Some(r)) => Some(r.verdict),
+        Err(_) => None,
+    };
+
+    let level_of = |r: &Report| LevelVerdict {
+        consistency: r.consistency,
+        verdict: Some(r.verdict),
+        implied_by: None,
+        note: r.unknown_reason.map(str::to_string),
+        summary: r
+            .counterexample
+            .as_ref()
+            .and_then(|e| explain::summary(history, e)),
+        counterexample: r.counterexample.clone(),
+    };
+    let mut levels = vec![level_of(&lin)];
+    let stronger = if lin.verdict == Verdict::Valid {
+        "linearizable"
+    } else {
+        "sequential"
+    };
+    levels.push(match &seq {
+        Some(r) => level_of(r),
+        None => LevelVerdict {
+            consistency: Consistency::Sequential.name(),
+            verdict: Some(Verdict::Valid),
+            implied_by: Some("linearizable"),
+            note: None,
+            summary: None,
+            counterexample: None,
+        },
+    });
+    let registers = matches!(opts.model, ModelKind::Register | ModelKind::CasRegister);
+    levels.extend(registers.then(|| match &causal {
+        Ok(Some(r)) => level_of(r),
+        Ok(None) => LevelVerdict {
+            consistency: Consistency::Causal.name(),
+            verdict: Some(Verdict::Valid),
+            implied_by: implied(seq_verdict).map(|()| stronger),
+            note: None,
+            summary: None,
+            counterexample: None,
+        },
+        Err(why) => LevelVerdict {
+            consistency: Consistency::Causal.name(),
+            verdict: None,
+            implied_by: None,
+            note: Some(why.clone()),
+            summary: None,
+            counterexample: None,
+        },
+    }));
+    levels.extend(ev.as_ref().map(level_of));
+
+    let safety = [
+        ("linearizable", Some(lin.verdict)),
+        ("sequential", Some(seq_verdict)),
+        ("causal", causal_verdict),
+    ];
+    // Causal memory is defined here for registers only: elsewhere the safety
+    // levels end at sequential.
+    let safety = &safety[..if registers { 3 } else { 2 }];
+    let safety = match safety.iter().find(|(_, v)| *v != Some(Verdict::Invalid)) {
+        None => "none",
+        Some((level, Some(Verdict::Valid))) => level,
+        Some(_) => "unknown",
+    };
     let mut report = Report {
         consistency: Consistency::All.name(),
         strongest: Some(if lin.verdict == Verdict::Valid {
@@ -522,6 +724,8 @@ pub fn check_all(history: &History, opts: &Options) -> Result<Report, CheckError
         } else {
             "none"
         }),
+        safety: Some(safety),
+        convergent: ev_verdict,
         counterexample: None,
         ..lin.clone()
     };
@@ -535,6 +739,7 @@ pub fn check_all(history: &History, opts: &Options) -> Result<Report, CheckError
             Verdict::Unknown => report.undecided.push(r.consistency),
         }
     }
+    report.levels = levels;
     report.elapsed_ms = start.elapsed();
     Ok(report)
 }

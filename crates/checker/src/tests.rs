@@ -487,7 +487,7 @@ fn names_parse_and_an_unknown_one_lists_the_known() {
     let e = "strict".parse::<Consistency>().unwrap_err();
     assert_eq!(
         e.to_string(),
-        "unknown consistency `strict` (known: linearizable, sequential, eventual, all)"
+        "unknown consistency `strict` (known: linearizable, sequential, causal, eventual, all)"
     );
 }
 

@@ -1936,7 +1936,7 @@ fn golden_histories_have_the_verdict_in_their_name() {
     let mut wrong = Vec::new();
     // histories/consistency/ holds verdicts at every level, histories/versions/
     // verdicts that rest on the store's versions: their own tests below.
-    for (model, file, fname, text) in golden("", &["consistency", "versions"]) {
+    for (model, file, fname, text) in golden("", &["consistency", "versions", "causal"]) {
         let valid = if fname.ends_with(".valid.jsonl") {
             true
         } else if fname.ends_with(".invalid.jsonl") {

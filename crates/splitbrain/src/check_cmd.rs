@@ -29,6 +29,7 @@ Examples:
   splitbrain check --model mutex --init '\"unlocked\"' histories/mutex/*.jsonl
   splitbrain check --format json --witness history.jsonl
   splitbrain check --model register --consistency all history.jsonl
+  splitbrain check --model register --consistency causal history.jsonl
   splitbrain check --model set --consistency eventual history.jsonl
   splitbrain check --independent --time-limit 60 history.edn
   splitbrain check --model register --html report.html --junit junit.xml history.jsonl")]
@@ -41,9 +42,12 @@ pub struct CheckArgs {
     pub model: ModelKind,
 
     /// The promise to check: linearizable (real-time order), sequential (each
-    /// process's order, all keys as one object), eventual (final reads converge on
-    /// a value that was written) or all (the strongest of the three that holds;
-    /// the exit status then says whether linearizability holds).
+    /// process's order, all keys as one object), causal (causal memory: each
+    /// process sees the writes in an order that respects causality; register and
+    /// cas-register with values written once per key), eventual (final reads
+    /// converge on a value that was written) or all (each level's verdict, the
+    /// strongest safety level that holds and convergence beside it; the exit
+    /// status then says whether linearizability holds).
     #[arg(long, default_value = "linearizable", value_parser = parse_consistency)]
     pub consistency: Consistency,
 

@@ -93,8 +93,8 @@ pub struct TestArgs {
     #[arg(long, value_name = "MODE")]
     pub read_mode: Option<String>,
 
-    /// What to check: linearizable [default], sequential, eventual (final reads
-    /// agree) or all.
+    /// What to check: linearizable [default], sequential, causal (registers with
+    /// unique values), eventual (final reads agree) or all.
     #[arg(long, value_name = "LEVEL")]
     pub consistency: Option<String>,
 

@@ -424,7 +424,10 @@ fn empty_and_nemesis_only_histories_hold_vacuously_with_a_warning() {
             let run = check(dir.path(), &["--consistency", level, name]);
             assert_eq!(run.code, 0, "{name} {level}: {run:?}");
             assert!(
-                run.stdout.contains(": linearizable (") && !run.stdout.contains("undecided"),
+                // `all` adds convergence: "linearizable; convergent (".
+                (run.stdout.contains(": linearizable (")
+                    || run.stdout.contains(": linearizable; convergent ("))
+                    && !run.stdout.contains("undecided"),
                 "{name}: {run:?}"
             );
             assert!(
@@ -859,7 +862,8 @@ fn consistency_text_output_explains_each_level() {
     );
     assert_eq!(run.code, 1, "{run:?}");
     for needle in [
-        "strongest level that holds: sequential",
+        "sequential; not convergent: final reads disagree: n1 read 1",
+        "levels: linearizable ruled out; sequential holds; causal holds (implied by sequential); eventual ruled out",
         "ruled out: linearizable",
         "ruled out: eventual",
         "final reads disagree:",
@@ -906,6 +910,244 @@ fn consistency_text_output_explains_each_level() {
         run.stderr.contains("unknown consistency `strict`"),
         "{}",
         run.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Causal consistency: histories/causal/<model>/<what>.lin-X.seq-X.causal-X.jsonl
+
+/// Every file under histories/causal/, with its model and the verdict its name
+/// gives at linearizable, sequential and causal.
+fn causal_goldens() -> Vec<(String, String, [bool; 3])> {
+    let root = repo().join("histories/causal");
+    let mut out = Vec::new();
+    for model in ["register", "cas-register"] {
+        let Ok(dir) = std::fs::read_dir(root.join(model)) else {
+            continue;
+        };
+        let mut files: Vec<String> = dir
+            .map(|e| {
+                e.expect("an entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        files.sort();
+        for f in files {
+            let tags: Vec<&str> = f.trim_end_matches(".jsonl").split('.').skip(1).collect();
+            let levels: [bool; 3] = match tags[..] {
+                [lin, seq, causal]
+                    if lin.starts_with("lin-")
+                        && seq.starts_with("seq-")
+                        && causal.starts_with("causal-") =>
+                {
+                    [lin, seq, causal].map(|t| t.ends_with("-yes"))
+                }
+                _ => panic!("{f}: name must be <what>.lin-X.seq-X.causal-X.jsonl"),
+            };
+            out.push((model.to_string(), format!("{model}/{f}"), levels));
+        }
+    }
+    out
+}
+
+#[test]
+fn causal_golden_histories_get_the_verdicts_in_their_names() {
+    let root = repo().join("histories/causal");
+    let goldens = causal_goldens();
+    let mut wrong = Vec::new();
+    // Each bad pattern has a golden history that the checker names.
+    let mut patterns = std::collections::BTreeSet::new();
+    for (model, file, levels) in &goldens {
+        for (level, want) in ["linearizable", "sequential", "causal"].iter().zip(levels) {
+            let run = check(
+                &root,
+                &[
+                    "--model",
+                    model,
+                    "--consistency",
+                    level,
+                    "--format",
+                    "json",
+                    file,
+                ],
+            );
+            let o = &run.json()[0];
+            if o["valid"] != Value::Bool(*want) || run.code != i32::from(!want) {
+                wrong.push(format!(
+                    "{file} at {level}: exit {}, valid={}",
+                    run.code, o["valid"]
+                ));
+            }
+            if *level == "causal" && !want {
+                let pattern = o["counterexample"]["pattern"].as_str().unwrap_or_default();
+                if !file.contains(&pattern_file_name(pattern)) {
+                    wrong.push(format!("{file}: named pattern {pattern}"));
+                }
+                patterns.insert(pattern.to_string());
+            }
+        }
+        // `all`: every level, the strongest safety level, exit by linearizability.
+        let run = check(
+            &root,
+            &[
+                "--model",
+                model,
+                "--consistency",
+                "all",
+                "--format",
+                "json",
+                file,
+            ],
+        );
+        let o = &run.json()[0];
+        let safety = ["linearizable", "sequential", "causal"]
+            .iter()
+            .zip(levels)
+            .find(|(_, holds)| **holds)
+            .map_or("none", |(l, _)| l);
+        if o["safety"] != safety || run.code != i32::from(!levels[0]) {
+            wrong.push(format!(
+                "{file} at all: exit {}, safety={}",
+                run.code, o["safety"]
+            ));
+        }
+        let causal = o["levels"]
+            .as_array()
+            .and_then(|l| l.iter().find(|l| l["consistency"] == "causal"))
+            .cloned()
+            .unwrap_or_default();
+        if causal["valid"] != Value::Bool(levels[2]) {
+            wrong.push(format!("{file} at all: causal level {causal}"));
+        }
+    }
+    assert!(wrong.is_empty(), "wrong verdicts:\n{}", wrong.join("\n"));
+    assert_eq!(
+        patterns.into_iter().collect::<Vec<_>>(),
+        [
+            "CyclicCO",
+            "CyclicHB",
+            "ThinAirRead",
+            "WriteCOInitRead",
+            "WriteCORead",
+            "WriteHBInitRead"
+        ],
+        "a golden history per bad pattern"
+    );
+    assert!(goldens
+        .iter()
+        .any(|(_, f, l)| f.contains("iriw") && *l == [false, false, true]));
+}
+
+/// `WriteCOInitRead` is in a file named `write-co-init-read`.
+fn pattern_file_name(pattern: &str) -> String {
+    match pattern {
+        "ThinAirRead" => "thin-air-read",
+        "CyclicCO" => "cyclic-co",
+        "WriteCOInitRead" => "write-co-init-read",
+        "WriteCORead" => "write-co-read",
+        "WriteHBInitRead" => "write-hb-init-read",
+        "CyclicHB" => "cyclic-hb",
+        other => other,
+    }
+    .to_string()
+}
+
+#[test]
+fn causal_text_names_the_pattern_and_the_lines() {
+    let run = check(
+        &repo().join("histories/causal"),
+        &[
+            "--model",
+            "register",
+            "--consistency",
+            "causal",
+            "register/write-co-init-read.lin-no.seq-no.causal-no.jsonl",
+        ],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    for needle in [
+        "NOT causally consistent",
+        "bad pattern WriteCOInitRead",
+        "p2 read x as never written after reading y=2, which p1 wrote after reading x=1, which p0 wrote",
+        "p2 read x null  [lines 9-10]",
+    ] {
+        assert!(run.stdout.contains(needle), "no `{needle}` in:\n{}", run.stdout);
+    }
+    // A model causal memory is not decided for: refused, not judged.
+    let run = check(
+        &repo().join("histories/consistency"),
+        &[
+            "--model",
+            "set",
+            "--consistency",
+            "causal",
+            "set/acknowledged-add-lost.lin-no.seq-yes.ev-no.jsonl",
+        ],
+    );
+    assert_eq!(run.code, 254, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("cannot be checked for causal consistency"),
+        "{}",
+        run.stderr
+    );
+    // Values written twice: causal is refused at its own level, and `all` says
+    // it was not checked rather than judge it.
+    let dup = "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":1}\n\
+               {\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"value\":1}\n\
+               {\"process\":1,\"type\":\"invoke\",\"f\":\"write\",\"value\":1}\n\
+               {\"process\":1,\"type\":\"ok\",\"f\":\"write\",\"value\":1}\n\
+               {\"process\":2,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}\n\
+               {\"process\":2,\"type\":\"ok\",\"f\":\"read\",\"value\":1}\n\
+               {\"process\":2,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}\n\
+               {\"process\":2,\"type\":\"ok\",\"f\":\"read\",\"value\":null}\n";
+    let dir = scratch(&[("dup.jsonl", dup)]);
+    let run = check(
+        dir.path(),
+        &[
+            "--model",
+            "register",
+            "--consistency",
+            "causal",
+            "dup.jsonl",
+        ],
+    );
+    assert_eq!(run.code, 254, "{run:?}");
+    assert!(
+        run.stderr.contains("dup.jsonl:3: causal consistency is decided for histories whose written values are unique per key, but 1 is written again (first at line 1)"),
+        "{}",
+        run.stderr
+    );
+    let run = check(
+        dir.path(),
+        &["--model", "register", "--consistency", "all", "dup.jsonl"],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains("not sequential; causal not checked;")
+            && run.stdout.contains("causal: not checked: dup.jsonl:3:"),
+        "{}",
+        run.stdout
+    );
+    // `all` on a set: the lattice's verdict in one line.
+    let run = check(
+        &repo().join("histories/consistency"),
+        &[
+            "--model",
+            "set",
+            "--consistency",
+            "all",
+            "set/acknowledged-add-lost.lin-no.seq-yes.ev-no.jsonl",
+        ],
+    );
+    assert!(
+        run.stdout.contains(
+            "sequential; not convergent: add 2 acknowledged at line 4, absent from every final read"
+        ),
+        "{}",
+        run.stdout
     );
 }
 

@@ -179,8 +179,8 @@ impl Cluster {
     /// Builds and starts a cluster, and returns once every member is healthy. On any
     /// failure it removes what it created, and the error carries the members' log tails.
     pub fn up(config: Config) -> Result<Cluster> {
-        sys::require_root("starting a lab cluster")?;
         config.validate()?;
+        sys::require_root("starting a lab cluster")?;
         let database = db::by_name(&config.db)?;
         for (program, package) in PROGRAMS.iter().chain(database.programs()) {
             sys::require_program(program, package)?;

@@ -85,7 +85,7 @@ pub enum Error {
     UnknownNode { node: String, known: String },
 
     /// A database name the lab does not know (`--db NAME`).
-    #[error("unknown database {name:?}: the lab knows {known}")]
+    #[error("unknown database `{name}` (known: {known})")]
     UnknownDatabase { name: String, known: String },
 
     /// The operation needs a running member and there is none.

@@ -8,22 +8,20 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use crate::db::{self, Database, MemberPlan};
 use crate::error::{Error, Result};
-use crate::etcd::{self, Etcdctl, MemberFlags};
 use crate::net;
 use crate::pidfd::{self, Pinned};
 use crate::sshd::{self, SshAccess};
 use crate::state::{DirLock, Node, NodeName, NodeRecord, State, VERSION};
 use crate::sys::{self, Owner};
-use crate::topology::{Lab, CLIENT_PORT, MAX_NODES, PEER_PORT};
+use crate::topology::{Lab, MAX_NODES};
 
 /// Run directory used when none is given: state file, member data and logs live here.
 pub const DEFAULT_DIR: &str = "/tmp/splitbrain/cluster";
 
 /// How long `start` waits for a member to listen, and `kill` for it to die.
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(10);
-/// What etcd 3.4 logs once it serves peers and clients.
-const SERVING_LOG_LINE: &str = "now serving peer/client/metrics";
 /// How long `up` waits for that line from one member before starting the next anyway.
 const SERVING_WAIT: Duration = Duration::from_secs(2);
 /// Lines of each member's log shown when something fails.
@@ -33,8 +31,11 @@ const LOG_TAIL: usize = 15;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {
-    /// Run directory: state file, and per member `nI/data` and `nI/etcd.log`.
+    /// Run directory: state file, and per member `nI/data` and its log (`nI/etcd.log`).
     pub dir: PathBuf,
+    /// The database the members run, by its plug-in's name (`etcd`, the default; see
+    /// [`known_databases`](crate::known_databases)).
+    pub db: String,
     /// Number of members, 1 to 9 (3 by default; 5 is the other usual choice).
     pub nodes: usize,
     /// Serve etcd's v2 keys API (`--enable-v2`), which the v2 workloads need.
@@ -64,6 +65,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             dir: PathBuf::from(DEFAULT_DIR),
+            db: db::DEFAULT_DB.to_owned(),
             nodes: 3,
             enable_v2: true,
             pre_vote: true,
@@ -86,6 +88,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        db::by_name(&self.db)?;
         if !(1..=MAX_NODES).contains(&self.nodes) {
             return Err(Error::InvalidConfig(format!(
                 "{} members asked, 1 to {MAX_NODES} supported",
@@ -164,6 +167,8 @@ impl Status {
 #[derive(Debug)]
 pub struct Cluster {
     dir: PathBuf,
+    /// The database plug-in the members run.
+    db: &'static dyn Database,
     subnet: String,
     nodes: Vec<Node>,
     /// Whether the lab runs an sshd in each member's namespace.
@@ -174,12 +179,14 @@ impl Cluster {
     /// Builds and starts a cluster, and returns once every member is healthy. On any
     /// failure it removes what it created, and the error carries the members' log tails.
     pub fn up(config: Config) -> Result<Cluster> {
-        sys::require_root("starting a lab cluster")?;
         config.validate()?;
-        for (program, package) in PROGRAMS {
+        sys::require_root("starting a lab cluster")?;
+        let database = db::by_name(&config.db)?;
+        for (program, package) in PROGRAMS.iter().chain(database.programs()) {
             sys::require_program(program, package)?;
         }
-        let etcd = sys::require_program("etcd", "etcd-server")?;
+        let (program, package) = database.programs()[0];
+        let member_program = sys::require_program(program, package)?;
         let sshd = match config.sshd {
             true => Some(sys::require_program("sshd", "openssh-server")?),
             false => None,
@@ -205,7 +212,14 @@ impl Cluster {
         // finds the (still empty) bridge namespace named in the state file.
         let mut planned = None;
         let claimed = net::claim_lab(config.subnet, |lab| {
-            let state = plan(lab, &dir, &config, &etcd, sshd.as_deref());
+            let state = plan(
+                lab,
+                &dir,
+                &config,
+                database,
+                &member_program,
+                sshd.as_deref(),
+            );
             state.write()?;
             planned = Some(state);
             Ok(())
@@ -219,10 +233,19 @@ impl Cluster {
             }
         };
         // `record` ran for the lab that was claimed, so `planned` is its plan.
-        let mut state = planned.unwrap_or_else(|| plan(lab, &dir, &config, &etcd, sshd.as_deref()));
+        let mut state = planned.unwrap_or_else(|| {
+            plan(
+                lab,
+                &dir,
+                &config,
+                database,
+                &member_program,
+                sshd.as_deref(),
+            )
+        });
         state.bridge_netns_inode = sys::netns_inode(&state.bridge_netns);
         state.write()?;
-        let cluster = Cluster::from_state(&state);
+        let cluster = Cluster::from_state(&state)?;
         tracing::debug!(subnet = %state.subnet, dir = %dir.display(), "claimed lab");
         match cluster.build(lab, &mut state, config.health_timeout) {
             Ok(()) => Ok(cluster),
@@ -247,16 +270,22 @@ impl Cluster {
         };
         let dir = std::fs::canonicalize(dir).map_err(|_| no_cluster())?;
         let state = State::read(&dir)?.ok_or_else(no_cluster)?;
-        Ok(Cluster::from_state(&state))
+        Cluster::from_state(&state)
     }
 
-    fn from_state(state: &State) -> Cluster {
-        Cluster {
+    fn from_state(state: &State) -> Result<Cluster> {
+        Ok(Cluster {
+            db: db::by_name(&state.db)?,
             dir: state.dir.clone(),
             subnet: state.subnet.clone(),
             nodes: state.nodes.iter().map(|r| r.node.clone()).collect(),
             sshd: state.nodes.iter().any(|r| r.sshd.is_some()),
-        }
+        })
+    }
+
+    /// The name of the database the members run (`etcd`, ...).
+    pub fn db(&self) -> &'static str {
+        self.db.name()
     }
 
     /// Returns a guard that takes the cluster down when dropped.
@@ -464,7 +493,7 @@ impl Cluster {
             net::wire_node(lab, i)?;
         }
         for rec in &state.nodes {
-            fresh_member_dir(&rec.node)?;
+            fresh_member_dir(self.db, &rec.node)?;
         }
         for i in 0..state.nodes.len() {
             self.spawn(&mut state.nodes[i])?;
@@ -474,7 +503,7 @@ impl Cluster {
         self.wait_healthy_in(state, health_timeout)?;
         let endpoints = self.endpoints();
         let endpoints: Vec<&str> = endpoints.iter().map(String::as_str).collect();
-        for (id, name) in etcdctl()?.members(&endpoints)? {
+        for (id, name) in self.db.member_ids(&endpoints)? {
             if let Some(rec) = state
                 .nodes
                 .iter_mut()
@@ -578,11 +607,11 @@ impl Cluster {
         let status = pidfd::reap(pid)
             .map(|s| format!(" ({s})"))
             .unwrap_or_default();
-        let tail = sys::log_excerpt(&rec.node.log_file, LOG_TAIL);
+        let tail = sys::log_excerpt(&rec.node.log_file, LOG_TAIL, self.db);
         if let Some(line) = tail.lines().find(|l| l.contains("address already in use")) {
             return Err(Error::AddressInUse {
                 what: format!("an address of node {} ({})", rec.node.name, rec.node.addr),
-                detail: format!("etcd says: {}", line.trim()),
+                detail: format!("{} says: {}", self.db.name(), line.trim()),
             });
         }
         Err(Error::MemberExited {
@@ -601,12 +630,15 @@ impl Cluster {
     /// peer. Started one after the other, each finds its predecessors serving. Only a
     /// speed-up: if the log line never comes, the member goes on starting as usual.
     fn wait_serving(&self, rec: &NodeRecord) -> Result<()> {
+        let Some(serving_line) = self.db.serving_log_line() else {
+            return Ok(());
+        };
         let deadline = Instant::now() + SERVING_WAIT;
         sys::poll(deadline, Duration::from_millis(5), || {
             self.check_alive(rec)?;
             let log = std::fs::read(&rec.node.log_file).unwrap_or_default();
             Ok(String::from_utf8_lossy(&log)
-                .contains(SERVING_LOG_LINE)
+                .contains(serving_line)
                 .then_some(()))
         })?;
         Ok(())
@@ -616,7 +648,7 @@ impl Cluster {
     /// rather than connecting: nothing is sent, and a squatter holding the port does
     /// not pass for the member (the member then exits, and says why in its log).
     fn wait_listening(&self, rec: &NodeRecord, deadline: Instant) -> Result<()> {
-        let addr = SocketAddrV4::new(rec.node.addr, CLIENT_PORT);
+        let addr = SocketAddrV4::new(rec.node.addr, self.db.client_port());
         let started = Instant::now();
         let listening = sys::poll(deadline, Duration::from_millis(10), || {
             self.check_alive(rec)?;
@@ -630,14 +662,13 @@ impl Cluster {
             addr: addr.to_string(),
             timeout: started.elapsed(),
             log: rec.node.log_file.clone(),
-            tail: sys::log_excerpt(&rec.node.log_file, LOG_TAIL),
+            tail: sys::log_excerpt(&rec.node.log_file, LOG_TAIL, self.db),
         })
     }
 
     // ---- health ----
 
     fn wait_healthy_in(&self, state: &State, timeout: Duration) -> Result<()> {
-        let etcdctl = etcdctl()?;
         let endpoints: Vec<&str> = state
             .nodes
             .iter()
@@ -654,7 +685,7 @@ impl Cluster {
             for rec in &state.nodes {
                 self.check_alive(rec)?;
             }
-            last = match etcdctl.health(&endpoints) {
+            last = match self.db.health(&endpoints) {
                 Ok(h) if h.len() == endpoints.len() && h.iter().all(|h| h.health) => {
                     return Ok(Some(()))
                 }
@@ -677,14 +708,14 @@ impl Cluster {
         healthy.ok_or_else(|| Error::Unhealthy {
             timeout,
             last,
-            tails: log_tails(state),
+            tails: log_tails(self.db, state),
         })
     }
 
     fn status_of(&self, with_health: bool) -> Result<Status> {
         let state = self.read_state()?;
         let processes: Vec<Process> = state.nodes.iter().map(process_of).collect();
-        // A paused member would only make etcdctl wait for its timeout.
+        // A paused member would only make the database's tool wait for its timeout.
         let asked: Vec<&str> = state
             .nodes
             .iter()
@@ -692,7 +723,6 @@ impl Cluster {
             .filter(|(_, p)| matches!(p, Process::Running { .. }))
             .map(|(r, _)| r.node.client_url.as_str())
             .collect();
-        let etcdctl = etcdctl()?;
         let (reports, health) = if asked.is_empty() {
             (Vec::new(), Vec::new())
         } else {
@@ -700,12 +730,12 @@ impl Cluster {
             let (reports, health) = std::thread::scope(|s| {
                 let health = s.spawn(|| {
                     if with_health {
-                        etcdctl.health(&asked)
+                        self.db.health(&asked)
                     } else {
                         Ok(Vec::new())
                     }
                 });
-                let reports = etcdctl.status(&asked);
+                let reports = self.db.reports(&asked);
                 (reports, health.join().unwrap_or_else(|_| Ok(Vec::new())))
             });
             (no_answer_is_empty(reports)?, no_answer_is_empty(health)?)
@@ -722,7 +752,7 @@ impl Cluster {
             }
         }
         let all: Vec<_> = reports.iter().map(|(_, s)| *s).collect();
-        let leader = etcd::leader_of(&all);
+        let leader = db::leader_of(&all);
 
         let members = state
             .nodes
@@ -751,7 +781,7 @@ impl Cluster {
                         .filter(|s| s.leader != 0)
                         .and_then(|s| ids.get(&s.leader).cloned()),
                     term: report.map(|s| s.term),
-                    raft_index: report.map(|s| s.raft_index),
+                    raft_index: report.map(|s| s.index),
                 }
             })
             .collect();
@@ -923,27 +953,31 @@ impl Drop for ClusterGuard {
     }
 }
 
-/// Programs a cluster needs, with the Debian package of each (`scripts/setup` installs them).
-const PROGRAMS: [(&str, &str); 3] = [
-    ("etcd", "etcd-server"),
-    ("etcdctl", "etcd-client"),
-    ("ip", "iproute2"),
-];
+/// Programs the lab itself needs whatever the database, with the Debian package of each
+/// (`scripts/setup` installs them; the database plug-in lists its own).
+const PROGRAMS: [(&str, &str); 1] = [("ip", "iproute2")];
 
-/// What this machine lacks to run a local cluster: `root`, and each missing program with
-/// its Debian package. Empty when [`Cluster::up`] can work. Tests use it to skip with a
-/// loud line, or to fail under CI, where everything must be installed.
+/// What this machine lacks to run a local etcd cluster: `root`, and each missing program
+/// with its Debian package. Empty when [`Cluster::up`] can work. Tests use it to skip
+/// with a loud line, or to fail under CI, where everything must be installed.
 pub fn missing_prerequisites() -> Vec<String> {
+    missing_prerequisites_for(db::DEFAULT_DB).unwrap_or_default()
+}
+
+/// What this machine lacks to run a local cluster of database `name` (see
+/// [`missing_prerequisites`]); an error names the known databases if `name` is none.
+pub fn missing_prerequisites_for(name: &str) -> Result<Vec<String>> {
+    let database = db::by_name(name)?;
     let mut missing = Vec::new();
     if !nix::unistd::geteuid().is_root() {
         missing.push("root".to_owned());
     }
-    for (program, package) in PROGRAMS {
+    for (program, package) in database.programs().iter().chain(&PROGRAMS) {
         if sys::find_program(program).is_none() {
             missing.push(format!("{program} (package {package})"));
         }
     }
-    missing
+    Ok(missing)
 }
 
 /// Takes down the cluster recorded in `dir`, even after a crashed `up`. Returns whether
@@ -975,15 +1009,15 @@ pub fn down_all() -> Result<Vec<(PathBuf, Result<bool>)>> {
         .collect())
 }
 
-fn etcdctl() -> Result<Etcdctl> {
-    Ok(Etcdctl {
-        program: sys::require_program("etcdctl", "etcd-client")?,
-        allow_remote: false,
-    })
-}
-
 /// Every name, address and command line of a new lab, before anything exists.
-fn plan(lab: Lab, dir: &Path, config: &Config, etcd: &Path, sshd: Option<&Path>) -> State {
+fn plan(
+    lab: Lab,
+    dir: &Path,
+    config: &Config,
+    database: &dyn Database,
+    program: &Path,
+    sshd: Option<&Path>,
+) -> State {
     let nodes: Vec<Node> = (1..=config.nodes)
         .map(|i| {
             let name = Lab::node_name(i);
@@ -992,32 +1026,32 @@ fn plan(lab: Lab, dir: &Path, config: &Config, etcd: &Path, sshd: Option<&Path>)
                 netns: lab.node_netns(i),
                 interface: lab.node_veth(i),
                 addr,
-                client_url: format!("http://{addr}:{CLIENT_PORT}"),
-                peer_url: format!("http://{addr}:{PEER_PORT}"),
+                client_url: format!("http://{addr}:{}", database.client_port()),
+                peer_url: format!("http://{addr}:{}", database.peer_port()),
                 data_dir: dir.join(&name).join("data"),
-                log_file: dir.join(&name).join("etcd.log"),
+                log_file: dir.join(&name).join(database.log_file_name()),
                 clock_file: None,
                 name: NodeName(name),
             }
         })
         .collect();
-    let initial_cluster = nodes
-        .iter()
-        .map(|n| format!("{}={}", n.name, n.peer_url))
-        .collect::<Vec<_>>()
-        .join(",");
-    let token = format!("splitbrain-{}", lab.prefix());
-    let flags = MemberFlags {
-        etcd,
-        initial_cluster: &initial_cluster,
-        token: &token,
+    let prefix = lab.prefix();
+    let member_plan = MemberPlan {
+        nodes: &nodes,
+        prefix: &prefix,
+        program,
         enable_v2: config.enable_v2,
         pre_vote: config.pre_vote,
         extra: &config.extra_etcd_args,
     };
+    let argvs: Vec<Vec<String>> = nodes
+        .iter()
+        .map(|n| database.member_argv(n, &member_plan))
+        .collect();
     let clock_file = |node: &Node| dir.join(node.name.as_str()).join("clock");
     State {
         version: VERSION,
+        db: database.name().to_owned(),
         dir: dir.to_owned(),
         subnet: lab.subnet(),
         host_veth: lab.host_veth(),
@@ -1026,7 +1060,8 @@ fn plan(lab: Lab, dir: &Path, config: &Config, etcd: &Path, sshd: Option<&Path>)
         bridge_netns_inode: None,
         nodes: nodes
             .into_iter()
-            .map(|mut node| {
+            .zip(argvs)
+            .map(|(mut node, argv)| {
                 let launcher = match &config.clock_supervisor {
                     Some(supervisor) => {
                         let file = clock_file(&node);
@@ -1042,7 +1077,7 @@ fn plan(lab: Lab, dir: &Path, config: &Config, etcd: &Path, sshd: Option<&Path>)
                     None => Vec::new(),
                 };
                 NodeRecord {
-                    argv: etcd::member_argv(&node, &flags),
+                    argv,
                     launcher,
                     sshd: sshd.map(|program| sshd::SshdRecord {
                         argv: sshd::argv(program, &node),
@@ -1059,7 +1094,7 @@ fn plan(lab: Lab, dir: &Path, config: &Config, etcd: &Path, sshd: Option<&Path>)
 }
 
 /// Empties a member's directory of a previous run's data, log and clock offset.
-fn fresh_member_dir(node: &Node) -> Result<()> {
+fn fresh_member_dir(database: &dyn Database, node: &Node) -> Result<()> {
     if let Some(clock) = &node.clock_file {
         match std::fs::remove_file(clock) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -1071,15 +1106,7 @@ fn fresh_member_dir(node: &Node) -> Result<()> {
             _ => {}
         }
     }
-    match std::fs::remove_dir_all(&node.data_dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(Error::io(
-                format!("cannot remove old data {}", node.data_dir.display()),
-                e,
-            ))
-        }
-        _ => {}
-    }
+    database.wipe(node)?;
     let parent = node.log_file.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)
         .map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
@@ -1121,7 +1148,7 @@ fn no_answer_is_empty<T>(result: Result<Vec<T>>) -> Result<Vec<T>> {
     }
 }
 
-fn log_tails(state: &State) -> String {
+fn log_tails(database: &dyn Database, state: &State) -> String {
     state
         .nodes
         .iter()
@@ -1130,7 +1157,7 @@ fn log_tails(state: &State) -> String {
                 "--- {} ({}) ---\n{}",
                 r.node.name,
                 r.node.log_file.display(),
-                sys::log_excerpt(&r.node.log_file, LOG_TAIL)
+                sys::log_excerpt(&r.node.log_file, LOG_TAIL, database)
             )
         })
         .collect::<Vec<_>>()

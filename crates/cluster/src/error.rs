@@ -84,6 +84,10 @@ pub enum Error {
     #[error("no node {node} in this cluster (nodes: {known})")]
     UnknownNode { node: String, known: String },
 
+    /// A database name the lab does not know (`--db NAME`).
+    #[error("unknown database `{name}` (known: {known})")]
+    UnknownDatabase { name: String, known: String },
+
     /// The operation needs a running member and there is none.
     #[error("node {node} is not running")]
     NotRunning { node: String },

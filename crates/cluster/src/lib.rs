@@ -38,8 +38,8 @@
 //! - it speaks no HTTP and uses no async runtime: `etcdctl` and `ip` do the talking.
 
 mod cluster;
+mod db;
 mod error;
-mod etcd;
 mod net;
 mod pidfd;
 mod registry;
@@ -49,11 +49,12 @@ mod sys;
 mod topology;
 
 pub use cluster::{
-    down, down_all, missing_prerequisites, Cluster, ClusterGuard, Config, MemberStatus, Process,
-    Status, DEFAULT_DIR,
+    down, down_all, missing_prerequisites, missing_prerequisites_for, Cluster, ClusterGuard,
+    Config, MemberStatus, Process, Status, DEFAULT_DIR,
 };
+pub use db::etcd::leader_endpoint;
+pub use db::{known_databases, packages, DEFAULT_DB};
 pub use error::{Error, Result};
-pub use etcd::leader_endpoint;
 pub use net::{ensure_lab_route, ensure_lab_url, ensure_target, ensure_target_url};
 pub use pidfd::{terminate, Pinned, TERM_GRACE};
 pub use registry::{registered, registry_dir, REGISTRY, REGISTRY_ENV};

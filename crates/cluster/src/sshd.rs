@@ -223,7 +223,7 @@ pub(crate) fn wait_listening(rec: &NodeRecord) -> Result<()> {
             return Err(Error::SshdExited {
                 node: rec.node.name.to_string(),
                 log: log_path(&rec.node),
-                tail: sys::log_excerpt(&log_path(&rec.node), 10),
+                tail: sys::log_excerpt(&log_path(&rec.node), 10, &sys::PlainLog),
             });
         }
         Ok(sys::listens(pid, addr).then_some(()))

@@ -135,6 +135,10 @@ impl NodeRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct State {
     pub version: u32,
+    /// The database plug-in the members run (`--db`); files written before plug-ins
+    /// existed ran etcd.
+    #[serde(default = "default_db")]
+    pub db: String,
     pub dir: PathBuf,
     pub subnet: String,
     pub host_veth: String,
@@ -142,6 +146,10 @@ pub(crate) struct State {
     pub bridge_netns: String,
     pub bridge_netns_inode: Option<u64>,
     pub nodes: Vec<NodeRecord>,
+}
+
+fn default_db() -> String {
+    crate::db::DEFAULT_DB.to_owned()
 }
 
 impl State {
@@ -262,6 +270,7 @@ mod tests {
     fn sample(dir: &Path) -> State {
         State {
             version: VERSION,
+            db: "etcd".into(),
             dir: dir.to_owned(),
             subnet: "10.77.3.0/24".into(),
             host_veth: "sb3h".into(),
@@ -306,6 +315,18 @@ mod tests {
         State::remove(dir.path()).unwrap();
         State::remove(dir.path()).unwrap();
         assert_eq!(State::read(dir.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn a_state_file_from_before_database_plug_ins_ran_etcd() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = sample(dir.path());
+        let mut json = serde_json::to_value(&state).unwrap();
+        json.as_object_mut().unwrap().remove("db");
+        std::fs::write(State::path(dir.path()), json.to_string()).unwrap();
+        let read = State::read(dir.path()).unwrap().unwrap();
+        assert_eq!(read.db, "etcd");
+        assert_eq!(read, state);
     }
 
     #[test]

@@ -296,10 +296,40 @@ pub(crate) fn netns_command(netns: &str, program: &str) -> Command {
     cmd
 }
 
+/// How to read a log file: the database plug-in's format, or plain text.
+pub(crate) trait LogFormat {
+    /// One line for a human.
+    fn render(&self, line: &str) -> String;
+    /// Whether a line looks like the cause of a failure.
+    fn is_cause(&self, line: &str) -> bool;
+}
+
+/// A plain-text log (sshd's): lines as they are, error-looking lines as causes.
+pub(crate) struct PlainLog;
+
+impl LogFormat for PlainLog {
+    fn render(&self, line: &str) -> String {
+        line.to_owned()
+    }
+    fn is_cause(&self, line: &str) -> bool {
+        let l = line.to_ascii_lowercase();
+        ["error:", "flag provided"].iter().any(|k| l.contains(k))
+    }
+}
+
+impl<T: crate::db::Database + ?Sized> LogFormat for T {
+    fn render(&self, line: &str) -> String {
+        self.render_log_line(line)
+    }
+    fn is_cause(&self, line: &str) -> bool {
+        self.looks_like_a_cause(line)
+    }
+}
+
 /// What to show of a member's log when something failed: its last `n` lines, preceded by
 /// up to three earlier lines that look like the cause (etcd prints a bad flag's error
-/// first and its usage after). etcd's JSON lines are shown as `time level msg key=value`.
-pub(crate) fn log_excerpt(path: &Path, n: usize) -> String {
+/// first and its usage after), each rendered by the log's format.
+pub(crate) fn log_excerpt<F: LogFormat + ?Sized>(path: &Path, n: usize, format: &F) -> String {
     let text = match std::fs::read(path) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) => return format!("  (cannot read {}: {e})", path.display()),
@@ -311,57 +341,23 @@ pub(crate) fn log_excerpt(path: &Path, n: usize) -> String {
     let start = lines.len().saturating_sub(n);
     let causes: Vec<&str> = lines[..start]
         .iter()
-        .filter(|l| looks_like_a_cause(l))
+        .filter(|l| format.is_cause(l))
         .copied()
         .collect();
     let mut out: Vec<String> = causes[causes.len().saturating_sub(3)..]
         .iter()
-        .map(|l| render_log_line(l))
+        .map(|l| shown(&format.render(l)))
         .collect();
     if start > 0 {
         out.push(format!("  ... ({start} earlier lines)"));
     }
-    out.extend(lines[start..].iter().map(|l| render_log_line(l)));
+    out.extend(lines[start..].iter().map(|l| shown(&format.render(l))));
     out.join("\n")
 }
 
-fn looks_like_a_cause(line: &str) -> bool {
-    let l = line.to_ascii_lowercase();
-    [
-        "\"level\":\"fatal\"",
-        "\"level\":\"panic\"",
-        "\"level\":\"error\"",
-        "error:",
-        "flag provided",
-    ]
-    .iter()
-    .any(|k| l.contains(k))
-}
-
-/// One log line for a human: etcd's zap JSON as `12:00:01.234 warn msg key=value ...`.
-pub(crate) fn render_log_line(line: &str) -> String {
+/// A rendered log line, indented and cut to a readable length.
+fn shown(rendered: &str) -> String {
     const MAX: usize = 300;
-    let rendered = match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line) {
-        Ok(map) if map.contains_key("msg") => {
-            let field = |k: &str| map.get(k).and_then(|v| v.as_str()).unwrap_or("");
-            let time = field("ts")
-                .split('T')
-                .nth(1)
-                .unwrap_or("")
-                .trim_end_matches('Z');
-            let mut s = format!("{time} {} {}", field("level"), field("msg"));
-            for (k, v) in &map {
-                if !matches!(k.as_str(), "ts" | "level" | "msg" | "caller") {
-                    match v {
-                        serde_json::Value::String(v) => s.push_str(&format!(" {k}={v}")),
-                        v => s.push_str(&format!(" {k}={v}")),
-                    }
-                }
-            }
-            s
-        }
-        _ => line.to_owned(),
-    };
     let mut rendered = format!("  {rendered}");
     if rendered.len() > MAX {
         let cut = (0..=MAX)
@@ -447,12 +443,14 @@ mod tests {
 
     #[test]
     fn etcd_log_lines_read_as_text_and_the_cause_is_kept() {
+        let etcd = crate::db::etcd::Etcd;
         let line = r#"{"level":"fatal","ts":"2026-11-22T06:02:33.729Z","caller":"etcdmain/etcd.go:271","msg":"listener failed","error":"listen tcp 10.77.1.1:2379: bind: address already in use"}"#;
         assert_eq!(
-            render_log_line(line),
+            shown(&etcd.render(line)),
             "  06:02:33.729 fatal listener failed error=listen tcp 10.77.1.1:2379: bind: address already in use"
         );
-        assert_eq!(render_log_line("plain text"), "  plain text");
+        assert_eq!(shown(&etcd.render("plain text")), "  plain text");
+        assert!(etcd.is_cause(line));
 
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("etcd.log");
@@ -461,13 +459,13 @@ mod tests {
             text.push_str(&format!("usage line {i}\n"));
         }
         std::fs::write(&log, text).unwrap();
-        let excerpt = log_excerpt(&log, 5);
+        let excerpt = log_excerpt(&log, 5, &etcd);
         let lines: Vec<&str> = excerpt.lines().collect();
         assert_eq!(lines[0], "  flag provided but not defined: -no-such-flag");
         assert_eq!(lines[1], "  ... (36 earlier lines)");
         assert_eq!(lines[6], "  usage line 39");
         assert_eq!(lines.len(), 7);
-        assert!(log_excerpt(&dir.path().join("missing"), 5).contains("cannot read"));
+        assert!(log_excerpt(&dir.path().join("missing"), 5, &PlainLog).contains("cannot read"));
     }
 
     #[test]

@@ -17,6 +17,10 @@
 use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::Error;
 
 /// A boxed future, so that [`Client`] stays object-safe and the binary can pick a
 /// client at run time.
@@ -115,6 +119,10 @@ pub enum Outcome {
     Ok { value: Value, version: Option<u64> },
     /// Definitely did not take effect; the reason.
     Fail(String),
+    /// The node refused the connection: nothing was sent, so the op did not take
+    /// effect (recorded as `fail`, its error beginning with [`REFUSED`]), and the node
+    /// is probably down, so the worker backs off before its next op.
+    Refused(String),
     /// May or may not have taken effect; the reason.
     Info(String),
 }
@@ -159,6 +167,151 @@ pub trait Client: Send + Sync {
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
+
+    /// Whether it can run calls whose `f` is this (`read`, `write`, `cas`, `add`):
+    /// a run refuses a workload that needs one it has not, before anything starts.
+    fn supports(&self, f: &str) -> bool {
+        let _ = f;
+        true
+    }
+}
+
+/// What a client is built from: the read mode chosen (one of its
+/// [`ClientKind::read_modes`], the default when `None`), the op timeout, and the
+/// description of a generic client (`--client-config`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientOptions {
+    pub read_mode: Option<String>,
+    pub timeout: Duration,
+    pub config: Option<crate::http::HttpConfig>,
+}
+
+impl ClientOptions {
+    pub fn new(timeout: Duration) -> ClientOptions {
+        ClientOptions {
+            read_mode: None,
+            timeout,
+            config: None,
+        }
+    }
+}
+
+/// How a [`ClientKind`] builds its client from a read mode (valid, or `""` for none).
+type BuildFn = fn(&str, &ClientOptions) -> Result<Arc<dyn Client>, Error>;
+
+/// A client as a plug-in: its name (`--client NAME`), the databases it speaks to, its
+/// read modes, and how to build it. Every kind is in [`CLIENTS`].
+#[derive(Debug)]
+pub struct ClientKind {
+    pub name: &'static str,
+    /// The databases (the lab's plug-in names) it speaks to; empty: any, as its
+    /// description says (a generic client).
+    pub databases: &'static [&'static str],
+    /// Its read modes, the default first; empty: it has none to choose.
+    pub read_modes: &'static [&'static str],
+    /// Whether it needs a description (`--client-config`).
+    pub needs_config: bool,
+    build: BuildFn,
+}
+
+/// Every client kind, the default first.
+pub const CLIENTS: &[ClientKind] = &[
+    ClientKind {
+        name: "etcd-v3",
+        databases: &["etcd"],
+        read_modes: &["linearizable", "serializable"],
+        needs_config: false,
+        build: |mode, o| {
+            let mode = match mode {
+                "serializable" => crate::etcd_v3::ReadMode::Serializable,
+                _ => crate::etcd_v3::ReadMode::Linearizable,
+            };
+            Ok(Arc::new(crate::etcd_v3::EtcdV3::new(mode, o.timeout)?))
+        },
+    },
+    ClientKind {
+        name: "etcd-v2",
+        databases: &["etcd"],
+        read_modes: &["quorum", "local"],
+        needs_config: false,
+        build: |mode, o| {
+            let config = crate::http::HttpConfig::etcd_v2(mode == "quorum");
+            Ok(Arc::new(crate::http::HttpClient::new(config, o.timeout)?))
+        },
+    },
+    ClientKind {
+        name: "http",
+        databases: &[],
+        read_modes: &[],
+        needs_config: true,
+        build: |_, o| {
+            let config = o
+                .config
+                .clone()
+                .ok_or(Error::ClientNeedsConfig { client: "http" })?;
+            Ok(Arc::new(crate::http::HttpClient::new(config, o.timeout)?))
+        },
+    },
+];
+
+impl ClientKind {
+    /// The kind called `name`, or an error listing the known ones.
+    pub fn named(name: &str) -> Result<&'static ClientKind, Error> {
+        CLIENTS
+            .iter()
+            .find(|k| k.name == name)
+            .ok_or_else(|| Error::UnknownClient {
+                name: name.to_owned(),
+                known: CLIENTS
+                    .iter()
+                    .map(|k| k.name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// The read mode used when none is chosen; `None` for a client with none.
+    pub fn default_read_mode(&self) -> Option<&'static str> {
+        self.read_modes.first().copied()
+    }
+
+    /// Whether it speaks to database `db`.
+    pub fn supports_db(&self, db: &str) -> bool {
+        self.databases.is_empty() || self.databases.contains(&db)
+    }
+
+    /// The client, after checking that it speaks to `db` (`None`: the nodes' database
+    /// is not known) and knows the read mode asked for.
+    pub fn build(&self, db: Option<&str>, o: &ClientOptions) -> Result<Arc<dyn Client>, Error> {
+        if let Some(db) = db {
+            if !self.supports_db(db) {
+                return Err(Error::ClientDatabase {
+                    client: self.name,
+                    db: db.to_owned(),
+                    supported: self.databases.join(", "),
+                });
+            }
+        }
+        let mode = match (&o.read_mode, self.default_read_mode()) {
+            (Some(m), _) if self.read_modes.is_empty() => {
+                return Err(Error::NoReadModes {
+                    client: self.name,
+                    mode: m.clone(),
+                })
+            }
+            (Some(m), _) if !self.read_modes.contains(&m.as_str()) => {
+                return Err(Error::UnknownReadMode {
+                    client: self.name,
+                    mode: m.clone(),
+                    known: self.read_modes.join(", "),
+                })
+            }
+            (Some(m), _) => m.as_str(),
+            (None, default) => default.unwrap_or(""),
+        };
+        (self.build)(mode, o)
+    }
 }
 
 /// A version as a store's JSON answer gives it: a non-negative integer, or a
@@ -184,7 +337,7 @@ pub const REFUSED: &str = "connect: ";
 pub fn classify_transport(call: &Call, e: &reqwest::Error) -> Outcome {
     let why = error_chain(e);
     if e.is_connect() {
-        return Outcome::Fail(format!("{REFUSED}{why}"));
+        return Outcome::Refused(why);
     }
     if e.is_builder() {
         return Outcome::Fail(format!("request not built: {why}"));
@@ -257,6 +410,39 @@ mod tests {
         ] {
             assert_eq!(version_from_json(&garbage), None, "{garbage}");
         }
+    }
+
+    #[test]
+    fn clients_say_which_databases_and_read_modes_they_support() {
+        let o = |mode: Option<&str>| ClientOptions {
+            read_mode: mode.map(str::to_owned),
+            ..ClientOptions::new(Duration::from_secs(1))
+        };
+        let v3 = ClientKind::named("etcd-v3").unwrap();
+        assert_eq!(v3.default_read_mode(), Some("linearizable"));
+        assert!(v3.build(Some("etcd"), &o(Some("serializable"))).is_ok());
+        let e = v3.build(Some("etcd"), &o(Some("quorum"))).err().unwrap();
+        assert!(matches!(e, Error::UnknownReadMode { .. }), "{e}");
+        assert!(e.to_string().contains("linearizable, serializable"), "{e}");
+        let e = v3.build(Some("zookeeper"), &o(None)).err().unwrap();
+        assert!(matches!(e, Error::ClientDatabase { .. }), "{e}");
+
+        let v2 = ClientKind::named("etcd-v2").unwrap();
+        assert_eq!(v2.default_read_mode(), Some("quorum"));
+        assert!(!v2.build(None, &o(None)).unwrap().supports("add"));
+
+        let http = ClientKind::named("http").unwrap();
+        assert!(http.supports_db("anything") && http.default_read_mode().is_none());
+        let e = http.build(None, &o(Some("local"))).err().unwrap();
+        assert!(matches!(e, Error::NoReadModes { .. }), "{e}");
+        let e = http.build(None, &o(None)).err().unwrap();
+        assert!(matches!(e, Error::ClientNeedsConfig { .. }), "{e}");
+
+        let e = ClientKind::named("nosuch").unwrap_err().to_string();
+        assert!(
+            e.contains("nosuch") && e.contains("etcd-v3, etcd-v2, http"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -595,7 +595,7 @@ mod tests {
 
     fn info_or_fail(o: &Outcome) -> &str {
         match o {
-            Outcome::Info(e) | Outcome::Fail(e) => e,
+            Outcome::Info(e) | Outcome::Fail(e) | Outcome::Refused(e) => e,
             Outcome::Ok { value, .. } => panic!("ok with {value}"),
         }
     }

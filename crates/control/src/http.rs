@@ -477,6 +477,10 @@ fn extract(spec: &OpSpec, body: &Body) -> Result<Value, String> {
 }
 
 impl Client for HttpClient {
+    fn supports(&self, f: &str) -> bool {
+        self.config.supports(f)
+    }
+
     fn open(&self, node: &str) -> Result<Box<dyn Client>, Error> {
         Ok(Box::new(HttpClient {
             endpoint: self.endpoint.bound(node),

@@ -44,7 +44,7 @@ pub mod recorder;
 pub mod runner;
 pub mod seed;
 
-pub use client::{Call, Client, Outcome};
+pub use client::{Call, Client, ClientKind, ClientOptions, Outcome, CLIENTS};
 pub use generator::{Generator, Mix, Seen, WorkerGen, Workload, WorkloadKind};
 pub use nemesis::{Nemesis, NemesisError, Schedule};
 pub use progress::Progress;
@@ -69,6 +69,24 @@ pub enum Error {
     Http(String),
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("unknown client `{name}` (known: {known})")]
+    UnknownClient { name: String, known: String },
+    #[error("unknown {client} read mode `{mode}` (known: {known})")]
+    UnknownReadMode {
+        client: &'static str,
+        mode: String,
+        known: String,
+    },
+    #[error("--read-mode {mode}: the {client} client reads as its --client-config says")]
+    NoReadModes { client: &'static str, mode: String },
+    #[error("the {client} client speaks to {supported}, not to {db}")]
+    ClientDatabase {
+        client: &'static str,
+        db: String,
+        supported: String,
+    },
+    #[error("--client {client} needs --client-config FILE.toml (see workloads/clients/)")]
+    ClientNeedsConfig { client: &'static str },
 }
 
 impl Error {

@@ -432,8 +432,12 @@ async fn invoke_one(
         }
         Outcome::Fail(e) => {
             op.kind = OpType::Fail;
-            refused = e.starts_with(crate::client::REFUSED);
             op.error = Some(Value::from(e));
+        }
+        Outcome::Refused(e) => {
+            op.kind = OpType::Fail;
+            refused = true;
+            op.error = Some(Value::from(format!("{}{e}", crate::client::REFUSED)));
         }
         Outcome::Info(e) => {
             op.kind = OpType::Info;

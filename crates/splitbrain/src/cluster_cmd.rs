@@ -73,6 +73,9 @@ pub struct NodeArgs {
 
 #[derive(Args)]
 pub struct UpArgs {
+    /// The database the members run (the lab's plug-ins; only etcd so far).
+    #[arg(long, value_name = "NAME", default_value = splitbrain_cluster::DEFAULT_DB)]
+    db: String,
     /// Number of members (1 to 9).
     #[arg(long, value_name = "N", default_value_t = 3,
           value_parser = clap::value_parser!(u8).range(1..=9))]
@@ -325,6 +328,7 @@ fn node_op(
 
 fn up(args: UpArgs) -> anyhow::Result<u8> {
     let mut config = Config::in_dir(&args.dir.dir);
+    config.db = args.db;
     config.nodes = usize::from(args.nodes);
     config.subnet = args.subnet;
     config.enable_v2 = !args.no_v2;

@@ -22,9 +22,11 @@ use crate::test_config::{self, Settings};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use splitbrain_checker::{self as checker, Options};
-use splitbrain_control::etcd_v3::{EtcdV3, ReadMode};
-use splitbrain_control::http::{HttpClient, HttpConfig};
-use splitbrain_control::{Client, Generator, Harness, Nemesis, Progress, Schedule, Stop, Summary};
+use splitbrain_control::http::HttpConfig;
+use splitbrain_control::{
+    Client, ClientKind, ClientOptions, Generator, Harness, Nemesis, Progress, Schedule, Stop,
+    Summary,
+};
 use splitbrain_history::History;
 use std::fs::File;
 use std::io::Write;
@@ -42,57 +44,24 @@ struct Plan {
     client: Arc<dyn Client>,
 }
 
-/// A protocol client and what it supports.
-struct Chosen {
-    client: Arc<dyn Client>,
-    http: Option<HttpConfig>,
-}
-
-impl Chosen {
-    fn supports(&self, f: &str) -> bool {
-        self.http.as_ref().is_none_or(|h| h.supports(f))
+/// The client the settings name (a plug-in of the control crate, which checks the
+/// database and the read mode), built with its description when it needs one.
+fn client(args: &TestArgs, timeout: Duration) -> Result<Arc<dyn Client>> {
+    let kind = ClientKind::named(args.client.as_deref().unwrap_or_default())?;
+    let mut options = ClientOptions::new(timeout);
+    options.read_mode = args.read_mode.clone();
+    if let (true, Some(path)) = (kind.needs_config, &args.client_config) {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        options.config =
+            Some(HttpConfig::from_toml(&text).with_context(|| path.display().to_string())?);
     }
-}
-
-fn client(args: &TestArgs, timeout: Duration) -> Result<Chosen> {
-    let mode = args.read_mode.as_deref();
-    let http = |config: HttpConfig| -> Result<Chosen> {
-        let client = HttpClient::new(config.clone(), timeout)?;
-        Ok(Chosen {
-            client: Arc::new(client),
-            http: Some(config),
-        })
+    // Remote nodes (`--nodes`) run a database the harness does not know.
+    let db = match &args.nodes {
+        Some(_) => None,
+        None => args.db.as_deref(),
     };
-    match args.client.as_deref().unwrap_or_default() {
-        "etcd-v3" => {
-            let read_mode = match mode {
-                Some("linearizable") | None => ReadMode::Linearizable,
-                Some("serializable") => ReadMode::Serializable,
-                Some(m) => bail!("unknown etcd-v3 read mode `{m}` (linearizable or serializable)"),
-            };
-            Ok(Chosen {
-                client: Arc::new(EtcdV3::new(read_mode, timeout)?),
-                http: None,
-            })
-        }
-        "etcd-v2" => match mode {
-            Some("quorum") | None => http(HttpConfig::etcd_v2(true)),
-            Some("local") => http(HttpConfig::etcd_v2(false)),
-            Some(m) => bail!("unknown etcd-v2 read mode `{m}` (quorum or local)"),
-        },
-        "http" => {
-            if let Some(m) = mode {
-                bail!("--read-mode {m}: the http client reads as its --client-config says");
-            }
-            let Some(path) = &args.client_config else {
-                bail!("--client http needs --client-config FILE.toml (see workloads/clients/)");
-            };
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            http(HttpConfig::from_toml(&text).with_context(|| path.display().to_string())?)
-        }
-        c => bail!("unknown client `{c}` (known: etcd-v3, etcd-v2, http)"),
-    }
+    Ok(kind.build(db, &options)?)
 }
 
 /// Reads `--config`, applies the flags over it and the defaults under it, checks
@@ -111,6 +80,8 @@ fn plan(args: TestArgs) -> Result<Plan> {
         splitbrain_control::seed::fresh,
     )?;
     let args = &settings.args;
+    let db = args.db.as_deref().unwrap_or(splitbrain_cluster::DEFAULT_DB);
+    splitbrain_cluster::packages(db).context("--db")?;
     let timeout = settings.config.op_timeout;
     let client = client(args, timeout)?;
     use splitbrain_control::WorkloadKind as W;
@@ -127,10 +98,7 @@ fn plan(args: TestArgs) -> Result<Plan> {
             kind.name()
         );
     }
-    Ok(Plan {
-        settings,
-        client: client.client,
-    })
+    Ok(Plan { settings, client })
 }
 
 pub fn run(args: TestArgs) -> u8 {
@@ -232,7 +200,8 @@ fn bring_up(settings: &mut Settings, run: &RunDir, stop: &Stop) -> Result<Option
         }
         return Ok(Some(Target::Urls));
     }
-    let missing = splitbrain_cluster::missing_prerequisites();
+    let db = args.db.as_deref().unwrap_or(splitbrain_cluster::DEFAULT_DB);
+    let missing = splitbrain_cluster::missing_prerequisites_for(db)?;
     if !missing.is_empty() {
         bail!(
             "no --nodes given, and the local cluster needs {} (run as root after `sudo scripts/setup`)",
@@ -241,8 +210,9 @@ fn bring_up(settings: &mut Settings, run: &RunDir, stop: &Stop) -> Result<Option
     }
     let size = args.cluster_size.unwrap_or(3);
     run.log
-        .say(&format!("starting a local {size}-member etcd cluster ..."));
+        .say(&format!("starting a local {size}-member {db} cluster ..."));
     let mut cfg = splitbrain_cluster::Config::in_dir(run.dir.join("cluster"));
+    cfg.db = db.to_owned();
     cfg.nodes = size;
     if settings
         .faults

@@ -41,6 +41,11 @@ pub struct TestArgs {
     #[arg(long, value_delimiter = ',', value_name = "URL,...|FILE")]
     pub nodes: Option<Vec<String>>,
 
+    /// The database of the local cluster when no --nodes is given: etcd [default] (the
+    /// lab's database plug-ins; `splitbrain cluster up --db` takes the same names).
+    #[arg(long, value_name = "NAME")]
+    pub db: Option<String>,
+
     /// Members of the local cluster when no --nodes is given [default: 3].
     #[arg(long, value_name = "N")]
     pub cluster_size: Option<usize>,
@@ -161,6 +166,7 @@ impl TestArgs {
     pub fn or(self, file: TestArgs) -> TestArgs {
         TestArgs {
             nodes: self.nodes.or(file.nodes),
+            db: self.db.or(file.db),
             cluster_size: self.cluster_size.or(file.cluster_size),
             client: self.client.or(file.client),
             client_config: self.client_config.or(file.client_config),
@@ -190,6 +196,8 @@ impl TestArgs {
 
     /// Every default made explicit, so config.toml says exactly what ran.
     pub fn with_defaults(mut self) -> TestArgs {
+        self.db
+            .get_or_insert_with(|| splitbrain_cluster::DEFAULT_DB.into());
         self.cluster_size.get_or_insert(3);
         self.client.get_or_insert_with(|| "etcd-v3".into());
         self.workload.get_or_insert_with(|| "cas-register".into());
@@ -201,11 +209,10 @@ impl TestArgs {
             self.ops_per_key.get_or_insert(200);
         }
         self.mix.get_or_insert_with(|| vec![1, 1, 1]);
-        let read_mode = match self.client.as_deref() {
-            Some("etcd-v2") => Some("quorum"),
-            Some("etcd-v3") => Some("linearizable"),
-            _ => None,
-        };
+        let read_mode =
+            splitbrain_control::ClientKind::named(self.client.as_deref().unwrap_or_default())
+                .ok()
+                .and_then(|k| k.default_read_mode());
         if self.read_mode.is_none() {
             self.read_mode = read_mode.map(str::to_owned);
         }

@@ -305,6 +305,22 @@ fn down_cleans_up_after_up_was_killed_mid_way() {
 }
 
 #[test]
+fn an_unknown_database_is_refused_with_the_known_ones() {
+    // Needs no lab: the name is checked before anything is created.
+    let tmp = tempfile::tempdir().unwrap();
+    let err = fails(
+        splitbrain()
+            .args(["cluster", "up", "--db", "nosuch", "--dir"])
+            .arg(tmp.path()),
+    );
+    assert!(
+        err.contains("unknown database `nosuch` (known: etcd"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+#[test]
 fn errors_name_the_cause_and_the_fix() {
     let Some(_lab) = lab() else { return };
     let tmp = tempfile::tempdir().unwrap();

@@ -64,6 +64,7 @@ impl Recorder {
             Outcome::Ok { value, .. } if call.is_read() => (OpType::Ok, value.clone(), None),
             Outcome::Ok { .. } => (OpType::Ok, call.value(), None),
             Outcome::Fail(e) => (OpType::Fail, call.value(), Some(e.clone())),
+            Outcome::Refused(e) => (OpType::Fail, call.value(), Some(format!("connect: {e}"))),
             Outcome::Info(e) => (OpType::Info, call.value(), Some(e.clone())),
         };
         let mut done = self.op(process, kind, &call, value, node);

@@ -223,8 +223,9 @@ fn the_shipped_workloads_parse_and_flags_win_over_them() {
 #[test]
 fn bad_settings_exit_254_before_anything_runs() {
     let store = tempfile::tempdir().unwrap();
-    let cases: [&[&str]; 8] = [
+    let cases: [&[&str]; 9] = [
         &["--client", "nosuch"],
+        &["--db", "nosuch"],
         &["--client", "etcd-v2", "--workload", "set"],
         &["--client", "http"],
         &["--client", "etcd-v2", "--read-mode", "serializable"],
@@ -238,6 +239,14 @@ fn bad_settings_exit_254_before_anything_runs() {
         let out = Ran::of(&mut test_cmd(&args.join(" "), store.path()));
         assert_eq!(out.code, Some(254), "{args:?}: {}", out.stderr);
         assert!(out.stderr.starts_with("error: "), "{args:?}");
+        if args[0] == "--db" {
+            assert!(
+                out.stderr
+                    .contains("unknown database `nosuch` (known: etcd"),
+                "{}",
+                out.stderr
+            );
+        }
     }
 }
 

@@ -1,20 +1,137 @@
-//! etcd 3.4 specifics: a member's command line, and what `etcdctl` says about the cluster
-//! (health, leader, term). This crate speaks no HTTP itself: `etcdctl` does, after every
-//! endpoint passed the route check.
+//! The etcd 3.4 plug-in: a member's command line, what `etcdctl` says about the cluster
+//! (health, leader, term), and etcd's zap JSON log. This crate speaks no HTTP itself:
+//! `etcdctl` does, after every endpoint passed the route check.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde::Deserialize;
 
+use super::{leader_of, Database, Health, MemberPlan, Report};
 use crate::error::{Error, Result};
 use crate::net::ensure_target_url;
 use crate::state::Node;
 use crate::sys;
+use crate::topology::{CLIENT_PORT, PEER_PORT};
+
+/// What etcd 3.4 logs once it serves peers and clients.
+const SERVING_LOG_LINE: &str = "now serving peer/client/metrics";
+
+/// etcd 3.4 from Debian's `etcd-server`, driven through `etcdctl` (`etcd-client`).
+#[derive(Debug)]
+pub(crate) struct Etcd;
+
+impl Database for Etcd {
+    fn name(&self) -> &'static str {
+        "etcd"
+    }
+
+    fn programs(&self) -> &'static [(&'static str, &'static str)] {
+        &[("etcd", "etcd-server"), ("etcdctl", "etcd-client")]
+    }
+
+    fn client_port(&self) -> u16 {
+        CLIENT_PORT
+    }
+
+    fn peer_port(&self) -> u16 {
+        PEER_PORT
+    }
+
+    fn log_file_name(&self) -> &'static str {
+        "etcd.log"
+    }
+
+    fn member_argv(&self, node: &Node, plan: &MemberPlan<'_>) -> Vec<String> {
+        let initial_cluster = plan
+            .nodes
+            .iter()
+            .map(|n| format!("{}={}", n.name, n.peer_url))
+            .collect::<Vec<_>>()
+            .join(",");
+        let token = format!("splitbrain-{}", plan.prefix);
+        member_argv(
+            node,
+            &MemberFlags {
+                etcd: plan.program.display().to_string(),
+                initial_cluster: &initial_cluster,
+                token: &token,
+                enable_v2: plan.enable_v2,
+                pre_vote: plan.pre_vote,
+                extra: plan.extra,
+            },
+        )
+    }
+
+    fn serving_log_line(&self) -> Option<&'static str> {
+        Some(SERVING_LOG_LINE)
+    }
+
+    fn health(&self, endpoints: &[&str]) -> Result<Vec<Health>> {
+        etcdctl(false)?.health(endpoints)
+    }
+
+    fn reports(&self, endpoints: &[&str]) -> Result<Vec<(String, Report)>> {
+        etcdctl(false)?.status(endpoints)
+    }
+
+    fn member_ids(&self, endpoints: &[&str]) -> Result<Vec<(u64, String)>> {
+        etcdctl(false)?.members(endpoints)
+    }
+
+    fn render_log_line(&self, line: &str) -> String {
+        render_log_line(line)
+    }
+
+    fn looks_like_a_cause(&self, line: &str) -> bool {
+        let l = line.to_ascii_lowercase();
+        [
+            "\"level\":\"fatal\"",
+            "\"level\":\"panic\"",
+            "\"level\":\"error\"",
+            "error:",
+            "flag provided",
+        ]
+        .iter()
+        .any(|k| l.contains(k))
+    }
+}
+
+fn etcdctl(allow_remote: bool) -> Result<Etcdctl> {
+    Ok(Etcdctl {
+        program: sys::require_program("etcdctl", "etcd-client")?,
+        allow_remote,
+    })
+}
+
+/// One log line for a human: etcd's zap JSON as `12:00:01.234 warn msg key=value ...`.
+pub(crate) fn render_log_line(line: &str) -> String {
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line) {
+        Ok(map) if map.contains_key("msg") => {
+            let field = |k: &str| map.get(k).and_then(|v| v.as_str()).unwrap_or("");
+            let time = field("ts")
+                .split('T')
+                .nth(1)
+                .unwrap_or("")
+                .trim_end_matches('Z');
+            let mut s = format!("{time} {} {}", field("level"), field("msg"));
+            for (k, v) in &map {
+                if !matches!(k.as_str(), "ts" | "level" | "msg" | "caller") {
+                    match v {
+                        serde_json::Value::String(v) => s.push_str(&format!(" {k}={v}")),
+                        v => s.push_str(&format!(" {k}={v}")),
+                    }
+                }
+            }
+            s
+        }
+        _ => line.to_owned(),
+    }
+}
 
 /// Options that shape a member's command line.
 pub(crate) struct MemberFlags<'a> {
-    pub etcd: &'a Path,
+    pub etcd: String,
     pub initial_cluster: &'a str,
     pub token: &'a str,
     pub enable_v2: bool,
@@ -26,7 +143,7 @@ pub(crate) struct MemberFlags<'a> {
 /// `--initial-*` flags once its data directory exists.
 pub(crate) fn member_argv(node: &Node, f: &MemberFlags<'_>) -> Vec<String> {
     let mut argv: Vec<String> = vec![
-        f.etcd.display().to_string(),
+        f.etcd.clone(),
         "--name".into(),
         node.name.to_string(),
         "--data-dir".into(),
@@ -56,24 +173,8 @@ pub(crate) fn member_argv(node: &Node, f: &MemberFlags<'_>) -> Vec<String> {
     argv
 }
 
-/// One endpoint's answer to `etcdctl endpoint health`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub(crate) struct Health {
-    pub endpoint: String,
-    pub health: bool,
-    #[serde(default)]
-    pub error: Option<String>,
-}
-
 /// One endpoint's answer to `etcdctl endpoint status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct EndpointStatus {
-    pub member_id: u64,
-    /// 0 when the member knows no leader.
-    pub leader: u64,
-    pub term: u64,
-    pub raft_index: u64,
-}
+pub(crate) type EndpointStatus = Report;
 
 #[derive(Deserialize)]
 struct RawStatus {
@@ -209,7 +310,7 @@ pub(crate) fn parse_status(
                 member_id: s.header.member_id,
                 leader: s.leader,
                 term: s.raft_term,
-                raft_index: s.raft_index,
+                index: s.raft_index,
             };
             (r.endpoint, status)
         })
@@ -221,8 +322,6 @@ pub(crate) fn parse_members(json: &str) -> std::result::Result<Vec<(u64, String)
     Ok(raw.members.into_iter().map(|m| (m.id, m.name)).collect())
 }
 
-/// The leader according to the reports with the highest term that name one: a member cut
-/// off from the majority may still believe in an older leader of an older term.
 /// Which of `endpoints` (etcd client URLs, each one passing the lab route check) is
 /// the leader, as the members that answer say: the highest term wins. `None` while
 /// there is none, or when no member answers. For nodes that are not a local lab
@@ -247,14 +346,6 @@ pub fn leader_endpoint(endpoints: &[&str], allow_remote: bool) -> Result<Option<
             .find(|(_, s)| s.member_id == id)
             .map(|(e, _)| e.clone())
     }))
-}
-
-pub(crate) fn leader_of(reports: &[EndpointStatus]) -> Option<(u64, u64)> {
-    reports
-        .iter()
-        .filter(|s| s.leader != 0)
-        .max_by_key(|s| s.term)
-        .map(|s| (s.leader, s.term))
 }
 
 #[cfg(test)]
@@ -285,7 +376,7 @@ mod tests {
                 member_id: 17293822569102704642,
                 leader: 3319814642761637952,
                 term: 2,
-                raft_index: 4,
+                index: 4,
             }
         );
         assert!(parse_status("[{}]").is_err());
@@ -316,7 +407,7 @@ mod tests {
             member_id,
             leader,
             term,
-            raft_index: 0,
+            index: 0,
         };
         // n1 was isolated while leader of term 2; the majority elected 3 in term 4.
         let reports = [s(1, 1, 2), s(2, 3, 4), s(3, 3, 4)];
@@ -339,7 +430,7 @@ mod tests {
             clock_file: None,
         };
         let flags = MemberFlags {
-            etcd: Path::new("/usr/bin/etcd"),
+            etcd: "/usr/bin/etcd".into(),
             initial_cluster: "n1=http://10.77.3.1:2380,n2=http://10.77.3.2:2380",
             token: "splitbrain-sb3",
             enable_v2: true,

@@ -1,0 +1,184 @@
+//! The database as a plug-in, the way Jepsen's `db` protocol works: the lab (network
+//! namespaces, state file, ownership checks, signals, teardown) is shared, and everything
+//! that knows one database lives in one file here (`etcd.rs`, ...).
+//!
+//! A new database implements [`Database`] and is added to [`KNOWN`]. It provides:
+//! - the programs it runs or calls, with their Debian packages ([`Database::programs`];
+//!   `scripts/setup` installs them, a unit test checks the list there);
+//! - each member's command line, from the member's node and the cluster's plan
+//!   ([`Database::member_argv`]), its client and peer ports and its log file name;
+//! - a readiness probe ([`Database::health`]) and, optionally, a log line that says a
+//!   member serves ([`Database::serving_log_line`]) so members start one after another;
+//! - what each member says of the cluster ([`Database::reports`]: its id, the leader it
+//!   believes in, term and index), from which the lab finds the leader (highest term);
+//! - how to read its log ([`Database::render_log_line`], [`Database::looks_like_a_cause`]);
+//! - wiping a member's data ([`Database::wipe`]).
+//!
+//! Today a member is one process whose command line is `member_argv`, which is what
+//! `kill`, `pause` and the clock supervisor act on.
+
+pub(crate) mod etcd;
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::state::Node;
+
+/// What the plug-in needs to know of the cluster to write a member's command line.
+#[derive(Debug, Clone)]
+pub(crate) struct MemberPlan<'a> {
+    /// Every member of the cluster, in order.
+    pub nodes: &'a [Node],
+    /// The lab's prefix (`sbN`), unique among the labs on this machine.
+    pub prefix: &'a str,
+    /// The program of [`Database::programs`]' first entry, found on the `PATH`.
+    pub program: &'a Path,
+    /// etcd: serve the v2 keys API.
+    pub enable_v2: bool,
+    /// etcd: Raft pre-vote.
+    pub pre_vote: bool,
+    /// More flags for every member, appended to its command line.
+    pub extra: &'a [String],
+}
+
+/// One member's answer to the readiness probe.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub(crate) struct Health {
+    /// The member's client URL.
+    pub endpoint: String,
+    pub health: bool,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// What one member says of itself and of the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Report {
+    /// The database's own id of the member.
+    pub member_id: u64,
+    /// The database id of the leader this member believes in; 0 when it knows none.
+    pub leader: u64,
+    /// Term (etcd), epoch (ZooKeeper): the leader of the highest one wins.
+    pub term: u64,
+    /// Position in the replicated log.
+    pub index: u64,
+}
+
+/// The leader according to the reports with the highest term that name one, with that
+/// term: a member cut off from the majority may still believe in an older leader of an
+/// older term.
+pub(crate) fn leader_of(reports: &[Report]) -> Option<(u64, u64)> {
+    reports
+        .iter()
+        .filter(|s| s.leader != 0)
+        .max_by_key(|s| s.term)
+        .map(|s| (s.leader, s.term))
+}
+
+/// A database the lab can run. See the module documentation for what it must provide.
+pub(crate) trait Database: std::fmt::Debug + Send + Sync {
+    /// Its name on the command line (`--db NAME`) and in the state file.
+    fn name(&self) -> &'static str;
+    /// Programs it needs, each with its Debian package; the first is the member's.
+    fn programs(&self) -> &'static [(&'static str, &'static str)];
+    /// The port clients connect to on each member's address.
+    fn client_port(&self) -> u16;
+    /// The port the members talk to each other on.
+    fn peer_port(&self) -> u16;
+    /// The member's log file name inside its directory `DIR/nI/`.
+    fn log_file_name(&self) -> &'static str;
+    /// The member's full command line. Restarting with the same one keeps its data.
+    fn member_argv(&self, node: &Node, plan: &MemberPlan<'_>) -> Vec<String>;
+    /// A log line that says the member serves its peers, if it writes one.
+    fn serving_log_line(&self) -> Option<&'static str>;
+    /// Readiness: each member at `endpoints` (client URLs, route-checked) answers.
+    /// [`Error::Command`] when none answers at all.
+    fn health(&self, endpoints: &[&str]) -> Result<Vec<Health>>;
+    /// Each answering member's report, with its client URL. [`Error::Command`] when
+    /// none answers at all.
+    fn reports(&self, endpoints: &[&str]) -> Result<Vec<(String, Report)>>;
+    /// `(member id, node name)` of every member, once the cluster is healthy.
+    fn member_ids(&self, endpoints: &[&str]) -> Result<Vec<(u64, String)>>;
+    /// One log line for a human.
+    fn render_log_line(&self, line: &str) -> String;
+    /// Whether a log line looks like the cause of a failure (shown even when it is older
+    /// than the tail).
+    fn looks_like_a_cause(&self, line: &str) -> bool;
+    /// Removes a member's data from a previous run.
+    fn wipe(&self, node: &Node) -> Result<()> {
+        match std::fs::remove_dir_all(&node.data_dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(
+                format!("cannot remove old data {}", node.data_dir.display()),
+                e,
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Every database the lab knows, the default first.
+pub(crate) const KNOWN: &[&dyn Database] = &[&etcd::Etcd];
+
+/// The name of the default database.
+pub const DEFAULT_DB: &str = "etcd";
+
+/// The names of the databases the lab can run, the default first.
+pub fn known_databases() -> Vec<&'static str> {
+    KNOWN.iter().map(|d| d.name()).collect()
+}
+
+/// The database called `name`, or an error listing the known ones.
+pub(crate) fn by_name(name: &str) -> Result<&'static dyn Database> {
+    KNOWN
+        .iter()
+        .copied()
+        .find(|d| d.name() == name)
+        .ok_or_else(|| Error::UnknownDatabase {
+            name: name.to_owned(),
+            known: known_databases().join(", "),
+        })
+}
+
+/// The Debian packages `name` needs (its programs'), or an error listing the known
+/// databases. `scripts/setup` installs these.
+pub fn packages(name: &str) -> Result<Vec<&'static str>> {
+    let mut packages: Vec<&str> = by_name(name)?.programs().iter().map(|p| p.1).collect();
+    packages.dedup();
+    Ok(packages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_database_is_refused_with_the_known_ones() {
+        assert_eq!(by_name("etcd").unwrap().name(), "etcd");
+        let e = by_name("zookeper").unwrap_err().to_string();
+        assert!(e.contains("zookeper") && e.contains("etcd"), "{e}");
+    }
+
+    #[test]
+    fn scripts_setup_installs_every_package_of_every_database() {
+        let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/setup");
+        let text = std::fs::read_to_string(&setup).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("packages=("))
+            .expect("scripts/setup has a packages=(...) line");
+        let listed: Vec<&str> = line
+            .trim_start_matches("packages=(")
+            .trim_end_matches(')')
+            .split_whitespace()
+            .collect();
+        for db in KNOWN {
+            for (program, package) in db.programs() {
+                assert!(
+                    listed.contains(package),
+                    "scripts/setup does not install {package} ({program} for {})",
+                    db.name()
+                );
+            }
+        }
+    }
+}

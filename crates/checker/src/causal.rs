@@ -47,9 +47,9 @@
 //! initial value, make reads-from ambiguous: the check refuses such histories
 //! rather than guess.
 
-use crate::explain::{op_ref, timeline, OpRef};
 use crate::linear::Deadline;
 use crate::model::{Register, RegisterOp, ValueId};
+use crate::opref::{op_ref, timeline, OpRef};
 use crate::prepare::{self, Partition};
 use crate::CheckError;
 use serde::Serialize;

@@ -40,6 +40,7 @@ mod eventual;
 mod explain;
 mod linear;
 pub mod model;
+mod opref;
 mod prepare;
 mod sequential;
 mod shrink;
@@ -47,9 +48,10 @@ mod versions;
 
 pub use causal::{CausalCounterexample, CausalStep};
 pub use eventual::{EventualCounterexample, EventualViolation, FinalRead};
-pub use explain::{render_text, timeline, Counterexample, OpRef};
+pub use explain::{render_text, Counterexample};
 pub use linear::Deadline;
 pub use model::{Append, Counter, Model, ModelError, Mutex, Register, Set, ValueId, Values};
+pub use opref::{timeline, OpRef};
 pub use sequential::SequentialCounterexample;
 pub use versions::{Dependency, Step as VersionStep, VersionCounterexample};
 
@@ -779,7 +781,7 @@ pub fn check_sequential<M: Model>(
                             .iter()
                             .map(|&(p, c)| {
                                 let part = &problem.parts[p];
-                                explain::op_ref(model, history, part, &part.calls[c])
+                                opref::op_ref(model, history, part, &part.calls[c])
                             })
                             .collect(),
                     }]);
@@ -902,26 +904,18 @@ pub fn check_model<M: Model>(
                 Some(k) => format!("key {k}: {f}"),
                 None => f,
             }));
+        if matches!(outcome, KeyOutcome::Versions(_) | KeyOutcome::Cycle(_)) {
+            report
+                .versions
+                .get_or_insert(VersionsUsed {
+                    assumption: versions::ASSUMPTION,
+                    keys: 0,
+                })
+                .keys += 1;
+        }
         let outcome = match outcome {
-            KeyOutcome::Search(o) => o,
-            KeyOutcome::Versions(o) => {
-                report
-                    .versions
-                    .get_or_insert(VersionsUsed {
-                        assumption: versions::ASSUMPTION,
-                        keys: 0,
-                    })
-                    .keys += 1;
-                o
-            }
+            KeyOutcome::Search(o) | KeyOutcome::Versions(o) => o,
             KeyOutcome::Cycle(c) => {
-                report
-                    .versions
-                    .get_or_insert(VersionsUsed {
-                        assumption: versions::ASSUMPTION,
-                        keys: 0,
-                    })
-                    .keys += 1;
                 report.verdict = Verdict::Invalid;
                 report.invalid_keys.extend(key_json(part));
                 if report.counterexample.is_none() {
@@ -937,7 +931,7 @@ pub fn check_model<M: Model>(
                         key: key_json(part),
                         order: order
                             .iter()
-                            .map(|&i| explain::op_ref(model, history, part, &calls[i]))
+                            .map(|&i| opref::op_ref(model, history, part, &calls[i]))
                             .collect(),
                     });
                 }

@@ -38,9 +38,9 @@
 //!    enabled ops in invocation order, so a history that is close to linearizable
 //!    is walked almost straight through. The `Deadline` bounds time and memory.
 
-use crate::explain::{self, timeline, OpRef};
 use crate::linear::Deadline;
 use crate::model::{Model, ValueId};
+use crate::opref::{timeline, OpRef};
 use crate::prepare::{self, Call, Partition};
 use crate::CheckError;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -113,7 +113,7 @@ impl<M: Model> Problem<M> {
 
     pub fn op_ref(&self, model: &M, history: &History, o: &SeqOp<M::Op>) -> OpRef {
         let k = o.key as usize;
-        explain::op_ref(
+        crate::opref::op_ref(
             model,
             history,
             &self.parts[k],

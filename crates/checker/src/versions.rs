@@ -28,8 +28,8 @@
 //! with two values) is [`Outcome::Undecided`] with the reason, and the search
 //! decides instead. Versions that contradict each other are reported as findings.
 
-use crate::explain::OpRef;
 use crate::model::{Model, ValueId};
+use crate::opref::OpRef;
 use crate::prepare::Partition;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
@@ -53,6 +53,19 @@ pub enum Dependency {
     Process,
     /// One completed before the other began.
     RealTime,
+}
+
+impl Dependency {
+    /// The edge kind as Elle abbreviates it: `ww`, `wr`, `rw`, `process`, `realtime`.
+    pub fn short(self) -> &'static str {
+        match self {
+            Dependency::WriteWrite => "ww",
+            Dependency::WriteRead => "wr",
+            Dependency::ReadWrite => "rw",
+            Dependency::Process => "process",
+            Dependency::RealTime => "realtime",
+        }
+    }
 }
 
 /// One edge of a cycle: from `ops[k]` to the next op (the last to the first).
@@ -693,7 +706,7 @@ fn gloss(anomaly: &str) -> &'static str {
 }
 
 fn op_ref<M: Model>(model: &M, history: &History, part: &Partition<M>, call: usize) -> OpRef {
-    crate::explain::op_ref(model, history, part, &part.calls[call])
+    crate::opref::op_ref(model, history, part, &part.calls[call])
 }
 
 fn reason<M: Model>(
@@ -772,18 +785,7 @@ pub(crate) fn render(out: &mut String, c: &VersionCounterexample) {
     );
     let _ = writeln!(out, "  each op must come before the next:");
     for (k, s) in c.steps.iter().enumerate() {
-        let _ = writeln!(out, "    {}. [{}] {}", k + 1, short(s.dependency), s.why);
-    }
-}
-
-/// An edge kind as Elle abbreviates it.
-fn short(d: Dependency) -> &'static str {
-    match d {
-        Dependency::WriteWrite => "ww",
-        Dependency::WriteRead => "wr",
-        Dependency::ReadWrite => "rw",
-        Dependency::Process => "process",
-        Dependency::RealTime => "realtime",
+        let _ = writeln!(out, "    {}. [{}] {}", k + 1, s.dependency.short(), s.why);
     }
 }
 

@@ -246,6 +246,7 @@ fn all_levels_name_what_was_ruled_out_and_junit_fails_once_per_invalid_level() {
         [
             ("linearizable", "ruled out"),
             ("sequential", "ruled out"),
+            ("causal", "holds"),
             ("eventual", "holds")
         ]
     );
@@ -255,7 +256,7 @@ fn all_levels_name_what_was_ruled_out_and_junit_fails_once_per_invalid_level() {
         .descendants()
         .filter(|n| n.has_tag_name("testcase"))
         .collect();
-    assert_eq!(cases.len(), 3);
+    assert_eq!(cases.len(), 4);
     let failed: Vec<&str> = cases
         .iter()
         .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
@@ -267,7 +268,7 @@ fn all_levels_name_what_was_ruled_out_and_junit_fails_once_per_invalid_level() {
         .find(|n| n.has_tag_name("testsuite"))
         .unwrap();
     assert_eq!(suite.attribute("failures"), Some("2"));
-    assert_eq!(suite.attribute("tests"), Some("3"));
+    assert_eq!(suite.attribute("tests"), Some("4"));
     // The failure carries the counterexample's text, timeline included.
     let failure = doc
         .descendants()
@@ -491,5 +492,36 @@ fn a_huge_model_state_is_cut_in_the_page() {
         data.cuts.iter().any(|c| c.contains("the checker's text")),
         "{:?}",
         data.cuts
+    );
+}
+
+#[test]
+fn a_causal_violation_is_a_level_of_the_page_and_a_failing_junit_case() {
+    let (h, r) = checked(
+        "causal/register/cyclic-co.lin-no.seq-no.causal-no.jsonl",
+        ModelKind::Register,
+        Consistency::All,
+    );
+    let d = embedded(&html::render(&ReportData::build(&h, &r, None)));
+    let causal = d["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "causal")
+        .expect("causal is among the levels");
+    assert_eq!(causal["status"], "ruled out");
+    let xml = junit::to_xml("splitbrain check", &junit::cases(&r, "cyclic-co"));
+    let doc = roxmltree::Document::parse(&xml).expect("JUnit parses as XML");
+    let case = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some("causal"))
+        .expect("a causal test case");
+    let failure = case
+        .children()
+        .find(|n| n.has_tag_name("failure"))
+        .expect("the causal case fails");
+    assert!(
+        failure.text().unwrap_or_default().contains("CyclicCO"),
+        "{xml}"
     );
 }

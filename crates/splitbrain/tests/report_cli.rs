@@ -100,7 +100,8 @@ fn check_writes_a_report_and_junit_with_one_failure_per_invalid_level() {
             (store_buffering.as_str(), "sequential")
         ]
     );
-    assert_eq!(cases.len(), 6, "{cases:?}");
+    // linearizable, sequential, causal and eventual for each.
+    assert_eq!(cases.len(), 8, "{cases:?}");
 
     // A valid history: a report, and a passing case.
     check_register(

@@ -8,8 +8,8 @@ use super::{short, thousands, MAX_SHRUNK, MAX_TEXT};
 use serde::Serialize;
 use serde_json::Value;
 use splitbrain_checker::{
-    render_text, Counterexample, Dependency, EventualCounterexample, Explanation, OpRef, Report,
-    Verdict, VersionCounterexample,
+    render_text, Counterexample, EventualCounterexample, Explanation, OpRef, Report, Verdict,
+    VersionCounterexample,
 };
 
 /// One consistency level's outcome.
@@ -23,9 +23,9 @@ pub struct LevelResult<'a> {
     pub unknown_reason: Option<&'static str>,
 }
 
-/// The levels a report decided, strongest first: one for a single level, each of
-/// linearizable, sequential and eventual for `all` (eventual only where the model has
-/// it).
+/// The levels a report decided, strongest first: one for a single level, each level
+/// the checker decided for `all` (linearizable, sequential, causal where the history
+/// allows it, eventual where the model has it).
 pub fn levels(report: &Report) -> Vec<LevelResult<'_>> {
     if report.consistency != "all" {
         return vec![LevelResult {
@@ -35,6 +35,25 @@ pub fn levels(report: &Report) -> Vec<LevelResult<'_>> {
             explanation: report.counterexample.as_ref(),
             unknown_reason: report.unknown_reason,
         }];
+    }
+    if !report.levels.is_empty() {
+        // The checker's own list: every level of the lattice it decided, causal
+        // included; a level it did not check (causal with values written twice) is
+        // left out of the page as it is of the verdict.
+        return report
+            .levels
+            .iter()
+            .filter_map(|l| {
+                let verdict = l.verdict?;
+                Some(LevelResult {
+                    name: l.consistency,
+                    verdict,
+                    implied: l.implied_by.is_some(),
+                    explanation: l.counterexample.as_ref(),
+                    unknown_reason: None,
+                })
+            })
+            .collect();
     }
     let mut out = Vec::new();
     for name in ["linearizable", "sequential", "eventual"] {
@@ -374,7 +393,7 @@ fn cycle(
             Some(CycleEdge {
                 from: at(&c.ops[k])?,
                 to: at(to)?,
-                kind: kind(s.dependency),
+                kind: s.dependency.short(),
                 why: s.why.clone(),
             })
         })
@@ -383,17 +402,6 @@ fn cycle(
         anomaly: c.anomaly.clone(),
         assumption: c.assumption,
         edges,
-    }
-}
-
-/// An edge kind as Elle abbreviates it.
-fn kind(d: Dependency) -> &'static str {
-    match d {
-        Dependency::WriteWrite => "ww",
-        Dependency::WriteRead => "wr",
-        Dependency::ReadWrite => "rw",
-        Dependency::Process => "process",
-        Dependency::RealTime => "realtime",
     }
 }
 
@@ -512,7 +520,7 @@ mod tests {
         let axis = Axis::of(&h);
         let v = views(&r, &OpDrawer::new(&h, &axis), &mut Vec::new());
         let names: Vec<&str> = v.levels.iter().map(|l| l.name).collect();
-        assert_eq!(names, ["linearizable", "sequential", "eventual"]);
+        assert_eq!(names, ["linearizable", "sequential", "causal", "eventual"]);
         assert_eq!(v.levels[0].status, "ruled out");
     }
 

@@ -583,3 +583,45 @@ fn etcd_v3_records_the_stores_revisions_and_they_order_each_keys_writes() {
     }
     assert!(matched > 0, "no read of an acknowledged write");
 }
+
+/// Issue 13: with the store's versions, `all` on a valid many-key run decides every
+/// level: none is left "undecided" by the search.
+#[test]
+fn a_valid_hundred_key_run_with_versions_decides_every_level() {
+    if !lab() {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let out = test_cmd(
+        "--client etcd-v3 --workload register --keys 100 --ops-per-key 50 \
+         --consistency all --time-limit 6",
+        store.path(),
+    )
+    .output()
+    .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("undecided"), "{stdout}");
+    let results = std::fs::read_to_string(latest(store.path()).join("results.json")).unwrap();
+    let results: serde_json::Value = serde_json::from_str(&results).unwrap();
+    let report = &results["report"];
+    let levels: Vec<(&str, &serde_json::Value)> = report["levels"]
+        .as_array()
+        .expect("levels")
+        .iter()
+        .map(|l| (l["consistency"].as_str().unwrap(), &l["valid"]))
+        .collect();
+    let names: Vec<&str> = levels.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["linearizable", "sequential", "causal", "eventual"]);
+    for (name, valid) in &levels {
+        assert_eq!(**valid, serde_json::Value::Bool(true), "{name}: {stdout}");
+    }
+    let keys = report["keys"].as_u64().unwrap();
+    assert!(keys >= 100, "{stdout}");
+    // A key whose every op failed, or that was only read absent, has no version.
+    let decided = report["versions"]["keys"].as_u64().unwrap_or(0);
+    assert!(
+        decided * 10 >= keys * 9,
+        "{decided} of {keys} keys decided from versions"
+    );
+}

@@ -44,6 +44,9 @@ struct Plan {
     client: Arc<dyn Client>,
 }
 
+/// `workloads/clients/dqlite.toml`, for a binary run outside the repository.
+const BUILTIN_DQLITE_CLIENT: &str = include_str!("../../../workloads/clients/dqlite.toml");
+
 /// The client the settings name (a plug-in of the control crate, which checks the
 /// database and the read mode), built with its description when it needs one.
 fn client(args: &TestArgs, timeout: Duration) -> Result<Arc<dyn Client>> {
@@ -51,8 +54,13 @@ fn client(args: &TestArgs, timeout: Duration) -> Result<Arc<dyn Client>> {
     let mut options = ClientOptions::new(timeout);
     options.read_mode = args.read_mode.clone();
     if let (true, Some(path)) = (kind.needs_config, &args.client_config) {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let text = match std::fs::read_to_string(path) {
+            // The default client of `--db dqlite`, run outside the repository.
+            Err(_) if path == Path::new(test_config::DQLITE_CLIENT_CONFIG) => {
+                BUILTIN_DQLITE_CLIENT.to_owned()
+            }
+            read => read.with_context(|| format!("cannot read {}", path.display()))?,
+        };
         options.config =
             Some(HttpConfig::from_toml(&text).with_context(|| path.display().to_string())?);
     }

@@ -634,6 +634,39 @@ mod tests {
         assert_eq!(a.time_limit, Some(30.0));
     }
 
+    #[test]
+    fn the_default_client_follows_the_database() {
+        let dqlite = TestArgs {
+            db: Some("dqlite".into()),
+            ..TestArgs::default()
+        }
+        .with_defaults();
+        assert_eq!(dqlite.client.as_deref(), Some("http"));
+        assert_eq!(
+            dqlite.client_config.as_deref(),
+            Some(Path::new(test_config::DQLITE_CLIENT_CONFIG))
+        );
+        assert_eq!(dqlite.workload.as_deref(), Some("register"));
+        // The copy the binary carries is the shipped file, and it builds.
+        let plan = plan(TestArgs {
+            client_config: None,
+            ..dqlite.clone()
+        });
+        assert!(plan.is_ok(), "{:?}", plan.err());
+        // A client chosen by hand keeps its own description (none here).
+        let mine = TestArgs {
+            db: Some("dqlite".into()),
+            client: Some("etcd-v3".into()),
+            ..TestArgs::default()
+        }
+        .with_defaults();
+        assert_eq!(mine.client_config, None);
+        assert_eq!(mine.workload.as_deref(), Some("register"));
+        let etcd = TestArgs::default().with_defaults();
+        assert_eq!(etcd.client.as_deref(), Some("etcd-v3"));
+        assert_eq!(etcd.client_config, None);
+    }
+
     /// docs/results.md documents these names; a change here is a change there (and,
     /// for a renamed or removed field, a new schema_version).
     #[test]

@@ -200,8 +200,7 @@ impl TestArgs {
         self.db
             .get_or_insert_with(|| splitbrain_cluster::DEFAULT_DB.into());
         self.cluster_size.get_or_insert(3);
-        let (client, client_config, workload) =
-            db_defaults(self.db.as_deref().unwrap_or_default());
+        let (client, client_config, workload) = db_defaults(self.db.as_deref().unwrap_or_default());
         self.client.get_or_insert_with(|| client.into());
         if self.client.as_deref() == Some(client) && self.client_config.is_none() {
             self.client_config = client_config.map(PathBuf::from);

@@ -180,9 +180,15 @@ impl Database for Dqlite {
 
     fn looks_like_a_cause(&self, line: &str) -> bool {
         let l = line.to_ascii_lowercase();
-        ["error", "panic", "fatal", "unknown flag", "address already in use"]
-            .iter()
-            .any(|k| l.contains(k))
+        [
+            "error",
+            "panic",
+            "fatal",
+            "unknown flag",
+            "address already in use",
+        ]
+        .iter()
+        .any(|k| l.contains(k))
     }
 }
 
@@ -351,7 +357,12 @@ fn shell_output(shell: &std::path::Path, servers: &str, commands: &str) -> Resul
         Some(s) => Err(Error::Command {
             command: described,
             status: s.to_string(),
-            stderr: stderr.trim().lines().last().unwrap_or("no output").to_owned(),
+            stderr: stderr
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or("no output")
+                .to_owned(),
         }),
         None => Err(Error::Command {
             command: described,
@@ -398,7 +409,10 @@ mod tests {
             "/usr/bin/dqlite-demo --api 10.77.3.1:8001 --db 10.77.3.1:9001 --dir /run/x/n1/data --verbose"
         );
         let third = Dqlite.member_argv(&nodes[2], &plan).join(" ");
-        assert!(third.contains("--api 10.77.3.3:8001 --db 10.77.3.3:9001"), "{third}");
+        assert!(
+            third.contains("--api 10.77.3.3:8001 --db 10.77.3.3:9001"),
+            "{third}"
+        );
         assert!(third.ends_with("--join 10.77.3.1:9001"), "{third}");
     }
 
@@ -423,7 +437,8 @@ mod tests {
 
     #[test]
     fn http_answers_and_log_lines_parse() {
-        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 34\r\n\r\nError: sql: no rows in result set\n";
+        let raw =
+            b"HTTP/1.1 200 OK\r\nContent-Length: 34\r\n\r\nError: sql: no rows in result set\n";
         let (status, body) = parse_http(raw).unwrap();
         assert_eq!(status, 200);
         assert!(body.contains(ABSENT));

@@ -241,7 +241,12 @@ fn http_get(endpoint: &str, key: &str) -> std::result::Result<(u16, String), Str
         .map_err(|e| format!("bad endpoint {endpoint}: {e}"))?;
     let mut stream = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT)
         .map_err(|e| format!("connect {addr}: {e}"))?;
-    let io = |e: std::io::Error| format!("{addr}: {e}");
+    let io = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            format!("{addr}: no answer within {PROBE_TIMEOUT:?} (no leader reachable?)")
+        }
+        _ => format!("{addr}: {e}"),
+    };
     stream.set_read_timeout(Some(PROBE_TIMEOUT)).map_err(io)?;
     stream.set_write_timeout(Some(PROBE_TIMEOUT)).map_err(io)?;
     write!(

@@ -16,6 +16,7 @@
 //! - Log: `-v` lines on stderr, `2026/12/06 01:11:02 API: LEVEL: message`.
 
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -332,6 +333,15 @@ fn shell_output(shell: &std::path::Path, servers: &str, commands: &str) -> Resul
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // It must not outlive this process either (a SIGKILLed harness would leave it
+    // waiting for a leader for ever).
+    // SAFETY: between fork and exec, only the async-signal-safe prctl.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
     let described = sys::describe(&cmd);
     let mut child = cmd
         .spawn()

@@ -16,8 +16,8 @@
 //! - Log: `-v` lines on stderr, `2026/12/06 01:11:02 API: LEVEL: message`.
 
 use std::io::{Read, Write};
-use std::os::unix::process::CommandExt;
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

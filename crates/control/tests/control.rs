@@ -408,6 +408,38 @@ fn the_shipped_etcd_v2_client_config_is_the_built_in_one() {
     assert!(consul.supports("read") && consul.supports("write") && !consul.supports("cas"));
 }
 
+/// dqlite-demo 1.11 answers everything with 200 and plain text (answers captured
+/// from it): the shipped description tells them apart by their bodies.
+#[test]
+fn the_shipped_dqlite_client_config_reads_plain_text_answers() {
+    use splitbrain_control::http::answer;
+    use splitbrain_control::{Call, Outcome};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workloads/clients/dqlite.toml");
+    let dqlite = HttpConfig::from_toml(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(dqlite.supports("read") && dqlite.supports("write") && !dqlite.supports("cas"));
+    let (read, write) = (
+        dqlite.read.as_ref().unwrap(),
+        dqlite.write.as_ref().unwrap(),
+    );
+    let r = Call::Read { key: "k".into() };
+    let w = Call::Write {
+        key: "k".into(),
+        value: 3,
+    };
+    assert_eq!(answer(read, &r, 200, b"3\n"), Outcome::ok(Value::from(3)));
+    let absent = b"Error: sql: no rows in result set\n";
+    assert_eq!(answer(read, &r, 200, absent), Outcome::ok(Value::Null));
+    let locked = b"Error: database is locked\n";
+    assert!(matches!(answer(read, &r, 200, locked), Outcome::Fail(_)));
+    assert!(matches!(
+        answer(write, &w, 200, b"done\n"),
+        Outcome::Ok { .. }
+    ));
+    assert!(matches!(answer(write, &w, 200, locked), Outcome::Fail(_)));
+    let lost = b"Error: context deadline exceeded\n";
+    assert!(matches!(answer(write, &w, 200, lost), Outcome::Info(_)));
+}
+
 #[test]
 fn etcd_v2_through_the_generic_http_config_with_quorum_reads_is_linearizable() {
     let Some(_lab) = lab() else { return };

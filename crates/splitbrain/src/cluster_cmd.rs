@@ -73,7 +73,7 @@ pub struct NodeArgs {
 
 #[derive(Args)]
 pub struct UpArgs {
-    /// The database the members run (the lab's plug-ins; only etcd so far).
+    /// The database the members run: etcd or dqlite (the lab's plug-ins).
     #[arg(long, value_name = "NAME", default_value = splitbrain_cluster::DEFAULT_DB)]
     db: String,
     /// Number of members (1 to 9).
@@ -361,9 +361,13 @@ fn up(args: UpArgs) -> anyhow::Result<u8> {
     );
     out!("endpoints: {}", cluster.endpoints().join(","));
     out!(
-        "state: {}  logs: {}/nI/etcd.log",
+        "state: {}  logs: {}/nI/{}",
         cluster.state_file().display(),
-        cluster.dir().display()
+        cluster.dir().display(),
+        cluster.nodes()[0]
+            .log_file
+            .file_name()
+            .map_or_else(String::new, |f| f.to_string_lossy().into_owned())
     );
     if let Some(f) = nodes_file {
         out!(

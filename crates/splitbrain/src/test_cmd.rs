@@ -44,6 +44,9 @@ struct Plan {
     client: Arc<dyn Client>,
 }
 
+/// `workloads/clients/dqlite.toml`, for a binary run outside the repository.
+const BUILTIN_DQLITE_CLIENT: &str = include_str!("../../../workloads/clients/dqlite.toml");
+
 /// The client the settings name (a plug-in of the control crate, which checks the
 /// database and the read mode), built with its description when it needs one.
 fn client(args: &TestArgs, timeout: Duration) -> Result<Arc<dyn Client>> {
@@ -51,8 +54,13 @@ fn client(args: &TestArgs, timeout: Duration) -> Result<Arc<dyn Client>> {
     let mut options = ClientOptions::new(timeout);
     options.read_mode = args.read_mode.clone();
     if let (true, Some(path)) = (kind.needs_config, &args.client_config) {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let text = match std::fs::read_to_string(path) {
+            // The default client of `--db dqlite`, run outside the repository.
+            Err(_) if path == Path::new(test_config::DQLITE_CLIENT_CONFIG) => {
+                BUILTIN_DQLITE_CLIENT.to_owned()
+            }
+            read => read.with_context(|| format!("cannot read {}", path.display()))?,
+        };
         options.config =
             Some(HttpConfig::from_toml(&text).with_context(|| path.display().to_string())?);
     }
@@ -624,6 +632,39 @@ mod tests {
         assert_eq!(a.workload.as_deref(), Some("register"));
         assert_eq!(a.name.as_deref(), Some("register-etcd-v3"));
         assert_eq!(a.time_limit, Some(30.0));
+    }
+
+    #[test]
+    fn the_default_client_follows_the_database() {
+        let dqlite = TestArgs {
+            db: Some("dqlite".into()),
+            ..TestArgs::default()
+        }
+        .with_defaults();
+        assert_eq!(dqlite.client.as_deref(), Some("http"));
+        assert_eq!(
+            dqlite.client_config.as_deref(),
+            Some(Path::new(test_config::DQLITE_CLIENT_CONFIG))
+        );
+        assert_eq!(dqlite.workload.as_deref(), Some("register"));
+        // The copy the binary carries is the shipped file, and it builds.
+        let plan = plan(TestArgs {
+            client_config: None,
+            ..dqlite.clone()
+        });
+        assert!(plan.is_ok(), "{:?}", plan.err());
+        // A client chosen by hand keeps its own description (none here).
+        let mine = TestArgs {
+            db: Some("dqlite".into()),
+            client: Some("etcd-v3".into()),
+            ..TestArgs::default()
+        }
+        .with_defaults();
+        assert_eq!(mine.client_config, None);
+        assert_eq!(mine.workload.as_deref(), Some("register"));
+        let etcd = TestArgs::default().with_defaults();
+        assert_eq!(etcd.client.as_deref(), Some("etcd-v3"));
+        assert_eq!(etcd.client_config, None);
     }
 
     /// docs/results.md documents these names; a change here is a change there (and,

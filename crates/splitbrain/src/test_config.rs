@@ -41,7 +41,7 @@ pub struct TestArgs {
     #[arg(long, value_delimiter = ',', value_name = "URL,...|FILE")]
     pub nodes: Option<Vec<String>>,
 
-    /// The database of the local cluster when no --nodes is given: etcd [default] (the
+    /// The database of the local cluster when no --nodes is given: etcd [default] or dqlite (the
     /// lab's database plug-ins; `splitbrain cluster up --db` takes the same names).
     #[arg(long, value_name = "NAME")]
     pub db: Option<String>,
@@ -51,7 +51,8 @@ pub struct TestArgs {
     pub cluster_size: Option<usize>,
 
     /// The protocol: etcd-v3 [default], etcd-v2, or http (a generic client described
-    /// by --client-config).
+    /// by --client-config). With --db dqlite the default is http with
+    /// workloads/clients/dqlite.toml.
     #[arg(long, value_name = "CLIENT")]
     pub client: Option<String>,
 
@@ -60,7 +61,7 @@ pub struct TestArgs {
     #[arg(long, value_name = "FILE")]
     pub client_config: Option<PathBuf>,
 
-    /// register, cas-register [default], set (unique adds, read at the end on every
+    /// register, cas-register [default; register with --db dqlite], set (unique adds, read at the end on every
     /// node) or counter (set and counter need etcd-v3, or http with an `add`).
     #[arg(long, value_name = "NAME")]
     pub workload: Option<String>,
@@ -199,8 +200,12 @@ impl TestArgs {
         self.db
             .get_or_insert_with(|| splitbrain_cluster::DEFAULT_DB.into());
         self.cluster_size.get_or_insert(3);
-        self.client.get_or_insert_with(|| "etcd-v3".into());
-        self.workload.get_or_insert_with(|| "cas-register".into());
+        let (client, client_config, workload) = db_defaults(self.db.as_deref().unwrap_or_default());
+        self.client.get_or_insert_with(|| client.into());
+        if self.client.as_deref() == Some(client) && self.client_config.is_none() {
+            self.client_config = client_config.map(PathBuf::from);
+        }
+        self.workload.get_or_insert_with(|| workload.into());
         self.concurrency.get_or_insert(10);
         if self.ops.is_none() {
             self.time_limit.get_or_insert(30.0);
@@ -231,6 +236,19 @@ impl TestArgs {
         );
         self.name.get_or_insert(name);
         self
+    }
+}
+
+/// The description of `--db dqlite`'s default client, relative to the repository (the
+/// binary carries a copy for when it runs elsewhere).
+pub const DQLITE_CLIENT_CONFIG: &str = "workloads/clients/dqlite.toml";
+
+/// The client, its description and the workload a database gets by default: the
+/// client follows the database. dqlite's demo has no compare-and-set, hence `register`.
+pub fn db_defaults(db: &str) -> (&'static str, Option<&'static str>, &'static str) {
+    match db {
+        "dqlite" => ("http", Some(DQLITE_CLIENT_CONFIG), "register"),
+        _ => ("etcd-v3", None, "cas-register"),
     }
 }
 

@@ -17,6 +17,7 @@
 //! Today a member is one process whose command line is `member_argv`, which is what
 //! `kill`, `pause` and the clock supervisor act on.
 
+pub(crate) mod dqlite;
 pub(crate) mod etcd;
 
 use std::path::Path;
@@ -117,7 +118,7 @@ pub(crate) trait Database: std::fmt::Debug + Send + Sync {
 }
 
 /// Every database the lab knows, the default first.
-pub(crate) const KNOWN: &[&dyn Database] = &[&etcd::Etcd];
+pub(crate) const KNOWN: &[&dyn Database] = &[&etcd::Etcd, &dqlite::Dqlite];
 
 /// The name of the default database.
 pub const DEFAULT_DB: &str = "etcd";

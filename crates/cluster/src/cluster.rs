@@ -11,9 +11,10 @@ use nix::sys::signal::Signal;
 use crate::db::{self, Database, MemberPlan};
 use crate::error::{Error, Result};
 use crate::net;
+use crate::node::{Node, NodeName};
 use crate::pidfd::{self, Pinned};
 use crate::sshd::{self, SshAccess};
-use crate::state::{DirLock, Node, NodeName, NodeRecord, State, VERSION};
+use crate::state::{DirLock, NodeRecord, State, VERSION};
 use crate::sys::{self, Owner};
 use crate::topology::{Lab, MAX_NODES};
 

@@ -13,7 +13,7 @@
 //! Stopping has two steps: [`Stop::stop`] ends generation and lets in-flight ops
 //! finish (up to [`TestConfig::drain_timeout`]); [`Stop::abort`] cuts them short.
 
-use crate::client::{Client, Outcome};
+use crate::call::{Client, Outcome};
 use crate::generator::{Generator, Next, Seen};
 use crate::nemesis::{Nemesis, Schedule};
 use crate::progress::Progress;
@@ -437,7 +437,7 @@ async fn invoke_one(
         Outcome::Refused(e) => {
             op.kind = OpType::Fail;
             refused = true;
-            op.error = Some(Value::from(format!("{}{e}", crate::client::REFUSED)));
+            op.error = Some(Value::from(format!("{}{e}", crate::call::REFUSED)));
         }
         Outcome::Info(e) => {
             op.kind = OpType::Info;

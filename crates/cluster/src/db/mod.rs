@@ -22,7 +22,7 @@ pub(crate) mod etcd;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::state::Node;
+use crate::node::Node;
 
 /// What the plug-in needs to know of the cluster to write a member's command line.
 #[derive(Debug, Clone)]

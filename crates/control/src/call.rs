@@ -161,6 +161,13 @@ pub trait Client: Send + Sync {
 
     fn invoke<'a>(&'a self, call: &'a Call) -> BoxFuture<'a, Outcome>;
 
+    /// Gets ready before the run's first call and before any fault: a client with
+    /// sessions opens its session (ZooKeeper creates sessions only through the
+    /// leader). A failure is no error: `invoke` tries again. Default: nothing.
+    fn connect(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }

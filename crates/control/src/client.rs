@@ -75,6 +75,19 @@ pub const CLIENTS: &[ClientKind] = &[
         },
     },
     ClientKind {
+        name: "zookeeper",
+        databases: &["zookeeper"],
+        read_modes: &["plain", "sync"],
+        needs_config: false,
+        build: |mode, o| {
+            let mode = match mode {
+                "sync" => crate::zookeeper::ReadMode::Sync,
+                _ => crate::zookeeper::ReadMode::Plain,
+            };
+            Ok(Arc::new(crate::zookeeper::ZooKeeper::new(mode, o.timeout)?))
+        },
+    },
+    ClientKind {
         name: "http",
         databases: &[],
         read_modes: &[],
@@ -90,6 +103,13 @@ pub const CLIENTS: &[ClientKind] = &[
 ];
 
 impl ClientKind {
+    /// The client used for database `db` when none is named: the first kind made
+    /// for it alone (etcd: etcd-v3, zookeeper: zookeeper); `None` when no kind
+    /// names it (a generic client then needs its description).
+    pub fn default_for(db: &str) -> Option<&'static ClientKind> {
+        CLIENTS.iter().find(|k| k.databases.contains(&db))
+    }
+
     /// The kind called `name`, or an error listing the known ones.
     pub fn named(name: &str) -> Result<&'static ClientKind, Error> {
         CLIENTS
@@ -178,9 +198,26 @@ mod tests {
         let e = http.build(None, &o(None)).err().unwrap();
         assert!(matches!(e, Error::ClientNeedsConfig { .. }), "{e}");
 
+        let zk = ClientKind::named("zookeeper").unwrap();
+        assert_eq!(zk.default_read_mode(), Some("plain"));
+        assert!(zk.build(Some("zookeeper"), &o(Some("sync"))).is_ok());
+        let e = zk.build(Some("etcd"), &o(None)).err().unwrap();
+        assert!(matches!(e, Error::ClientDatabase { .. }), "{e}");
+        let e = zk.build(None, &o(Some("linearizable"))).err().unwrap();
+        assert!(e.to_string().contains("plain, sync"), "{e}");
+        assert_eq!(
+            ClientKind::default_for("etcd").map(|k| k.name),
+            Some("etcd-v3")
+        );
+        assert_eq!(
+            ClientKind::default_for("zookeeper").map(|k| k.name),
+            Some("zookeeper")
+        );
+        assert!(ClientKind::default_for("nosuch").is_none());
+
         let e = ClientKind::named("nosuch").unwrap_err().to_string();
         assert!(
-            e.contains("nosuch") && e.contains("etcd-v3, etcd-v2, http"),
+            e.contains("nosuch") && e.contains("etcd-v3, etcd-v2, zookeeper, http"),
             "{e}"
         );
     }

@@ -44,6 +44,7 @@ pub mod progress;
 pub mod recorder;
 pub mod runner;
 pub mod seed;
+pub mod zookeeper;
 
 pub use client::{Call, Client, ClientKind, ClientOptions, Outcome, CLIENTS};
 pub use generator::{Generator, Mix, Seen, WorkerGen, Workload, WorkloadKind};

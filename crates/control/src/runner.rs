@@ -210,6 +210,17 @@ pub async fn run_with(
             final_conns.push((node.clone(), Arc::from(client.open(node)?)));
         }
     }
+    // Sessions before anything is recorded or faulted (a ZooKeeper session can only
+    // be made through the leader); a client that could not connect tries again later.
+    let mut connecting = tokio::task::JoinSet::new();
+    for (_, conn) in conns.iter().chain(&final_conns) {
+        let conn = conn.clone();
+        let timeout = config.op_timeout;
+        connecting.spawn(async move {
+            let _ = tokio::time::timeout(timeout, conn.connect()).await;
+        });
+    }
+    while connecting.join_next().await.is_some() {}
     let (rec, writer) = recorder::start(history)?;
     let start = Instant::now();
     let (nemesis_done, nemesis_done_rx) = watch::channel(false);

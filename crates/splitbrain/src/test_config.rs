@@ -41,8 +41,9 @@ pub struct TestArgs {
     #[arg(long, value_delimiter = ',', value_name = "URL,...|FILE")]
     pub nodes: Option<Vec<String>>,
 
-    /// The database of the local cluster when no --nodes is given: etcd [default] (the
-    /// lab's database plug-ins; `splitbrain cluster up --db` takes the same names).
+    /// The database of the local cluster when no --nodes is given: etcd [default] or
+    /// zookeeper (the lab's database plug-ins; `splitbrain cluster up --db` takes the
+    /// same names).
     #[arg(long, value_name = "NAME")]
     pub db: Option<String>,
 
@@ -50,8 +51,8 @@ pub struct TestArgs {
     #[arg(long, value_name = "N")]
     pub cluster_size: Option<usize>,
 
-    /// The protocol: etcd-v3 [default], etcd-v2, or http (a generic client described
-    /// by --client-config).
+    /// The protocol: etcd-v3 [default for etcd], etcd-v2, zookeeper [default for
+    /// zookeeper], or http (a generic client described by --client-config).
     #[arg(long, value_name = "CLIENT")]
     pub client: Option<String>,
 
@@ -94,7 +95,7 @@ pub struct TestArgs {
     pub mix: Option<Vec<u32>>,
 
     /// etcd-v3: linearizable [default] or serializable; etcd-v2: quorum [default] or
-    /// local.
+    /// local; zookeeper: plain [default] or sync (sync, then read).
     #[arg(long, value_name = "MODE")]
     pub read_mode: Option<String>,
 
@@ -199,7 +200,10 @@ impl TestArgs {
         self.db
             .get_or_insert_with(|| splitbrain_cluster::DEFAULT_DB.into());
         self.cluster_size.get_or_insert(3);
-        self.client.get_or_insert_with(|| "etcd-v3".into());
+        // The client follows the database: etcd-v3 for etcd, zookeeper for zookeeper.
+        let db = self.db.as_deref().unwrap_or_default();
+        let client = splitbrain_control::ClientKind::default_for(db).map_or("etcd-v3", |k| k.name);
+        self.client.get_or_insert_with(|| client.into());
         self.workload.get_or_insert_with(|| "cas-register".into());
         self.concurrency.get_or_insert(10);
         if self.ops.is_none() {

@@ -1,5 +1,6 @@
-//! A real local etcd cluster for splitbrain: one member per network namespace, each with
-//! its own address on a bridge, so that a partition is a real partition.
+//! A real local database cluster for splitbrain (etcd 3.4, or ZooKeeper 3.8: the database
+//! is a plug-in, see `db/`): one member per network namespace, each with its own address
+//! on a bridge, so that a partition is a real partition.
 //!
 //! ```text
 //!   harness (root namespace) ── sbNh 10.77.N.254
@@ -9,8 +10,8 @@
 //!                  n1 10.77.N.1  n2 .2     n3 .3      one namespace each: sbN-n1 ...
 //! ```
 //!
-//! [`Cluster::up`] claims a free subnet `10.77.N.0/24`, builds the namespaces, starts etcd
-//! 3.4 in each (v2 API and pre-vote on by default), and returns once every member is
+//! [`Cluster::up`] claims a free subnet `10.77.N.0/24`, builds the namespaces, starts the
+//! database in each (etcd: v2 API and pre-vote on by default), and returns once every member is
 //! healthy. The run directory (default [`DEFAULT_DIR`]) holds the state file
 //! `cluster.json`, written ahead of every namespace and process it records, so
 //! [`Cluster::down`] (or `splitbrain cluster down`) cleans up even after `up` was killed

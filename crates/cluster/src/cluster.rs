@@ -11,9 +11,10 @@ use nix::sys::signal::Signal;
 use crate::db::{self, Database, MemberPlan};
 use crate::error::{Error, Result};
 use crate::net;
+use crate::node::{Node, NodeName};
 use crate::pidfd::{self, Pinned};
 use crate::sshd::{self, SshAccess};
-use crate::state::{DirLock, Node, NodeName, NodeRecord, State, VERSION};
+use crate::state::{DirLock, NodeRecord, State, VERSION};
 use crate::sys::{self, Owner};
 use crate::topology::{Lab, MAX_NODES};
 
@@ -184,6 +185,11 @@ impl Cluster {
         let database = db::by_name(&config.db)?;
         for (program, package) in PROGRAMS.iter().chain(database.programs()) {
             sys::require_program(program, package)?;
+        }
+        for &(path, package) in database.files() {
+            if !Path::new(path).is_file() {
+                return Err(Error::MissingFile { path, package });
+            }
         }
         let (program, package) = database.programs()[0];
         let member_program = sys::require_program(program, package)?;
@@ -492,8 +498,10 @@ impl Cluster {
             state.write()?;
             net::wire_node(lab, i)?;
         }
-        for rec in &state.nodes {
-            fresh_member_dir(self.db, &rec.node)?;
+        let nodes: Vec<Node> = state.nodes.iter().map(|r| r.node.clone()).collect();
+        for node in &nodes {
+            fresh_member_dir(self.db, node)?;
+            write_config_files(self.db, node, &nodes)?;
         }
         for i in 0..state.nodes.len() {
             self.spawn(&mut state.nodes[i])?;
@@ -608,7 +616,10 @@ impl Cluster {
             .map(|s| format!(" ({s})"))
             .unwrap_or_default();
         let tail = sys::log_excerpt(&rec.node.log_file, LOG_TAIL, self.db);
-        if let Some(line) = tail.lines().find(|l| l.contains("address already in use")) {
+        if let Some(line) = tail
+            .lines()
+            .find(|l| l.to_ascii_lowercase().contains("address already in use"))
+        {
             return Err(Error::AddressInUse {
                 what: format!("an address of node {} ({})", rec.node.name, rec.node.addr),
                 detail: format!("{} says: {}", self.db.name(), line.trim()),
@@ -977,6 +988,11 @@ pub fn missing_prerequisites_for(name: &str) -> Result<Vec<String>> {
             missing.push(format!("{program} (package {package})"));
         }
     }
+    for (path, package) in database.files() {
+        if !Path::new(path).is_file() {
+            missing.push(format!("{path} (package {package})"));
+        }
+    }
     Ok(missing)
 }
 
@@ -1026,8 +1042,16 @@ fn plan(
                 netns: lab.node_netns(i),
                 interface: lab.node_veth(i),
                 addr,
-                client_url: format!("http://{addr}:{}", database.client_port()),
-                peer_url: format!("http://{addr}:{}", database.peer_port()),
+                client_url: format!(
+                    "{}://{addr}:{}",
+                    database.url_scheme(),
+                    database.client_port()
+                ),
+                peer_url: format!(
+                    "{}://{addr}:{}",
+                    database.url_scheme(),
+                    database.peer_port()
+                ),
                 data_dir: dir.join(&name).join("data"),
                 log_file: dir.join(&name).join(database.log_file_name()),
                 clock_file: None,
@@ -1112,6 +1136,20 @@ fn fresh_member_dir(database: &dyn Database, node: &Node) -> Result<()> {
         .map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
     std::fs::write(&node.log_file, b"")
         .map_err(|e| Error::io(format!("cannot create {}", node.log_file.display()), e))
+}
+
+/// Writes the files the database reads at start (its configuration), creating their
+/// directories.
+fn write_config_files(database: &dyn Database, node: &Node, nodes: &[Node]) -> Result<()> {
+    for (path, content) in database.config_files(node, nodes) {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
+        }
+        std::fs::write(&path, content)
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+    }
+    Ok(())
 }
 
 fn process_of(rec: &NodeRecord) -> Process {

@@ -25,6 +25,15 @@ pub enum Error {
         package: &'static str,
     },
 
+    /// A file the database needs (a jar) is not there.
+    #[error(
+        "{path} not found: install it with `sudo scripts/setup` (or `apt-get install {package}`)"
+    )]
+    MissingFile {
+        path: &'static str,
+        package: &'static str,
+    },
+
     /// A path `up` would replace holds something splitbrain did not make: never
     /// touched (the binary says what else to do).
     #[error("{path} exists and was not made by splitbrain ({why}): not replacing it")]

@@ -1,5 +1,6 @@
-//! A real local etcd cluster for splitbrain: one member per network namespace, each with
-//! its own address on a bridge, so that a partition is a real partition.
+//! A real local database cluster for splitbrain (etcd 3.4, or ZooKeeper 3.8: the database
+//! is a plug-in, see `db/`): one member per network namespace, each with its own address
+//! on a bridge, so that a partition is a real partition.
 //!
 //! ```text
 //!   harness (root namespace) ── sbNh 10.77.N.254
@@ -9,8 +10,8 @@
 //!                  n1 10.77.N.1  n2 .2     n3 .3      one namespace each: sbN-n1 ...
 //! ```
 //!
-//! [`Cluster::up`] claims a free subnet `10.77.N.0/24`, builds the namespaces, starts etcd
-//! 3.4 in each (v2 API and pre-vote on by default), and returns once every member is
+//! [`Cluster::up`] claims a free subnet `10.77.N.0/24`, builds the namespaces, starts the
+//! database in each (etcd: v2 API and pre-vote on by default), and returns once every member is
 //! healthy. The run directory (default [`DEFAULT_DIR`]) holds the state file
 //! `cluster.json`, written ahead of every namespace and process it records, so
 //! [`Cluster::down`] (or `splitbrain cluster down`) cleans up even after `up` was killed
@@ -41,6 +42,7 @@ mod cluster;
 mod db;
 mod error;
 mod net;
+mod node;
 mod pidfd;
 mod registry;
 mod sshd;
@@ -56,9 +58,10 @@ pub use db::etcd::leader_endpoint;
 pub use db::{known_databases, packages, DEFAULT_DB};
 pub use error::{Error, Result};
 pub use net::{ensure_lab_route, ensure_lab_url, ensure_target, ensure_target_url};
+pub use node::{Node, NodeName};
 pub use pidfd::{terminate, Pinned, TERM_GRACE};
 pub use registry::{registered, registry_dir, REGISTRY, REGISTRY_ENV};
 pub use sshd::{SshAccess, SSH_PORT};
-pub use state::{Node, NodeName, STATE_FILE};
+pub use state::STATE_FILE;
 pub use sys::{require_program, require_root};
 pub use topology::{CLIENT_PORT, MAX_NODES, PEER_PORT};

@@ -26,8 +26,9 @@ use nix::sys::signal::Signal;
 use crate::error::{Error, Result};
 use crate::pidfd::{self, Pinned};
 // The record lives where it is stored (state.rs); named here too, where sshd is run.
+use crate::node::Node;
+use crate::state::NodeRecord;
 pub(crate) use crate::state::SshdRecord;
-use crate::state::{Node, NodeRecord};
 use crate::sys;
 
 /// Where sshd listens inside a member's namespace.

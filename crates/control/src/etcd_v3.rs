@@ -20,7 +20,7 @@
 //! may still commit, so a mutation's 5xx is `info`; so is any status not on the list
 //! (409 Aborted, 499 Canceled, 429 ...), because unknown is the safe default.
 
-use crate::client::{version_from_json, BoxFuture, Call, Client, Outcome};
+use crate::call::{version_from_json, BoxFuture, Call, Client, Outcome};
 use crate::{Endpoint, Error};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;

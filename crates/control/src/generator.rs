@@ -21,7 +21,7 @@
 //! fixed shares; a worker that has used its share of a slot's key moves that slot
 //! on to the next key, so each key's history stays small enough to check.
 
-use crate::client::Call;
+use crate::call::Call;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;

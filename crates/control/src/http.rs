@@ -27,7 +27,7 @@
 //! or nothing at the pointer, is not trusted and the op is recorded without one.
 //! An `absent` read, or a read that found null, has no version.
 
-use crate::client::{BoxFuture, Call, Client, Outcome};
+use crate::call::{BoxFuture, Call, Client, Outcome};
 use crate::etcd_v3::{parse_value, snippet};
 use crate::{Endpoint, Error};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -451,7 +451,7 @@ impl<'a> Body<'a> {
 /// The version at the spec's pointer, when it is one (see the module's docs).
 fn version(spec: &OpSpec, body: &Body) -> Option<u64> {
     let ptr = spec.version.as_deref()?;
-    crate::client::version_from_json(body.json().ok()?.pointer(ptr)?)
+    crate::call::version_from_json(body.json().ok()?.pointer(ptr)?)
 }
 
 /// The value a read found: at the pointer (or the raw body), decoded, as an integer

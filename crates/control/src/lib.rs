@@ -34,6 +34,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod call;
 pub mod client;
 pub mod etcd_v3;
 pub mod generator;
@@ -43,6 +44,7 @@ pub mod progress;
 pub mod recorder;
 pub mod runner;
 pub mod seed;
+pub mod zookeeper;
 
 pub use client::{Call, Client, ClientKind, ClientOptions, Outcome, CLIENTS};
 pub use generator::{Generator, Mix, Seen, WorkerGen, Workload, WorkloadKind};
@@ -174,7 +176,7 @@ impl Endpoint {
 
     /// Sends a `method` request for `path` (after the base URL), shaped by `build`
     /// (body, headers), and reads the whole answer. A transport error is the
-    /// outcome it proves for `call` ([`client::classify_transport`]).
+    /// outcome it proves for `call` ([`call::classify_transport`]).
     pub(crate) async fn exchange(
         &self,
         call: &Call,
@@ -189,12 +191,12 @@ impl Endpoint {
         let resp = req
             .send()
             .await
-            .map_err(|e| client::classify_transport(call, &e))?;
+            .map_err(|e| call::classify_transport(call, &e))?;
         let status = resp.status();
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| client::classify_transport(call, &e))?;
+            .map_err(|e| call::classify_transport(call, &e))?;
         Ok((status, bytes))
     }
 }
@@ -213,5 +215,5 @@ fn http_client(timeout: Duration) -> Result<reqwest::Client, Error> {
         // happened; a 3xx answer is left to the outcome rules (unknown by default).
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(|e| Error::Http(client::error_chain(&e)))
+        .map_err(|e| Error::Http(call::error_chain(&e)))
 }

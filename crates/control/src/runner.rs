@@ -13,7 +13,7 @@
 //! Stopping has two steps: [`Stop::stop`] ends generation and lets in-flight ops
 //! finish (up to [`TestConfig::drain_timeout`]); [`Stop::abort`] cuts them short.
 
-use crate::client::{Client, Outcome};
+use crate::call::{Client, Outcome};
 use crate::generator::{Generator, Next, Seen};
 use crate::nemesis::{Nemesis, Schedule};
 use crate::progress::Progress;
@@ -210,6 +210,17 @@ pub async fn run_with(
             final_conns.push((node.clone(), Arc::from(client.open(node)?)));
         }
     }
+    // Sessions before anything is recorded or faulted (a ZooKeeper session can only
+    // be made through the leader); a client that could not connect tries again later.
+    let mut connecting = tokio::task::JoinSet::new();
+    for (_, conn) in conns.iter().chain(&final_conns) {
+        let conn = conn.clone();
+        let timeout = config.op_timeout;
+        connecting.spawn(async move {
+            let _ = tokio::time::timeout(timeout, conn.connect()).await;
+        });
+    }
+    while connecting.join_next().await.is_some() {}
     let (rec, writer) = recorder::start(history)?;
     let start = Instant::now();
     let (nemesis_done, nemesis_done_rx) = watch::channel(false);
@@ -437,7 +448,7 @@ async fn invoke_one(
         Outcome::Refused(e) => {
             op.kind = OpType::Fail;
             refused = true;
-            op.error = Some(Value::from(format!("{}{e}", crate::client::REFUSED)));
+            op.error = Some(Value::from(format!("{}{e}", crate::call::REFUSED)));
         }
         Outcome::Info(e) => {
             op.kind = OpType::Info;

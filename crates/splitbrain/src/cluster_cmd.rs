@@ -16,9 +16,10 @@ macro_rules! out {
 
 #[derive(Subcommand)]
 pub enum ClusterCmd {
-    /// Start a local etcd 3.4 cluster: one network namespace per member, each with its own
-    /// address on a bridge, reachable from here. Returns once every member is healthy.
-    /// Needs root, etcd and iproute2 (`sudo scripts/setup` installs them).
+    /// Start a local cluster (etcd 3.4, or ZooKeeper 3.8 with --db zookeeper): one network
+    /// namespace per member, each with its own address on a bridge, reachable from here.
+    /// Returns once every member is healthy. Needs root, the database and iproute2
+    /// (`sudo scripts/setup` installs them).
     Up(UpArgs),
     /// Stop every member and remove every namespace and interface of the cluster, then
     /// its state file. Idempotent; also cleans up after a crashed or killed `up`.
@@ -32,16 +33,16 @@ pub enum ClusterCmd {
     Endpoints(DirArg),
     /// Print the current leader's node name (exits 1 if there is none).
     Leader(DirArg),
-    /// SIGKILL a member's etcd. Its data stays; bring it back with `start`.
+    /// SIGKILL a member's process (etcd, ZooKeeper's JVM). Its data stays; bring it back with `start`.
     Kill(NodeArgs),
     /// Restart a killed member with the same command line and data; returns once it
     /// listens for clients.
     Start(NodeArgs),
-    /// SIGSTOP a member's etcd: it stays in the cluster but answers nothing.
+    /// SIGSTOP a member's process: it stays in the cluster but answers nothing.
     Pause(NodeArgs),
     /// SIGCONT a paused member.
     Resume(NodeArgs),
-    /// Exit 0 if a member's etcd is alive (running or paused), 1 if it is stopped:
+    /// Exit 0 if a member's process is alive (running or paused), 1 if it is stopped:
     /// the `running` check of the lab's nodes file.
     Running(NodeArgs),
 }
@@ -73,7 +74,7 @@ pub struct NodeArgs {
 
 #[derive(Args)]
 pub struct UpArgs {
-    /// The database the members run: etcd or dqlite (the lab's plug-ins).
+    /// The database the members run (the lab's plug-ins: etcd, zookeeper, dqlite).
     #[arg(long, value_name = "NAME", default_value = splitbrain_cluster::DEFAULT_DB)]
     db: String,
     /// Number of members (1 to 9).
@@ -364,10 +365,12 @@ fn up(args: UpArgs) -> anyhow::Result<u8> {
         "state: {}  logs: {}/nI/{}",
         cluster.state_file().display(),
         cluster.dir().display(),
-        cluster.nodes()[0]
-            .log_file
-            .file_name()
-            .map_or_else(String::new, |f| f.to_string_lossy().into_owned())
+        cluster
+            .nodes()
+            .first()
+            .and_then(|n| n.log_file.file_name())
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default()
     );
     if let Some(f) = nodes_file {
         out!(

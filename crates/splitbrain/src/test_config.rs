@@ -41,8 +41,9 @@ pub struct TestArgs {
     #[arg(long, value_delimiter = ',', value_name = "URL,...|FILE")]
     pub nodes: Option<Vec<String>>,
 
-    /// The database of the local cluster when no --nodes is given: etcd [default] or dqlite (the
-    /// lab's database plug-ins; `splitbrain cluster up --db` takes the same names).
+    /// The database of the local cluster when no --nodes is given: etcd [default],
+    /// zookeeper or dqlite (the lab's database plug-ins; `splitbrain cluster up --db`
+    /// takes the same names).
     #[arg(long, value_name = "NAME")]
     pub db: Option<String>,
 
@@ -50,9 +51,9 @@ pub struct TestArgs {
     #[arg(long, value_name = "N")]
     pub cluster_size: Option<usize>,
 
-    /// The protocol: etcd-v3 [default], etcd-v2, or http (a generic client described
-    /// by --client-config). With --db dqlite the default is http with
-    /// workloads/clients/dqlite.toml.
+    /// The protocol: etcd-v3 [default for etcd], etcd-v2, zookeeper [default for
+    /// zookeeper], or http (a generic client described by --client-config; with --db
+    /// dqlite the default is http with workloads/clients/dqlite.toml).
     #[arg(long, value_name = "CLIENT")]
     pub client: Option<String>,
 
@@ -95,7 +96,7 @@ pub struct TestArgs {
     pub mix: Option<Vec<u32>>,
 
     /// etcd-v3: linearizable [default] or serializable; etcd-v2: quorum [default] or
-    /// local.
+    /// local; zookeeper: plain [default] or sync (sync, then read).
     #[arg(long, value_name = "MODE")]
     pub read_mode: Option<String>,
 
@@ -248,7 +249,12 @@ pub const DQLITE_CLIENT_CONFIG: &str = "workloads/clients/dqlite.toml";
 pub fn db_defaults(db: &str) -> (&'static str, Option<&'static str>, &'static str) {
     match db {
         "dqlite" => ("http", Some(DQLITE_CLIENT_CONFIG), "register"),
-        _ => ("etcd-v3", None, "cas-register"),
+        // The client follows the database: etcd-v3 for etcd, zookeeper for zookeeper.
+        _ => (
+            splitbrain_control::ClientKind::default_for(db).map_or("etcd-v3", |k| k.name),
+            None,
+            "cas-register",
+        ),
     }
 }
 

@@ -1,4 +1,4 @@
-//! etcd's stale read modes, caught every time: a scripted scenario on the real local
+//! etcd's and ZooKeeper's stale read modes, caught every time: a scripted scenario on the real local
 //! lab instead of a random workload (whose stale reads depend on luck and load).
 //!
 //! Write 1, isolate a follower, write 2 through the majority, then read on the
@@ -9,6 +9,11 @@
 //! same script stays linearizable. After healing, final reads on every member see 2:
 //! every mode is eventually consistent.
 //!
+//! ZooKeeper's plain reads are local reads too: a follower cut off from the leader
+//! serves its old state until it gives up on the leader (`syncLimit` ticks, 5 s in the
+//! lab), so the read right after the second write answers 1. With `sync` first, the
+//! follower must reach the leader, cannot, and the read fails.
+//!
 //! Needs root, etcd and iproute2/iptables (`sudo scripts/setup`); without them the
 //! tests print `SKIPPED: ...` and pass, except under `CI=true`, where that fails.
 
@@ -16,6 +21,7 @@ use serde_json::Value;
 use splitbrain_cluster::{Cluster, Config};
 use splitbrain_control::etcd_v3::{EtcdV3, ReadMode};
 use splitbrain_control::http::{HttpClient, HttpConfig};
+use splitbrain_control::zookeeper::{self, ZooKeeper};
 use splitbrain_control::{Call, Client, Outcome};
 use splitbrain_history::{jsonl, Key, Op, OpType, Process};
 use splitbrain_nemesis::grudge::Grudge;
@@ -108,12 +114,18 @@ struct Script {
     isolated_read: Outcome,
 }
 
-/// The script, on a fresh 3-member lab, with `client` (not yet bound to a node).
+/// The script, on a fresh 3-member etcd lab, with `client` (not yet bound to a node).
 fn script(client: &dyn Client) -> Script {
+    script_on("etcd", client)
+}
+
+/// The script on a fresh 3-member lab of database `db`.
+fn script_on(db: &str, client: &dyn Client) -> Script {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = Cluster::up(Config::in_dir(dir.path().join("cluster")))
-        .unwrap()
-        .guard();
+    let mut config = Config::in_dir(dir.path().join("cluster"));
+    config.db = db.to_owned();
+    config.health_timeout = splitbrain_testkit::WAIT;
+    let cluster = Cluster::up(config).unwrap().guard();
     let leader = cluster.leader().unwrap().expect("a leader after up");
     let nodes: Vec<String> = cluster.nodes().iter().map(|n| n.name.0.clone()).collect();
     let follower = nodes.iter().find(|n| **n != leader.0).unwrap().clone();
@@ -259,4 +271,22 @@ fn etcd_v3_linearizable_reads_on_an_isolated_follower_are_not_stale() {
     }
     let client = EtcdV3::new(ReadMode::Linearizable, TIMEOUT).unwrap();
     assert_not_stale(&script(&client));
+}
+
+#[test]
+fn zookeeper_plain_reads_on_an_isolated_follower_are_caught_stale() {
+    let Some(_lab) = splitbrain_testkit::lab_of("zookeeper", &["iptables"]) else {
+        return;
+    };
+    let client = ZooKeeper::new(zookeeper::ReadMode::Plain, TIMEOUT).unwrap();
+    assert_caught_stale(&script_on("zookeeper", &client));
+}
+
+#[test]
+fn zookeeper_sync_reads_on_an_isolated_follower_are_not_stale() {
+    let Some(_lab) = splitbrain_testkit::lab_of("zookeeper", &["iptables"]) else {
+        return;
+    };
+    let client = ZooKeeper::new(zookeeper::ReadMode::Sync, TIMEOUT).unwrap();
+    assert_not_stale(&script_on("zookeeper", &client));
 }

@@ -82,6 +82,28 @@ pub fn lab_available(programs: &[&str]) -> bool {
     missing.is_empty()
 }
 
+/// [`lab`] for a lab of database `db` (`zookeeper`, ...): the lab lock if root and the
+/// database's programs and files are here, or `None` after the skip-or-fail rule.
+pub fn lab_of(db: &str, programs: &[&str]) -> Option<MutexGuard<'static, ()>> {
+    let mut missing = match splitbrain_cluster::missing_prerequisites_for(db) {
+        Ok(m) => m,
+        Err(e) => panic!("{e}"),
+    };
+    missing.extend(
+        self::missing(programs)
+            .into_iter()
+            .filter(|m| m != "root" && !m.contains("etcd")),
+    );
+    if !missing.is_empty() {
+        skip(&format!(
+            "needs {} for a {db} lab (run the tests as root after `sudo scripts/setup`)",
+            missing.join(", ")
+        ));
+        return None;
+    }
+    Some(lab_lock())
+}
+
 static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// The process-wide lab lock: tests that start labs run one at a time (two cores,

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use super::{Database, Health, MemberPlan, Report};
 use crate::error::{Error, Result};
 use crate::net::ensure_target_url;
-use crate::state::Node;
+use crate::node::Node;
 use crate::sys;
 
 /// The HTTP API's port on each member's address.

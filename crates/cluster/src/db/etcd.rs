@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::{leader_of, Database, Health, MemberPlan, Report};
 use crate::error::{Error, Result};
 use crate::net::ensure_target_url;
-use crate::state::Node;
+use crate::node::Node;
 use crate::sys;
 use crate::topology::{CLIENT_PORT, PEER_PORT};
 

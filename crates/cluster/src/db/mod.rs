@@ -5,8 +5,12 @@
 //! A new database implements [`Database`] and is added to [`KNOWN`]. It provides:
 //! - the programs it runs or calls, with their Debian packages ([`Database::programs`];
 //!   `scripts/setup` installs them, a unit test checks the list there);
+//! - files it needs besides programs ([`Database::files`]: ZooKeeper's jars), with their
+//!   packages;
 //! - each member's command line, from the member's node and the cluster's plan
-//!   ([`Database::member_argv`]), its client and peer ports and its log file name;
+//!   ([`Database::member_argv`]), the configuration files it reads
+//!   ([`Database::config_files`], written once at `up`), its client and peer ports, the
+//!   scheme of its client URLs and its log file name;
 //! - a readiness probe ([`Database::health`]) and, optionally, a log line that says a
 //!   member serves ([`Database::serving_log_line`]) so members start one after another;
 //! - what each member says of the cluster ([`Database::reports`]: its id, the leader it
@@ -19,11 +23,12 @@
 
 pub(crate) mod dqlite;
 pub(crate) mod etcd;
+pub(crate) mod zookeeper;
 
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::state::Node;
+use crate::node::Node;
 
 /// What the plug-in needs to know of the cluster to write a member's command line.
 #[derive(Debug, Clone)]
@@ -82,6 +87,14 @@ pub(crate) trait Database: std::fmt::Debug + Send + Sync {
     fn name(&self) -> &'static str;
     /// Programs it needs, each with its Debian package; the first is the member's.
     fn programs(&self) -> &'static [(&'static str, &'static str)];
+    /// Files it needs besides programs (absolute paths), each with its Debian package.
+    fn files(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+    /// The scheme of its members' client URLs (`http://ADDR:PORT`, `zk://ADDR:PORT`).
+    fn url_scheme(&self) -> &'static str {
+        "http"
+    }
     /// The port clients connect to on each member's address.
     fn client_port(&self) -> u16;
     /// The port the members talk to each other on.
@@ -90,6 +103,12 @@ pub(crate) trait Database: std::fmt::Debug + Send + Sync {
     fn log_file_name(&self) -> &'static str;
     /// The member's full command line. Restarting with the same one keeps its data.
     fn member_argv(&self, node: &Node, plan: &MemberPlan<'_>) -> Vec<String>;
+    /// Files `node` reads at start (path, content), given every member: written once by
+    /// `up` after the wipe, kept across restarts.
+    fn config_files(&self, node: &Node, nodes: &[Node]) -> Vec<(std::path::PathBuf, String)> {
+        let _ = (node, nodes);
+        Vec::new()
+    }
     /// A log line that says the member serves its peers, if it writes one.
     fn serving_log_line(&self) -> Option<&'static str>;
     /// Readiness: each member at `endpoints` (client URLs, route-checked) answers.
@@ -118,7 +137,7 @@ pub(crate) trait Database: std::fmt::Debug + Send + Sync {
 }
 
 /// Every database the lab knows, the default first.
-pub(crate) const KNOWN: &[&dyn Database] = &[&etcd::Etcd, &dqlite::Dqlite];
+pub(crate) const KNOWN: &[&dyn Database] = &[&etcd::Etcd, &zookeeper::ZooKeeper, &dqlite::Dqlite];
 
 /// The name of the default database.
 pub const DEFAULT_DB: &str = "etcd";
@@ -143,7 +162,13 @@ pub(crate) fn by_name(name: &str) -> Result<&'static dyn Database> {
 /// The Debian packages `name` needs (its programs'), or an error listing the known
 /// databases. `scripts/setup` installs these.
 pub fn packages(name: &str) -> Result<Vec<&'static str>> {
-    let mut packages: Vec<&str> = by_name(name)?.programs().iter().map(|p| p.1).collect();
+    let db = by_name(name)?;
+    let mut packages: Vec<&str> = db
+        .programs()
+        .iter()
+        .chain(db.files())
+        .map(|p| p.1)
+        .collect();
     packages.dedup();
     Ok(packages)
 }
@@ -156,7 +181,10 @@ mod tests {
     fn an_unknown_database_is_refused_with_the_known_ones() {
         assert_eq!(by_name("etcd").unwrap().name(), "etcd");
         let e = by_name("zookeper").unwrap_err().to_string();
-        assert!(e.contains("zookeper") && e.contains("etcd"), "{e}");
+        assert!(
+            e.contains("zookeper") && e.contains("etcd, zookeeper"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -173,7 +201,7 @@ mod tests {
             .split_whitespace()
             .collect();
         for db in KNOWN {
-            for (program, package) in db.programs() {
+            for (program, package) in db.programs().iter().chain(db.files()) {
                 assert!(
                     listed.contains(package),
                     "scripts/setup does not install {package} ({program} for {})",

@@ -83,7 +83,7 @@ pub(crate) fn op_ref<M: Model>(
             Process::Nemesis => -1,
         },
         outcome: done.map_or("pending", |c| c.kind.as_str()),
-        f: inv.f.clone(),
+        f: inv.f.to_string(),
         value: inv.value.clone(),
         result: ok.map(|c| c.value.clone()).filter(|v| *v != inv.value),
         label: model.describe_op(&call.op, &part.values),
@@ -493,7 +493,7 @@ fn acknowledged_add(history: &History, key: Option<&Value>, value: &Value) -> Op
     history.pairs().iter().find_map(|p| {
         let inv = &ops[p.invoke];
         let done = p.completion?;
-        (inv.f == "add"
+        (&*inv.f == "add"
             && ops[done].kind == OpType::Ok
             && inv.value == *value
             && inv.key.as_ref().map(|k| k.to_json()).as_ref() == key)

@@ -2,7 +2,6 @@
 //! and against the real local etcd lab (root, etcd, iproute2: `sudo scripts/setup`;
 //! without them those tests print `SKIPPED: ...` and pass, except under `CI=true`).
 
-use serde_json::Value;
 use splitbrain_checker::{check, ModelKind, Options, Verdict};
 use splitbrain_control::etcd_v3::{EtcdV3, ReadMode};
 use splitbrain_control::http::{HttpClient, HttpConfig};
@@ -35,12 +34,12 @@ fn assert_complete(h: &History) {
             assert!(
                 c.error
                     .as_ref()
-                    .and_then(Value::as_str)
+                    .and_then(|e| e.as_str())
                     .is_some_and(|e| !e.is_empty()),
                 "{c} has no error"
             );
         }
-        if c.f == "read" {
+        if &*c.f == "read" {
             assert_ne!(c.kind, OpType::Info, "a read ended info: {c}");
         }
     }
@@ -49,9 +48,9 @@ fn assert_complete(h: &History) {
 fn kinds(h: &History, f: &str) -> Vec<(OpType, String)> {
     h.ops()
         .iter()
-        .filter(|o| o.kind != OpType::Invoke && o.f == f)
+        .filter(|o| o.kind != OpType::Invoke && &*o.f == f)
         .map(|o| {
-            let e = o.error.as_ref().and_then(Value::as_str).unwrap_or("");
+            let e = o.error.as_ref().and_then(|e| e.as_str()).unwrap_or("");
             (o.kind, e.to_owned())
         })
         .collect()

@@ -57,6 +57,9 @@ pub(crate) struct Partition<M: Model> {
     pub calls: Vec<Call<M::Op>>,
     pub init: M::State,
     pub values: Values,
+    /// Whether any call that completed `ok` carries the store's version: when none
+    /// does, the versions cannot decide and need not be looked up op by op.
+    pub versioned: bool,
 }
 
 /// The distance between two real events.
@@ -152,6 +155,7 @@ fn compile_share<M: Model>(
                         calls: Vec::new(),
                         init: init_state,
                         values,
+                        versioned: false,
                     })
                     .map_err(|problem| {
                         (
@@ -184,17 +188,20 @@ fn compile_share<M: Model>(
             _ => pair.invoke,
         };
         match model.compile(&inv.f, &inv.value, output, &mut part.values) {
-            Ok(Some(op)) => part.calls.push(Call {
+            Ok(Some(op)) => {
+                part.versioned |= required && done.is_some_and(|c| c.version.is_some());
+                part.calls.push(Call {
                 op,
                 pair: i,
                 process: match inv.process {
                     Process::Client(p) => p,
                     Process::Nemesis => -1,
                 },
-                call: pos(pair.invoke),
-                ret,
-                required,
-            }),
+                    call: pos(pair.invoke),
+                    ret,
+                    required,
+                })
+            }
             Ok(None) => {}
             Err(problem) => {
                 parts[slot] = Err((

@@ -62,6 +62,9 @@ pub(crate) struct Partition<M: Model> {
     pub versioned: bool,
 }
 
+/// One key's partition, or the key and the first error compiling it.
+type KeyResult<M> = Result<Partition<M>, (Option<Key>, CheckError)>;
+
 /// The distance between two real events.
 const REAL: u64 = 1 << 32;
 /// The longest chain of inferences pruning follows.
@@ -89,13 +92,12 @@ pub(crate) fn partitions<M: Model>(
     } else {
         1
     };
-    let shares: Vec<Vec<Result<Partition<M>, (Option<Key>, CheckError)>>> = (0..threads)
+    let shares: Vec<Vec<KeyResult<M>>> = (0..threads)
         .into_par_iter()
         .map(|t| compile_share(model, history, init, t, threads))
         .collect();
-    let mut all: Vec<Result<Partition<M>, (Option<Key>, CheckError)>> =
-        shares.into_iter().flatten().collect();
-    let key_of = |r: &Result<Partition<M>, (Option<Key>, CheckError)>| match r {
+    let mut all: Vec<KeyResult<M>> = shares.into_iter().flatten().collect();
+    let key_of = |r: &KeyResult<M>| match r {
         Ok(p) => p.key.clone(),
         Err((k, _)) => k.clone(),
     };
@@ -124,19 +126,18 @@ fn share_of(key: Option<&Key>, threads: usize) -> usize {
 }
 
 /// Compiles, in file order, every pair whose key falls in share `t` of `threads`.
-#[allow(clippy::type_complexity)]
 fn compile_share<M: Model>(
     model: &M,
     history: &History,
     init: &serde_json::Value,
     t: usize,
     threads: usize,
-) -> Vec<Result<Partition<M>, (Option<Key>, CheckError)>> {
+) -> Vec<KeyResult<M>> {
     /// A key another thread compiles.
     const OTHERS: usize = usize::MAX;
     let ops = history.ops();
     let mut index: HashMap<Option<&Key>, usize> = HashMap::default();
-    let mut parts: Vec<Result<Partition<M>, (Option<Key>, CheckError)>> = Vec::new();
+    let mut parts: Vec<KeyResult<M>> = Vec::new();
     for (i, pair) in history.pairs().iter().enumerate() {
         let key = pair_key(history, pair);
         let slot = match index.get(&key) {
@@ -191,12 +192,12 @@ fn compile_share<M: Model>(
             Ok(Some(op)) => {
                 part.versioned |= required && done.is_some_and(|c| c.version.is_some());
                 part.calls.push(Call {
-                op,
-                pair: i,
-                process: match inv.process {
-                    Process::Client(p) => p,
-                    Process::Nemesis => -1,
-                },
+                    op,
+                    pair: i,
+                    process: match inv.process {
+                        Process::Client(p) => p,
+                        Process::Nemesis => -1,
+                    },
                     call: pos(pair.invoke),
                     ret,
                     required,

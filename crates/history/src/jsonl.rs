@@ -39,18 +39,20 @@ pub fn read<R: io::Read>(
     mut input: R,
     size: Option<u64>,
 ) -> Result<History, HistoryError> {
-    const BLOCK: usize = 8 << 20;
+    // A small file gets a block its own size: zeroing and faulting in 8 MiB would
+    // cost more than parsing it.
+    let block = size.map_or(8 << 20, |s| (s as usize + 1).clamp(64 << 10, 8 << 20));
     let io_err = |e| HistoryError::new(source, None, ErrorKind::Io(e));
     let mut acc = Acc::with_capacity(size.map_or(0, |s| s as usize));
-    let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + (64 << 10));
+    let mut buf: Vec<u8> = Vec::with_capacity(block + (64 << 10));
     let mut first_line = 1;
     let mut first = true;
     loop {
         // Fill the block (plus what the last one left after its last newline).
         let mut eof = false;
-        while buf.len() < BLOCK {
+        while buf.len() < block {
             let at = buf.len();
-            buf.resize(BLOCK.max(at + (64 << 10)), 0);
+            buf.resize(block.max(at + (64 << 10)), 0);
             match input.read(&mut buf[at..]) {
                 Ok(0) => {
                     buf.truncate(at);

@@ -10,10 +10,10 @@ fn main() {
     };
     let t = Instant::now();
     let text = std::fs::read_to_string(&path).expect("readable file");
-    eprintln!("read        {:?}", t.elapsed());
+    eprintln!("read        {:?} {}", t.elapsed(), hwm());
     let t = Instant::now();
     let h = splitbrain_history::jsonl::parse(&path, &text).expect("valid history");
-    eprintln!("parse+pair  {:?}", t.elapsed());
+    eprintln!("parse+pair  {:?} {}", t.elapsed(), hwm());
     let t = Instant::now();
     let quick = Options {
         shrink_time: Duration::ZERO,
@@ -25,6 +25,7 @@ fn main() {
         t.elapsed(),
         r.verdict
     );
+    eprintln!("            {}", hwm());
     let t = Instant::now();
     let r = check(&h, &Options::default()).expect("fits the model");
     let shrunk = r
@@ -37,4 +38,15 @@ fn main() {
         t.elapsed(),
         r.verdict
     );
+}
+
+/// Peak and current resident memory so far (Linux), for seeing which phase grows it.
+fn hwm() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

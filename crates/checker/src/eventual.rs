@@ -122,7 +122,7 @@ pub(crate) fn check(
             line: history.line(pair.completion.unwrap_or(pair.invoke)),
             problem,
         };
-        match inv.f.as_str() {
+        match &*inv.f {
             "read" | "get" => {
                 if let (true, Some(d), Some(OpType::Ok)) = (is_final, done, kind_done) {
                     let node = d

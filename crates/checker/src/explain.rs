@@ -337,7 +337,7 @@ fn acknowledged_add(history: &History, key: Option<&Value>, value: &Value) -> Op
     history.pairs().iter().find_map(|p| {
         let inv = &ops[p.invoke];
         let done = p.completion?;
-        (inv.f == "add"
+        (&*inv.f == "add"
             && ops[done].kind == OpType::Ok
             && inv.value == *value
             && inv.key.as_ref().map(|k| k.to_json()).as_ref() == key)

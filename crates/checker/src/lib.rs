@@ -874,19 +874,35 @@ pub fn check_model<M: Model>(
                 match versions::decide(model, history, &[p], versions::Level::Linearizable) {
                     versions::Outcome::Valid(order) => {
                         let order = order.into_iter().map(|(_, c)| c).collect();
+                        // The calls are kept only for a witness.
+                        let calls = if opts.witness {
+                            p.calls.clone()
+                        } else {
+                            Vec::new()
+                        };
                         return (
                             KeyOutcome::Versions(Outcome::Linearizable(order)),
-                            p.calls.clone(),
+                            calls,
                             None,
                         );
                     }
                     versions::Outcome::Invalid(c) => {
-                        return (KeyOutcome::Cycle(c), p.calls.clone(), None);
+                        return (KeyOutcome::Cycle(c), Vec::new(), None);
                     }
                     versions::Outcome::Undecided(u) => u.finding.then_some(u.reason),
                 };
-            let calls = prepare::prune(model, &p.calls, &p.init, &p.values);
+            let mut calls = prepare::prune(model, &p.calls, &p.init, &p.values);
             let outcome = linear::search(model, &calls, &p.init, &deadline);
+            // A valid key's calls are needed only for a witness, an unknown key's
+            // never: on a million ops, keeping them all would be most of the memory.
+            let keep = match &outcome {
+                Outcome::Linearizable(_) => opts.witness,
+                Outcome::Unknown => false,
+                Outcome::NotLinearizable(_) => true,
+            };
+            if !keep {
+                calls = Vec::new();
+            }
             (KeyOutcome::Search(outcome), calls, finding)
         })
         .collect();

@@ -93,24 +93,26 @@ pub const NULL: ValueId = 0;
 /// Interns JSON values so models can compare them as integers.
 #[derive(Debug, Default, Clone)]
 pub struct Values {
+    /// Integers, by far the most common values, in a map of their own: an entry
+    /// is 16 bytes instead of 40, and a million-op history interns a million.
+    ints: HashMap<i64, ValueId>,
     ids: HashMap<ValueKey, ValueId>,
     values: Vec<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum ValueKey {
-    Int(i64),
     Str(String),
     /// Canonical JSON text of anything else.
     Json(String),
 }
 
 impl ValueKey {
-    /// `None` for null, which is always `NULL`.
+    /// `None` for null, which is always `NULL`. Not for integers that fit an
+    /// `i64`: they have a map of their own.
     fn of(v: &Value) -> Option<ValueKey> {
         Some(match v {
             Value::Null => return None,
-            Value::Number(n) if n.is_i64() => ValueKey::Int(n.as_i64().unwrap_or_default()),
             Value::String(s) => ValueKey::Str(s.clone()),
             other => ValueKey::Json(other.to_string()),
         })
@@ -120,6 +122,7 @@ impl ValueKey {
 impl Values {
     pub fn new() -> Values {
         Values {
+            ints: HashMap::default(),
             ids: HashMap::default(),
             values: vec![Value::Null],
         }
@@ -127,20 +130,27 @@ impl Values {
 
     /// The id of `v`, interning it if new. Equal JSON values get equal ids.
     pub fn id(&mut self, v: &Value) -> ValueId {
-        let Some(key) = ValueKey::of(v) else {
-            return NULL;
+        let next = self.values.len() as ValueId;
+        let id = match v.as_i64() {
+            Some(i) => *self.ints.entry(i).or_insert(next),
+            None => {
+                let Some(key) = ValueKey::of(v) else {
+                    return NULL;
+                };
+                *self.ids.entry(key).or_insert(next)
+            }
         };
-        if let Some(&id) = self.ids.get(&key) {
-            return id;
+        if id == next {
+            self.values.push(v.clone());
         }
-        let id = self.values.len() as ValueId;
-        self.values.push(v.clone());
-        self.ids.insert(key, id);
         id
     }
 
     /// The id of `v` if it was interned, without interning it.
     pub fn lookup(&self, v: &Value) -> Option<ValueId> {
+        if let Some(i) = v.as_i64() {
+            return self.ints.get(&i).copied();
+        }
         match ValueKey::of(v) {
             None => Some(NULL),
             Some(key) => self.ids.get(&key).copied(),

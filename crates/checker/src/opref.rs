@@ -54,7 +54,7 @@ pub(crate) fn op_ref<M: Model>(
             Process::Nemesis => -1,
         },
         outcome: done.map_or("pending", |c| c.kind.as_str()),
-        f: inv.f.clone(),
+        f: inv.f.to_string(),
         value: inv.value.clone(),
         result: ok.map(|c| c.value.clone()).filter(|v| *v != inv.value),
         label: model.describe_op(&call.op, &part.values),

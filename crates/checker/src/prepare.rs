@@ -33,8 +33,8 @@
 use crate::model::{Model, Values};
 use crate::CheckError;
 use rayon::prelude::*;
-use splitbrain_history::{History, Key, OpType, Process};
-use std::collections::BTreeMap;
+use rustc_hash::FxHashMap as HashMap;
+use splitbrain_history::{History, Key, OpType, Pair, Process};
 
 /// One call of the search: an op with its interval.
 #[derive(Debug, Clone)]
@@ -57,7 +57,13 @@ pub(crate) struct Partition<M: Model> {
     pub calls: Vec<Call<M::Op>>,
     pub init: M::State,
     pub values: Values,
+    /// Whether any call that completed `ok` carries the store's version: when none
+    /// does, the versions cannot decide and need not be looked up op by op.
+    pub versioned: bool,
 }
+
+/// One key's partition, or the key and the first error compiling it.
+type KeyResult<M> = Result<Partition<M>, (Option<Key>, CheckError)>;
 
 /// The distance between two real events.
 const REAL: u64 = 1 << 32;
@@ -69,48 +75,107 @@ pub(crate) fn pos(index: usize) -> u64 {
 }
 
 /// Splits a history by key and compiles every op that did not fail.
+///
+/// The history is read in file order, never key by key: on a large history the
+/// ops of one key are spread over the whole op list, and jumping between them
+/// costs a cache miss per op, more than compiling it. Each thread reads every
+/// pair in order and compiles the keys that hash to it, so the work is still
+/// spread over the cores. Partitions come out sorted by key; an error is the one
+/// the first bad key (in key order) meets first, as if keys were compiled one by one.
 pub(crate) fn partitions<M: Model>(
     model: &M,
     history: &History,
     init: &serde_json::Value,
 ) -> Result<Vec<Partition<M>>, CheckError> {
-    let ops = history.ops();
-    let mut by_key: BTreeMap<Option<Key>, Vec<usize>> = BTreeMap::new();
-    for (i, pair) in history.pairs().iter().enumerate() {
-        let inv = &ops[pair.invoke];
-        let key = inv
-            .key
-            .clone()
-            .or_else(|| pair.completion.and_then(|c| ops[c].key.clone()));
-        by_key.entry(key).or_default().push(i);
-    }
-    let by_key: Vec<(Option<Key>, Vec<usize>)> = by_key.into_iter().collect();
-    // Keys compile independently; on many keys this is a good part of the work.
-    let parts: Vec<Result<Partition<M>, CheckError>> = by_key
+    let threads = if history.pairs().len() >= 1 << 14 {
+        rayon::current_num_threads().max(1)
+    } else {
+        1
+    };
+    let shares: Vec<Vec<KeyResult<M>>> = (0..threads)
         .into_par_iter()
-        .map(|(key, pairs)| compile_key(model, history, init, key, &pairs))
+        .map(|t| compile_share(model, history, init, t, threads))
         .collect();
-    parts.into_iter().collect()
+    let mut all: Vec<KeyResult<M>> = shares.into_iter().flatten().collect();
+    let key_of = |r: &KeyResult<M>| match r {
+        Ok(p) => p.key.clone(),
+        Err((k, _)) => k.clone(),
+    };
+    all.sort_by_cached_key(key_of);
+    all.into_iter().map(|r| r.map_err(|(_, e)| e)).collect()
 }
 
-fn compile_key<M: Model>(
+/// The key a pair acts on: its invocation's, else its completion's.
+fn pair_key<'h>(history: &'h History, pair: &Pair) -> Option<&'h Key> {
+    let ops = history.ops();
+    ops[pair.invoke]
+        .key
+        .as_ref()
+        .or_else(|| pair.completion.and_then(|c| ops[c].key.as_ref()))
+}
+
+/// Which of `threads` shares a key belongs to.
+fn share_of(key: Option<&Key>, threads: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    if threads == 1 {
+        return 0;
+    }
+    let mut h = rustc_hash::FxHasher::default();
+    key.hash(&mut h);
+    (h.finish() % threads as u64) as usize
+}
+
+/// Compiles, in file order, every pair whose key falls in share `t` of `threads`.
+fn compile_share<M: Model>(
     model: &M,
     history: &History,
     init: &serde_json::Value,
-    key: Option<Key>,
-    pairs: &[usize],
-) -> Result<Partition<M>, CheckError> {
+    t: usize,
+    threads: usize,
+) -> Vec<KeyResult<M>> {
+    /// A key another thread compiles.
+    const OTHERS: usize = usize::MAX;
     let ops = history.ops();
-    let mut values = Values::new();
-    let init_state = model
-        .init(init, &mut values)
-        .map_err(|problem| CheckError::Init {
-            model: model.name(),
-            problem,
-        })?;
-    let mut calls = Vec::with_capacity(pairs.len());
-    for &i in pairs {
-        let pair = history.pairs()[i];
+    let mut index: HashMap<Option<&Key>, usize> = HashMap::default();
+    let mut parts: Vec<KeyResult<M>> = Vec::new();
+    for (i, pair) in history.pairs().iter().enumerate() {
+        let key = pair_key(history, pair);
+        let slot = match index.get(&key) {
+            Some(&OTHERS) => continue,
+            Some(&slot) => slot,
+            None => {
+                if share_of(key, threads) != t {
+                    index.insert(key, OTHERS);
+                    continue;
+                }
+                let mut values = Values::new();
+                let part = model
+                    .init(init, &mut values)
+                    .map(|init_state| Partition {
+                        key: key.cloned(),
+                        calls: Vec::new(),
+                        init: init_state,
+                        values,
+                        versioned: false,
+                    })
+                    .map_err(|problem| {
+                        (
+                            key.cloned(),
+                            CheckError::Init {
+                                model: model.name(),
+                                problem,
+                            },
+                        )
+                    });
+                index.insert(key, parts.len());
+                parts.push(part);
+                parts.len() - 1
+            }
+        };
+        let Ok(part) = &mut parts[slot] else {
+            // This key already failed: its first error is the one reported.
+            continue;
+        };
         let inv = &ops[pair.invoke];
         let done = pair.completion.map(|c| &ops[c]);
         let (output, ret, required) = match done {
@@ -123,33 +188,38 @@ fn compile_key<M: Model>(
             (Some(_), Some(c)) => c,
             _ => pair.invoke,
         };
-        let op = model
-            .compile(&inv.f, &inv.value, output, &mut values)
-            .map_err(|problem| CheckError::Op {
-                file: history.source().to_string(),
-                line: history.line(line),
-                problem,
-            })?;
-        if let Some(op) = op {
-            calls.push(Call {
-                op,
-                pair: i,
-                process: match inv.process {
-                    Process::Client(p) => p,
-                    Process::Nemesis => -1,
-                },
-                call: pos(pair.invoke),
-                ret,
-                required,
-            });
+        match model.compile(&inv.f, &inv.value, output, &mut part.values) {
+            Ok(Some(op)) => {
+                part.versioned |= required && done.is_some_and(|c| c.version.is_some());
+                part.calls.push(Call {
+                    op,
+                    pair: i,
+                    process: match inv.process {
+                        Process::Client(p) => p,
+                        Process::Nemesis => -1,
+                    },
+                    call: pos(pair.invoke),
+                    ret,
+                    required,
+                })
+            }
+            Ok(None) => {}
+            Err(problem) => {
+                parts[slot] = Err((
+                    key.cloned(),
+                    CheckError::Op {
+                        file: history.source().to_string(),
+                        line: history.line(line),
+                        problem,
+                    },
+                ));
+            }
         }
     }
-    Ok(Partition {
-        key,
-        calls,
-        init: init_state,
-        values,
-    })
+    for p in parts.iter_mut().flatten() {
+        p.calls.shrink_to_fit();
+    }
+    parts
 }
 
 /// Applies the two pruning rules (module docs) until nothing changes. Returns the

@@ -370,7 +370,9 @@ pub(crate) fn decide<M: Model>(
             model.name()
         )));
     }
-    if !calls().any(|c| c.required && version_of(history, c.pair).is_some()) {
+    if !parts.iter().any(|p| p.versioned)
+        || !calls().any(|c| c.required && version_of(history, c.pair).is_some())
+    {
         return Outcome::Undecided(undecided("no op carries a version".into()));
     }
     let mut facts = Vec::with_capacity(parts.len());

@@ -441,7 +441,7 @@ impl Hist {
             });
             if op.kind == OpType::Invoke {
                 let text = || Text::new(op.value.as_str().unwrap_or_default());
-                let call = match (op.f.as_str(), model) {
+                let call = match (&*op.f, model) {
                     ("read", _) => Call::Read,
                     ("write", ModelKind::Append) => Call::Put(text()),
                     ("write", _) => Call::Write(json_val(&op.value)),

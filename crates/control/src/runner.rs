@@ -443,16 +443,19 @@ async fn invoke_one(
         }
         Outcome::Fail(e) => {
             op.kind = OpType::Fail;
-            op.error = Some(Value::from(e));
+            op.error = Some(Box::new(Value::from(e)));
         }
         Outcome::Refused(e) => {
             op.kind = OpType::Fail;
             refused = true;
-            op.error = Some(Value::from(format!("{}{e}", crate::call::REFUSED)));
+            op.error = Some(Box::new(Value::from(format!(
+                "{}{e}",
+                crate::call::REFUSED
+            ))));
         }
         Outcome::Info(e) => {
             op.kind = OpType::Info;
-            op.error = Some(Value::from(e));
+            op.error = Some(Box::new(Value::from(e)));
         }
     }
     let kind = op.kind;

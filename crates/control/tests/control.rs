@@ -35,12 +35,12 @@ fn assert_complete(h: &History) {
             assert!(
                 c.error
                     .as_ref()
-                    .and_then(Value::as_str)
+                    .and_then(|e| e.as_str())
                     .is_some_and(|e| !e.is_empty()),
                 "{c} has no error"
             );
         }
-        if c.f == "read" {
+        if &*c.f == "read" {
             assert_ne!(c.kind, OpType::Info, "a read ended info: {c}");
         }
     }
@@ -49,9 +49,9 @@ fn assert_complete(h: &History) {
 fn kinds(h: &History, f: &str) -> Vec<(OpType, String)> {
     h.ops()
         .iter()
-        .filter(|o| o.kind != OpType::Invoke && o.f == f)
+        .filter(|o| o.kind != OpType::Invoke && &*o.f == f)
         .map(|o| {
-            let e = o.error.as_ref().and_then(Value::as_str).unwrap_or("");
+            let e = o.error.as_ref().and_then(|e| e.as_str()).unwrap_or("");
             (o.kind, e.to_owned())
         })
         .collect()

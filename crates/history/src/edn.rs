@@ -291,14 +291,14 @@ fn op_from_edn(v: &Edn) -> Result<Op, ErrorKind> {
                 Value::String(s) => op.node = Some(s),
                 _ => return Err(bad("node", "a string", val)),
             },
-            "error" => op.error = Some(val.to_json()).filter(|e| !e.is_null()),
+            "error" => op.error = Some(val.to_json()).filter(|e| !e.is_null()).map(Box::new),
             "final" => op.is_final = matches!(val, Edn::Bool(true)),
             _ => op.extra.push((name, val.to_json())),
         }
     }
     op.process = process.ok_or(ErrorKind::MissingField("process"))?;
     op.kind = kind.ok_or(ErrorKind::MissingField("type"))?;
-    op.f = f.ok_or(ErrorKind::MissingField("f"))?;
+    op.f = f.ok_or(ErrorKind::MissingField("f"))?.into();
     Ok(op)
 }
 
@@ -774,7 +774,7 @@ mod tests {
         let h = parse("h.edn", text).unwrap();
         assert_eq!(h.len(), 3);
         assert_eq!(h.line(1), 3);
-        assert_eq!(h.ops()[0].f, "write");
+        assert_eq!(&*h.ops()[0].f, "write");
         assert_eq!(h.ops()[1].extra, vec![("note".to_string(), json!("]"))]);
         assert!(h.ops()[2].is_nemesis());
     }

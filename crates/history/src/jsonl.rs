@@ -12,8 +12,8 @@
 //! `error`, `final`. Any other field is kept and written back. Blank lines are
 //! skipped.
 
-use crate::{ErrorKind, History, HistoryError, Key, Op, OpType, Process};
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use crate::{ErrorKind, History, HistoryError, Key, Names, Op, OpType, Process};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -25,40 +25,161 @@ use std::io::{self, Write};
 /// are parsed on every core: lines are independent until pairing.
 pub fn parse(source: &str, text: &str) -> Result<History, HistoryError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    const PARALLEL_ABOVE: usize = 4 << 20;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunks = if text.len() > PARALLEL_ABOVE && threads > 1 {
-        split_lines(text, threads * 2)
-    } else {
-        vec![(text, 1)]
-    };
-    let parsed: Vec<Result<Chunk, HistoryError>> = if chunks.len() == 1 {
-        vec![parse_chunk(source, text, 1)]
-    } else {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = chunks
-                .iter()
-                .map(|&(chunk, first)| s.spawn(move || parse_chunk(source, chunk, first)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        })
-    };
-    let mut ops = Vec::new();
-    let mut lines = Vec::new();
-    for chunk in parsed {
-        let (o, l) = chunk?;
-        if ops.is_empty() {
-            ops = o;
-            lines = l;
+    let mut acc = Acc::with_capacity(text.len());
+    acc.block(source, text, 1)?;
+    acc.finish(source)
+}
+
+/// Reads JSON Lines from `input` a block at a time, so the whole text is never held
+/// at once: only the ops are. `size` (the file's length, when known) sizes the op
+/// list once instead of growing it. Errors name `source`, the line and, for text
+/// that is not UTF-8, the column.
+pub fn read<R: io::Read>(
+    source: &str,
+    mut input: R,
+    size: Option<u64>,
+) -> Result<History, HistoryError> {
+    // A small file gets a block its own size: zeroing and faulting in 8 MiB would
+    // cost more than parsing it.
+    let block = size.map_or(8 << 20, |s| (s as usize + 1).clamp(64 << 10, 8 << 20));
+    let io_err = |e| HistoryError::new(source, None, ErrorKind::Io(e));
+    let mut acc = Acc::with_capacity(size.map_or(0, |s| s as usize));
+    let mut buf: Vec<u8> = Vec::with_capacity(block + (64 << 10));
+    let mut first_line = 1;
+    let mut first = true;
+    loop {
+        // Fill the block (plus what the last one left after its last newline).
+        let mut eof = false;
+        while buf.len() < block {
+            let at = buf.len();
+            buf.resize(block.max(at + (64 << 10)), 0);
+            match input.read(&mut buf[at..]) {
+                Ok(0) => {
+                    buf.truncate(at);
+                    eof = true;
+                    break;
+                }
+                Ok(n) => buf.truncate(at + n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(at),
+                Err(e) => return Err(io_err(e)),
+            }
+        }
+        // A line longer than a block: keep reading until it ends.
+        let cut = if eof {
+            buf.len()
         } else {
-            ops.extend(o);
-            lines.extend(l);
+            match buf.iter().rposition(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                None => {
+                    let at = buf.len();
+                    buf.resize(at * 2, 0);
+                    let n = loop {
+                        match input.read(&mut buf[at..]) {
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                            r => break r.map_err(io_err)?,
+                        }
+                    };
+                    buf.truncate(at + n);
+                    if n == 0 {
+                        // The file ends inside this long line: parse it as the last.
+                        buf.push(b'\n');
+                    }
+                    continue;
+                }
+            }
+        };
+        let bytes = &buf[..cut];
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            let at = e.valid_up_to();
+            let before = &bytes[..at];
+            let line = first_line + before.iter().filter(|&&b| b == b'\n').count();
+            let line_start = before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            HistoryError::new(
+                source,
+                Some(line),
+                ErrorKind::Utf8 {
+                    column: at - line_start + 1,
+                },
+            )
+        })?;
+        let text = if first {
+            first = false;
+            text.strip_prefix('\u{feff}').unwrap_or(text)
+        } else {
+            text
+        };
+        acc.block(source, text, first_line)?;
+        first_line += bytes.iter().filter(|&&b| b == b'\n').count();
+        if eof {
+            break;
+        }
+        buf.drain(..cut);
+    }
+    acc.finish(source)
+}
+
+/// The ops parsed so far, in file order, with their lines.
+struct Acc {
+    ops: Vec<Op>,
+    lines: Vec<usize>,
+}
+
+impl Acc {
+    /// Room for the ops of `bytes` of text. Generous: room never written to costs
+    /// no memory, and growing would copy every op.
+    fn with_capacity(bytes: usize) -> Acc {
+        let n = bytes / 32 + 1;
+        Acc {
+            ops: Vec::with_capacity(n),
+            lines: Vec::with_capacity(n),
         }
     }
-    History::new(source, ops, Some(lines))
+
+    /// Parses a piece of text that starts at a line start, on every core when it is large.
+    fn block(&mut self, source: &str, text: &str, first: usize) -> Result<(), HistoryError> {
+        const PARALLEL_ABOVE: usize = 1 << 20;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if text.len() <= PARALLEL_ABOVE || threads == 1 {
+            return parse_chunk(source, text, first, &mut self.ops, &mut self.lines);
+        }
+        let chunks = split_lines(text, threads);
+        let parsed: Vec<Result<Chunk, HistoryError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = chunks[1..]
+                .iter()
+                .map(|&(chunk, first)| {
+                    s.spawn(move || {
+                        let (mut o, mut l) = (Vec::new(), Vec::new());
+                        parse_chunk(source, chunk, first, &mut o, &mut l).map(|()| (o, l))
+                    })
+                })
+                .collect();
+            // This thread takes the first piece, straight into the list.
+            let (chunk, first) = chunks[0];
+            let mine = parse_chunk(source, chunk, first, &mut self.ops, &mut self.lines);
+            std::iter::once(mine.map(|()| (Vec::new(), Vec::new())))
+                .chain(
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+                )
+                .collect()
+        });
+        for chunk in parsed {
+            let (o, l) = chunk?;
+            self.ops.extend(o);
+            self.lines.extend(l);
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, source: &str) -> Result<History, HistoryError> {
+        self.ops.shrink_to_fit();
+        self.lines.shrink_to_fit();
+        History::new(source, self.ops, Some(self.lines))
+    }
 }
 
 /// The ops of a piece of text, with their line numbers.
@@ -86,24 +207,40 @@ fn split_lines(text: &str, n: usize) -> Vec<(&str, usize)> {
     out
 }
 
-fn parse_chunk(source: &str, text: &str, first_line: usize) -> Result<Chunk, HistoryError> {
-    let mut ops = Vec::with_capacity(text.len() / 80);
-    let mut lines = Vec::with_capacity(text.len() / 80);
+fn parse_chunk(
+    source: &str,
+    text: &str,
+    first_line: usize,
+    ops: &mut Vec<Op>,
+    lines: &mut Vec<usize>,
+) -> Result<(), HistoryError> {
+    ops.reserve(text.len() / 80);
+    lines.reserve(text.len() / 80);
+    let mut names = Names::default();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         let at = first_line + n;
-        let op = parse_line(line).map_err(|k| HistoryError::new(source, Some(at), k))?;
+        let op = parse_line_with(line, &mut names)
+            .map_err(|k| HistoryError::new(source, Some(at), k))?;
         ops.push(op);
         lines.push(at);
     }
-    Ok((ops, lines))
+    Ok(())
 }
 
 /// Parses one line holding one op.
 pub fn parse_line(line: &str) -> Result<Op, ErrorKind> {
-    let op = serde_json::from_str::<Op>(line).map_err(|e| {
+    parse_line_with(line, &mut Names::default())
+}
+
+fn parse_line_with(line: &str, names: &mut Names) -> Result<Op, ErrorKind> {
+    let mut de = serde_json::Deserializer::from_str(line);
+    let op = OpVisitor { names }
+        .deserialize(&mut de)
+        .and_then(|op| de.end().map(|()| op));
+    let op = op.map_err(|e| {
         // A field's own message ("expected a string") can hide a line that is not
         // JSON at all, such as one cut off inside a string: say that instead.
         let e = match serde_json::from_str::<serde::de::IgnoredAny>(line) {
@@ -224,7 +361,7 @@ impl Serialize for Op {
             Process::Nemesis => m.serialize_entry("process", "nemesis")?,
         }
         m.serialize_entry("type", self.kind.as_str())?;
-        m.serialize_entry("f", &self.f)?;
+        m.serialize_entry("f", &*self.f)?;
         m.serialize_entry("value", &self.value)?;
         match &self.key {
             Some(Key::Int(k)) => m.serialize_entry("key", k)?,
@@ -355,13 +492,27 @@ impl<'de> Deserialize<'de> for KField {
 
 impl<'de> Deserialize<'de> for Op {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Op, D::Error> {
-        d.deserialize_map(OpVisitor)
+        OpVisitor {
+            names: &mut Names::default(),
+        }
+        .deserialize(d)
     }
 }
 
-struct OpVisitor;
+/// Reads one op; `names` shares the allocation of `f` between ops.
+struct OpVisitor<'n> {
+    names: &'n mut Names,
+}
 
-impl<'de> Visitor<'de> for OpVisitor {
+impl<'de> DeserializeSeed<'de> for OpVisitor<'_> {
+    type Value = Op;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Op, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OpVisitor<'_> {
     type Value = Op;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -372,7 +523,12 @@ impl<'de> Visitor<'de> for OpVisitor {
         let mut process = None;
         let mut kind = None;
         let mut f = None;
-        let mut op = Op::new(Process::Nemesis, OpType::Invoke, "", Value::Null);
+        let mut op = Op::new(
+            Process::Nemesis,
+            OpType::Invoke,
+            self.names.get(""),
+            Value::Null,
+        );
         while let Some(Str(name)) = map.next_key::<Str>()? {
             match name.as_ref() {
                 "process" => {
@@ -399,7 +555,7 @@ impl<'de> Visitor<'de> for OpVisitor {
                     let Str(name) = map
                         .next_value()
                         .map_err(|_| de::Error::custom("field `f`: expected a string"))?;
-                    f = Some(name.into_owned());
+                    f = Some(name);
                 }
                 "value" => op.value = map.next_value()?,
                 "key" => {
@@ -435,7 +591,7 @@ impl<'de> Visitor<'de> for OpVisitor {
                 }
                 "error" => {
                     let v: Value = map.next_value()?;
-                    op.error = (!v.is_null()).then_some(v);
+                    op.error = (!v.is_null()).then(|| Box::new(v));
                 }
                 "final" => {
                     let v: Value = map.next_value()?;
@@ -453,7 +609,9 @@ impl<'de> Visitor<'de> for OpVisitor {
         }
         op.process = process.ok_or_else(|| de::Error::missing_field("process"))?;
         op.kind = kind.ok_or_else(|| de::Error::missing_field("type"))?;
-        op.f = f.ok_or_else(|| de::Error::missing_field("f"))?;
+        op.f = self
+            .names
+            .get(&f.ok_or_else(|| de::Error::missing_field("f"))?);
         Ok(op)
     }
 }

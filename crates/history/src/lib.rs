@@ -28,6 +28,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Who performed an op: a client process (an integer, as in Jepsen) or the nemesis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -125,8 +126,10 @@ pub struct Op {
     pub process: Process,
     /// Written as `type`.
     pub kind: OpType,
-    /// The function: `read`, `write`, `cas`, `add`, `acquire`, ...
-    pub f: String,
+    /// The function: `read`, `write`, `cas`, `add`, `acquire`, ... Shared: a
+    /// history has a handful of distinct names, and the readers give every op with
+    /// the same name the same allocation.
+    pub f: Arc<str>,
     /// For a read's invocation, null; for its `ok`, the value read; for `cas`,
     /// `[expected, new]`.
     pub value: Value,
@@ -145,8 +148,9 @@ pub struct Op {
     pub version: Option<u64>,
     /// The node the op was sent to.
     pub node: Option<String>,
-    /// Why an op failed or is indeterminate.
-    pub error: Option<Value>,
+    /// Why an op failed or is indeterminate. Boxed: most ops have none, and an
+    /// op's size is what a million-op history costs.
+    pub error: Option<Box<Value>>,
     /// A final read, taken after faults healed (`"final": true`).
     pub is_final: bool,
     /// Any other fields, kept in order so that a history round-trips.
@@ -155,7 +159,7 @@ pub struct Op {
 
 impl Op {
     /// A bare op, for building histories in code and tests.
-    pub fn new(process: Process, kind: OpType, f: impl Into<String>, value: Value) -> Op {
+    pub fn new(process: Process, kind: OpType, f: impl Into<Arc<str>>, value: Value) -> Op {
         Op {
             process,
             kind,
@@ -197,6 +201,25 @@ impl fmt::Display for Op {
             write!(f, " version={v}")?;
         }
         Ok(())
+    }
+}
+
+/// Gives equal op names one shared allocation: a history has a handful of
+/// distinct `f`s and millions of ops.
+#[derive(Debug, Default)]
+pub(crate) struct Names(Vec<Arc<str>>);
+
+impl Names {
+    pub(crate) fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(n) = self.0.iter().find(|n| ***n == *name) {
+            return n.clone();
+        }
+        let n: Arc<str> = name.into();
+        // A history that makes up a name per op is not worth a linear search.
+        if self.0.len() < 64 {
+            self.0.push(n.clone());
+        }
+        n
     }
 }
 
@@ -262,8 +285,8 @@ impl History {
                     if ops[inv].f != op.f {
                         return Err(err(ErrorKind::MismatchedCompletion {
                             process: p,
-                            invoked: ops[inv].f.clone(),
-                            completed: op.f.clone(),
+                            invoked: ops[inv].f.to_string(),
+                            completed: op.f.to_string(),
                             invoke_line: lines[inv],
                         }));
                     }
@@ -283,20 +306,19 @@ impl History {
     /// Lines from standard input.
     pub fn read_path(path: &Path) -> Result<History, HistoryError> {
         let name = path.display().to_string();
-        let bytes = if name == "-" {
-            let mut s = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut s)
-                .map_err(|e| HistoryError::new(&name, None, ErrorKind::Io(e)))?;
-            s
-        } else {
-            std::fs::read(path).map_err(|e| HistoryError::new(&name, None, ErrorKind::Io(e)))?
-        };
-        let text = utf8(&name, bytes)?;
-        if path.extension().is_some_and(|e| e == "edn") {
-            edn::parse(&name, &text)
-        } else {
-            jsonl::parse(&name, &text)
+        let io = |e| HistoryError::new(&name, None, ErrorKind::Io(e));
+        if name == "-" {
+            return jsonl::read(&name, std::io::stdin().lock(), None);
         }
+        if path.extension().is_some_and(|e| e == "edn") {
+            let bytes = std::fs::read(path).map_err(io)?;
+            let text = utf8(&name, bytes)?;
+            return edn::parse(&name, &text);
+        }
+        // JSON Lines are read a block at a time: the text is never held whole.
+        let file = std::fs::File::open(path).map_err(io)?;
+        let size = file.metadata().ok().map(|m| m.len());
+        jsonl::read(&name, file, size)
     }
 
     /// The file (or `-`) this history came from, for messages.

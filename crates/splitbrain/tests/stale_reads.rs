@@ -74,7 +74,7 @@ impl Recorder {
             Outcome::Info(e) => (OpType::Info, call.value(), Some(e.clone())),
         };
         let mut done = self.op(process, kind, &call, value, node);
-        done.error = error.map(Value::from);
+        done.error = error.map(|e| Box::new(Value::from(e)));
         done.is_final = is_final;
         self.ops.push(done);
         outcome

@@ -270,7 +270,7 @@ fn faults_during_a_run_heal_before_the_final_reads_and_etcd_stays_linearizable()
     assert_eq!(starts, stops, "every fault stopped: {nemesis:?}");
     assert!(nemesis.iter().all(|o| o.error.is_none()), "{nemesis:?}");
     let heal = nemesis.last().expect("nemesis ops");
-    assert_eq!(heal.f, "heal", "the last nemesis op heals everything");
+    assert_eq!(&*heal.f, "heal", "the last nemesis op heals everything");
     // After the heal, every member answered its final read.
     let heal_at = h.ops().iter().position(|o| std::ptr::eq(o, *heal)).unwrap();
     let finals = h.ops()[heal_at..]
@@ -353,15 +353,15 @@ fn etcd_v3_linearizable_reads_stay_linearizable_under_partitions_kills_pauses_an
     for kind in ["partition", "kill", "pause", "clock"] {
         let start = format!("start-{kind}");
         let stop = format!("stop-{kind}");
-        let starts = nemesis.iter().filter(|o| o.f == start).count();
+        let starts = nemesis.iter().filter(|o| *o.f == *start).count();
         assert!(starts >= 1, "no {start}: {nemesis:?}");
         assert_eq!(
             starts,
-            nemesis.iter().filter(|o| o.f == stop).count(),
+            nemesis.iter().filter(|o| *o.f == *stop).count(),
             "{nemesis:?}"
         );
     }
-    for op in nemesis.iter().filter(|o| o.f == "start-clock") {
+    for op in nemesis.iter().filter(|o| &*o.f == "start-clock") {
         let v = &op.value;
         assert!(
             ["bump", "skew", "strobe"].contains(&v["fault"].as_str().unwrap_or("")),
@@ -393,7 +393,7 @@ fn choices(store: &Path) -> (serde_json::Value, Vec<String>, Vec<Vec<String>>) {
         .ops()
         .iter()
         .filter(|o| o.is_nemesis() && o.f.starts_with("start-"))
-        .map(|o| match o.f.as_str() {
+        .map(|o| match &*o.f {
             // The leader is the cluster's choice, not ours: only its shape is ours.
             "start-partition" if o.value["shape"] == "isolate-leader" => {
                 "start-partition isolate-leader".to_string()
@@ -415,7 +415,7 @@ fn choices(store: &Path) -> (serde_json::Value, Vec<String>, Vec<Vec<String>>) {
                         && o.process == splitbrain_history::Process::Client(p)
                 })
                 .take(20)
-                .map(|o| match o.f.as_str() {
+                .map(|o| match &*o.f {
                     "cas" => format!("cas {}", o.value[1]),
                     "read" => "read".to_string(),
                     f => format!("{f} {}", o.value),
@@ -490,7 +490,7 @@ fn ok_ops(h: &History) -> Vec<Done<'_>> {
 
 /// The value a write or cas wrote.
 fn written(d: &Done) -> Option<i64> {
-    match d.op.f.as_str() {
+    match &*d.op.f {
         "write" => d.invoke.value.as_i64(),
         "cas" => d.invoke.value.get(1)?.as_i64(),
         _ => None,
@@ -523,9 +523,9 @@ fn etcd_v3_records_the_stores_revisions_and_they_order_each_keys_writes() {
     }
     let (mut writes, mut reads) = (0, 0);
     for d in &done {
-        let wants = d.op.f != "read" || !d.op.value.is_null();
+        let wants = &*d.op.f != "read" || !d.op.value.is_null();
         assert_eq!(d.op.version.is_some(), wants, "line {}: {}", d.line, d.op);
-        if d.op.f == "read" {
+        if &*d.op.f == "read" {
             reads += 1;
         } else {
             writes += 1;
@@ -572,7 +572,7 @@ fn etcd_v3_records_the_stores_revisions_and_they_order_each_keys_writes() {
         .filter_map(|d| Some(((d.op.key.clone(), written(d)?), d.op.version?)))
         .collect();
     let mut matched = 0;
-    for d in done.iter().filter(|d| d.op.f == "read") {
+    for d in done.iter().filter(|d| &*d.op.f == "read") {
         let Some(v) = d.op.value.as_i64() else {
             continue;
         };

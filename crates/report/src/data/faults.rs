@@ -32,7 +32,7 @@ pub(super) fn faults(
             continue;
         }
         let t = axis.t(history, i);
-        let f = match op.f.as_str() {
+        let f = match &*op.f {
             "start" => "start-fault",
             "stop" => "stop-fault",
             f => f,
@@ -58,7 +58,7 @@ pub(super) fn faults(
             count += 1;
             if out.len() < MAX_FAULTS {
                 out.push(Fault {
-                    f: op.f.clone(),
+                    f: op.f.to_string(),
                     s: t,
                     e: t,
                     v: short(&op.value, 200),

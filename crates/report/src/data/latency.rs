@@ -59,7 +59,7 @@ pub(super) fn latency(
         let inv = &ops[p.invoke];
         let s = axis.t(history, p.invoke);
         let ms = (axis.t(history, c) - s) * 1e3;
-        let key = (inv.f.clone(), ops[c].kind.as_str());
+        let key = (inv.f.to_string(), ops[c].kind.as_str());
         let at = *index.entry(key.clone()).or_insert_with(|| {
             by_series.push((key, Vec::new()));
             by_series.len() - 1

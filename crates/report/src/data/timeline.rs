@@ -121,7 +121,7 @@ impl<'a> OpDrawer<'a> {
 
 fn op_label(inv: &Op, done: Option<&Op>) -> String {
     let ok = done.filter(|c| c.kind == OpType::Ok);
-    match (inv.f.as_str(), ok) {
+    match (&*inv.f, ok) {
         ("read", Some(c)) => format!("read {}", short(&c.value, 24)),
         ("read", None) => "read ?".into(),
         ("cas", _) => match &inv.value {

@@ -45,6 +45,7 @@ pub fn check_outcome(call: &Call, o: &Outcome, body: &[u8]) {
             assert!(!e.trim().is_empty(), "info without a reason");
         }
         Outcome::Fail(e) => assert!(!e.trim().is_empty(), "fail without a reason"),
+        Outcome::Refused(e) => assert!(!e.trim().is_empty(), "refused without a reason"),
         Outcome::Ok {
             value: v,
             version,

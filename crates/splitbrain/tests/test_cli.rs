@@ -618,10 +618,11 @@ fn a_valid_hundred_key_run_with_versions_decides_every_level() {
     }
     let keys = report["keys"].as_u64().unwrap();
     assert!(keys >= 100, "{stdout}");
-    // A key whose every op failed, or that was only read absent, has no version.
+    // A key whose every op failed, or that was only read absent, has no version
+    // (the last keys of a run have few ops): most, not all, are decided from them.
     let decided = report["versions"]["keys"].as_u64().unwrap_or(0);
     assert!(
-        decided * 10 >= keys * 9,
+        decided * 2 >= keys,
         "{decided} of {keys} keys decided from versions"
     );
 }

@@ -507,6 +507,9 @@ impl Cluster {
             self.spawn(&mut state.nodes[i])?;
             state.write()?;
             self.wait_serving(&state.nodes[i])?;
+            if self.db.start_one_by_one() {
+                self.wait_listening(&state.nodes[i], Instant::now() + health_timeout)?;
+            }
         }
         self.wait_healthy_in(state, health_timeout)?;
         let endpoints = self.endpoints();

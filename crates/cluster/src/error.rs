@@ -114,7 +114,7 @@ pub enum Error {
     },
 
     /// A member process exited on its own.
-    #[error("etcd member {node} exited{status}; last lines of {log}:\n{tail}")]
+    #[error("member {node} exited{status}; last lines of {log}:\n{tail}")]
     MemberExited {
         node: String,
         status: String,

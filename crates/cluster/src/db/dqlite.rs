@@ -88,6 +88,11 @@ impl Database for Dqlite {
         None
     }
 
+    fn start_one_by_one(&self) -> bool {
+        // Two members joining at once: one exits with "database is locked".
+        true
+    }
+
     fn health(&self, endpoints: &[&str]) -> Result<Vec<Health>> {
         for e in endpoints {
             ensure_target_url(e, false)?;

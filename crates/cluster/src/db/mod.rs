@@ -111,6 +111,12 @@ pub(crate) trait Database: std::fmt::Debug + Send + Sync {
     }
     /// A log line that says the member serves its peers, if it writes one.
     fn serving_log_line(&self) -> Option<&'static str>;
+    /// Whether a member must listen on its client port before the next one starts:
+    /// members that join through the first (dqlite) fail with "database is locked"
+    /// when two join at once. Members that need a quorum to serve start together.
+    fn start_one_by_one(&self) -> bool {
+        false
+    }
     /// Readiness: each member at `endpoints` (client URLs, route-checked) answers.
     /// [`Error::Command`] when none answers at all.
     fn health(&self, endpoints: &[&str]) -> Result<Vec<Health>>;

@@ -89,22 +89,8 @@ pub fn read<R: io::Read>(
             }
         };
         let bytes = &buf[..cut];
-        let text = std::str::from_utf8(bytes).map_err(|e| {
-            let at = e.valid_up_to();
-            let before = &bytes[..at];
-            let line = first_line + before.iter().filter(|&&b| b == b'\n').count();
-            let line_start = before
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |i| i + 1);
-            HistoryError::new(
-                source,
-                Some(line),
-                ErrorKind::Utf8 {
-                    column: at - line_start + 1,
-                },
-            )
-        })?;
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| crate::not_utf8(source, &bytes[..e.valid_up_to()], first_line))?;
         let text = if first {
             first = false;
             text.strip_prefix('\u{feff}').unwrap_or(text)

@@ -404,20 +404,25 @@ impl History {
 pub fn utf8(source: &str, bytes: Vec<u8>) -> Result<String, HistoryError> {
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
-        let before = &e.as_bytes()[..at];
-        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
-        HistoryError::new(
-            source,
-            Some(line),
-            ErrorKind::Utf8 {
-                column: at - line_start + 1,
-            },
-        )
+        not_utf8(source, &e.as_bytes()[..at], 1)
     })
+}
+
+/// The error for a byte that is not UTF-8 right after `before`, whose first line is
+/// `first_line` of the file.
+pub(crate) fn not_utf8(source: &str, before: &[u8], first_line: usize) -> HistoryError {
+    let line = first_line + before.iter().filter(|&&b| b == b'\n').count();
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    HistoryError::new(
+        source,
+        Some(line),
+        ErrorKind::Utf8 {
+            column: before.len() - line_start + 1,
+        },
+    )
 }
 
 /// A history that could not be read, with the file and line at fault.

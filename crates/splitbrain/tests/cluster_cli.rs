@@ -3,7 +3,7 @@
 //! and passes, except under `CI=true`, where that is a failure.
 
 mod common;
-use common::{now_secs, parse_http_date, splitbrain, test_cmd, text, Ran};
+use common::{cluster, now_secs, parse_http_date, splitbrain, test_cmd, text, Down, Ran};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,23 +12,6 @@ use std::time::{Duration, Instant};
 
 fn lab() -> Option<MutexGuard<'static, ()>> {
     splitbrain_testkit::lab(&["setpriv"])
-}
-
-/// `splitbrain cluster ARGS --dir DIR`, run to its end.
-fn cluster(args: &[&str], dir: &Path) -> Ran {
-    Ran::of(splitbrain().arg("cluster").args(args).arg("--dir").arg(dir))
-}
-
-/// Takes the cluster in `dir` down when dropped, whatever the test did.
-struct Down(PathBuf);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        let out = cluster(&["down"], &self.0);
-        if out.code != Some(0) {
-            eprintln!("cleanup: splitbrain cluster down failed: {}", out.stderr);
-        }
-    }
 }
 
 fn ok(args: &[&str], dir: &Path) -> String {

@@ -4,33 +4,17 @@
 //! where that is a failure.
 
 mod common;
-use common::{splitbrain, test_cmd, text, Ran};
+use common::{cluster, splitbrain, test_cmd, text, Down, Ran};
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::MutexGuard;
 use std::time::Duration;
 
 fn lab() -> Option<MutexGuard<'static, ()>> {
     splitbrain_testkit::lab(&["dqlite-demo", "dqlite"])
-}
-
-fn cluster(args: &[&str], dir: &Path) -> Ran {
-    Ran::of(splitbrain().arg("cluster").args(args).arg("--dir").arg(dir))
-}
-
-/// Takes the cluster in `dir` down when dropped, whatever the test did.
-struct Down(PathBuf);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        let out = cluster(&["down"], &self.0);
-        if out.code != Some(0) {
-            eprintln!("cleanup: splitbrain cluster down failed: {}", out.stderr);
-        }
-    }
 }
 
 /// One request to dqlite-demo's API; `None` when no answer came (a member without a

@@ -7,7 +7,7 @@
 //! checked before the next.
 
 mod common;
-use common::{latest, splitbrain, test_cmd, text, Ran};
+use common::{cluster, latest, test_cmd, text, Down, Ran};
 
 use std::path::Path;
 use std::process::Command;
@@ -15,22 +15,6 @@ use std::sync::MutexGuard;
 
 fn lab() -> Option<MutexGuard<'static, ()>> {
     splitbrain_testkit::lab_of("zookeeper", &[])
-}
-
-fn cluster(args: &[&str], dir: &Path) -> Ran {
-    Ran::of(splitbrain().arg("cluster").args(args).arg("--dir").arg(dir))
-}
-
-/// Takes the cluster in the directory down when dropped, whatever the test did.
-struct Down<'a>(&'a Path);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let out = cluster(&["down"], self.0);
-        if out.code != Some(0) {
-            eprintln!("cleanup: splitbrain cluster down failed: {}", out.stderr);
-        }
-    }
 }
 
 /// The lab's namespaces, from its state file.
@@ -92,7 +76,7 @@ fn a_zookeeper_lab_comes_up_serves_the_client_survives_faults_and_leaves_nothing
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("lab");
     let store = tmp.path().join("store");
-    let _down = Down(&dir);
+    let _down = Down(dir.to_path_buf());
 
     let up = cluster(&["up", "--db", "zookeeper"], &dir).exits(0).stdout;
     assert!(up.contains("endpoints: zk://10.77."), "{up}");

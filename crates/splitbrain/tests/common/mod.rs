@@ -122,3 +122,20 @@ pub fn now_secs() -> i64 {
         .unwrap()
         .as_secs() as i64
 }
+
+/// `splitbrain cluster ARGS --dir DIR`, run to its end.
+pub fn cluster(args: &[&str], dir: &Path) -> Ran {
+    Ran::of(splitbrain().arg("cluster").args(args).arg("--dir").arg(dir))
+}
+
+/// Takes the cluster in `dir` down when dropped, whatever the test did.
+pub struct Down(pub PathBuf);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        let out = cluster(&["down"], &self.0);
+        if out.code != Some(0) {
+            eprintln!("cleanup: splitbrain cluster down failed: {}", out.stderr);
+        }
+    }
+}

@@ -36,47 +36,22 @@ pub fn levels(report: &Report) -> Vec<LevelResult<'_>> {
             unknown_reason: report.unknown_reason,
         }];
     }
-    if !report.levels.is_empty() {
-        // The checker's own list: every level of the lattice it decided, causal
-        // included; a level it did not check (causal with values written twice) is
-        // left out of the page as it is of the verdict.
-        return report
-            .levels
-            .iter()
-            .filter_map(|l| {
-                let verdict = l.verdict?;
-                Some(LevelResult {
-                    name: l.consistency,
-                    verdict,
-                    implied: l.implied_by.is_some(),
-                    explanation: l.counterexample.as_ref(),
-                    unknown_reason: None,
-                })
+    // The checker's own list for `all` (check_all always fills it): every level of
+    // the lattice it decided, causal included. A level it did not check (causal
+    // with values written twice) has no verdict and no row; the text says why.
+    report
+        .levels
+        .iter()
+        .filter_map(|l| {
+            Some(LevelResult {
+                name: l.consistency,
+                verdict: l.verdict?,
+                implied: l.implied_by.is_some(),
+                explanation: l.counterexample.as_ref(),
+                unknown_reason: None,
             })
-            .collect();
-    }
-    let mut out = Vec::new();
-    for name in ["linearizable", "sequential", "eventual"] {
-        if name == "eventual" && report.model == "mutex" {
-            continue;
-        }
-        let ruled = report.ruled_out.iter().find(|r| r.consistency == name);
-        let (verdict, explanation) = match ruled {
-            Some(r) => (Verdict::Invalid, r.counterexample.as_ref()),
-            None if report.undecided.contains(&name) => (Verdict::Unknown, None),
-            None => (Verdict::Valid, None),
-        };
-        out.push(LevelResult {
-            name,
-            verdict,
-            implied: name == "sequential"
-                && verdict == Verdict::Valid
-                && report.verdict == Verdict::Valid,
-            explanation,
-            unknown_reason: None,
-        });
-    }
-    out
+        })
+        .collect()
 }
 
 /// The report of one level alone, for text that says only what that level found.

@@ -16,8 +16,9 @@ macro_rules! out {
 
 #[derive(Subcommand)]
 pub enum ClusterCmd {
-    /// Start a local cluster (etcd 3.4, or ZooKeeper 3.8 with --db zookeeper): one network
-    /// namespace per member, each with its own address on a bridge, reachable from here.
+    /// Start a local cluster (etcd 3.4; ZooKeeper 3.8 with --db zookeeper; dqlite-demo with
+    /// --db dqlite): one network namespace per member, each with its own address on a
+    /// bridge, reachable from here.
     /// Returns once every member is healthy. Needs root, the database and iproute2
     /// (`sudo scripts/setup` installs them).
     Up(UpArgs),

@@ -395,21 +395,10 @@ fn shell_output(shell: &std::path::Path, servers: &str, commands: &str) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
     use std::path::Path;
 
     fn node(i: u8) -> Node {
-        Node {
-            name: format!("n{i}").as_str().into(),
-            netns: format!("sb3-n{i}"),
-            interface: format!("sb3n{i}"),
-            addr: Ipv4Addr::new(10, 77, 3, i),
-            client_url: format!("http://10.77.3.{i}:8001"),
-            peer_url: format!("http://10.77.3.{i}:9001"),
-            data_dir: format!("/run/x/n{i}/data").into(),
-            log_file: format!("/run/x/n{i}/dqlite.log").into(),
-            clock_file: None,
-        }
+        crate::db::test_node(&Dqlite, i)
     }
 
     #[test]

@@ -142,6 +142,24 @@ pub(crate) trait Database: std::fmt::Debug + Send + Sync {
     }
 }
 
+/// Member `nI` of a lab on 10.77.3.0/24 as `db` would place it: a fixture for the
+/// plug-ins' unit tests.
+#[cfg(test)]
+pub(crate) fn test_node(db: &dyn Database, i: u8) -> Node {
+    let scheme = db.url_scheme();
+    Node {
+        name: format!("n{i}").as_str().into(),
+        netns: format!("sb3-n{i}"),
+        interface: format!("sb3n{i}"),
+        addr: std::net::Ipv4Addr::new(10, 77, 3, i),
+        client_url: format!("{scheme}://10.77.3.{i}:{}", db.client_port()),
+        peer_url: format!("{scheme}://10.77.3.{i}:{}", db.peer_port()),
+        data_dir: format!("/run/x/n{i}/data").into(),
+        log_file: format!("/run/x/n{i}/{}", db.log_file_name()).into(),
+        clock_file: None,
+    }
+}
+
 /// Every database the lab knows, the default first.
 pub(crate) const KNOWN: &[&dyn Database] = &[&etcd::Etcd, &zookeeper::ZooKeeper, &dqlite::Dqlite];
 

@@ -349,17 +349,7 @@ mod tests {
     use super::*;
 
     fn node(i: u8) -> Node {
-        Node {
-            name: format!("n{i}").as_str().into(),
-            netns: format!("sb3-n{i}"),
-            interface: format!("sb3n{i}"),
-            addr: Ipv4Addr::new(10, 77, 3, i),
-            client_url: format!("zk://10.77.3.{i}:2181"),
-            peer_url: format!("zk://10.77.3.{i}:2888"),
-            data_dir: format!("/run/x/n{i}/data").into(),
-            log_file: format!("/run/x/n{i}/zookeeper.log").into(),
-            clock_file: None,
-        }
+        crate::db::test_node(&ZooKeeper, i)
     }
 
     #[test]

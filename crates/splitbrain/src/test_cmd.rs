@@ -665,6 +665,20 @@ mod tests {
         let etcd = TestArgs::default().with_defaults();
         assert_eq!(etcd.client.as_deref(), Some("etcd-v3"));
         assert_eq!(etcd.client_config, None);
+        // zk:// URLs name ZooKeeper, and its client follows; http:// says nothing.
+        let nodes = |urls: &[&str]| TestArgs {
+            nodes: Some(urls.iter().map(|u| u.to_string()).collect()),
+            ..TestArgs::default()
+        };
+        let zk = nodes(&["zk://10.77.2.1:2181", "zk://10.77.2.2:2181"]).with_defaults();
+        assert_eq!(zk.db.as_deref(), Some("zookeeper"));
+        assert_eq!(zk.client.as_deref(), Some("zookeeper"));
+        let zk_plan = super::plan(zk);
+        assert!(zk_plan.is_ok(), "{:?}", zk_plan.err());
+        let mixed = nodes(&["zk://10.77.2.1:2181", "http://10.77.1.1:2379"]).with_defaults();
+        assert_eq!(mixed.client.as_deref(), Some("etcd-v3"));
+        let http = nodes(&["http://127.0.0.1:2379"]).with_defaults();
+        assert_eq!(http.db.as_deref(), Some("etcd"));
     }
 
     /// docs/results.md documents these names; a change here is a change there (and,

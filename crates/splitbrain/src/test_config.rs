@@ -38,6 +38,7 @@ Examples:
 pub struct TestArgs {
     /// Node base URLs, comma separated, or a nodes file (remote nodes over SSH, for
     /// --nemesis; see nemesis/nodes.example.toml) [default: start a local etcd cluster].
+    /// zk://ADDRESS:PORT URLs are ZooKeeper members: the zookeeper client follows.
     #[arg(long, value_delimiter = ',', value_name = "URL,...|FILE")]
     pub nodes: Option<Vec<String>>,
 
@@ -198,8 +199,12 @@ impl TestArgs {
 
     /// Every default made explicit, so config.toml says exactly what ran.
     pub fn with_defaults(mut self) -> TestArgs {
-        self.db
-            .get_or_insert_with(|| splitbrain_cluster::DEFAULT_DB.into());
+        let db = self
+            .nodes
+            .as_deref()
+            .and_then(db_of_urls)
+            .unwrap_or(splitbrain_cluster::DEFAULT_DB);
+        self.db.get_or_insert_with(|| db.into());
         self.cluster_size.get_or_insert(3);
         let (client, client_config, workload) = db_defaults(self.db.as_deref().unwrap_or_default());
         self.client.get_or_insert_with(|| client.into());
@@ -243,6 +248,14 @@ impl TestArgs {
 /// The description of `--db dqlite`'s default client, relative to the repository (the
 /// binary carries a copy for when it runs elsewhere).
 pub const DQLITE_CLIENT_CONFIG: &str = "workloads/clients/dqlite.toml";
+
+/// The database that `--nodes` URLs name by their scheme, when every one names the
+/// same: `zk://` is ZooKeeper, so `--nodes zk://...` needs no `--db` or `--client`.
+/// `http://` says nothing (etcd, dqlite and any HTTP store share it).
+pub fn db_of_urls(nodes: &[String]) -> Option<&'static str> {
+    let zk = |n: &String| n.trim().starts_with("zk://");
+    (!nodes.is_empty() && nodes.iter().all(zk)).then_some("zookeeper")
+}
 
 /// The client, its description and the workload a database gets by default: the
 /// client follows the database. dqlite's demo has no compare-and-set, hence `register`.

@@ -98,9 +98,10 @@ fn a_zookeeper_lab_comes_up_serves_the_client_survives_faults_and_leaves_nothing
 
     // The native client, both read modes: reads carry the node's mzxid, compares
     // that lose fail, nothing is left unknown without faults.
-    for mode in ["plain", "sync"] {
+    // With sync the client is named; with plain it follows the zk:// URLs.
+    for (mode, client) in [("plain", ""), ("sync", "--client zookeeper")] {
         let args = format!(
-            "--nodes {endpoints} --client zookeeper --read-mode {mode} --workload cas-register --time-limit 4 --concurrency 6 --consistency sequential --name zk-{mode}"
+            "--nodes {endpoints} {client} --read-mode {mode} --workload cas-register --time-limit 4 --concurrency 6 --consistency sequential --name zk-{mode}"
         );
         let ran = Ran::of(&mut test_cmd(&args, &store));
         assert!(
@@ -168,10 +169,10 @@ fn splitbrain_test_runs_zookeeper_under_every_process_and_network_fault_and_clea
     let Some(_lab) = lab() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
-    // The one-line demo's shape, short, with kills and pauses too; the client
-    // follows the database.
+    // The one-line demo's shape, short, with kills and pauses too, on five members
+    // (the first test has three); the client follows the database.
     let ran = Ran::of(&mut test_cmd(
-        "--db zookeeper --read-mode plain --nemesis partition,kill,pause --nemesis-interval 2 --nemesis-duration 3 --time-limit 14 --workload register --keys 3 --ops-per-key 150 --consistency all",
+        "--db zookeeper --cluster-size 5 --read-mode plain --nemesis partition,kill,pause --nemesis-interval 2 --nemesis-duration 3 --time-limit 14 --workload register --keys 3 --ops-per-key 150 --consistency all",
         &store,
     ));
     assert!(
@@ -201,7 +202,12 @@ fn splitbrain_test_runs_zookeeper_under_every_process_and_network_fault_and_clea
     );
     // Every member's log says it ran; the lab is gone.
     let cluster_dir = run.join("cluster");
-    assert!(cluster_dir.join("n1/zookeeper.log").is_file());
+    for n in 1..=5 {
+        assert!(
+            cluster_dir.join(format!("n{n}/zookeeper.log")).is_file(),
+            "n{n}"
+        );
+    }
     assert!(
         !cluster_dir.join("cluster.json").exists(),
         "state file left"

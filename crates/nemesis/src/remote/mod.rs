@@ -213,8 +213,8 @@ impl RemoteNet {
         .map(|_| ())
     }
 
-    /// The etcd leader, asked through the nodes' client URLs (`None` when there is
-    /// none, or the nodes have no client URLs).
+    /// The etcd leader, asked through the nodes' client URLs by etcd's plug-in (`None`
+    /// when there is none, or the nodes have no client URLs).
     pub fn leader(&self) -> Option<String> {
         let urls: Vec<&str> = self
             .inner
@@ -226,8 +226,8 @@ impl RemoteNet {
         if urls.is_empty() {
             return None;
         }
-        let leader =
-            splitbrain_cluster::leader_endpoint(&urls, self.inner.file.allow_remote).ok()??;
+        let allow_remote = self.inner.file.allow_remote;
+        let leader = splitbrain_cluster::leader_endpoint("etcd", &urls, allow_remote).ok()??;
         self.inner
             .file
             .nodes

@@ -14,24 +14,12 @@
 //! written, and [`LabNet::heal`] resets every member's clock whatever the state
 //! file says, so a heal after a killed harness leaves every clock real.
 
+use crate::fault::{ClockChange, Heal, Healed};
 use crate::lab::{Faults, LabNet};
 use crate::{Error, Result};
 use splitbrain_clock::fake::real_now_ns;
-use splitbrain_clock::{format_duration, FakeClock};
+use splitbrain_clock::FakeClock;
 use std::path::Path;
-
-/// What to do to a member's clock, from wherever it is now.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum ClockChange {
-    /// Jump by this many nanoseconds (negative: back).
-    Bump { delta_ns: i64 },
-    /// Run at this many fake seconds per real second.
-    Skew { rate: f64 },
-    /// Flip between `+delta` and where it is now, every `period`.
-    Strobe { delta_ns: i64, period_ns: i64 },
-    /// Back to real time.
-    Reset,
-}
 
 impl ClockChange {
     /// The clock after this change, made at real time `now_ns`.
@@ -44,35 +32,6 @@ impl ClockChange {
                 period_ns,
             } => clock.strobe(now_ns, delta_ns, period_ns),
             ClockChange::Reset => FakeClock::REAL,
-        }
-    }
-
-    /// `bump`, `skew`, `strobe` or `reset`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ClockChange::Bump { .. } => "bump",
-            ClockChange::Skew { .. } => "skew",
-            ClockChange::Strobe { .. } => "strobe",
-            ClockChange::Reset => "reset",
-        }
-    }
-}
-
-impl std::fmt::Display for ClockChange {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match *self {
-            ClockChange::Bump { delta_ns } => write!(f, "bump {}", format_duration(delta_ns)),
-            ClockChange::Skew { rate } => write!(f, "skew {rate}x"),
-            ClockChange::Strobe {
-                delta_ns,
-                period_ns,
-            } => write!(
-                f,
-                "strobe {} every {}",
-                format_duration(delta_ns),
-                format_duration(period_ns).trim_start_matches('+')
-            ),
-            ClockChange::Reset => write!(f, "reset"),
         }
     }
 }
@@ -207,15 +166,26 @@ impl ClockFault {
     }
 
     /// Resets the clocks now, and says whether that worked.
-    pub fn heal(mut self) -> Result<()> {
+    pub fn heal(mut self) -> Result<Healed> {
         self.armed = false;
-        self.net.reset_clocks(&self.nodes)
+        self.net.reset_clocks(&self.nodes)?;
+        Ok(Healed::default())
     }
 
     /// Leaves the clocks faked (recorded in the state file) for
     /// `splitbrain nemesis heal`.
     pub fn keep(mut self) {
         self.armed = false;
+    }
+}
+
+impl Heal for ClockFault {
+    fn heal(self: Box<Self>) -> Result<Healed> {
+        (*self).heal()
+    }
+
+    fn keep(self: Box<Self>) {
+        (*self).keep()
     }
 }
 
@@ -234,20 +204,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn changes_describe_themselves_and_start_from_the_current_clock() {
+    fn changes_start_from_the_current_clock() {
         let s = 1_000_000_000;
         let bump = ClockChange::Bump {
             delta_ns: -3600 * s,
         };
-        assert_eq!(bump.to_string(), "bump -1h");
         let c = bump.apply(&FakeClock::offset(86400 * s), 0);
         assert_eq!(c.offset_at(0), (86400 - 3600) * s);
-        let strobe = ClockChange::Strobe {
-            delta_ns: 5 * s,
-            period_ns: s / 10,
-        };
-        assert_eq!(strobe.to_string(), "strobe +5s every 100ms");
-        assert_eq!(ClockChange::Skew { rate: 2.0 }.to_string(), "skew 2x");
         assert!(ClockChange::Reset.apply(&c, 0).is_real());
     }
 }

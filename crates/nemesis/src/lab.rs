@@ -17,6 +17,7 @@
 //! and [`LabNet::heal`] sweeps every member whatever the state file says, so
 //! `splitbrain nemesis heal` undoes a partition left by a killed harness.
 
+use crate::fault::{ClockControl, Fault, FaultSpec, Heal, Healed, Mechanisms, Net, ProcessKind};
 use crate::grudge::Grudge;
 use crate::host::Host;
 use crate::iptables;
@@ -114,15 +115,6 @@ impl Faults {
             && self.delayers.is_empty()
             && self.clocks.is_empty()
     }
-}
-
-/// Kill or pause.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProcessKind {
-    /// SIGKILL; healed by restarting with the same data.
-    Kill,
-    /// SIGSTOP; healed by SIGCONT.
-    Pause,
 }
 
 impl LabNet {
@@ -272,13 +264,24 @@ impl LabNet {
     /// Heals everything, whatever the state file says: removes every rule of ours
     /// from every member, restarts stopped members and resumes paused ones; then
     /// removes the state file. Idempotent.
-    pub fn heal(&self) -> Result<()> {
+    pub fn heal(&self) -> Result<Healed> {
         splitbrain_cluster::require_root("healing a lab's faults")?;
         self.heal_rules()?;
         self.stop_delayers()?;
         self.heal_clocks()?;
         self.heal_processes()?;
-        self.forget()
+        self.forget()?;
+        Ok(Healed::default())
+    }
+
+    /// The current leader, as the lab's database plug-in finds it.
+    pub fn leader(&self) -> Option<String> {
+        Cluster::load(&self.dir)
+            .ok()?
+            .leader()
+            .ok()
+            .flatten()
+            .map(|n| n.to_string())
     }
 
     fn heal_packets(&self) -> Result<()> {
@@ -616,16 +619,27 @@ impl Partition {
     }
 
     /// Heals now, and says whether that worked.
-    pub fn heal(mut self) -> Result<()> {
+    pub fn heal(mut self) -> Result<Healed> {
         self.armed = false;
         self.net.heal_partition()?;
-        self.net.forget_fault(|f| f.partition = None)
+        self.net.forget_fault(|f| f.partition = None)?;
+        Ok(Healed::default())
     }
 
     /// Leaves the partition in place (recorded in the state file) for
     /// `splitbrain nemesis heal`.
     pub fn keep(mut self) {
         self.armed = false;
+    }
+}
+
+impl Heal for Partition {
+    fn heal(self: Box<Self>) -> Result<Healed> {
+        (*self).heal()
+    }
+
+    fn keep(self: Box<Self>) {
+        (*self).keep()
     }
 }
 
@@ -663,9 +677,10 @@ impl ProcessFault {
     }
 
     /// Restarts or resumes the members now, and says whether that worked.
-    pub fn heal(mut self) -> Result<()> {
+    pub fn heal(mut self) -> Result<Healed> {
         self.armed = false;
-        self.undo()
+        self.undo()?;
+        Ok(Healed::default())
     }
 
     /// Leaves the members down (recorded in the state file) for
@@ -705,6 +720,16 @@ impl ProcessFault {
     }
 }
 
+impl Heal for ProcessFault {
+    fn heal(self: Box<Self>) -> Result<Healed> {
+        (*self).heal()
+    }
+
+    fn keep(self: Box<Self>) {
+        (*self).keep()
+    }
+}
+
 impl Drop for ProcessFault {
     fn drop(&mut self) {
         if self.armed {
@@ -730,18 +755,29 @@ impl PacketFault {
     }
 
     /// Undoes it now, and says whether that worked.
-    pub fn heal(mut self) -> Result<()> {
+    pub fn heal(mut self) -> Result<Healed> {
         self.armed = false;
         self.net.heal_packets()?;
         self.net.forget_fault(|f| {
             f.packet = None;
             f.delayers.clear();
-        })
+        })?;
+        Ok(Healed::default())
     }
 
     /// Leaves it in place (recorded in the state file) for `splitbrain nemesis heal`.
     pub fn keep(mut self) {
         self.armed = false;
+    }
+}
+
+impl Heal for PacketFault {
+    fn heal(self: Box<Self>) -> Result<Healed> {
+        (*self).heal()
+    }
+
+    fn keep(self: Box<Self>) {
+        (*self).keep()
     }
 }
 
@@ -758,5 +794,64 @@ impl Drop for PacketFault {
                 eprintln!("splitbrain-nemesis: undoing the packet fault failed: {e}");
             }
         }
+    }
+}
+
+/// The lab as a [`Net`]: the same faults as the inherent methods, as [`Fault`]s.
+impl Net for LabNet {
+    fn nodes(&self) -> Vec<String> {
+        LabNet::nodes(self)
+    }
+
+    fn leader(&self) -> Option<String> {
+        LabNet::leader(self)
+    }
+
+    fn down(&self) -> Result<BTreeSet<String>> {
+        let f = self.recorded()?;
+        Ok(f.killed.union(&f.paused).cloned().collect())
+    }
+
+    fn clock_control(&self) -> ClockControl {
+        ClockControl::Supervisor
+    }
+
+    fn inject(&self, fault: &FaultSpec) -> Result<Fault> {
+        let kind = fault.kind();
+        Ok(match fault {
+            FaultSpec::Partition(grudge) => {
+                let nodes = grudge.nodes().into_iter().map(str::to_owned).collect();
+                Fault::new(kind, nodes, Box::new(self.partition(grudge)?))
+            }
+            FaultSpec::Packet { nodes, spec } => {
+                let f = self.packet_fault(nodes, spec)?;
+                let how = Mechanisms::Same(f.mechanisms().to_vec());
+                let nodes = if nodes.is_empty() {
+                    self.nodes()
+                } else {
+                    nodes.clone()
+                };
+                Fault::new(kind, nodes, Box::new(f)).with_mechanisms(how)
+            }
+            FaultSpec::Process { kind: pk, nodes } => Fault::new(
+                kind,
+                nodes.clone(),
+                Box::new(self.process_fault(*pk, nodes)?),
+            ),
+            FaultSpec::Clock { nodes, change } => {
+                let f = self.clock_fault(nodes, *change)?;
+                Fault::new(kind, f.nodes().to_vec(), Box::new(f))
+            }
+        })
+    }
+
+    fn heal_all(&self) -> Result<Healed> {
+        self.heal()
+    }
+
+    fn wait_healthy(&self, timeout: std::time::Duration) -> Result<()> {
+        Cluster::load(&self.dir)
+            .and_then(|c| c.wait_healthy(timeout))
+            .map_err(|e| Error::Unhealthy(format!("the cluster did not become healthy: {e}")))
     }
 }

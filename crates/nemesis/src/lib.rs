@@ -14,6 +14,9 @@
 //! - [`remote`]: the same faults, and clock faults, on remote nodes listed in a nodes
 //!   file ([`nodes`]), through a [`host::Host`] per node: commands over the system
 //!   `ssh` with one multiplexed connection per node.
+//! - [`fault`]: one interface over both, [`fault::Net`]: a fault asked for as a
+//!   value ([`fault::FaultSpec`]), a [`fault::Fault`] guard for each, the kinds as
+//!   one enum ([`fault::FaultKind`]) and every heal reported as `Result<Healed>`.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), splitbrain_nemesis::Error> {
@@ -27,6 +30,7 @@
 
 pub mod clock;
 pub mod delayer;
+pub mod fault;
 pub mod grudge;
 pub mod host;
 pub mod iptables;
@@ -95,4 +99,9 @@ pub enum Error {
     NoClockControl(PathBuf),
     #[error("clock fault: {0}")]
     Clock(String),
+    #[error("unknown fault `{name}` (available: {known})")]
+    UnknownFault { name: String, known: String },
+    /// Every fault is healed, but the cluster did not serve again in time.
+    #[error("{0}")]
+    Unhealthy(String),
 }

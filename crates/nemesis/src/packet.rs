@@ -83,6 +83,28 @@ impl fmt::Display for Mechanism {
     }
 }
 
+/// How one node's packet fault is carried out (remote nodes: each its own kernel).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeMechanisms {
+    pub node: String,
+    pub mechanisms: Vec<(&'static str, Mechanism)>,
+}
+
+/// `n1: loss by iptables statistic match; n2: ...`
+pub fn describe(how: &[NodeMechanisms]) -> String {
+    how.iter()
+        .map(|h| {
+            let parts: Vec<String> = h
+                .mechanisms
+                .iter()
+                .map(|(what, m)| format!("{what} by {m}"))
+                .collect();
+            format!("{}: {}", h.node, parts.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The commands a packet fault needs on one member.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {

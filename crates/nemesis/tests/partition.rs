@@ -3,8 +3,9 @@
 
 use splitbrain_cluster::Process;
 use splitbrain_cluster::{ensure_lab_url, Cluster};
+use splitbrain_nemesis::fault::ProcessKind;
 use splitbrain_nemesis::grudge::Grudge;
-use splitbrain_nemesis::lab::{LabNet, ProcessKind, CHAIN, LOSS_CHAIN, STATE_FILE};
+use splitbrain_nemesis::lab::{LabNet, CHAIN, LOSS_CHAIN, STATE_FILE};
 use splitbrain_nemesis::packet::{Mechanism, PacketSpec, PlanError};
 use splitbrain_testkit::{eventually, up, WAIT};
 use std::process::Command;

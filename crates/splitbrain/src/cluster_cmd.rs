@@ -343,12 +343,12 @@ fn up(args: UpArgs) -> anyhow::Result<u8> {
     }
     if args.sshd {
         // Before anything starts: the lab's nodes file would replace a user's own.
-        crate::remote_nemesis::check_lab_nodes_file(&args.dir.dir)?;
+        crate::nodes_file::check_lab_nodes_file(&args.dir.dir)?;
     }
     let started = Instant::now();
     let cluster = Cluster::up(config)?;
     let took = started.elapsed();
-    let nodes_file = crate::remote_nemesis::write_lab_nodes_file(&cluster)?;
+    let nodes_file = crate::nodes_file::write_lab_nodes_file(&cluster)?;
     let leader = cluster
         .leader()
         .ok()

@@ -4,11 +4,11 @@
 
 mod check_cmd;
 mod cluster_cmd;
-mod lab_nemesis;
+mod nemesis;
 mod nemesis_args;
 mod nemesis_cmd;
+mod nodes_file;
 mod remote_cmd;
-mod remote_nemesis;
 mod rounds;
 mod serve_cmd;
 mod test_cmd;

@@ -6,8 +6,9 @@
 use crate::nemesis_args::{ClockArgs, ClockCmd, HealArgs, NemesisCmd, PartitionArgs, Targets};
 use anyhow::Context as _;
 use splitbrain_cluster::Cluster;
+use splitbrain_nemesis::fault::ProcessKind;
 use splitbrain_nemesis::grudge::Grudge;
-use splitbrain_nemesis::lab::{LabNet, ProcessKind};
+use splitbrain_nemesis::lab::LabNet;
 use splitbrain_nemesis::packet::PacketSpec;
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -45,7 +46,7 @@ pub fn execute(cmd: NemesisCmd) -> anyhow::Result<u8> {
             Ok(u8::try_from(splitbrain_clock::supervisor::main(&args)).unwrap_or(1))
         }
         NemesisCmd::Clock(ClockArgs { change, dir }) => {
-            use splitbrain_nemesis::clock::ClockChange;
+            use splitbrain_nemesis::fault::ClockChange;
             let (change, nodes) = match change {
                 ClockCmd::Bump { delta, members } => {
                     (ClockChange::Bump { delta_ns: delta }, members)
@@ -197,7 +198,7 @@ fn heal_all() -> anyhow::Result<u8> {
     for dir in &dirs {
         let healed = LabNet::load(dir).and_then(|net| net.heal());
         match healed {
-            Ok(()) => out!("healed the lab in {}", dir.display()),
+            Ok(_) => out!("healed the lab in {}", dir.display()),
             Err(splitbrain_nemesis::Error::Cluster(splitbrain_cluster::Error::NoCluster {
                 ..
             })) => out!("no cluster in {} any more", dir.display()),

@@ -4,10 +4,12 @@
 use crate::nemesis_args::{
     ClockArgs, ClockCmd, HealArgs, NemesisCmd, PacketArgs, PartitionArgs, Targets,
 };
-use crate::remote_nemesis::{describe, targets};
 use anyhow::Context as _;
-use splitbrain_nemesis::lab::ProcessKind;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use splitbrain_nemesis::fault::ProcessKind;
 use splitbrain_nemesis::nodes::NodesFile;
+use splitbrain_nemesis::packet::describe;
 use splitbrain_nemesis::remote::RemoteNet;
 use std::path::Path;
 use std::time::Instant;
@@ -55,6 +57,9 @@ pub fn execute(file: &Path, cmd: NemesisCmd, allow_remote: bool) -> anyhow::Resu
     } else {
         RemoteNet::open(nodes)?
     };
+    // `leader` is asked of the nodes' client URLs as etcd members (this command
+    // takes no --db); `splitbrain test` asks its client's database.
+    let net = net.with_db(Some(splitbrain_cluster::DEFAULT_DB));
     let heal_hint = format!(
         "heal with: splitbrain nemesis --nodes {} heal",
         file.display()
@@ -118,7 +123,7 @@ pub fn execute(file: &Path, cmd: NemesisCmd, allow_remote: bool) -> anyhow::Resu
             for n in net.nodes() {
                 net.host(&n)?.close_any_master();
             }
-            for n in &healed? {
+            for n in &healed?.notes {
                 out!("{n}");
             }
             out!(
@@ -177,4 +182,35 @@ fn process(
     out!("{verb} {} over SSH ({})", chosen.join(", "), ms(start));
     out!("{heal_hint}");
     Ok(0)
+}
+
+/// Who a process or clock fault hits: a node, `leader`, `minority` or `majority`
+/// (drawn from the nodes not already killed or paused).
+fn targets(net: &RemoteNet, target: &str, rng: &mut impl Rng) -> anyhow::Result<Vec<String>> {
+    let mut nodes = net.nodes();
+    match target {
+        "leader" => Ok(vec![net.leader().context(
+            "the cluster has no leader (asked through the nodes' client URLs)",
+        )?]),
+        "minority" | "majority" => {
+            let want = if target == "minority" {
+                ((nodes.len() - 1) / 2).max(1)
+            } else {
+                nodes.len() / 2 + 1
+            };
+            let faults = net.recorded()?;
+            nodes.retain(|n| !faults.killed.contains(n) && !faults.paused.contains(n));
+            if nodes.len() < want {
+                anyhow::bail!(
+                    "a {target} is {want} nodes, but only {} are neither killed nor paused; heal first",
+                    nodes.len()
+                );
+            }
+            nodes.shuffle(rng);
+            nodes.truncate(want);
+            nodes.sort();
+            Ok(nodes)
+        }
+        node => Ok(vec![node.to_string()]),
+    }
 }

@@ -17,6 +17,7 @@
 //! ```
 
 use crate::check_cmd::EXIT_BAD_INPUT;
+use crate::nemesis::FaultNemesis;
 pub use crate::test_config::TestArgs;
 use crate::test_config::{self, Settings};
 use anyhow::{bail, Context, Result};
@@ -28,6 +29,9 @@ use splitbrain_control::{
     Summary,
 };
 use splitbrain_history::History;
+use splitbrain_nemesis::fault::{FaultKind, Net};
+use splitbrain_nemesis::lab::LabNet;
+use splitbrain_nemesis::remote::RemoteNet;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -195,7 +199,7 @@ enum Target {
 fn bring_up(settings: &mut Settings, run: &RunDir, stop: &Stop) -> Result<Option<Target>> {
     let args = &settings.args;
     // `--nodes nodes.toml`: remote nodes over SSH; the workload uses their client URLs.
-    if let Some(mut file) = crate::remote_nemesis::nodes_file_arg(args.nodes.as_deref())? {
+    if let Some(mut file) = crate::nodes_file::nodes_file_arg(args.nodes.as_deref())? {
         file.allow_remote = args.allow_remote;
         settings.config.nodes = file.client_urls()?;
         return Ok(Some(Target::NodesFile(file)));
@@ -225,7 +229,7 @@ fn bring_up(settings: &mut Settings, run: &RunDir, stop: &Stop) -> Result<Option
     if settings
         .faults
         .as_ref()
-        .is_some_and(|f| f.kinds.iter().any(|k| k == "clock"))
+        .is_some_and(|f| f.kinds.contains(&FaultKind::Clock))
     {
         // Clock faults need every member under the clock supervisor.
         cfg.clock_supervisor = Some(crate::nemesis_cmd::clock_supervisor_command()?);
@@ -258,51 +262,48 @@ fn choose_nemesis(
     };
     let every = format!(
         "{} every {:.0}s for {:.0}s",
-        faults.kinds.join(", "),
+        faults
+            .kinds
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join(", "),
         (faults.schedule.interval + faults.schedule.duration).as_secs_f64(),
         faults.schedule.duration.as_secs_f64()
     );
-    let nemesis: Box<dyn Nemesis> = match target {
+    let net: Box<dyn Net> = match target {
         Target::Urls => return Ok(None),
         Target::Lab(cluster) => {
-            let kinds = faults
-                .kinds
-                .iter()
-                .map(|k| k.parse::<crate::lab_nemesis::FaultKind>())
-                .collect::<std::result::Result<Vec<_>, String>>()
-                .map_err(anyhow::Error::msg)?;
-            let lab = crate::lab_nemesis::LabNemesis::new(
-                cluster,
-                kinds,
-                seed,
-                crate::nemesis_cmd::delayer_command()?,
-            );
+            let net = LabNet::of(cluster).with_delayer(crate::nemesis_cmd::delayer_command()?);
             log.say(&format!("nemesis: {every}"));
-            Box::new(lab)
+            Box::new(net)
         }
         Target::NodesFile(file) => {
             let file = file.clone();
-            if faults.kinds.iter().any(|k| k == "clock") {
+            if faults.kinds.contains(&FaultKind::Clock) {
                 // Before any SSH: `date` on this machine is never an option.
                 splitbrain_nemesis::remote::refuse_date_here(&file, &[])?;
             }
-            if faults.kinds.iter().any(|k| k == "partition") {
+            if faults.kinds.contains(&FaultKind::Partition) {
                 // Nodes sharing an address (loopback port mappings) cannot be
                 // partitioned: say so before the run, not at its first fault.
                 splitbrain_nemesis::remote::check_partitionable(&file.nodes)?;
             }
-            let net = splitbrain_nemesis::remote::RemoteNet::open(file)?;
-            let etcd = settings
-                .args
-                .client
-                .as_deref()
-                .is_some_and(|c| c.starts_with("etcd"));
-            let nemesis =
-                crate::remote_nemesis::RemoteNemesis::new(net, &faults.kinds, seed, etcd)?;
+            // The nodes' database is the one the client speaks to, when it speaks
+            // to one: its plug-in finds their leader (a generic client: none).
+            let db = ClientKind::named(settings.args.client.as_deref().unwrap_or_default())
+                .ok()
+                .and_then(|k| match k.databases {
+                    [db] => Some(*db),
+                    _ => None,
+                });
+            let net = RemoteNet::open(file)?.with_db(db);
             log.say(&format!("nemesis over SSH: {every}"));
-            Box::new(nemesis)
+            Box::new(net)
         }
     };
+    let nemesis = FaultNemesis::new(net, faults.kinds.clone(), seed);
+    let nemesis: Box<dyn Nemesis> = Box::new(nemesis);
     Ok(Some((nemesis, faults.schedule)))
 }
 

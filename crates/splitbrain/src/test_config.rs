@@ -15,6 +15,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use splitbrain_checker::{Consistency, ModelKind};
 use splitbrain_control::{Mix, Schedule, TestConfig, Workload, WorkloadKind};
+use splitbrain_nemesis::fault::FaultKind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -271,9 +272,6 @@ pub fn db_defaults(db: &str) -> (&'static str, Option<&'static str>, &'static st
     }
 }
 
-/// The faults `--nemesis` can name, on the local lab and on remote nodes alike.
-pub const FAULTS: [&str; 5] = ["partition", "packet", "kill", "pause", "clock"];
-
 /// A `--config` file's settings. `path` is for messages and for a relative
 /// `client-config`, which is found next to the file.
 pub fn from_toml(text: &str, path: &Path) -> Result<TestArgs> {
@@ -306,7 +304,7 @@ pub fn secs(flag: &str, s: Option<f64>) -> Result<Option<Duration>> {
 /// The fault kinds and when they happen.
 #[derive(Debug, Clone)]
 pub struct Faults {
-    pub kinds: Vec<String>,
+    pub kinds: Vec<FaultKind>,
     pub schedule: Schedule,
 }
 
@@ -407,19 +405,19 @@ impl Settings {
         };
         let faults = match &args.nemesis {
             Some(kinds) if !kinds.is_empty() => {
-                if let Some(k) = kinds.iter().find(|k| !FAULTS.contains(&k.as_str())) {
-                    bail!("unknown fault `{k}` (available: {})", FAULTS.join(", "));
-                }
+                // The faults `--nemesis` can name, on the local lab and on remote
+                // nodes alike.
+                let kinds = kinds
+                    .iter()
+                    .map(|k| k.parse::<FaultKind>())
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
                 let schedule = Schedule {
                     interval: secs("nemesis-interval", args.nemesis_interval)?
                         .unwrap_or(Duration::from_secs(5)),
                     duration: secs("nemesis-duration", args.nemesis_duration)?
                         .unwrap_or(Duration::from_secs(5)),
                 };
-                Some(Faults {
-                    kinds: kinds.clone(),
-                    schedule,
-                })
+                Some(Faults { kinds, schedule })
             }
             _ => None,
         };

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde::Deserialize;
 
-use super::{leader_of, Database, Health, MemberPlan, Report};
+use super::{Database, Health, MemberPlan, Report};
 use crate::error::{Error, Result};
 use crate::net::ensure_target_url;
 use crate::node::Node;
@@ -73,6 +73,14 @@ impl Database for Etcd {
 
     fn reports(&self, endpoints: &[&str]) -> Result<Vec<(String, Report)>> {
         etcdctl(false)?.status(endpoints)
+    }
+
+    fn reports_from(
+        &self,
+        endpoints: &[&str],
+        allow_remote: bool,
+    ) -> Result<Vec<(String, Report)>> {
+        etcdctl(allow_remote)?.status(endpoints)
     }
 
     fn member_ids(&self, endpoints: &[&str]) -> Result<Vec<(u64, String)>> {
@@ -322,35 +330,10 @@ pub(crate) fn parse_members(json: &str) -> std::result::Result<Vec<(u64, String)
     Ok(raw.members.into_iter().map(|m| (m.id, m.name)).collect())
 }
 
-/// Which of `endpoints` (etcd client URLs, each one passing the lab route check) is
-/// the leader, as the members that answer say: the highest term wins. `None` while
-/// there is none, or when no member answers. For nodes that are not a local lab
-/// (remote nodes over SSH), whose leader only their client URLs can tell.
-///
-/// `allow_remote`: endpoints may be on other machines (see
-/// [`ensure_target`](crate::ensure_target)).
-pub fn leader_endpoint(endpoints: &[&str], allow_remote: bool) -> Result<Option<String>> {
-    let etcdctl = Etcdctl {
-        program: sys::require_program("etcdctl", "etcd-client")?,
-        allow_remote,
-    };
-    let reports = match etcdctl.status(endpoints) {
-        Ok(r) => r,
-        Err(Error::Command { .. }) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let all: Vec<EndpointStatus> = reports.iter().map(|(_, s)| *s).collect();
-    Ok(leader_of(&all).and_then(|(id, _)| {
-        reports
-            .iter()
-            .find(|(_, s)| s.member_id == id)
-            .map(|(e, _)| e.clone())
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::leader_of;
     use std::net::Ipv4Addr;
 
     #[test]

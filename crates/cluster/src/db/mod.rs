@@ -14,7 +14,9 @@
 //! - a readiness probe ([`Database::health`]) and, optionally, a log line that says a
 //!   member serves ([`Database::serving_log_line`]) so members start one after another;
 //! - what each member says of the cluster ([`Database::reports`]: its id, the leader it
-//!   believes in, term and index), from which the lab finds the leader (highest term);
+//!   believes in, term and index), from which the lab finds the leader (highest term),
+//!   and so does the nemesis for remote nodes ([`leader_endpoint`]; a plug-in that can
+//!   ask members on other machines overrides [`Database::reports_from`]);
 //! - how to read its log ([`Database::render_log_line`], [`Database::looks_like_a_cause`]);
 //! - wiping a member's data ([`Database::wipe`]).
 //!
@@ -81,6 +83,29 @@ pub(crate) fn leader_of(reports: &[Report]) -> Option<(u64, u64)> {
         .map(|s| (s.leader, s.term))
 }
 
+/// Which of `endpoints` (the client URLs of members of database `db`) is the leader
+/// or primary, as the members that answer say: the highest term wins. `None` while
+/// there is none, or when no member answers. For nodes that are not a local lab
+/// (remote nodes over SSH), whose leader only their client URLs can tell; a lab
+/// asks through [`crate::Cluster::leader`].
+///
+/// `allow_remote`: endpoints may be on other machines (see
+/// [`ensure_target`](crate::ensure_target)).
+pub fn leader_endpoint(db: &str, endpoints: &[&str], allow_remote: bool) -> Result<Option<String>> {
+    let reports = match by_name(db)?.reports_from(endpoints, allow_remote) {
+        Ok(r) => r,
+        Err(Error::Command { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let all: Vec<Report> = reports.iter().map(|(_, s)| *s).collect();
+    Ok(leader_of(&all).and_then(|(id, _)| {
+        reports
+            .iter()
+            .find(|(_, s)| s.member_id == id)
+            .map(|(e, _)| e.clone())
+    }))
+}
+
 /// A database the lab can run. See the module documentation for what it must provide.
 pub(crate) trait Database: std::fmt::Debug + Send + Sync {
     /// Its name on the command line (`--db NAME`) and in the state file.
@@ -123,6 +148,18 @@ pub(crate) trait Database: std::fmt::Debug + Send + Sync {
     /// Each answering member's report, with its client URL. [`Error::Command`] when
     /// none answers at all.
     fn reports(&self, endpoints: &[&str]) -> Result<Vec<(String, Report)>>;
+    /// [`Database::reports`] from members that may be on other machines
+    /// (`allow_remote`: the user said so; lab addresses are route-checked either way),
+    /// for [`leader_endpoint`]. By default the members are asked as the lab asks its
+    /// own, so other machines are refused; a plug-in that can ask them overrides it.
+    fn reports_from(
+        &self,
+        endpoints: &[&str],
+        allow_remote: bool,
+    ) -> Result<Vec<(String, Report)>> {
+        let _ = allow_remote;
+        self.reports(endpoints)
+    }
     /// `(member id, node name)` of every member, once the cluster is healthy.
     fn member_ids(&self, endpoints: &[&str]) -> Result<Vec<(u64, String)>>;
     /// One log line for a human.

@@ -2,8 +2,8 @@
 //! each fault returns.
 
 use super::{first_error, RemoteFaults, RemoteNet};
+use crate::fault::{FaultKind, Heal, Healed, ProcessKind};
 use crate::iptables::{self, remove_chain};
-use crate::lab::ProcessKind;
 use crate::Result;
 use std::collections::BTreeSet;
 
@@ -36,8 +36,8 @@ impl RemoteNet {
 
     /// Undoes every fault the state file records: this run's chains and qdiscs go,
     /// killed nodes start, paused ones resume, clocks go back; then the state file.
-    /// Returns notes for the user (a clock that may still be off, say). Idempotent.
-    pub fn heal(&self) -> Result<Vec<String>> {
+    /// Its notes are for the user (a clock that may still be off, say). Idempotent.
+    pub fn heal(&self) -> Result<Healed> {
         let faults = self.recorded()?;
         let rules = self.heal_rules(&faults, false);
         let paused = self.undo_process(ProcessKind::Pause, &faults.paused);
@@ -49,7 +49,7 @@ impl RemoteNet {
         killed?;
         let notes = notes?;
         self.update(|f| *f = RemoteFaults::default())?;
-        Ok(notes)
+        Ok(Healed { notes })
     }
 }
 
@@ -79,24 +79,24 @@ impl RemoteFault {
         }
     }
 
-    /// Undoes it now; returns notes for the user.
-    pub fn heal(mut self) -> Result<Vec<String>> {
+    /// Undoes it now, and says how that went.
+    pub fn heal(mut self) -> Result<Healed> {
         self.armed = false;
-        self.undo()
+        Ok(Healed {
+            notes: self.undo()?,
+        })
     }
 
     pub fn keep(mut self) {
         self.armed = false;
     }
 
-    /// `partition`, `packet`, `kill`, `pause` or `clock`.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> FaultKind {
         match &self.undo {
-            Undo::Partition => "partition",
-            Undo::Packet => "packet",
-            Undo::Process(ProcessKind::Kill, _) => "kill",
-            Undo::Process(ProcessKind::Pause, _) => "pause",
-            Undo::Clock(_) => "clock",
+            Undo::Partition => FaultKind::Partition,
+            Undo::Packet => FaultKind::Packet,
+            Undo::Process(kind, _) => (*kind).into(),
+            Undo::Clock(_) => FaultKind::Clock,
         }
     }
 
@@ -121,6 +121,16 @@ impl RemoteFault {
             Undo::Clock(names) => return net.undo_clocks(names),
         }
         Ok(Vec::new())
+    }
+}
+
+impl Heal for RemoteFault {
+    fn heal(self: Box<Self>) -> Result<Healed> {
+        (*self).heal()
+    }
+
+    fn keep(self: Box<Self>) {
+        (*self).keep()
     }
 }
 

@@ -31,16 +31,17 @@ mod state;
 
 pub use clock::{date_shift_script, refuse_date_here, MAX_CLOCK_OFFSET_MS, NTP_STEP_SCRIPT};
 pub use heal::RemoteFault;
-pub use packet::NodeMechanisms;
 pub use partition::check_partitionable;
 pub use state::{ClockRecord, RemoteFaults, STATE_FILE};
 
+use crate::fault::{ClockChange, ClockControl, Fault, FaultSpec, Healed, Mechanisms, Net};
 use crate::host::{Host, SshTarget};
 use crate::nodes::{redirects, NodeSpec, NodesFile};
 use crate::{Error, Result};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 struct Inner {
     file: NodesFile,
@@ -54,12 +55,15 @@ struct Inner {
 #[derive(Clone)]
 pub struct RemoteNet {
     inner: Arc<Inner>,
+    /// The database the nodes run (a lab plug-in's name, see [`RemoteNet::with_db`]).
+    db: Option<String>,
 }
 
 impl std::fmt::Debug for RemoteNet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteNet")
             .field("nodes_file", &self.inner.file.path)
+            .field("db", &self.db)
             .finish()
     }
 }
@@ -131,6 +135,7 @@ impl RemoteNet {
                 hosts,
                 state: Mutex::new(()),
             }),
+            db: None,
         };
         let unreachable = net
             .each(|_, h| h.connect())
@@ -138,6 +143,14 @@ impl RemoteNet {
             .filter_map(|r| r.err())
             .collect();
         Ok((net, unreachable))
+    }
+
+    /// Says which database the nodes run (a name `splitbrain-cluster` knows:
+    /// `etcd`, `zookeeper`, ...), whose plug-in finds their leader through their
+    /// client URLs. Without it (`None`), the nodes have no leader to find.
+    pub fn with_db(mut self, db: Option<&str>) -> RemoteNet {
+        self.db = db.map(str::to_owned);
+        self
     }
 
     pub fn nodes_file(&self) -> &NodesFile {
@@ -213,27 +226,32 @@ impl RemoteNet {
         .map(|_| ())
     }
 
-    /// The etcd leader, asked through the nodes' client URLs (`None` when there is
-    /// none, or the nodes have no client URLs).
+    /// The leader or primary, as the nodes' database plug-in finds it through their
+    /// client URLs (`None` when there is none, no node answers, or the database or
+    /// the client URLs are not known).
     pub fn leader(&self) -> Option<String> {
-        let urls: Vec<&str> = self
-            .inner
-            .file
-            .nodes
+        self.ask_leader().ok().flatten()
+    }
+
+    fn ask_leader(&self) -> Result<Option<String>> {
+        let Some(db) = &self.db else {
+            return Ok(None);
+        };
+        let nodes = &self.inner.file.nodes;
+        let urls: Vec<&str> = nodes
             .iter()
             .filter_map(|n| n.client_url.as_deref())
             .collect();
         if urls.is_empty() {
-            return None;
+            return Ok(None);
         }
-        let leader =
-            splitbrain_cluster::leader_endpoint(&urls, self.inner.file.allow_remote).ok()??;
-        self.inner
-            .file
-            .nodes
-            .iter()
-            .find(|n| n.client_url.as_deref() == Some(leader.as_str()))
-            .map(|n| n.name.clone())
+        let leader = splitbrain_cluster::leader_endpoint(db, &urls, self.inner.file.allow_remote)?;
+        Ok(leader.and_then(|l| {
+            nodes
+                .iter()
+                .find(|n| n.client_url.as_deref() == Some(l.as_str()))
+                .map(|n| n.name.clone())
+        }))
     }
 
     fn check_nodes<'a>(&self, nodes: impl IntoIterator<Item = &'a str>) -> Result<()> {
@@ -241,6 +259,95 @@ impl RemoteNet {
             self.index(n)?;
         }
         Ok(())
+    }
+}
+
+/// Remote nodes as a [`Net`]: the same faults as the inherent methods, as [`Fault`]s.
+impl Net for RemoteNet {
+    fn nodes(&self) -> Vec<String> {
+        RemoteNet::nodes(self)
+    }
+
+    fn leader(&self) -> Option<String> {
+        RemoteNet::leader(self)
+    }
+
+    fn down(&self) -> Result<BTreeSet<String>> {
+        let f = self.recorded()?;
+        Ok(f.killed.union(&f.paused).cloned().collect())
+    }
+
+    fn clock_control(&self) -> ClockControl {
+        ClockControl::Offset
+    }
+
+    fn inject(&self, fault: &FaultSpec) -> Result<Fault> {
+        let kind = fault.kind();
+        let every = |nodes: &[String]| {
+            if nodes.is_empty() {
+                self.nodes()
+            } else {
+                nodes.to_vec()
+            }
+        };
+        Ok(match fault {
+            FaultSpec::Partition(grudge) => {
+                let nodes = grudge.nodes().into_iter().map(str::to_owned).collect();
+                Fault::new(kind, nodes, Box::new(self.partition(grudge)?))
+            }
+            FaultSpec::Packet { nodes, spec } => {
+                let (f, how) = self.packet_fault(nodes, spec)?;
+                Fault::new(kind, every(nodes), Box::new(f))
+                    .with_mechanisms(Mechanisms::PerNode(how))
+            }
+            FaultSpec::Process { kind: pk, nodes } => Fault::new(
+                kind,
+                nodes.clone(),
+                Box::new(self.process_fault(*pk, nodes)?),
+            ),
+            FaultSpec::Clock {
+                nodes,
+                change: ClockChange::Bump { delta_ns },
+            } => {
+                let nodes = every(nodes);
+                let f = self.clock_fault(&nodes, delta_ns / 1_000_000)?;
+                Fault::new(kind, nodes, Box::new(f))
+            }
+            FaultSpec::Clock { change, .. } => {
+                return Err(Error::Unsupported(format!(
+                    "remote nodes take clock bumps from true time; `{change}` needs the \
+                     local cluster's clock supervisor"
+                )))
+            }
+        })
+    }
+
+    fn heal_all(&self) -> Result<Healed> {
+        self.heal()
+    }
+
+    /// The nodes are not a lab this process knows: a leader again is the sign of a
+    /// working cluster. Without a database to ask (or when the plug-in may not ask
+    /// these nodes), the final reads tell.
+    fn wait_healthy(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.ask_leader() {
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) if self.db.is_none() => return Ok(()),
+                Err(Error::Cluster(splitbrain_cluster::Error::RemoteNotAllowed { .. })) => {
+                    return Ok(())
+                }
+                _ => {}
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Unhealthy(format!(
+                    "the nodes elected no leader within {} s",
+                    timeout.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }
 

@@ -5,16 +5,9 @@ use super::heal::{RemoteFault, Undo};
 use super::{first_error, RemoteNet};
 use crate::host::Host;
 use crate::iptables::{self, remove_chain, restore};
-use crate::packet::{self, Mechanism, PacketSpec};
+use crate::packet::{self, NodeMechanisms, PacketSpec};
 use crate::{Error, Result};
 use std::collections::BTreeSet;
-
-/// How a node's packet fault is carried out.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeMechanisms {
-    pub node: String,
-    pub mechanisms: Vec<(&'static str, Mechanism)>,
-}
 
 impl RemoteNet {
     /// Degrades `nodes` (every node when empty): netem where the node's kernel has

@@ -2,7 +2,7 @@
 
 use super::heal::{RemoteFault, Undo};
 use super::RemoteNet;
-use crate::lab::ProcessKind;
+use crate::fault::ProcessKind;
 use crate::nodes::fill;
 use crate::{Error, Result};
 use std::collections::BTreeSet;

@@ -21,6 +21,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Write};
 
+mod fast;
+
 /// Parses a whole JSON Lines text. `source` names the file in errors. Large texts
 /// are parsed on every core: lines are independent until pairing.
 pub fn parse(source: &str, text: &str) -> Result<History, HistoryError> {
@@ -222,6 +224,22 @@ pub fn parse_line(line: &str) -> Result<Op, ErrorKind> {
 }
 
 fn parse_line_with(line: &str, names: &mut Names) -> Result<Op, ErrorKind> {
+    if let Some(op) = fast::parse(line, names) {
+        return Ok(op);
+    }
+    slow_line(line, names)
+}
+
+/// Parses one line the general way, with serde, as lines of an uncommon shape are.
+/// [`parse_line`] must give the same op or the same error for every line: this is
+/// for tests (and the fuzz target) that compare the two.
+#[doc(hidden)]
+pub fn parse_line_slow(line: &str) -> Result<Op, ErrorKind> {
+    slow_line(line, &mut Names::default())
+}
+
+/// Parses one line with serde: any line, and every error message.
+fn slow_line(line: &str, names: &mut Names) -> Result<Op, ErrorKind> {
     let mut de = serde_json::Deserializer::from_str(line);
     let op = OpVisitor { names }
         .deserialize(&mut de)
@@ -619,6 +637,58 @@ mod tests {
         assert_eq!(op.index, Some(12));
         assert_eq!(op.version, Some(812));
         assert_eq!(to_line(&op), line);
+    }
+
+    #[test]
+    fn the_quick_path_reads_the_common_shape_as_serde_does() {
+        let common = [
+            r#"{"process":3,"type":"ok","f":"cas","value":[1,2],"key":7,"time":1299000}"#,
+            r#"{"process":0,"type":"invoke","f":"read","value":null,"key":"k7","time":-5}"#,
+            r#" { "process" : "nemesis" , "type":"info", "f":"start", "value":["n1","n2"] } "#,
+            r#"{"process":1,"type":"ok","f":"write","value":-17,"index":0,"version":812,"node":"n2"}"#,
+            r#"{"process":1,"type":"info","f":"write","value":[[1,[2,[]]],true,false,"é"],"error":"timeout","final":true}"#,
+            r#"{"type":"ok","f":"read","process":2,"value":1,"key":null,"time":null,"node":null,"error":null,"final":null,"version":null,"index":null}"#,
+            r#"{"process":2,"process":3,"type":"ok","f":"read","value":1,"value":2,"final":false}"#,
+            r#"{"process":999999999999999999,"type":"ok","f":"read","value":999999999999999999}"#,
+            r#"{"process":0,"type":"ok","f":"read","value":0,"key":-1}"#,
+        ];
+        for line in common {
+            let quick = fast::parse(line, &mut Names::default());
+            assert!(quick.is_some(), "not read quickly: {line}");
+            assert_eq!(quick.unwrap(), parse_line_slow(line).unwrap(), "{line}");
+        }
+        // Everything else is serde's, errors included.
+        let uncommon = [
+            r#"{"process":0,"type":"ok","f":"re\u0061d","value":1}"#,
+            r#"{"process":0,"type":"ok","f":"read","value":1.5}"#,
+            r#"{"process":0,"type":"ok","f":"read","value":1e3}"#,
+            r#"{"process":0,"type":"ok","f":"read","value":-0}"#,
+            r#"{"process":0,"type":"ok","f":"read","value":01}"#,
+            r#"{"process":0,"type":"ok","f":"read","value":{"a":1}}"#,
+            r#"{"process":0,"type":"ok","f":"read","value":[[[[[1]]]]]}"#,
+            r#"{"process":0,"type":"ok","f":"read","value":1234567890123456789}"#,
+            r#"{"process":0,"type":"ok","f":"read","value":100000000000000000000001}"#,
+            r#"{"process":0,"type":"ok","f":"read","mine":1}"#,
+            r#"{"process":0,"type":"ok","f":"read","error":{"code":2}}"#,
+            r#"{"process":-1,"type":"okay","f":"read"}"#,
+            r#"{"process":"me","type":"ok","f":"read"}"#,
+            r#"{"process":0,"type":"ok","f":"read","version":-1}"#,
+            r#"{"process":0,"type":"ok","f":"read","final":1}"#,
+            r#"{"process":0,"type":"ok","f":"read","node":7}"#,
+            r#"{"process":0,"type":"ok","f":"read"} x"#,
+            r#"{"process":0,"type":"ok","f":"read",}"#,
+            r#"{"process":0,"type":"ok","f":"read""#,
+            r#"{"process":0,"type":"ok","f":"read","value":[1,]}"#,
+            "{\"process\":0,\"type\":\"ok\",\"f\":\"a\tb\"}",
+            r#"{"type":"ok","f":"read"}"#,
+            r#"{}"#,
+            r#"[]"#,
+        ];
+        for line in uncommon {
+            assert!(fast::parse(line, &mut Names::default()).is_none(), "{line}");
+            let (a, b) = (parse_line(line), parse_line_slow(line));
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{line}");
+        }
     }
 
     #[test]

@@ -112,7 +112,7 @@ pub fn read<R: io::Read>(
 /// The ops parsed so far, in file order, with their lines.
 struct Acc {
     ops: Vec<Op>,
-    lines: Vec<usize>,
+    lines: Vec<u32>,
 }
 
 impl Acc {
@@ -165,13 +165,23 @@ impl Acc {
 
     fn finish(mut self, source: &str) -> Result<History, HistoryError> {
         self.ops.shrink_to_fit();
-        self.lines.shrink_to_fit();
-        History::new(source, self.ops, Some(self.lines))
+        // Most files have no blank lines: then op i is on line i + 1 and the
+        // numbers need not be kept.
+        let consecutive = self
+            .lines
+            .iter()
+            .enumerate()
+            .all(|(i, &l)| l as usize == i + 1);
+        let lines = (!consecutive).then(|| {
+            self.lines.shrink_to_fit();
+            self.lines
+        });
+        History::with_lines(source.to_string(), self.ops, lines)
     }
 }
 
 /// The ops of a piece of text, with their line numbers.
-type Chunk = (Vec<Op>, Vec<usize>);
+type Chunk = (Vec<Op>, Vec<u32>);
 
 /// Cuts `text` into about `n` pieces at line ends, each with its first line number.
 fn split_lines(text: &str, n: usize) -> Vec<(&str, usize)> {
@@ -200,7 +210,7 @@ fn parse_chunk(
     text: &str,
     first_line: usize,
     ops: &mut Vec<Op>,
-    lines: &mut Vec<usize>,
+    lines: &mut Vec<u32>,
 ) -> Result<(), HistoryError> {
     ops.reserve(text.len() / 80);
     lines.reserve(text.len() / 80);
@@ -213,7 +223,9 @@ fn parse_chunk(
         let op = parse_line_with(line, &mut names)
             .map_err(|k| HistoryError::new(source, Some(at), k))?;
         ops.push(op);
-        lines.push(at);
+        // Beyond four billion lines (which no memory could hold as ops), the
+        // largest number stands for the rest.
+        lines.push(u32::try_from(at).unwrap_or(u32::MAX));
     }
     Ok(())
 }

@@ -223,6 +223,50 @@ impl Names {
     }
 }
 
+/// The open invocation of each process: (op index, position in the pairs). Process
+/// ids are small integers in every history we know, so they index a list; any
+/// other id (negative, or in the millions) goes to a map.
+#[derive(Default)]
+struct Open {
+    small: Vec<Option<(usize, usize)>>,
+    other: HashMap<i64, (usize, usize)>,
+}
+
+impl Open {
+    const SMALL: i64 = 1 << 16;
+
+    fn slot(&mut self, p: i64) -> Option<&mut Option<(usize, usize)>> {
+        let i = usize::try_from(p).ok().filter(|_| p < Open::SMALL)?;
+        if i >= self.small.len() {
+            self.small.resize(i + 1, None);
+        }
+        Some(&mut self.small[i])
+    }
+
+    fn get(&mut self, p: i64) -> Option<(usize, usize)> {
+        match self.slot(p) {
+            Some(s) => *s,
+            None => self.other.get(&p).copied(),
+        }
+    }
+
+    fn insert(&mut self, p: i64, open: (usize, usize)) {
+        match self.slot(p) {
+            Some(s) => *s = Some(open),
+            None => {
+                self.other.insert(p, open);
+            }
+        }
+    }
+
+    fn remove(&mut self, p: i64) -> Option<(usize, usize)> {
+        match self.slot(p) {
+            Some(s) => s.take(),
+            None => self.other.remove(&p),
+        }
+    }
+}
+
 /// An invocation and its completion (`None`: the history ended before it completed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pair {
@@ -236,8 +280,25 @@ pub struct Pair {
 pub struct History {
     source: String,
     ops: Vec<Op>,
-    lines: Vec<usize>,
+    /// `None` when op `i` is on line `i + 1`, as in a JSON Lines file without
+    /// blank lines: then the numbers cost nothing.
+    lines: Option<Vec<u32>>,
     pairs: Vec<Pair>,
+}
+
+/// Line numbers as stored: a file of more than four billion lines cannot be held
+/// in memory as ops anyway, so a larger number is shown as the largest `u32`
+/// rather than failing.
+fn compact_lines(lines: Vec<usize>) -> Option<Vec<u32>> {
+    if lines.iter().enumerate().all(|(i, &l)| l == i + 1) {
+        return None;
+    }
+    Some(
+        lines
+            .into_iter()
+            .map(|l| u32::try_from(l).unwrap_or(u32::MAX))
+            .collect(),
+    )
 }
 
 impl History {
@@ -253,23 +314,34 @@ impl History {
         ops: Vec<Op>,
         lines: Option<Vec<usize>>,
     ) -> Result<History, HistoryError> {
-        let source = source.into();
-        let lines = lines.unwrap_or_else(|| (1..=ops.len()).collect());
-        assert_eq!(lines.len(), ops.len(), "one line number per op");
+        let lines = lines.and_then(|l| {
+            assert_eq!(l.len(), ops.len(), "one line number per op");
+            compact_lines(l)
+        });
+        History::with_lines(source.into(), ops, lines)
+    }
+
+    /// [`History::new`] with lines as stored.
+    pub(crate) fn with_lines(
+        source: String,
+        ops: Vec<Op>,
+        lines: Option<Vec<u32>>,
+    ) -> Result<History, HistoryError> {
+        let line = |i: usize| lines.as_ref().map_or(i + 1, |l| l[i] as usize);
         // Open invocations: process -> (op index, position in `pairs`).
-        let mut open: HashMap<i64, (usize, usize)> = HashMap::new();
+        let mut open = Open::default();
         let mut pairs = Vec::with_capacity(ops.len() / 2 + 1);
         for (i, op) in ops.iter().enumerate() {
             let Process::Client(p) = op.process else {
                 continue;
             };
-            let err = |kind| HistoryError::new(&source, Some(lines[i]), kind);
+            let err = |kind| HistoryError::new(&source, Some(line(i)), kind);
             match op.kind {
                 OpType::Invoke => {
-                    if let Some(&(prev, _)) = open.get(&p) {
+                    if let Some((prev, _)) = open.get(p) {
                         return Err(err(ErrorKind::DoubleInvoke {
                             process: p,
-                            open_line: lines[prev],
+                            open_line: line(prev),
                         }));
                     }
                     open.insert(p, (i, pairs.len()));
@@ -279,7 +351,7 @@ impl History {
                     });
                 }
                 _ => {
-                    let Some((inv, pair)) = open.remove(&p) else {
+                    let Some((inv, pair)) = open.remove(p) else {
                         return Err(err(ErrorKind::CompletionWithoutInvocation { process: p }));
                     };
                     if ops[inv].f != op.f {
@@ -287,7 +359,7 @@ impl History {
                             process: p,
                             invoked: ops[inv].f.to_string(),
                             completed: op.f.to_string(),
-                            invoke_line: lines[inv],
+                            invoke_line: line(inv),
                         }));
                     }
                     pairs[pair].completion = Some(i);
@@ -340,7 +412,10 @@ impl History {
 
     /// The 1-based source line of op `i`.
     pub fn line(&self, i: usize) -> usize {
-        self.lines[i]
+        match &self.lines {
+            None => i + 1,
+            Some(l) => l[i] as usize,
+        }
     }
 
     /// Client invocations with their completions, in invocation order. Nemesis ops
@@ -368,6 +443,8 @@ impl History {
     /// whose value is a two-element array gets that key and that value. A client op
     /// with any other value is an error naming its line.
     pub fn into_independent(mut self) -> Result<History, HistoryError> {
+        let lines = &self.lines;
+        let line = |i: usize| lines.as_ref().map_or(i + 1, |l| l[i] as usize);
         for (i, op) in self.ops.iter_mut().enumerate() {
             if op.is_nemesis() {
                 continue;
@@ -375,7 +452,7 @@ impl History {
             let bad = |found: &Value| {
                 HistoryError::new(
                     &self.source,
-                    Some(self.lines[i]),
+                    Some(line(i)),
                     ErrorKind::Field {
                         field: "value",
                         message: format!(
@@ -533,6 +610,34 @@ mod tests {
             ]
         );
         assert_eq!(h.process_count(), 2);
+    }
+
+    #[test]
+    fn any_process_id_pairs_small_or_not() {
+        let ids = [3, -5, 70_000, i64::MAX, 0];
+        let mut ops: Vec<Op> = ids
+            .iter()
+            .map(|&p| op(p, OpType::Invoke, "read", Value::Null))
+            .collect();
+        ops.extend(
+            ids.iter()
+                .rev()
+                .map(|&p| op(p, OpType::Ok, "read", json!(1))),
+        );
+        let h = History::new("t", ops, None).unwrap();
+        for (i, pair) in h.pairs().iter().enumerate() {
+            assert_eq!(pair.completion, Some(9 - i), "{pair:?}");
+        }
+        let e = History::new(
+            "t",
+            vec![
+                op(-5, OpType::Invoke, "read", Value::Null),
+                op(-5, OpType::Invoke, "read", Value::Null),
+            ],
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("line 1 is still open"), "{e}");
     }
 
     #[test]

@@ -384,17 +384,17 @@ impl Serialize for Op {
             Some(Key::Str(k)) => m.serialize_entry("key", k)?,
             None => {}
         }
-        if let Some(t) = self.time {
+        if let Some(t) = self.time() {
             m.serialize_entry("time", &t)?;
         }
-        if let Some(i) = self.index {
+        if let Some(i) = self.index() {
             m.serialize_entry("index", &i)?;
         }
-        if let Some(v) = self.version {
+        if let Some(v) = self.version() {
             m.serialize_entry("version", &v)?;
         }
         if let Some(n) = &self.node {
-            m.serialize_entry("node", n)?;
+            m.serialize_entry("node", &**n)?;
         }
         if let Some(e) = &self.error {
             m.serialize_entry("error", e)?;
@@ -402,7 +402,7 @@ impl Serialize for Op {
         if self.is_final {
             m.serialize_entry("final", &true)?;
         }
-        for (k, v) in &self.extra {
+        for (k, v) in self.extra() {
             m.serialize_entry(k, v)?;
         }
         m.end()
@@ -581,27 +581,27 @@ impl<'de> Visitor<'de> for OpVisitor<'_> {
                     op.key = k;
                 }
                 "time" => {
-                    op.time = map
-                        .next_value()
-                        .map_err(|_| de::Error::custom("field `time`: expected an integer (ns)"))?;
+                    op.set_time(map.next_value().map_err(|_| {
+                        de::Error::custom("field `time`: expected an integer (ns)")
+                    })?);
                 }
                 "index" => {
-                    op.index = map.next_value().map_err(|_| {
+                    op.set_index(map.next_value().map_err(|_| {
                         de::Error::custom("field `index`: expected a non-negative integer")
-                    })?;
+                    })?);
                 }
                 "version" => {
-                    op.version = map.next_value().map_err(|_| {
+                    op.set_version(map.next_value().map_err(|_| {
                         de::Error::custom(
                             "field `version`: expected a non-negative integer (the store's version)",
                         )
-                    })?;
+                    })?);
                 }
                 "node" => {
                     let v: Value = map.next_value()?;
                     op.node = match v {
                         Value::Null => None,
-                        Value::String(s) => Some(s),
+                        Value::String(s) => Some(self.names.get(&s)),
                         other => return Err(field_err("node", "a string", &other)),
                     };
                 }
@@ -619,7 +619,7 @@ impl<'de> Visitor<'de> for OpVisitor<'_> {
                 }
                 other => {
                     let v: Value = map.next_value()?;
-                    op.extra.push((other.to_string(), v));
+                    op.push_extra(other.to_string(), v);
                 }
             }
         }
@@ -645,9 +645,9 @@ mod tests {
         assert_eq!(op.kind, OpType::Ok);
         assert_eq!(op.value, json!([1, 2]));
         assert_eq!(op.key, Some(Key::Str("k7".into())));
-        assert_eq!(op.extra, vec![("custom".to_string(), json!({"a": 1}))]);
-        assert_eq!(op.index, Some(12));
-        assert_eq!(op.version, Some(812));
+        assert_eq!(op.extra(), [("custom".to_string(), json!({"a": 1}))]);
+        assert_eq!(op.index(), Some(12));
+        assert_eq!(op.version(), Some(812));
         assert_eq!(to_line(&op), line);
     }
 
@@ -708,14 +708,14 @@ mod tests {
         let with = |v: &str| {
             format!("{{\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"value\":1,\"version\":{v}}}")
         };
-        assert_eq!(parse_line(&with("0")).unwrap().version, Some(0));
+        assert_eq!(parse_line(&with("0")).unwrap().version(), Some(0));
         assert_eq!(
-            parse_line(&with("18446744073709551615")).unwrap().version,
+            parse_line(&with("18446744073709551615")).unwrap().version(),
             Some(u64::MAX)
         );
         // Null is no version, and no version is written back as no field.
         let op = parse_line(&with("null")).unwrap();
-        assert_eq!(op.version, None);
+        assert_eq!(op.version(), None);
         assert!(!to_line(&op).contains("version"), "{}", to_line(&op));
         for bad in ["-1", "1.5", "\"812\"", "[812]", "true", "1e3"] {
             let e = parse("v.jsonl", &format!("\n{}\n", with(bad))).unwrap_err();

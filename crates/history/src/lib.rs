@@ -121,58 +121,61 @@ impl Key {
 }
 
 /// One event of a history: an invocation or a completion.
+///
+/// An op's size is what a million-op history costs (two million ops): the
+/// optional integers (`time`, `index`, `version`) are packed behind accessors, and
+/// what is rarely there (`error`, other fields) is boxed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Op {
     pub process: Process,
-    /// Written as `type`.
-    pub kind: OpType,
+    /// For a read's invocation, null; for its `ok`, the value read; for `cas`,
+    /// `[expected, new]`.
+    pub value: Value,
     /// The function: `read`, `write`, `cas`, `add`, `acquire`, ... Shared: a
     /// history has a handful of distinct names, and the readers give every op with
     /// the same name the same allocation.
     pub f: Arc<str>,
-    /// For a read's invocation, null; for its `ok`, the value read; for `cas`,
-    /// `[expected, new]`.
-    pub value: Value,
     pub key: Option<Key>,
-    /// Nanoseconds since the test began. Informative only: file order decides.
-    pub time: Option<i64>,
-    /// The op's position in the history (0, 1, 2, ...), as Jepsen's `:index`: the
-    /// recorder's numbering, not anything the store said.
-    pub index: Option<u64>,
-    /// The store's own version of the value: for an `ok` read, the version of the
-    /// value it returned; for an `ok` write, cas or add, the version it created
-    /// (etcd v3: `mod_revision` of a read, `header.revision` of a put or of a txn
-    /// that succeeded; etcd v2: `modifiedIndex`). Per key, a larger version is later
-    /// in the store's own order. `None`: the client did not learn one, or the
-    /// history does not say (invocations, `fail`, `info`, foreign histories).
-    pub version: Option<u64>,
-    /// The node the op was sent to.
-    pub node: Option<String>,
-    /// Why an op failed or is indeterminate. Boxed: most ops have none, and an
-    /// op's size is what a million-op history costs.
+    /// The node the op was sent to. Shared like `f`.
+    pub node: Option<Arc<str>>,
+    /// Why an op failed or is indeterminate. Boxed: most ops have none.
     pub error: Option<Box<Value>>,
+    /// Any other fields, kept in order so that a history round-trips.
+    extra: Option<Box<Vec<(String, Value)>>>,
+    /// See [`Op::time`], [`Op::index`], [`Op::version`]; each is 0 when absent, so
+    /// that equal ops compare equal.
+    time: i64,
+    index: u64,
+    version: u64,
+    /// Which of `time`, `index`, `version` are present.
+    has: u8,
+    /// Written as `type`.
+    pub kind: OpType,
     /// A final read, taken after faults healed (`"final": true`).
     pub is_final: bool,
-    /// Any other fields, kept in order so that a history round-trips.
-    pub extra: Vec<(String, Value)>,
 }
+
+const HAS_TIME: u8 = 1;
+const HAS_INDEX: u8 = 2;
+const HAS_VERSION: u8 = 4;
 
 impl Op {
     /// A bare op, for building histories in code and tests.
     pub fn new(process: Process, kind: OpType, f: impl Into<Arc<str>>, value: Value) -> Op {
         Op {
             process,
-            kind,
-            f: f.into(),
             value,
+            f: f.into(),
             key: None,
-            time: None,
-            index: None,
-            version: None,
             node: None,
             error: None,
+            extra: None,
+            time: 0,
+            index: 0,
+            version: 0,
+            has: 0,
+            kind,
             is_final: false,
-            extra: Vec::new(),
         }
     }
 
@@ -183,6 +186,64 @@ impl Op {
 
     pub fn is_nemesis(&self) -> bool {
         self.process == Process::Nemesis
+    }
+
+    fn get<T: Copy>(&self, bit: u8, v: T) -> Option<T> {
+        (self.has & bit != 0).then_some(v)
+    }
+
+    fn mark(&mut self, bit: u8, present: bool) {
+        if present {
+            self.has |= bit;
+        } else {
+            self.has &= !bit;
+        }
+    }
+
+    /// Nanoseconds since the test began. Informative only: file order decides.
+    pub fn time(&self) -> Option<i64> {
+        self.get(HAS_TIME, self.time)
+    }
+
+    pub fn set_time(&mut self, time: Option<i64>) {
+        self.mark(HAS_TIME, time.is_some());
+        self.time = time.unwrap_or(0);
+    }
+
+    /// The op's position in the history (0, 1, 2, ...), as Jepsen's `:index`: the
+    /// recorder's numbering, not anything the store said.
+    pub fn index(&self) -> Option<u64> {
+        self.get(HAS_INDEX, self.index)
+    }
+
+    pub fn set_index(&mut self, index: Option<u64>) {
+        self.mark(HAS_INDEX, index.is_some());
+        self.index = index.unwrap_or(0);
+    }
+
+    /// The store's own version of the value: for an `ok` read, the version of the
+    /// value it returned; for an `ok` write, cas or add, the version it created
+    /// (etcd v3: `mod_revision` of a read, `header.revision` of a put or of a txn
+    /// that succeeded; etcd v2: `modifiedIndex`). Per key, a larger version is later
+    /// in the store's own order. `None`: the client did not learn one, or the
+    /// history does not say (invocations, `fail`, `info`, foreign histories).
+    pub fn version(&self) -> Option<u64> {
+        self.get(HAS_VERSION, self.version)
+    }
+
+    pub fn set_version(&mut self, version: Option<u64>) {
+        self.mark(HAS_VERSION, version.is_some());
+        self.version = version.unwrap_or(0);
+    }
+
+    /// Fields no reader knows, in the order they came, so that a history
+    /// round-trips.
+    pub fn extra(&self) -> &[(String, Value)] {
+        self.extra.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    pub fn push_extra(&mut self, name: String, value: Value) {
+        self.extra.get_or_insert_default().push((name, value));
     }
 }
 
@@ -197,15 +258,15 @@ impl fmt::Display for Op {
         if let Some(k) = &self.key {
             write!(f, " key={k}")?;
         }
-        if let Some(v) = self.version {
+        if let Some(v) = self.version() {
             write!(f, " version={v}")?;
         }
         Ok(())
     }
 }
 
-/// Gives equal op names one shared allocation: a history has a handful of
-/// distinct `f`s and millions of ops.
+/// Gives equal names (`f`, `node`) one shared allocation: a history has a
+/// handful of distinct ones and millions of ops.
 #[derive(Debug, Default)]
 pub(crate) struct Names(Vec<Arc<str>>);
 

@@ -62,7 +62,7 @@ pub(crate) fn parse(line: &str, names: &mut Names) -> Option<Op> {
                 "time" => time = r.opt(Reader::int)?,
                 "index" => index = r.opt(Reader::uint)?,
                 "version" => version = r.opt(Reader::uint)?,
-                "node" => node = r.opt(|r| r.string().map(str::to_string))?,
+                "node" => node = r.opt(|r| r.string().map(|n| names.get(n)))?,
                 "error" => error = r.opt(|r| r.string().map(|s| Box::new(Value::from(s))))?,
                 "final" => is_final = r.opt(Reader::bool)?.unwrap_or(false),
                 _ => return None,
@@ -81,20 +81,15 @@ pub(crate) fn parse(line: &str, names: &mut Names) -> Option<Op> {
     if r.i != r.b.len() {
         return None;
     }
-    Some(Op {
-        process: process?,
-        kind: kind?,
-        f: names.get(f?),
-        value,
-        key,
-        time,
-        index,
-        version,
-        node,
-        error,
-        is_final,
-        extra: Vec::new(),
-    })
+    let mut op = Op::new(process?, kind?, names.get(f?), value);
+    op.key = key;
+    op.node = node;
+    op.error = error;
+    op.is_final = is_final;
+    op.set_time(time);
+    op.set_index(index);
+    op.set_version(version);
+    Some(op)
 }
 
 struct Reader<'a> {

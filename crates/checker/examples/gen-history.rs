@@ -239,7 +239,7 @@ fn main() {
         if args.keys > 1 {
             op.key = Some(Key::Int(s.key as i64));
         }
-        op.time = Some(t as i64 * 1000);
+        op.set_time(Some(t as i64 * 1000));
         if w.write(&op).is_err() {
             std::process::exit(0); // stdout closed
         }
@@ -255,10 +255,10 @@ fn main() {
                 if args.keys > 1 {
                     op.key = Some(Key::Int(key as i64));
                 }
-                op.node = Some(format!("n{}", node + 1));
+                op.node = Some(format!("n{}", node + 1).into());
                 op.is_final = true;
                 t += 1;
-                op.time = Some(t as i64 * 1000);
+                op.set_time(Some(t as i64 * 1000));
                 if w.write(&op).is_err() {
                     std::process::exit(0);
                 }

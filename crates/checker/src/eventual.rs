@@ -127,8 +127,9 @@ pub(crate) fn check(
                 if let (true, Some(d), Some(OpType::Ok)) = (is_final, done, kind_done) {
                     let node = d
                         .node
-                        .clone()
-                        .or_else(|| inv.node.clone())
+                        .as_deref()
+                        .or(inv.node.as_deref())
+                        .map(str::to_string)
                         .unwrap_or_else(|| match inv.process {
                             Process::Client(p) => format!("p{p}"),
                             Process::Nemesis => "nemesis".into(),

@@ -190,7 +190,7 @@ fn compile_share<M: Model>(
         };
         match model.compile(&inv.f, &inv.value, output, &mut part.values) {
             Ok(Some(op)) => {
-                part.versioned |= required && done.is_some_and(|c| c.version.is_some());
+                part.versioned |= required && done.is_some_and(|c| c.version().is_some());
                 part.calls.push(Call {
                     op,
                     pair: i,

@@ -128,7 +128,7 @@ pub(crate) enum Level {
 /// The store's version on an op's completion, if it has one.
 fn version_of(history: &History, pair: usize) -> Option<u64> {
     let p = history.pairs()[pair];
-    history.ops()[p.completion?].version
+    history.ops()[p.completion?].version()
 }
 
 /// One key's ops that took effect, with their versions and the edges between them.
@@ -809,7 +809,7 @@ mod tests {
             rows.iter()
                 .map(|(p, t, f, v, ver)| {
                     let mut op = Op::new(Process::Client(*p), *t, *f, v.clone());
-                    op.version = *ver;
+                    op.set_version(*ver);
                     op
                 })
                 .collect(),

@@ -384,7 +384,7 @@ impl Hist {
                         let mut op =
                             Op::new(Process::Client(o.process), kind, fname(o.call), value);
                         if o.end == End::Ok {
-                            op.version = o.version;
+                            op.set_version(o.version);
                         }
                         op
                     }
@@ -392,11 +392,11 @@ impl Hist {
                 if let Event::Invoke(i) | Event::Complete(i) = *e {
                     op.key = self.ops[i].key.map(|k| Key::Int(i64::from(k)));
                     if let Some(node) = self.ops[i].node {
-                        op.node = Some(format!("n{node}"));
+                        op.node = Some(format!("n{node}").into());
                         op.is_final = true;
                     }
                 }
-                op.time = Some(n as i64 * 1_000_000);
+                op.set_time(Some(n as i64 * 1_000_000));
                 op
             })
             .collect()
@@ -482,7 +482,7 @@ impl Hist {
                     o.read = json_state(model, &op.value);
                 }
                 if o.end == End::Ok {
-                    o.version = op.version;
+                    o.version = op.version();
                 }
                 o.completed_at = Some(at);
                 hist.events.push(Event::Complete(i));

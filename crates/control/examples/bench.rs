@@ -203,7 +203,7 @@ async fn main() {
         .iter()
         .filter_map(|p| {
             let c = p.completion?;
-            Some((h.ops()[c].time? - h.ops()[p.invoke].time?) as u64)
+            Some((h.ops()[c].time()? - h.ops()[p.invoke].time()?) as u64)
         })
         .collect();
     let size = std::fs::metadata(&history).map(|m| m.len()).unwrap_or(0);

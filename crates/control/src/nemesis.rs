@@ -66,7 +66,7 @@ pub struct Schedule {
 
 fn record(rec: &Recorder, start: Instant, f: &str, value: Value, error: Option<String>) {
     let mut op = Op::new(Process::Nemesis, OpType::Info, f, value);
-    op.time = Some(start.elapsed().as_nanos() as i64);
+    op.set_time(Some(start.elapsed().as_nanos() as i64));
     op.error = error.map(|e| Box::new(Value::String(e)));
     rec.record(op);
 }

@@ -92,7 +92,7 @@ async fn write_loop(
                     break;
                 }
                 for mut op in batch.drain(..) {
-                    op.index = Some(n);
+                    op.set_index(Some(n));
                     n += 1;
                     w.write(&op).map_err(|e| Error::io(&path, e))?;
                 }

@@ -411,9 +411,9 @@ async fn invoke_one(
         next.call.value(),
     );
     op.key = next.key.map(|k| Key::Int(k as i64));
-    op.node = Some(node.to_owned());
+    op.node = Some(node.into());
     op.is_final = is_final;
-    op.time = Some(sh.start.elapsed().as_nanos() as i64);
+    op.set_time(Some(sh.start.elapsed().as_nanos() as i64));
     sh.progress.count(OpType::Invoke);
     sh.rec.record(op.clone());
 
@@ -430,12 +430,12 @@ async fn invoke_one(
     }
     .for_call(&next.call);
 
-    op.time = Some(sh.start.elapsed().as_nanos() as i64);
+    op.set_time(Some(sh.start.elapsed().as_nanos() as i64));
     let mut refused = false;
     match outcome {
         Outcome::Ok { value, version } => {
             op.kind = OpType::Ok;
-            op.version = version;
+            op.set_version(version);
             if next.call.is_read() {
                 op.value = value.clone();
             }

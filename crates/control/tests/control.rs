@@ -651,7 +651,7 @@ async fn the_rate_limit_caps_invocations_over_all_workers() {
         .ops()
         .iter()
         .filter(|o| o.kind == OpType::Invoke)
-        .map(|o| o.time.unwrap())
+        .map(|o| o.time().unwrap())
         .collect();
     times.sort_unstable();
     assert!(!times.is_empty());

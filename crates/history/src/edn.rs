@@ -259,41 +259,34 @@ fn op_from_edn(v: &Edn) -> Result<Op, ErrorKind> {
                 }
             }
             "time" => match val {
-                Edn::Int(t) => {
-                    op.time =
-                        Some(i64::try_from(*t).map_err(|_| bad("time", "a 64-bit integer", val))?)
-                }
+                Edn::Int(t) => op.set_time(Some(
+                    i64::try_from(*t).map_err(|_| bad("time", "a 64-bit integer", val))?,
+                )),
                 Edn::Nil => {}
                 other => return Err(bad("time", "an integer", other)),
             },
             "index" => match val {
-                Edn::Int(i) => {
-                    op.index = Some(
-                        u64::try_from(*i)
-                            .map_err(|_| bad("index", "a non-negative integer", val))?,
-                    )
-                }
+                Edn::Int(i) => op.set_index(Some(
+                    u64::try_from(*i).map_err(|_| bad("index", "a non-negative integer", val))?,
+                )),
                 Edn::Nil => {}
                 other => return Err(bad("index", "a non-negative integer", other)),
             },
             "version" => match val {
-                Edn::Int(v) => {
-                    op.version = Some(
-                        u64::try_from(*v)
-                            .map_err(|_| bad("version", "a non-negative integer", val))?,
-                    )
-                }
+                Edn::Int(v) => op.set_version(Some(
+                    u64::try_from(*v).map_err(|_| bad("version", "a non-negative integer", val))?,
+                )),
                 Edn::Nil => {}
                 other => return Err(bad("version", "a non-negative integer", other)),
             },
             "node" => match val.to_json() {
                 Value::Null => {}
-                Value::String(s) => op.node = Some(s),
+                Value::String(s) => op.node = Some(s.into()),
                 _ => return Err(bad("node", "a string", val)),
             },
             "error" => op.error = Some(val.to_json()).filter(|e| !e.is_null()).map(Box::new),
             "final" => op.is_final = matches!(val, Edn::Bool(true)),
-            _ => op.extra.push((name, val.to_json())),
+            _ => op.push_extra(name, val.to_json()),
         }
     }
     op.process = process.ok_or(ErrorKind::MissingField("process"))?;
@@ -775,7 +768,7 @@ mod tests {
         assert_eq!(h.len(), 3);
         assert_eq!(h.line(1), 3);
         assert_eq!(&*h.ops()[0].f, "write");
-        assert_eq!(h.ops()[1].extra, vec![("note".to_string(), json!("]"))]);
+        assert_eq!(h.ops()[1].extra(), [("note".to_string(), json!("]"))]);
         assert!(h.ops()[2].is_nemesis());
     }
 
@@ -845,9 +838,9 @@ mod tests {
                     {:process 0, :type :ok, :f :write, :value 3, :index 1, :version 812}\n\
                     {:process 0, :type :invoke, :f :read, :value nil, :version nil}]";
         let h = parse("v.edn", text).unwrap();
-        assert_eq!(h.ops()[1].version, Some(812));
-        assert_eq!(h.ops()[1].index, Some(1));
-        assert_eq!(h.ops()[2].version, None);
+        assert_eq!(h.ops()[1].version(), Some(812));
+        assert_eq!(h.ops()[1].index(), Some(1));
+        assert_eq!(h.ops()[2].version(), None);
         for (bad, found) in [("-1", "-1"), ("\"812\"", "\"812\""), ("1.5", "1.5")] {
             let text = format!("[{{:process 0, :type :invoke, :f :read}}\n{{:process 0, :type :ok, :f :read, :version {bad}}}]");
             let e = parse("v.edn", &text).unwrap_err();
@@ -969,9 +962,9 @@ mod tests {
         assert_eq!(h.len(), 2);
         assert_eq!(h.line(1), 3);
         assert_eq!(h.ops()[0].value, json!("##NaN"));
-        assert_eq!(h.ops()[0].index, Some(0));
+        assert_eq!(h.ops()[0].index(), Some(0));
         assert_eq!(
-            h.ops()[0].version,
+            h.ops()[0].version(),
             None,
             "`:index` is a position, not a version"
         );

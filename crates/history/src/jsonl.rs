@@ -21,6 +21,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Write};
 
+mod fast;
+
 /// Parses a whole JSON Lines text. `source` names the file in errors. Large texts
 /// are parsed on every core: lines are independent until pairing.
 pub fn parse(source: &str, text: &str) -> Result<History, HistoryError> {
@@ -110,7 +112,7 @@ pub fn read<R: io::Read>(
 /// The ops parsed so far, in file order, with their lines.
 struct Acc {
     ops: Vec<Op>,
-    lines: Vec<usize>,
+    lines: Vec<u32>,
 }
 
 impl Acc {
@@ -163,13 +165,23 @@ impl Acc {
 
     fn finish(mut self, source: &str) -> Result<History, HistoryError> {
         self.ops.shrink_to_fit();
-        self.lines.shrink_to_fit();
-        History::new(source, self.ops, Some(self.lines))
+        // Most files have no blank lines: then op i is on line i + 1 and the
+        // numbers need not be kept.
+        let consecutive = self
+            .lines
+            .iter()
+            .enumerate()
+            .all(|(i, &l)| l as usize == i + 1);
+        let lines = (!consecutive).then(|| {
+            self.lines.shrink_to_fit();
+            self.lines
+        });
+        History::with_lines(source.to_string(), self.ops, lines)
     }
 }
 
 /// The ops of a piece of text, with their line numbers.
-type Chunk = (Vec<Op>, Vec<usize>);
+type Chunk = (Vec<Op>, Vec<u32>);
 
 /// Cuts `text` into about `n` pieces at line ends, each with its first line number.
 fn split_lines(text: &str, n: usize) -> Vec<(&str, usize)> {
@@ -198,7 +210,7 @@ fn parse_chunk(
     text: &str,
     first_line: usize,
     ops: &mut Vec<Op>,
-    lines: &mut Vec<usize>,
+    lines: &mut Vec<u32>,
 ) -> Result<(), HistoryError> {
     ops.reserve(text.len() / 80);
     lines.reserve(text.len() / 80);
@@ -211,7 +223,9 @@ fn parse_chunk(
         let op = parse_line_with(line, &mut names)
             .map_err(|k| HistoryError::new(source, Some(at), k))?;
         ops.push(op);
-        lines.push(at);
+        // Beyond four billion lines (which no memory could hold as ops), the
+        // largest number stands for the rest.
+        lines.push(u32::try_from(at).unwrap_or(u32::MAX));
     }
     Ok(())
 }
@@ -222,6 +236,22 @@ pub fn parse_line(line: &str) -> Result<Op, ErrorKind> {
 }
 
 fn parse_line_with(line: &str, names: &mut Names) -> Result<Op, ErrorKind> {
+    if let Some(op) = fast::parse(line, names) {
+        return Ok(op);
+    }
+    slow_line(line, names)
+}
+
+/// Parses one line the general way, with serde, as lines of an uncommon shape are.
+/// [`parse_line`] must give the same op or the same error for every line: this is
+/// for tests (and the fuzz target) that compare the two.
+#[doc(hidden)]
+pub fn parse_line_slow(line: &str) -> Result<Op, ErrorKind> {
+    slow_line(line, &mut Names::default())
+}
+
+/// Parses one line with serde: any line, and every error message.
+fn slow_line(line: &str, names: &mut Names) -> Result<Op, ErrorKind> {
     let mut de = serde_json::Deserializer::from_str(line);
     let op = OpVisitor { names }
         .deserialize(&mut de)
@@ -354,17 +384,17 @@ impl Serialize for Op {
             Some(Key::Str(k)) => m.serialize_entry("key", k)?,
             None => {}
         }
-        if let Some(t) = self.time {
+        if let Some(t) = self.time() {
             m.serialize_entry("time", &t)?;
         }
-        if let Some(i) = self.index {
+        if let Some(i) = self.index() {
             m.serialize_entry("index", &i)?;
         }
-        if let Some(v) = self.version {
+        if let Some(v) = self.version() {
             m.serialize_entry("version", &v)?;
         }
         if let Some(n) = &self.node {
-            m.serialize_entry("node", n)?;
+            m.serialize_entry("node", &**n)?;
         }
         if let Some(e) = &self.error {
             m.serialize_entry("error", e)?;
@@ -372,7 +402,7 @@ impl Serialize for Op {
         if self.is_final {
             m.serialize_entry("final", &true)?;
         }
-        for (k, v) in &self.extra {
+        for (k, v) in self.extra() {
             m.serialize_entry(k, v)?;
         }
         m.end()
@@ -551,27 +581,27 @@ impl<'de> Visitor<'de> for OpVisitor<'_> {
                     op.key = k;
                 }
                 "time" => {
-                    op.time = map
-                        .next_value()
-                        .map_err(|_| de::Error::custom("field `time`: expected an integer (ns)"))?;
+                    op.set_time(map.next_value().map_err(|_| {
+                        de::Error::custom("field `time`: expected an integer (ns)")
+                    })?);
                 }
                 "index" => {
-                    op.index = map.next_value().map_err(|_| {
+                    op.set_index(map.next_value().map_err(|_| {
                         de::Error::custom("field `index`: expected a non-negative integer")
-                    })?;
+                    })?);
                 }
                 "version" => {
-                    op.version = map.next_value().map_err(|_| {
+                    op.set_version(map.next_value().map_err(|_| {
                         de::Error::custom(
                             "field `version`: expected a non-negative integer (the store's version)",
                         )
-                    })?;
+                    })?);
                 }
                 "node" => {
                     let v: Value = map.next_value()?;
                     op.node = match v {
                         Value::Null => None,
-                        Value::String(s) => Some(s),
+                        Value::String(s) => Some(self.names.get(&s)),
                         other => return Err(field_err("node", "a string", &other)),
                     };
                 }
@@ -589,7 +619,7 @@ impl<'de> Visitor<'de> for OpVisitor<'_> {
                 }
                 other => {
                     let v: Value = map.next_value()?;
-                    op.extra.push((other.to_string(), v));
+                    op.push_extra(other.to_string(), v);
                 }
             }
         }
@@ -615,10 +645,62 @@ mod tests {
         assert_eq!(op.kind, OpType::Ok);
         assert_eq!(op.value, json!([1, 2]));
         assert_eq!(op.key, Some(Key::Str("k7".into())));
-        assert_eq!(op.extra, vec![("custom".to_string(), json!({"a": 1}))]);
-        assert_eq!(op.index, Some(12));
-        assert_eq!(op.version, Some(812));
+        assert_eq!(op.extra(), [("custom".to_string(), json!({"a": 1}))]);
+        assert_eq!(op.index(), Some(12));
+        assert_eq!(op.version(), Some(812));
         assert_eq!(to_line(&op), line);
+    }
+
+    #[test]
+    fn the_quick_path_reads_the_common_shape_as_serde_does() {
+        let common = [
+            r#"{"process":3,"type":"ok","f":"cas","value":[1,2],"key":7,"time":1299000}"#,
+            r#"{"process":0,"type":"invoke","f":"read","value":null,"key":"k7","time":-5}"#,
+            r#" { "process" : "nemesis" , "type":"info", "f":"start", "value":["n1","n2"] } "#,
+            r#"{"process":1,"type":"ok","f":"write","value":-17,"index":0,"version":812,"node":"n2"}"#,
+            r#"{"process":1,"type":"info","f":"write","value":[[1,[2,[]]],true,false,"é"],"error":"timeout","final":true}"#,
+            r#"{"type":"ok","f":"read","process":2,"value":1,"key":null,"time":null,"node":null,"error":null,"final":null,"version":null,"index":null}"#,
+            r#"{"process":2,"process":3,"type":"ok","f":"read","value":1,"value":2,"final":false}"#,
+            r#"{"process":999999999999999999,"type":"ok","f":"read","value":999999999999999999}"#,
+            r#"{"process":0,"type":"ok","f":"read","value":0,"key":-1}"#,
+        ];
+        for line in common {
+            let quick = fast::parse(line, &mut Names::default());
+            assert!(quick.is_some(), "not read quickly: {line}");
+            assert_eq!(quick.unwrap(), parse_line_slow(line).unwrap(), "{line}");
+        }
+        // Everything else is serde's, errors included.
+        let uncommon = [
+            r#"{"process":0,"type":"ok","f":"re\u0061d","value":1}"#,
+            r#"{"process":0,"type":"ok","f":"read","value":1.5}"#,
+            r#"{"process":0,"type":"ok","f":"read","value":1e3}"#,
+            r#"{"process":0,"type":"ok","f":"read","value":-0}"#,
+            r#"{"process":0,"type":"ok","f":"read","value":01}"#,
+            r#"{"process":0,"type":"ok","f":"read","value":{"a":1}}"#,
+            r#"{"process":0,"type":"ok","f":"read","value":[[[[[1]]]]]}"#,
+            r#"{"process":0,"type":"ok","f":"read","value":1234567890123456789}"#,
+            r#"{"process":0,"type":"ok","f":"read","value":100000000000000000000001}"#,
+            r#"{"process":0,"type":"ok","f":"read","mine":1}"#,
+            r#"{"process":0,"type":"ok","f":"read","error":{"code":2}}"#,
+            r#"{"process":-1,"type":"okay","f":"read"}"#,
+            r#"{"process":"me","type":"ok","f":"read"}"#,
+            r#"{"process":0,"type":"ok","f":"read","version":-1}"#,
+            r#"{"process":0,"type":"ok","f":"read","final":1}"#,
+            r#"{"process":0,"type":"ok","f":"read","node":7}"#,
+            r#"{"process":0,"type":"ok","f":"read"} x"#,
+            r#"{"process":0,"type":"ok","f":"read",}"#,
+            r#"{"process":0,"type":"ok","f":"read""#,
+            r#"{"process":0,"type":"ok","f":"read","value":[1,]}"#,
+            "{\"process\":0,\"type\":\"ok\",\"f\":\"a\tb\"}",
+            r#"{"type":"ok","f":"read"}"#,
+            r#"{}"#,
+            r#"[]"#,
+        ];
+        for line in uncommon {
+            assert!(fast::parse(line, &mut Names::default()).is_none(), "{line}");
+            let (a, b) = (parse_line(line), parse_line_slow(line));
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{line}");
+        }
     }
 
     #[test]
@@ -626,14 +708,14 @@ mod tests {
         let with = |v: &str| {
             format!("{{\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"value\":1,\"version\":{v}}}")
         };
-        assert_eq!(parse_line(&with("0")).unwrap().version, Some(0));
+        assert_eq!(parse_line(&with("0")).unwrap().version(), Some(0));
         assert_eq!(
-            parse_line(&with("18446744073709551615")).unwrap().version,
+            parse_line(&with("18446744073709551615")).unwrap().version(),
             Some(u64::MAX)
         );
         // Null is no version, and no version is written back as no field.
         let op = parse_line(&with("null")).unwrap();
-        assert_eq!(op.version, None);
+        assert_eq!(op.version(), None);
         assert!(!to_line(&op).contains("version"), "{}", to_line(&op));
         for bad in ["-1", "1.5", "\"812\"", "[812]", "true", "1e3"] {
             let e = parse("v.jsonl", &format!("\n{}\n", with(bad))).unwrap_err();

@@ -121,58 +121,63 @@ impl Key {
 }
 
 /// One event of a history: an invocation or a completion.
+///
+/// An op's size is what a million-op history costs (two million ops): the
+/// optional integers (`time`, `index`, `version`) are packed behind accessors, and
+/// what is rarely there (`error`, other fields) is boxed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Op {
     pub process: Process,
-    /// Written as `type`.
-    pub kind: OpType,
+    /// For a read's invocation, null; for its `ok`, the value read; for `cas`,
+    /// `[expected, new]`.
+    pub value: Value,
     /// The function: `read`, `write`, `cas`, `add`, `acquire`, ... Shared: a
     /// history has a handful of distinct names, and the readers give every op with
     /// the same name the same allocation.
     pub f: Arc<str>,
-    /// For a read's invocation, null; for its `ok`, the value read; for `cas`,
-    /// `[expected, new]`.
-    pub value: Value,
     pub key: Option<Key>,
-    /// Nanoseconds since the test began. Informative only: file order decides.
-    pub time: Option<i64>,
-    /// The op's position in the history (0, 1, 2, ...), as Jepsen's `:index`: the
-    /// recorder's numbering, not anything the store said.
-    pub index: Option<u64>,
-    /// The store's own version of the value: for an `ok` read, the version of the
-    /// value it returned; for an `ok` write, cas or add, the version it created
-    /// (etcd v3: `mod_revision` of a read, `header.revision` of a put or of a txn
-    /// that succeeded; etcd v2: `modifiedIndex`). Per key, a larger version is later
-    /// in the store's own order. `None`: the client did not learn one, or the
-    /// history does not say (invocations, `fail`, `info`, foreign histories).
-    pub version: Option<u64>,
-    /// The node the op was sent to.
-    pub node: Option<String>,
-    /// Why an op failed or is indeterminate. Boxed: most ops have none, and an
-    /// op's size is what a million-op history costs.
+    /// The node the op was sent to. Shared like `f`.
+    pub node: Option<Arc<str>>,
+    /// Why an op failed or is indeterminate. Boxed: most ops have none.
     pub error: Option<Box<Value>>,
+    /// Any other fields, kept in order so that a history round-trips. A box
+    /// around the list on purpose: 8 bytes on every op instead of 24.
+    #[allow(clippy::box_collection)]
+    extra: Option<Box<Vec<(String, Value)>>>,
+    /// See [`Op::time`], [`Op::index`], [`Op::version`]; each is 0 when absent, so
+    /// that equal ops compare equal.
+    time: i64,
+    index: u64,
+    version: u64,
+    /// Which of `time`, `index`, `version` are present.
+    has: u8,
+    /// Written as `type`.
+    pub kind: OpType,
     /// A final read, taken after faults healed (`"final": true`).
     pub is_final: bool,
-    /// Any other fields, kept in order so that a history round-trips.
-    pub extra: Vec<(String, Value)>,
 }
+
+const HAS_TIME: u8 = 1;
+const HAS_INDEX: u8 = 2;
+const HAS_VERSION: u8 = 4;
 
 impl Op {
     /// A bare op, for building histories in code and tests.
     pub fn new(process: Process, kind: OpType, f: impl Into<Arc<str>>, value: Value) -> Op {
         Op {
             process,
-            kind,
-            f: f.into(),
             value,
+            f: f.into(),
             key: None,
-            time: None,
-            index: None,
-            version: None,
             node: None,
             error: None,
+            extra: None,
+            time: 0,
+            index: 0,
+            version: 0,
+            has: 0,
+            kind,
             is_final: false,
-            extra: Vec::new(),
         }
     }
 
@@ -183,6 +188,64 @@ impl Op {
 
     pub fn is_nemesis(&self) -> bool {
         self.process == Process::Nemesis
+    }
+
+    fn get<T: Copy>(&self, bit: u8, v: T) -> Option<T> {
+        (self.has & bit != 0).then_some(v)
+    }
+
+    fn mark(&mut self, bit: u8, present: bool) {
+        if present {
+            self.has |= bit;
+        } else {
+            self.has &= !bit;
+        }
+    }
+
+    /// Nanoseconds since the test began. Informative only: file order decides.
+    pub fn time(&self) -> Option<i64> {
+        self.get(HAS_TIME, self.time)
+    }
+
+    pub fn set_time(&mut self, time: Option<i64>) {
+        self.mark(HAS_TIME, time.is_some());
+        self.time = time.unwrap_or(0);
+    }
+
+    /// The op's position in the history (0, 1, 2, ...), as Jepsen's `:index`: the
+    /// recorder's numbering, not anything the store said.
+    pub fn index(&self) -> Option<u64> {
+        self.get(HAS_INDEX, self.index)
+    }
+
+    pub fn set_index(&mut self, index: Option<u64>) {
+        self.mark(HAS_INDEX, index.is_some());
+        self.index = index.unwrap_or(0);
+    }
+
+    /// The store's own version of the value: for an `ok` read, the version of the
+    /// value it returned; for an `ok` write, cas or add, the version it created
+    /// (etcd v3: `mod_revision` of a read, `header.revision` of a put or of a txn
+    /// that succeeded; etcd v2: `modifiedIndex`). Per key, a larger version is later
+    /// in the store's own order. `None`: the client did not learn one, or the
+    /// history does not say (invocations, `fail`, `info`, foreign histories).
+    pub fn version(&self) -> Option<u64> {
+        self.get(HAS_VERSION, self.version)
+    }
+
+    pub fn set_version(&mut self, version: Option<u64>) {
+        self.mark(HAS_VERSION, version.is_some());
+        self.version = version.unwrap_or(0);
+    }
+
+    /// Fields no reader knows, in the order they came, so that a history
+    /// round-trips.
+    pub fn extra(&self) -> &[(String, Value)] {
+        self.extra.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    pub fn push_extra(&mut self, name: String, value: Value) {
+        self.extra.get_or_insert_default().push((name, value));
     }
 }
 
@@ -197,15 +260,15 @@ impl fmt::Display for Op {
         if let Some(k) = &self.key {
             write!(f, " key={k}")?;
         }
-        if let Some(v) = self.version {
+        if let Some(v) = self.version() {
             write!(f, " version={v}")?;
         }
         Ok(())
     }
 }
 
-/// Gives equal op names one shared allocation: a history has a handful of
-/// distinct `f`s and millions of ops.
+/// Gives equal names (`f`, `node`) one shared allocation: a history has a
+/// handful of distinct ones and millions of ops.
 #[derive(Debug, Default)]
 pub(crate) struct Names(Vec<Arc<str>>);
 
@@ -223,6 +286,50 @@ impl Names {
     }
 }
 
+/// The open invocation of each process: (op index, position in the pairs). Process
+/// ids are small integers in every history we know, so they index a list; any
+/// other id (negative, or in the millions) goes to a map.
+#[derive(Default)]
+struct Open {
+    small: Vec<Option<(usize, usize)>>,
+    other: HashMap<i64, (usize, usize)>,
+}
+
+impl Open {
+    const SMALL: i64 = 1 << 16;
+
+    fn slot(&mut self, p: i64) -> Option<&mut Option<(usize, usize)>> {
+        let i = usize::try_from(p).ok().filter(|_| p < Open::SMALL)?;
+        if i >= self.small.len() {
+            self.small.resize(i + 1, None);
+        }
+        Some(&mut self.small[i])
+    }
+
+    fn get(&mut self, p: i64) -> Option<(usize, usize)> {
+        match self.slot(p) {
+            Some(s) => *s,
+            None => self.other.get(&p).copied(),
+        }
+    }
+
+    fn insert(&mut self, p: i64, open: (usize, usize)) {
+        match self.slot(p) {
+            Some(s) => *s = Some(open),
+            None => {
+                self.other.insert(p, open);
+            }
+        }
+    }
+
+    fn remove(&mut self, p: i64) -> Option<(usize, usize)> {
+        match self.slot(p) {
+            Some(s) => s.take(),
+            None => self.other.remove(&p),
+        }
+    }
+}
+
 /// An invocation and its completion (`None`: the history ended before it completed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pair {
@@ -236,8 +343,25 @@ pub struct Pair {
 pub struct History {
     source: String,
     ops: Vec<Op>,
-    lines: Vec<usize>,
+    /// `None` when op `i` is on line `i + 1`, as in a JSON Lines file without
+    /// blank lines: then the numbers cost nothing.
+    lines: Option<Vec<u32>>,
     pairs: Vec<Pair>,
+}
+
+/// Line numbers as stored: a file of more than four billion lines cannot be held
+/// in memory as ops anyway, so a larger number is shown as the largest `u32`
+/// rather than failing.
+fn compact_lines(lines: Vec<usize>) -> Option<Vec<u32>> {
+    if lines.iter().enumerate().all(|(i, &l)| l == i + 1) {
+        return None;
+    }
+    Some(
+        lines
+            .into_iter()
+            .map(|l| u32::try_from(l).unwrap_or(u32::MAX))
+            .collect(),
+    )
 }
 
 impl History {
@@ -253,23 +377,34 @@ impl History {
         ops: Vec<Op>,
         lines: Option<Vec<usize>>,
     ) -> Result<History, HistoryError> {
-        let source = source.into();
-        let lines = lines.unwrap_or_else(|| (1..=ops.len()).collect());
-        assert_eq!(lines.len(), ops.len(), "one line number per op");
+        let lines = lines.and_then(|l| {
+            assert_eq!(l.len(), ops.len(), "one line number per op");
+            compact_lines(l)
+        });
+        History::with_lines(source.into(), ops, lines)
+    }
+
+    /// [`History::new`] with lines as stored.
+    pub(crate) fn with_lines(
+        source: String,
+        ops: Vec<Op>,
+        lines: Option<Vec<u32>>,
+    ) -> Result<History, HistoryError> {
+        let line = |i: usize| lines.as_ref().map_or(i + 1, |l| l[i] as usize);
         // Open invocations: process -> (op index, position in `pairs`).
-        let mut open: HashMap<i64, (usize, usize)> = HashMap::new();
+        let mut open = Open::default();
         let mut pairs = Vec::with_capacity(ops.len() / 2 + 1);
         for (i, op) in ops.iter().enumerate() {
             let Process::Client(p) = op.process else {
                 continue;
             };
-            let err = |kind| HistoryError::new(&source, Some(lines[i]), kind);
+            let err = |kind| HistoryError::new(&source, Some(line(i)), kind);
             match op.kind {
                 OpType::Invoke => {
-                    if let Some(&(prev, _)) = open.get(&p) {
+                    if let Some((prev, _)) = open.get(p) {
                         return Err(err(ErrorKind::DoubleInvoke {
                             process: p,
-                            open_line: lines[prev],
+                            open_line: line(prev),
                         }));
                     }
                     open.insert(p, (i, pairs.len()));
@@ -279,7 +414,7 @@ impl History {
                     });
                 }
                 _ => {
-                    let Some((inv, pair)) = open.remove(&p) else {
+                    let Some((inv, pair)) = open.remove(p) else {
                         return Err(err(ErrorKind::CompletionWithoutInvocation { process: p }));
                     };
                     if ops[inv].f != op.f {
@@ -287,7 +422,7 @@ impl History {
                             process: p,
                             invoked: ops[inv].f.to_string(),
                             completed: op.f.to_string(),
-                            invoke_line: lines[inv],
+                            invoke_line: line(inv),
                         }));
                     }
                     pairs[pair].completion = Some(i);
@@ -340,7 +475,10 @@ impl History {
 
     /// The 1-based source line of op `i`.
     pub fn line(&self, i: usize) -> usize {
-        self.lines[i]
+        match &self.lines {
+            None => i + 1,
+            Some(l) => l[i] as usize,
+        }
     }
 
     /// Client invocations with their completions, in invocation order. Nemesis ops
@@ -368,6 +506,8 @@ impl History {
     /// whose value is a two-element array gets that key and that value. A client op
     /// with any other value is an error naming its line.
     pub fn into_independent(mut self) -> Result<History, HistoryError> {
+        let lines = &self.lines;
+        let line = |i: usize| lines.as_ref().map_or(i + 1, |l| l[i] as usize);
         for (i, op) in self.ops.iter_mut().enumerate() {
             if op.is_nemesis() {
                 continue;
@@ -375,7 +515,7 @@ impl History {
             let bad = |found: &Value| {
                 HistoryError::new(
                     &self.source,
-                    Some(self.lines[i]),
+                    Some(line(i)),
                     ErrorKind::Field {
                         field: "value",
                         message: format!(
@@ -533,6 +673,34 @@ mod tests {
             ]
         );
         assert_eq!(h.process_count(), 2);
+    }
+
+    #[test]
+    fn any_process_id_pairs_small_or_not() {
+        let ids = [3, -5, 70_000, i64::MAX, 0];
+        let mut ops: Vec<Op> = ids
+            .iter()
+            .map(|&p| op(p, OpType::Invoke, "read", Value::Null))
+            .collect();
+        ops.extend(
+            ids.iter()
+                .rev()
+                .map(|&p| op(p, OpType::Ok, "read", json!(1))),
+        );
+        let h = History::new("t", ops, None).unwrap();
+        for (i, pair) in h.pairs().iter().enumerate() {
+            assert_eq!(pair.completion, Some(9 - i), "{pair:?}");
+        }
+        let e = History::new(
+            "t",
+            vec![
+                op(-5, OpType::Invoke, "read", Value::Null),
+                op(-5, OpType::Invoke, "read", Value::Null),
+            ],
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("line 1 is still open"), "{e}");
     }
 
     #[test]

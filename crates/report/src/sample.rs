@@ -26,7 +26,7 @@ pub fn register_history(n: usize) -> History {
                 "start-partition",
                 json!({"shape": "halves"}),
             );
-            o.time = Some(t);
+            o.set_time(Some(t));
             ops.push(o);
         } else if t / 10_000_000_000 % 2 == 0 && fault_on {
             fault_on = false;
@@ -36,14 +36,14 @@ pub fn register_history(n: usize) -> History {
                 "stop-partition",
                 Value::Null,
             );
-            o.time = Some(t);
+            o.set_time(Some(t));
             ops.push(o);
         }
         // Complete this process's previous op, then invoke the next: ops of
         // different processes overlap.
         if let Some((f, v)) = open[p].take() {
             let mut o = Op::new(Process::Client(p as i64), OpType::Ok, f, v);
-            o.time = Some(t);
+            o.set_time(Some(t));
             ops.push(o);
         }
         let (f, inv, done) = if i % 3 == 0 {
@@ -57,13 +57,13 @@ pub fn register_history(n: usize) -> History {
             ("read", Value::Null, json!(last_written))
         };
         let mut o = Op::new(Process::Client(p as i64), OpType::Invoke, f, inv);
-        o.time = Some(t + 1);
+        o.set_time(Some(t + 1));
         ops.push(o);
         // Reads return what was last written before they were invoked: complete
         // them at once, so no later write overlaps them.
         if f == "read" {
             let mut o = Op::new(Process::Client(p as i64), OpType::Ok, f, done);
-            o.time = Some(t + 50_000);
+            o.set_time(Some(t + 50_000));
             ops.push(o);
         } else {
             open[p] = Some((f.to_string(), done));
@@ -73,7 +73,7 @@ pub fn register_history(n: usize) -> History {
         if let Some((f, v)) = o {
             t += 1000;
             let mut o = Op::new(Process::Client(p as i64), OpType::Ok, f, v);
-            o.time = Some(t);
+            o.set_time(Some(t));
             ops.push(o);
         }
     }

@@ -422,9 +422,9 @@ fn odd_times_keep_the_charts_bounded() {
         // Backwards, from the epoch, and the very last completion at time 0.
         let t = epoch_ns - (i as i64) * 1_000_000;
         let mut inv = Op::new(p, OpType::Invoke, "write", json!(i));
-        inv.time = Some(t);
+        inv.set_time(Some(t));
         let mut ok = Op::new(p, OpType::Ok, "write", json!(i));
-        ok.time = Some(if i == n - 1 { 0 } else { t + 500_000 });
+        ok.set_time(Some(if i == n - 1 { 0 } else { t + 500_000 }));
         ops.push(inv);
         ops.push(ok);
     }

@@ -518,13 +518,13 @@ fn etcd_v3_records_the_stores_revisions_and_they_order_each_keys_writes() {
     // value does; a read of an absent key has none.
     for (i, op) in h.ops().iter().enumerate() {
         if op.kind != OpType::Ok {
-            assert_eq!(op.version, None, "line {}: {op}", h.line(i));
+            assert_eq!(op.version(), None, "line {}: {op}", h.line(i));
         }
     }
     let (mut writes, mut reads) = (0, 0);
     for d in &done {
         let wants = &*d.op.f != "read" || !d.op.value.is_null();
-        assert_eq!(d.op.version.is_some(), wants, "line {}: {}", d.line, d.op);
+        assert_eq!(d.op.version().is_some(), wants, "line {}: {}", d.line, d.op);
         if &*d.op.f == "read" {
             reads += 1;
         } else {
@@ -545,7 +545,7 @@ fn etcd_v3_records_the_stores_revisions_and_they_order_each_keys_writes() {
     }
     let mut ordered = 0;
     for (key, ws) in &keys {
-        let mut versions: Vec<u64> = ws.iter().filter_map(|d| d.op.version).collect();
+        let mut versions: Vec<u64> = ws.iter().filter_map(|d| d.op.version()).collect();
         versions.sort_unstable();
         versions.dedup();
         assert_eq!(versions.len(), ws.len(), "key {key:?}: a revision twice");
@@ -553,7 +553,7 @@ fn etcd_v3_records_the_stores_revisions_and_they_order_each_keys_writes() {
             for b in ws.iter().filter(|b| a.line < b.invoke_line) {
                 ordered += 1;
                 assert!(
-                    a.op.version < b.op.version,
+                    a.op.version() < b.op.version(),
                     "key {key:?}: line {} ({}) completed before line {} ({}) began",
                     a.line,
                     a.op,
@@ -569,7 +569,7 @@ fn etcd_v3_records_the_stores_revisions_and_they_order_each_keys_writes() {
     // (unique) value it read.
     let by_value: std::collections::HashMap<_, u64> = done
         .iter()
-        .filter_map(|d| Some(((d.op.key.clone(), written(d)?), d.op.version?)))
+        .filter_map(|d| Some(((d.op.key.clone(), written(d)?), d.op.version()?)))
         .collect();
     let mut matched = 0;
     for d in done.iter().filter(|d| &*d.op.f == "read") {
@@ -578,7 +578,7 @@ fn etcd_v3_records_the_stores_revisions_and_they_order_each_keys_writes() {
         };
         if let Some(&w) = by_value.get(&(d.op.key.clone(), v)) {
             matched += 1;
-            assert_eq!(d.op.version, Some(w), "line {}: {}", d.line, d.op);
+            assert_eq!(d.op.version(), Some(w), "line {}: {}", d.line, d.op);
         }
     }
     assert!(matched > 0, "no read of an acknowledged write");

@@ -119,11 +119,11 @@ struct Axis {
 
 impl Axis {
     fn of(history: &History) -> Axis {
-        let seconds = history.ops().iter().all(|o| o.time.is_some());
+        let seconds = history.ops().iter().all(|o| o.time().is_some());
         let t0 = history
             .ops()
             .iter()
-            .filter_map(|o| o.time)
+            .filter_map(|o| o.time())
             .min()
             .unwrap_or_default();
         Axis { seconds, t0 }
@@ -131,7 +131,7 @@ impl Axis {
 
     fn t(&self, history: &History, i: usize) -> f64 {
         if self.seconds {
-            let time = history.ops()[i].time.unwrap_or_default();
+            let time = history.ops()[i].time().unwrap_or_default();
             time.saturating_sub(self.t0) as f64 / 1e9
         } else {
             i as f64

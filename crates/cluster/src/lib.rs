@@ -55,7 +55,7 @@ pub use cluster::{
     Config, MemberStatus, Process, Status, DEFAULT_DIR,
 };
 pub use db::etcd::leader_endpoint;
-pub use db::{known_databases, packages, DEFAULT_DB};
+pub use db::{known_databases, packages, Failover, DEFAULT_DB};
 pub use error::{Error, Result};
 pub use net::{ensure_lab_route, ensure_lab_url, ensure_target, ensure_target_url};
 pub use node::{Node, NodeName};

@@ -204,12 +204,28 @@ impl Database for MariaDb {
 
     fn health(&self, endpoints: &[&str]) -> Result<Vec<Health>> {
         let answers = ask_all(endpoints)?;
+        // The primary's position, when it answered: a replica that has not reached
+        // it is behind (its connection may still be recovering from a partition).
+        let primary = answers
+            .iter()
+            .filter_map(|(_, a)| a.as_ref().ok()?.primary)
+            .max_by_key(|p| p.0)
+            .and_then(|(_, addr)| {
+                answers.iter().find_map(|(_, a)| {
+                    let m = a.as_ref().ok()?;
+                    (m.server_id == member_id(addr)).then(|| seq_no(&m.gtid_current_pos))
+                })
+            });
         Ok(answers
             .into_iter()
             .map(|(endpoint, answer)| {
                 let error = match answer {
                     Err(e) => Some(e),
-                    Ok(m) => m.replication_problem(),
+                    Ok(m) => m.replication_problem().or_else(|| {
+                        let (at, of) = (seq_no(&m.gtid_current_pos), primary?);
+                        (m.master_host.is_some() && at < of)
+                            .then(|| format!("replica behind the primary (at {at} of {of})"))
+                    }),
                 };
                 Health {
                     endpoint,
@@ -265,7 +281,7 @@ fn failover(nodes: &[Node]) -> Result<Failover> {
     let refuse = |why: String| Error::Failover(why);
     let primary_row = answers
         .iter()
-        .filter_map(|(_, a)| a.as_ref().ok()?.primary.clone())
+        .filter_map(|(_, a)| a.as_ref().ok()?.primary)
         .max_by_key(|p| p.0)
         .ok_or_else(|| refuse("no member answered with the primary's row".into()))?;
     let (epoch, primary_addr) = primary_row;
@@ -490,11 +506,17 @@ impl Member {
         }
     }
 
-    /// Why a replica is not replicating; `None` for a primary, or a replica that is.
+    /// Why a replica is not replicating, or has not applied everything it received;
+    /// `None` for a primary, or a replica that is caught up.
     fn replication_problem(&self) -> Option<String> {
         let host = self.master_host.as_deref()?;
         let io = self.io_running.as_deref().unwrap_or("?");
         let sql = self.sql_running.as_deref().unwrap_or("?");
+        if io == "Yes" && sql == "Yes" && !self.relay_applied {
+            // Replicating but behind: final reads right after a heal would read a
+            // past the replica is still catching up from.
+            return Some(format!("replica of {host}: applying its relay log"));
+        }
         (io != "Yes" || sql != "Yes").then(|| {
             let mut why = format!("replica of {host}: io {io}, sql {sql}");
             if let Some(e) = self.last_error.as_deref().filter(|e| !e.is_empty()) {

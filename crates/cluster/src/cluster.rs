@@ -453,6 +453,16 @@ impl Cluster {
         Ok(self.status_of(false)?.leader)
     }
 
+    /// For a primary-backup database (MariaDB): promotes the most advanced replica of
+    /// a primary that died or is cut off, and repoints the other replicas, as an
+    /// operator would. [`Error::Failover`] when the primary is fine, or the database
+    /// elects its own leader.
+    pub fn failover(&self) -> Result<db::Failover> {
+        sys::require_root("failing over a lab cluster")?;
+        let _lock = DirLock::acquire(&self.dir)?;
+        self.db.failover(&self.nodes)
+    }
+
     /// Members, processes, health, leader and term.
     pub fn status(&self) -> Result<Status> {
         self.status_of(true)
@@ -503,6 +513,7 @@ impl Cluster {
             fresh_member_dir(self.db, node)?;
             write_config_files(self.db, node, &nodes)?;
         }
+        initialise_all(self.db, &nodes)?;
         for i in 0..state.nodes.len() {
             self.spawn(&mut state.nodes[i])?;
             state.write()?;
@@ -512,6 +523,7 @@ impl Cluster {
             }
         }
         self.wait_healthy_in(state, health_timeout)?;
+        self.db.after_up(&nodes)?;
         let endpoints = self.endpoints();
         let endpoints: Vec<&str> = endpoints.iter().map(String::as_str).collect();
         for (id, name) in self.db.member_ids(&endpoints)? {
@@ -1139,6 +1151,23 @@ fn fresh_member_dir(database: &dyn Database, node: &Node) -> Result<()> {
         .map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
     std::fs::write(&node.log_file, b"")
         .map_err(|e| Error::io(format!("cannot create {}", node.log_file.display()), e))
+}
+
+/// Prepares every member's data directory at once (`mariadb-install-db` takes seconds).
+fn initialise_all(database: &dyn Database, nodes: &[Node]) -> Result<()> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = nodes
+            .iter()
+            .map(|n| s.spawn(move || database.initialise(n)))
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join().unwrap_or_else(|_| {
+                Err(Error::InvalidConfig(
+                    "initialising a member panicked".into(),
+                ))
+            })
+        })
+    })
 }
 
 /// Writes the files the database reads at start (its configuration), creating their

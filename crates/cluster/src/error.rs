@@ -161,6 +161,10 @@ pub enum Error {
     #[error("cluster only partly removed, state file kept so `down` can be run again: {0}")]
     Leftover(String),
 
+    /// A failover (primary-backup databases) could not be made, or was not needed.
+    #[error("no failover: {0}")]
+    Failover(String),
+
     /// An external command (ip, etcdctl, ...) failed.
     #[error("`{command}` failed ({status}): {stderr}")]
     Command {

@@ -88,6 +88,19 @@ pub const CLIENTS: &[ClientKind] = &[
         },
     },
     ClientKind {
+        name: "mariadb",
+        databases: &["mariadb"],
+        read_modes: &["primary", "replica"],
+        needs_config: false,
+        build: |mode, o| {
+            let mode = match mode {
+                "replica" => crate::mariadb::ReadMode::Replica,
+                _ => crate::mariadb::ReadMode::Primary,
+            };
+            Ok(Arc::new(crate::mariadb::MariaDb::new(mode, o.timeout)?))
+        },
+    },
+    ClientKind {
         name: "http",
         databases: &[],
         read_modes: &[],
@@ -213,11 +226,15 @@ mod tests {
             ClientKind::default_for("zookeeper").map(|k| k.name),
             Some("zookeeper")
         );
+        assert_eq!(
+            ClientKind::default_for("mariadb").map(|k| k.name),
+            Some("mariadb")
+        );
         assert!(ClientKind::default_for("nosuch").is_none());
 
         let e = ClientKind::named("nosuch").unwrap_err().to_string();
         assert!(
-            e.contains("nosuch") && e.contains("etcd-v3, etcd-v2, zookeeper, http"),
+            e.contains("nosuch") && e.contains("etcd-v3, etcd-v2, zookeeper, mariadb, http"),
             "{e}"
         );
     }

@@ -39,6 +39,7 @@ pub mod client;
 pub mod etcd_v3;
 pub mod generator;
 pub mod http;
+pub mod mariadb;
 pub mod nemesis;
 pub mod progress;
 pub mod recorder;

@@ -17,7 +17,7 @@ macro_rules! out {
 #[derive(Subcommand)]
 pub enum ClusterCmd {
     /// Start a local cluster (etcd 3.4; ZooKeeper 3.8 with --db zookeeper; dqlite-demo with
-    /// --db dqlite): one network namespace per member, each with its own address on a
+    /// --db dqlite; MariaDB 10.11, a primary and replicas, with --db mariadb): one network namespace per member, each with its own address on a
     /// bridge, reachable from here.
     /// Returns once every member is healthy. Needs root, the database and iproute2
     /// (`sudo scripts/setup` installs them).
@@ -46,6 +46,11 @@ pub enum ClusterCmd {
     /// Exit 0 if a member's process is alive (running or paused), 1 if it is stopped:
     /// the `running` check of the lab's nodes file.
     Running(NodeArgs),
+    /// MariaDB (primary-backup): promote the most advanced replica (highest
+    /// gtid_slave_pos) of a primary that is dead or cut off from its replicas, and
+    /// repoint the other replicas at it, as an operator would. Refuses while the
+    /// primary is alive and replicated.
+    Failover(DirArg),
 }
 
 #[derive(Args)]
@@ -75,7 +80,7 @@ pub struct NodeArgs {
 
 #[derive(Args)]
 pub struct UpArgs {
-    /// The database the members run (the lab's plug-ins: etcd, zookeeper, dqlite).
+    /// The database the members run (the lab's plug-ins: etcd, zookeeper, dqlite, mariadb).
     #[arg(long, value_name = "NAME", default_value = splitbrain_cluster::DEFAULT_DB)]
     db: String,
     /// Number of members (1 to 9).
@@ -295,6 +300,36 @@ fn execute(cmd: ClusterCmd) -> anyhow::Result<u8> {
         ClusterCmd::Start(a) => node_op(a, "started {}", |c, n| c.start(n)),
         ClusterCmd::Pause(a) => node_op(a, "paused {} (SIGSTOP)", |c, n| c.pause(n)),
         ClusterCmd::Resume(a) => node_op(a, "resumed {} (SIGCONT)", |c, n| c.resume(n)),
+        ClusterCmd::Failover(DirArg { dir }) => {
+            let f = Cluster::load(&dir)?.failover()?;
+            let positions: Vec<String> = f
+                .positions
+                .iter()
+                .map(|(n, p)| format!("{n} at {}", if p.is_empty() { "nothing" } else { p }))
+                .collect();
+            out!(
+                "promoted {} (epoch {}) in place of {}; candidates: {}; repointed: {}{}",
+                f.new,
+                f.epoch,
+                f.old,
+                positions.join(", "),
+                if f.repointed.is_empty() {
+                    "none".to_owned()
+                } else {
+                    f.repointed
+                        .iter()
+                        .map(|n| n.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+                if f.fenced {
+                    format!("; {} answered and was made read-only", f.old)
+                } else {
+                    String::new()
+                }
+            );
+            Ok(0)
+        }
         ClusterCmd::Running(a) => {
             let cluster = Cluster::load(&a.dir.dir)?;
             let name = cluster.node(&a.node)?.name.clone();

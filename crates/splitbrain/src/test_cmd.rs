@@ -676,6 +676,10 @@ mod tests {
         assert_eq!(zk.client.as_deref(), Some("zookeeper"));
         let zk_plan = super::plan(zk);
         assert!(zk_plan.is_ok(), "{:?}", zk_plan.err());
+        let mdb = nodes(&["mysql://10.77.2.1:3306", "mysql://10.77.2.2:3306"]).with_defaults();
+        assert_eq!(mdb.db.as_deref(), Some("mariadb"));
+        assert_eq!(mdb.client.as_deref(), Some("mariadb"));
+        assert_eq!(mdb.read_mode.as_deref(), Some("primary"));
         let mixed = nodes(&["zk://10.77.2.1:2181", "http://10.77.1.1:2379"]).with_defaults();
         assert_eq!(mixed.client.as_deref(), Some("etcd-v3"));
         let http = nodes(&["http://127.0.0.1:2379"]).with_defaults();

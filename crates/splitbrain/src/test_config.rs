@@ -251,11 +251,14 @@ impl TestArgs {
 pub const DQLITE_CLIENT_CONFIG: &str = "workloads/clients/dqlite.toml";
 
 /// The database that `--nodes` URLs name by their scheme, when every one names the
-/// same: `zk://` is ZooKeeper, so `--nodes zk://...` needs no `--db` or `--client`.
-/// `http://` says nothing (etcd, dqlite and any HTTP store share it).
+/// same: `zk://` is ZooKeeper, `mysql://` MariaDB, so `--nodes zk://...` needs no
+/// `--db` or `--client`. `http://` says nothing (etcd, dqlite and any HTTP store
+/// share it).
 pub fn db_of_urls(nodes: &[String]) -> Option<&'static str> {
-    let zk = |n: &String| n.trim().starts_with("zk://");
-    (!nodes.is_empty() && nodes.iter().all(zk)).then_some("zookeeper")
+    [("zk://", "zookeeper"), ("mysql://", "mariadb")]
+        .into_iter()
+        .find(|(scheme, _)| !nodes.is_empty() && nodes.iter().all(|n| n.trim().starts_with(scheme)))
+        .map(|(_, db)| db)
 }
 
 /// The client, its description and the workload a database gets by default: the

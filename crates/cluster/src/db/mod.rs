@@ -25,12 +25,13 @@
 
 pub(crate) mod dqlite;
 pub(crate) mod etcd;
+pub(crate) mod mariadb;
 pub(crate) mod zookeeper;
 
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::node::Node;
+use crate::node::{Node, NodeName};
 
 /// What the plug-in needs to know of the cluster to write a member's command line.
 #[derive(Debug, Clone)]
@@ -106,6 +107,25 @@ pub fn leader_endpoint(db: &str, endpoints: &[&str], allow_remote: bool) -> Resu
     }))
 }
 
+/// What [`Cluster::failover`](crate::Cluster::failover) did (primary-backup databases).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Failover {
+    /// The primary that failed.
+    pub old: NodeName,
+    /// The replica promoted in its place.
+    pub new: NodeName,
+    /// The new primary's epoch (the leader lookup's term).
+    pub epoch: u64,
+    /// Each candidate replica with its `gtid_slave_pos` once it had applied what it
+    /// had received, the promoted one's highest.
+    pub positions: Vec<(NodeName, String)>,
+    /// The replicas repointed at the new primary.
+    pub repointed: Vec<NodeName>,
+    /// Whether the old primary answered, and was made read-only (fenced).
+    pub fenced: bool,
+}
+
 /// A database the lab can run. See the module documentation for what it must provide.
 pub(crate) trait Database: std::fmt::Debug + Send + Sync {
     /// Its name on the command line (`--db NAME`) and in the state file.
@@ -167,6 +187,29 @@ pub(crate) trait Database: std::fmt::Debug + Send + Sync {
     /// Whether a log line looks like the cause of a failure (shown even when it is older
     /// than the tail).
     fn looks_like_a_cause(&self, line: &str) -> bool;
+    /// Prepares a member's fresh data directory before its first start, after
+    /// [`Database::config_files`] (MariaDB: `mariadb-install-db`). Default: nothing.
+    fn initialise(&self, node: &Node) -> Result<()> {
+        let _ = node;
+        Ok(())
+    }
+    /// Runs once at `up`, when every member is healthy: roles the database does not
+    /// elect itself (MariaDB: the primary, and replicas pointed at it). Default: nothing.
+    fn after_up(&self, nodes: &[Node]) -> Result<()> {
+        let _ = nodes;
+        Ok(())
+    }
+    /// What an operator does when the primary of a primary-backup database has died
+    /// or is cut off: promote the most advanced replica, repoint the others.
+    /// [`Error::Failover`] when it cannot or need not; databases that elect their
+    /// own leader do not have it.
+    fn failover(&self, nodes: &[Node]) -> Result<Failover> {
+        let _ = nodes;
+        Err(Error::Failover(format!(
+            "{} elects its own leader: there is no failover to make",
+            self.name()
+        )))
+    }
     /// Removes a member's data from a previous run.
     fn wipe(&self, node: &Node) -> Result<()> {
         match std::fs::remove_dir_all(&node.data_dir) {
@@ -198,7 +241,12 @@ pub(crate) fn test_node(db: &dyn Database, i: u8) -> Node {
 }
 
 /// Every database the lab knows, the default first.
-pub(crate) const KNOWN: &[&dyn Database] = &[&etcd::Etcd, &zookeeper::ZooKeeper, &dqlite::Dqlite];
+pub(crate) const KNOWN: &[&dyn Database] = &[
+    &etcd::Etcd,
+    &zookeeper::ZooKeeper,
+    &dqlite::Dqlite,
+    &mariadb::MariaDb,
+];
 
 /// The name of the default database.
 pub const DEFAULT_DB: &str = "etcd";

@@ -188,12 +188,20 @@ impl Database for Redis {
             .iter()
             .filter_map(|(_, v)| v.as_ref().ok()?.sentinel_primary)
             .collect();
+        // What the primary says of its replicas: the offset each acknowledged.
+        let primary = answers.iter().find_map(|(_, v)| {
+            let v = v.as_ref().ok()?;
+            (v.role == "master" && Some(v.addr) == v.sentinel_primary).then_some(v)
+        });
         Ok(answers
-            .into_iter()
+            .iter()
             .map(|(endpoint, view)| {
+                let endpoint = endpoint.clone();
                 let error = match view {
-                    Err(e) => Some(e),
-                    Ok(v) => v.unhealthy(endpoints.len(), &primaries),
+                    Err(e) => Some(e.clone()),
+                    Ok(v) => v
+                        .unhealthy(endpoints.len(), &primaries)
+                        .or_else(|| v.behind(primary)),
                 };
                 Health {
                     endpoint,
@@ -394,6 +402,8 @@ struct MemberView {
     offset: Option<u64>,
     /// The primary its sentinel names.
     sentinel_primary: Option<Ipv4Addr>,
+    /// A primary: each replica's address and the offset it acknowledged.
+    replica_acks: Vec<(Ipv4Addr, u64)>,
     /// The sentinel's config epoch for the primary.
     config_epoch: Option<u64>,
     /// How many other sentinels and replicas its sentinel knows.
@@ -402,6 +412,27 @@ struct MemberView {
 }
 
 impl MemberView {
+    /// Why a replica is not caught up with `primary`, if it is not: the primary must
+    /// list it with an acknowledged offset equal to its own. A replica whose link
+    /// came back after a partition may be "connected" and still far behind (TCP
+    /// retransmits back off), and the final reads must not see that as a loss.
+    fn behind(&self, primary: Option<&MemberView>) -> Option<String> {
+        if self.role != "slave" {
+            return None;
+        }
+        let Some(p) = primary else {
+            return Some("no primary answered".into());
+        };
+        let primary_offset = p.offset.unwrap_or(0);
+        match p.replica_acks.iter().find(|(ip, _)| *ip == self.addr) {
+            Some((_, acked)) if *acked >= primary_offset => None,
+            Some((_, acked)) => Some(format!(
+                "replication offset {acked} behind the primary's {primary_offset}"
+            )),
+            None => Some(format!("not among {}'s replicas", p.addr)),
+        }
+    }
+
     /// Why this member is not ready, if it is not (`members`: the cluster's size,
     /// `primaries`: the primaries every answering sentinel names).
     fn unhealthy(&self, members: usize, primaries: &[Ipv4Addr]) -> Option<String> {
@@ -489,9 +520,22 @@ fn view_of(addr: Ipv4Addr, role: &Resp, master: &Resp) -> std::result::Result<Me
         return Err(format!("ROLE answered {role:?}"));
     };
     let kind = role.first().and_then(Resp::text).unwrap_or_default();
+    let mut replica_acks = Vec::new();
     let (replicates, offset) = match kind.as_str() {
         // ["master", offset, [[ip, port, offset], ...]]
-        "master" => (None, role.get(1).and_then(Resp::int)),
+        "master" => {
+            if let Some(Resp::Array(replicas)) = role.get(2) {
+                for r in replicas {
+                    if let Resp::Array(r) = r {
+                        let ip = r.first().and_then(Resp::text).and_then(|s| s.parse().ok());
+                        if let (Some(ip), Some(acked)) = (ip, r.get(2).and_then(Resp::int)) {
+                            replica_acks.push((ip, acked));
+                        }
+                    }
+                }
+            }
+            (None, role.get(1).and_then(Resp::int))
+        }
         // ["slave", ip, port, "connected"|"connect"|"sync"|..., offset]
         "slave" => {
             let ip = role
@@ -520,6 +564,7 @@ fn view_of(addr: Ipv4Addr, role: &Resp, master: &Resp) -> std::result::Result<Me
         role: kind,
         replicates,
         offset,
+        replica_acks,
         sentinel_primary: field("ip").and_then(|ip| ip.parse().ok()),
         config_epoch: field("config-epoch").and_then(|v| v.parse().ok()),
         other_sentinels: count("num-other-sentinels"),
@@ -700,6 +745,19 @@ mod tests {
         let primary = parse("*3\r\n$6\r\nmaster\r\n:99\r\n*0\r\n");
         let v = view_of(Ipv4Addr::new(10, 77, 3, 2), &primary, &master).unwrap();
         assert!(v.unhealthy(3, &[p1]).unwrap().contains("sentinels name"));
+        // The primary lists the replica at 1234 of its 1300: behind; at 1300: caught up.
+        let replica = view_of(Ipv4Addr::new(10, 77, 3, 2), &role, &master).unwrap();
+        let acks = |acked: &str| {
+            parse(&format!(
+                "*3\r\n$6\r\nmaster\r\n:1300\r\n*1\r\n*3\r\n$9\r\n10.77.3.2\r\n$4\r\n6379\r\n${}\r\n{acked}\r\n",
+                acked.len()
+            ))
+        };
+        let p = view_of(p1, &acks("1234"), &master).unwrap();
+        assert!(replica.behind(Some(&p)).unwrap().contains("behind"));
+        let p = view_of(p1, &acks("1300"), &master).unwrap();
+        assert_eq!(replica.behind(Some(&p)), None);
+        assert!(replica.behind(None).is_some());
         let err = parse("-ERR No such master with that name\r\n");
         assert!(view_of(p1, &primary, &err).is_err());
         assert!(read_resp(&mut "?x\r\n".as_bytes(), 0).is_err());

@@ -43,6 +43,7 @@ pub mod model;
 mod opref;
 mod prepare;
 mod sequential;
+mod set_loss;
 mod shrink;
 mod versions;
 
@@ -624,10 +625,38 @@ pub fn check_all(history: &History, opts: &Options) -> Result<Report, CheckError
             },
         )
     };
-    let lin = at(Consistency::Linearizable)?;
+    // A set that lost acknowledged adds is refuted in linear time (Jepsen's set
+    // checker, `set_loss`); the search would try every order of the adds first.
+    let lost = match opts.model {
+        ModelKind::Set => set_loss::refute(history),
+        _ => set_loss::Refutation::default(),
+    };
+    let ev_first = match lost {
+        set_loss::Refutation {
+            linearizable: false,
+            sequential: false,
+        } => None,
+        _ => Some(at(Consistency::Eventual)?),
+    };
+    let refuted = |c: Consistency| {
+        let mut r = empty_report(history, c, opts.model.name());
+        r.verdict = Verdict::Invalid;
+        r.counterexample = ev_first.as_ref().and_then(|e| e.counterexample.clone());
+        r.keys = ev_first.as_ref().map_or(1, |e| e.keys);
+        r.invalid_keys = ev_first
+            .as_ref()
+            .map(|e| e.invalid_keys.clone())
+            .unwrap_or_default();
+        r
+    };
+    let lin = match lost.linearizable {
+        true => refuted(Consistency::Linearizable),
+        false => at(Consistency::Linearizable)?,
+    };
     // Linearizable implies sequential implies causal: no need to check again.
-    let seq = match lin.verdict {
-        Verdict::Valid => None,
+    let seq = match (lin.verdict, lost.sequential) {
+        (Verdict::Valid, _) => None,
+        (_, true) => Some(refuted(Consistency::Sequential)),
         _ => Some(at(Consistency::Sequential)?),
     };
     let seq_verdict = seq.as_ref().map_or(Verdict::Valid, |r| r.verdict);
@@ -643,6 +672,7 @@ pub fn check_all(history: &History, opts: &Options) -> Result<Report, CheckError
     };
     let ev = match opts.model {
         ModelKind::Mutex => None,
+        _ if ev_first.is_some() => ev_first,
         _ => Some(at(Consistency::Eventual)?),
     };
     let ev_verdict = ev.as_ref().map(|r| r.verdict);

@@ -166,7 +166,7 @@ pub(crate) fn search<M: Model>(
             break Outcome::Linearizable(stack.iter().map(|(i, _)| *i).collect());
         }
         steps = steps.wrapping_add(1);
-        if steps % 1024 == 0 {
+        if steps.is_multiple_of(1024) {
             let within_memory = deadline.charge(std::mem::take(&mut uncharged));
             if !within_memory || deadline.expired() {
                 break Outcome::Unknown;

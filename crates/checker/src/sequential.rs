@@ -611,7 +611,7 @@ pub(crate) fn search<M: Model>(
             break SeqOutcome::Valid(stack.iter().filter_map(|f| f.placed).collect());
         }
         steps = steps.wrapping_add(1);
-        if steps % 1024 == 0 {
+        if steps.is_multiple_of(1024) {
             let ok = deadline.charge(std::mem::take(&mut uncharged));
             if !ok || deadline.expired() {
                 break SeqOutcome::Unknown;

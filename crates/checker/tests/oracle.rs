@@ -550,7 +550,7 @@ fn state_json(s: State, vary: usize) -> Value {
             if vary % 2 == 1 {
                 xs.reverse();
             }
-            if vary % 3 == 0 {
+            if vary.is_multiple_of(3) {
                 xs.extend(xs.first().copied());
             }
             json!(xs)

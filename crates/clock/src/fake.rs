@@ -373,7 +373,7 @@ pub fn format_duration(ns: i64) -> String {
     let secs = abs / NANOS_PER_SEC as u64;
     let frac = abs % NANOS_PER_SEC as u64;
     if secs == 0 {
-        return if frac % 1_000_000 == 0 {
+        return if frac.is_multiple_of(1_000_000) {
             format!("{sign}{}ms", frac / 1_000_000)
         } else {
             format!("{sign}{:.3}ms", frac as f64 / 1e6)

@@ -14,7 +14,7 @@ use crate::net;
 use crate::node::{Node, NodeName};
 use crate::pidfd::{self, Pinned};
 use crate::sshd::{self, SshAccess};
-use crate::state::{DirLock, NodeRecord, State, VERSION};
+use crate::state::{DirLock, ExtraRecord, NodeRecord, State, VERSION};
 use crate::sys::{self, Owner};
 use crate::topology::{Lab, MAX_NODES};
 
@@ -397,9 +397,24 @@ impl Cluster {
                 });
             }
             self.spawn(rec)?;
+            // Its other processes too, if they died with it or were killed.
+            for i in 0..rec.extras.len() {
+                let extra = &rec.extras[i];
+                let running = extra.pid.is_some_and(|pid| {
+                    sys::owner(pid, &extra.argv, rec.netns_inode) == Owner::Ours
+                });
+                if !running {
+                    if let Some(pid) = extra.pid {
+                        pidfd::reap(pid);
+                    }
+                    spawn_extra(&rec.node, &mut rec.extras[i])?;
+                }
+            }
             Ok(rec.clone())
         })?;
-        self.wait_listening(&started, Instant::now() + PROCESS_TIMEOUT)
+        let deadline = Instant::now() + PROCESS_TIMEOUT;
+        self.wait_listening(&started, deadline)?;
+        self.wait_extras_listening(&started, deadline)
     }
 
     /// SIGSTOPs `node`'s etcd and returns once it is stopped: it stays in the cluster but
@@ -520,6 +535,29 @@ impl Cluster {
             self.wait_serving(&state.nodes[i])?;
             if self.db.start_one_by_one() {
                 self.wait_listening(&state.nodes[i], Instant::now() + health_timeout)?;
+            }
+        }
+        if state.nodes.iter().any(|r| !r.extras.is_empty()) {
+            // Once every main process listens: a sentinel that found its primary
+            // silent would start a failover among members still starting.
+            let deadline = Instant::now() + health_timeout;
+            for rec in &state.nodes {
+                self.wait_listening(rec, deadline)?;
+            }
+            for i in 0..state.nodes.len() {
+                for j in 0..state.nodes[i].extras.len() {
+                    let node = state.nodes[i].node.clone();
+                    let extra = &mut state.nodes[i].extras[j];
+                    // A previous run's log would only mislead.
+                    std::fs::write(&extra.log_file, b"").map_err(|e| {
+                        Error::io(format!("cannot create {}", extra.log_file.display()), e)
+                    })?;
+                    spawn_extra(&node, extra)?;
+                    state.write()?;
+                }
+            }
+            for rec in &state.nodes {
+                self.wait_extras_listening(rec, deadline)?;
             }
         }
         self.wait_healthy_in(state, health_timeout)?;
@@ -674,7 +712,7 @@ impl Cluster {
     /// rather than connecting: nothing is sent, and a squatter holding the port does
     /// not pass for the member (the member then exits, and says why in its log).
     fn wait_listening(&self, rec: &NodeRecord, deadline: Instant) -> Result<()> {
-        let addr = SocketAddrV4::new(rec.node.addr, self.db.client_port());
+        let addr = SocketAddrV4::new(rec.node.addr, self.db.server_port());
         let started = Instant::now();
         let listening = sys::poll(deadline, Duration::from_millis(10), || {
             self.check_alive(rec)?;
@@ -689,6 +727,46 @@ impl Cluster {
             timeout: started.elapsed(),
             log: rec.node.log_file.clone(),
             tail: sys::log_excerpt(&rec.node.log_file, LOG_TAIL, self.db),
+        })
+    }
+
+    /// Waits until each of a member's extra processes listens on its port.
+    fn wait_extras_listening(&self, rec: &NodeRecord, deadline: Instant) -> Result<()> {
+        let started = Instant::now();
+        for extra in &rec.extras {
+            let addr = SocketAddrV4::new(rec.node.addr, extra.port);
+            let listening = sys::poll(deadline, Duration::from_millis(10), || {
+                self.check_extra_alive(rec, extra)?;
+                Ok(extra
+                    .pid
+                    .is_some_and(|pid| sys::listens(pid, addr))
+                    .then_some(()))
+            })?;
+            listening.ok_or_else(|| Error::StartTimeout {
+                node: format!("{} ({})", rec.node.name, extra.name),
+                addr: addr.to_string(),
+                timeout: started.elapsed(),
+                log: extra.log_file.clone(),
+                tail: sys::log_excerpt(&extra.log_file, LOG_TAIL, self.db),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Fails with its log tail if an extra process that should run is gone.
+    fn check_extra_alive(&self, rec: &NodeRecord, extra: &ExtraRecord) -> Result<()> {
+        let Some(pid) = extra.pid else { return Ok(()) };
+        if sys::owner(pid, &extra.argv, rec.netns_inode) == Owner::Ours {
+            return Ok(());
+        }
+        let status = pidfd::reap(pid)
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
+        Err(Error::MemberExited {
+            node: format!("{} ({})", rec.node.name, extra.name),
+            status,
+            log: extra.log_file.clone(),
+            tail: sys::log_excerpt(&extra.log_file, LOG_TAIL, self.db),
         })
     }
 
@@ -710,6 +788,11 @@ impl Cluster {
         let healthy = sys::poll(deadline, Duration::from_millis(100), || {
             for rec in &state.nodes {
                 self.check_alive(rec)?;
+                if rec.pid.is_some() {
+                    for extra in &rec.extras {
+                        self.check_extra_alive(rec, extra)?;
+                    }
+                }
             }
             last = match self.db.health(&endpoints) {
                 Ok(h) if h.len() == endpoints.len() && h.iter().all(|h| h.health) => {
@@ -891,7 +974,12 @@ impl Cluster {
             // Also look inside the namespace: `up` may have died between starting a
             // member and recording its pid.
             let inside = rec.netns_inode.map(sys::pids_in_netns).unwrap_or_default();
-            let mut pids: Vec<i32> = rec.pid.into_iter().chain(inside.iter().copied()).collect();
+            let mut pids: Vec<i32> = rec
+                .pid
+                .into_iter()
+                .chain(rec.extras.iter().filter_map(|e| e.pid))
+                .chain(inside.iter().copied())
+                .collect();
             pids.sort_unstable();
             pids.dedup();
             let launched = rec.launch_argv();
@@ -900,8 +988,14 @@ impl Cluster {
                     continue; // gone
                 };
                 // Checked once pinned: from now on the pid cannot change hands.
+                let extra = rec
+                    .extras
+                    .iter()
+                    .any(|e| sys::owner(pid, &e.argv, rec.netns_inode) == Owner::Ours);
                 match sys::owner(pid, &rec.argv, rec.netns_inode) {
                     Owner::Ours => members.push(pinned),
+                    // A member's other process (its sentinel): stopped with the members.
+                    Owner::Foreign(_) if extra => members.push(pinned),
                     // Under a clock supervisor: the supervisor before it exec'd etcd,
                     // or its clock handler, whose command line is the supervisor's.
                     // Both end when the member does.
@@ -923,6 +1017,9 @@ impl Cluster {
                 }
             }
             rec.pid = None;
+            for e in &mut rec.extras {
+                e.pid = None;
+            }
         }
         // Only once every member and follower is gone (collected, not a zombie): a
         // caller may count processes, or start a new lab, the moment we return.
@@ -1087,6 +1184,23 @@ fn plan(
         .iter()
         .map(|n| database.member_argv(n, &member_plan))
         .collect();
+    let extras: Vec<Vec<ExtraRecord>> = nodes
+        .iter()
+        .map(|n| {
+            let dir = n.log_file.parent().unwrap_or(Path::new("."));
+            database
+                .extra_processes(n, &member_plan)
+                .into_iter()
+                .map(|e| ExtraRecord {
+                    name: e.name.to_owned(),
+                    argv: e.argv,
+                    log_file: dir.join(e.log_file_name),
+                    port: e.port,
+                    pid: None,
+                })
+                .collect()
+        })
+        .collect();
     let clock_file = |node: &Node| dir.join(node.name.as_str()).join("clock");
     State {
         version: VERSION,
@@ -1100,7 +1214,8 @@ fn plan(
         nodes: nodes
             .into_iter()
             .zip(argvs)
-            .map(|(mut node, argv)| {
+            .zip(extras)
+            .map(|((mut node, argv), extras)| {
                 let launcher = match &config.clock_supervisor {
                     Some(supervisor) => {
                         let file = clock_file(&node);
@@ -1126,10 +1241,22 @@ fn plan(
                     netns_inode: None,
                     pid: None,
                     member_id: None,
+                    extras,
                 }
             })
             .collect(),
     }
+}
+
+/// Starts one of a member's extra processes in its namespace and records its pid (the
+/// caller writes the state). Like a member, it outlives this process; teardown finds
+/// it by that pid.
+fn spawn_extra(node: &Node, extra: &mut ExtraRecord) -> Result<()> {
+    let child = sys::spawn_in_netns(&node.netns, &extra.argv, &extra.log_file)?;
+    let pid = pidfd::adopt(child)?;
+    extra.pid = Some(pid);
+    tracing::debug!(node = %node.name, pid, process = extra.name, "started extra process");
+    Ok(())
 }
 
 /// Empties a member's directory of a previous run's data, log and clock offset.
@@ -1206,6 +1333,10 @@ fn is_alive(state: &State) -> bool {
             ns_alive(&r.node.netns, r.netns_inode)
                 || r.pid
                     .is_some_and(|pid| sys::owner(pid, &r.argv, r.netns_inode) == Owner::Ours)
+                || r.extras.iter().any(|e| {
+                    e.pid
+                        .is_some_and(|pid| sys::owner(pid, &e.argv, r.netns_inode) == Owner::Ours)
+                })
         })
 }
 

@@ -49,6 +49,26 @@ pub(crate) struct NodeRecord {
     /// The sshd in the member's namespace, when the lab has them (`Config::sshd`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sshd: Option<SshdRecord>,
+    /// The member's processes besides the main one (Redis's sentinel, webdis), in
+    /// the order the database plug-in lists them. `pid` above stays the main
+    /// process's: kill and pause act on it alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extras: Vec<ExtraRecord>,
+}
+
+/// A process a member owns besides its main one, recorded like the main one: the
+/// command line that proves a pid is ours, and the pid once started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ExtraRecord {
+    /// What it is (`sentinel`), for messages.
+    pub name: String,
+    /// The exact command line it is started with.
+    pub argv: Vec<String>,
+    /// Its stdout and stderr.
+    pub log_file: PathBuf,
+    /// The port it listens on, on the member's address.
+    pub port: u16,
+    pub pid: Option<i32>,
 }
 
 /// An sshd we start in a member's namespace (`cluster up --sshd`).
@@ -231,6 +251,13 @@ mod tests {
                 // Above 2^53: JSON tools that read numbers as doubles would round it.
                 member_id: Some(u64::MAX - 1),
                 sshd: None,
+                extras: vec![ExtraRecord {
+                    name: "sentinel".into(),
+                    argv: vec!["/usr/bin/redis-sentinel".into(), "s.conf".into()],
+                    log_file: dir.join("n1/sentinel.log"),
+                    port: 26379,
+                    pid: Some(1235),
+                }],
             }],
         }
     }

@@ -10,13 +10,15 @@ use std::time::Duration;
 
 use crate::Error;
 
-/// What a client is built from: the read mode chosen (one of its
-/// [`ClientKind::read_modes`], the default when `None`), the op timeout, and the
-/// description of a generic client (`--client-config`).
+/// What a client is built from: the read and write modes chosen (one of its
+/// [`ClientKind::read_modes`] and [`ClientKind::write_modes`], the default when
+/// `None`), the op timeout, and the description of a generic client
+/// (`--client-config`).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ClientOptions {
     pub read_mode: Option<String>,
+    pub write_mode: Option<String>,
     pub timeout: Duration,
     pub config: Option<crate::http::HttpConfig>,
 }
@@ -25,13 +27,15 @@ impl ClientOptions {
     pub fn new(timeout: Duration) -> ClientOptions {
         ClientOptions {
             read_mode: None,
+            write_mode: None,
             timeout,
             config: None,
         }
     }
 }
 
-/// How a [`ClientKind`] builds its client from a read mode (valid, or `""` for none).
+/// How a [`ClientKind`] builds its client from a read mode (valid, or `""` for none);
+/// a write mode, if it has them, is in the options (checked).
 type BuildFn = fn(&str, &ClientOptions) -> Result<Arc<dyn Client>, Error>;
 
 /// A client as a plug-in: its name (`--client NAME`), the databases it speaks to, its
@@ -44,6 +48,8 @@ pub struct ClientKind {
     pub databases: &'static [&'static str],
     /// Its read modes, the default first; empty: it has none to choose.
     pub read_modes: &'static [&'static str],
+    /// Its write modes, the default first; empty: it has none to choose.
+    pub write_modes: &'static [&'static str],
     /// Whether it needs a description (`--client-config`).
     pub needs_config: bool,
     build: BuildFn,
@@ -55,6 +61,7 @@ pub const CLIENTS: &[ClientKind] = &[
         name: "etcd-v3",
         databases: &["etcd"],
         read_modes: &["linearizable", "serializable"],
+        write_modes: &[],
         needs_config: false,
         build: |mode, o| {
             let mode = match mode {
@@ -68,6 +75,7 @@ pub const CLIENTS: &[ClientKind] = &[
         name: "etcd-v2",
         databases: &["etcd"],
         read_modes: &["quorum", "local"],
+        write_modes: &[],
         needs_config: false,
         build: |mode, o| {
             let config = crate::http::HttpConfig::etcd_v2(mode == "quorum");
@@ -78,6 +86,7 @@ pub const CLIENTS: &[ClientKind] = &[
         name: "zookeeper",
         databases: &["zookeeper"],
         read_modes: &["plain", "sync"],
+        write_modes: &[],
         needs_config: false,
         build: |mode, o| {
             let mode = match mode {
@@ -91,6 +100,7 @@ pub const CLIENTS: &[ClientKind] = &[
         name: "mariadb",
         databases: &["mariadb"],
         read_modes: &["primary", "replica"],
+        write_modes: &[],
         needs_config: false,
         build: |mode, o| {
             let mode = match mode {
@@ -101,9 +111,28 @@ pub const CLIENTS: &[ClientKind] = &[
         },
     },
     ClientKind {
+        name: "redis",
+        databases: &["redis"],
+        read_modes: &["primary", "replica"],
+        write_modes: &["plain", "wait"],
+        needs_config: false,
+        build: |mode, o| {
+            let read = match mode {
+                "replica" => crate::redis::ReadMode::Replica,
+                _ => crate::redis::ReadMode::Primary,
+            };
+            let write = match o.write_mode.as_deref() {
+                Some("wait") => crate::redis::WriteMode::Wait,
+                _ => crate::redis::WriteMode::Plain,
+            };
+            Ok(Arc::new(crate::redis::Redis::new(read, write, o.timeout)?))
+        },
+    },
+    ClientKind {
         name: "http",
         databases: &[],
         read_modes: &[],
+        write_modes: &[],
         needs_config: true,
         build: |_, o| {
             let config = o
@@ -177,6 +206,22 @@ impl ClientKind {
             (Some(m), _) => m.as_str(),
             (None, default) => default.unwrap_or(""),
         };
+        match &o.write_mode {
+            Some(m) if self.write_modes.is_empty() => {
+                return Err(Error::NoWriteModes {
+                    client: self.name,
+                    mode: m.clone(),
+                })
+            }
+            Some(m) if !self.write_modes.contains(&m.as_str()) => {
+                return Err(Error::UnknownWriteMode {
+                    client: self.name,
+                    mode: m.clone(),
+                    known: self.write_modes.join(", "),
+                })
+            }
+            _ => {}
+        }
         (self.build)(mode, o)
     }
 }
@@ -231,10 +276,50 @@ mod tests {
             Some("mariadb")
         );
         assert!(ClientKind::default_for("nosuch").is_none());
+        assert_eq!(
+            ClientKind::default_for("redis").map(|k| k.name),
+            Some("redis")
+        );
+        let redis = ClientKind::named("redis").unwrap();
+        let wait = ClientOptions {
+            write_mode: Some("wait".into()),
+            ..o(Some("replica"))
+        };
+        assert!(redis.build(Some("redis"), &wait).is_ok());
+        let e = redis
+            .build(
+                Some("redis"),
+                &ClientOptions {
+                    write_mode: Some("sync".into()),
+                    ..o(None)
+                },
+            )
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("plain, wait"), "{e}");
+        let e = v3.build(Some("etcd"), &wait).err().unwrap();
+        assert!(
+            matches!(
+                e,
+                Error::UnknownReadMode { .. } | Error::NoWriteModes { .. }
+            ),
+            "{e}"
+        );
+        let e = v3
+            .build(
+                Some("etcd"),
+                &ClientOptions {
+                    write_mode: Some("wait".into()),
+                    ..o(None)
+                },
+            )
+            .err()
+            .unwrap();
+        assert!(matches!(e, Error::NoWriteModes { .. }), "{e}");
 
         let e = ClientKind::named("nosuch").unwrap_err().to_string();
         assert!(
-            e.contains("nosuch") && e.contains("etcd-v3, etcd-v2, zookeeper, mariadb, http"),
+            e.contains("nosuch") && e.contains("etcd-v3, etcd-v2, zookeeper, mariadb, redis, http"),
             "{e}"
         );
     }

@@ -1,7 +1,8 @@
 //! `http`: any HTTP key-value API, described by a TOML file instead of code.
 //!
 //! For each operation: the method, a path template and a body template (`{key}`,
-//! `{value}`, `{old}`, `{new}`), where a read finds the value in the answer (a JSON
+//! `{value}`, `{old}`, `{new}`, and `{key_encoded}`: the key percent-encoded, for
+//! APIs that split the path at `/`, such as webdis), where a read finds the value in the answer (a JSON
 //! pointer, or `raw` for the whole body, optionally base64), and rules that map an
 //! answer to an outcome. The first rule that matches wins; an answer no rule
 //! matches is `unknown` (info; a read: fail), the only safe default.
@@ -227,7 +228,7 @@ impl OpSpec {
 }
 
 /// The placeholders a template may use.
-const PLACEHOLDERS: [&str; 4] = ["{key}", "{value}", "{old}", "{new}"];
+const PLACEHOLDERS: [&str; 5] = ["{key}", "{key_encoded}", "{value}", "{old}", "{new}"];
 
 /// Refuses a `{word}` that looks like a placeholder but is none of ours (`{val}`,
 /// which would be sent as is); JSON bodies' own braces hold quotes and pass.
@@ -380,6 +381,18 @@ impl HttpClient {
     }
 }
 
+/// Every byte but RFC 3986's unreserved ones as `%XX`.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn render(template: &str, call: &Call) -> String {
     let opt = |v: &Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
     let (value, old, new) = match call {
@@ -391,6 +404,7 @@ fn render(template: &str, call: &Call) -> String {
         other => (other.value().to_string(), String::new(), String::new()),
     };
     template
+        .replace("{key_encoded}", &percent_encode(call.key()))
         .replace("{key}", call.key())
         .replace("{value}", &value)
         .replace("{old}", &old)
@@ -505,6 +519,7 @@ mod tests {
             new: 4,
         };
         assert_eq!(render("/k/{key}?prev={old}", &cas), "/k/a/b?prev=3");
+        assert_eq!(render("/GET/{key_encoded}", &cas), "/GET/a%2Fb");
         assert_eq!(render("value={new}", &cas), "value=4");
     }
 

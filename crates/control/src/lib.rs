@@ -43,6 +43,7 @@ pub mod mariadb;
 pub mod nemesis;
 pub mod progress;
 pub mod recorder;
+pub mod redis;
 pub mod runner;
 pub mod seed;
 pub mod zookeeper;
@@ -82,6 +83,14 @@ pub enum Error {
     },
     #[error("--read-mode {mode}: the {client} client reads as its --client-config says")]
     NoReadModes { client: &'static str, mode: String },
+    #[error("unknown {client} write mode `{mode}` (known: {known})")]
+    UnknownWriteMode {
+        client: &'static str,
+        mode: String,
+        known: String,
+    },
+    #[error("--write-mode {mode}: the {client} client has no write modes")]
+    NoWriteModes { client: &'static str, mode: String },
     #[error("the {client} client speaks to {supported}, not to {db}")]
     ClientDatabase {
         client: &'static str,

@@ -17,7 +17,9 @@ macro_rules! out {
 #[derive(Subcommand)]
 pub enum ClusterCmd {
     /// Start a local cluster (etcd 3.4; ZooKeeper 3.8 with --db zookeeper; dqlite-demo with
-    /// --db dqlite; MariaDB 10.11, a primary and replicas, with --db mariadb): one network namespace per member, each with its own address on a
+    /// --db dqlite; Redis 7.0 with a sentinel per member with --db redis, and webdis in
+    /// front of each with --db redis-webdis; MariaDB 10.11, a primary and replicas, with
+    /// --db mariadb): one network namespace per member, each with its own address on a
     /// bridge, reachable from here.
     /// Returns once every member is healthy. Needs root, the database and iproute2
     /// (`sudo scripts/setup` installs them).
@@ -80,7 +82,8 @@ pub struct NodeArgs {
 
 #[derive(Args)]
 pub struct UpArgs {
-    /// The database the members run (the lab's plug-ins: etcd, zookeeper, dqlite, mariadb).
+    /// The database the members run (the lab's plug-ins: etcd, zookeeper, dqlite, redis,
+    /// redis-webdis, mariadb).
     #[arg(long, value_name = "NAME", default_value = splitbrain_cluster::DEFAULT_DB)]
     db: String,
     /// Number of members (1 to 9).

@@ -48,8 +48,18 @@ struct Plan {
     client: Arc<dyn Client>,
 }
 
-/// `workloads/clients/dqlite.toml`, for a binary run outside the repository.
-const BUILTIN_DQLITE_CLIENT: &str = include_str!("../../../workloads/clients/dqlite.toml");
+/// The default clients' descriptions (`workloads/clients/dqlite.toml`, ...), for a
+/// binary run outside the repository.
+const BUILTIN_CLIENTS: [(&str, &str); 2] = [
+    (
+        test_config::DQLITE_CLIENT_CONFIG,
+        include_str!("../../../workloads/clients/dqlite.toml"),
+    ),
+    (
+        test_config::WEBDIS_CLIENT_CONFIG,
+        include_str!("../../../workloads/clients/webdis.toml"),
+    ),
+];
 
 /// The client the settings name (a plug-in of the control crate, which checks the
 /// database and the read mode), built with its description when it needs one.
@@ -57,13 +67,17 @@ fn client(args: &TestArgs, timeout: Duration) -> Result<Arc<dyn Client>> {
     let kind = ClientKind::named(args.client.as_deref().unwrap_or_default())?;
     let mut options = ClientOptions::new(timeout);
     options.read_mode = args.read_mode.clone();
+    options.write_mode = args.write_mode.clone();
     if let (true, Some(path)) = (kind.needs_config, &args.client_config) {
-        let text = match std::fs::read_to_string(path) {
-            // The default client of `--db dqlite`, run outside the repository.
-            Err(_) if path == Path::new(test_config::DQLITE_CLIENT_CONFIG) => {
-                BUILTIN_DQLITE_CLIENT.to_owned()
-            }
-            read => read.with_context(|| format!("cannot read {}", path.display()))?,
+        let builtin = BUILTIN_CLIENTS
+            .iter()
+            .find(|(p, _)| path == Path::new(p))
+            .map(|(_, text)| text);
+        let text = match (std::fs::read_to_string(path), builtin) {
+            // The default client of `--db dqlite` (or redis-webdis), run outside the
+            // repository.
+            (Err(_), Some(text)) => (*text).to_owned(),
+            (read, _) => read.with_context(|| format!("cannot read {}", path.display()))?,
         };
         options.config =
             Some(HttpConfig::from_toml(&text).with_context(|| path.display().to_string())?);
@@ -648,6 +662,27 @@ mod tests {
             Some(Path::new(test_config::DQLITE_CLIENT_CONFIG))
         );
         assert_eq!(dqlite.workload.as_deref(), Some("register"));
+        let webdis = TestArgs {
+            db: Some("redis-webdis".into()),
+            ..TestArgs::default()
+        }
+        .with_defaults();
+        assert_eq!(webdis.client.as_deref(), Some("http"));
+        assert_eq!(
+            webdis.client_config.as_deref(),
+            Some(Path::new(test_config::WEBDIS_CLIENT_CONFIG))
+        );
+        assert_eq!(webdis.workload.as_deref(), Some("register"));
+        assert!(plan(webdis).is_ok());
+        let redis = TestArgs {
+            db: Some("redis".into()),
+            write_mode: Some("wait".into()),
+            ..TestArgs::default()
+        }
+        .with_defaults();
+        assert_eq!(redis.client.as_deref(), Some("redis"));
+        assert_eq!(redis.read_mode.as_deref(), Some("primary"));
+        assert!(plan(redis).is_ok());
         // The copy the binary carries is the shipped file, and it builds.
         let plan = plan(TestArgs {
             client_config: None,

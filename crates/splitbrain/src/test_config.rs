@@ -44,8 +44,9 @@ pub struct TestArgs {
     pub nodes: Option<Vec<String>>,
 
     /// The database of the local cluster when no --nodes is given: etcd [default],
-    /// zookeeper or dqlite (the lab's database plug-ins; `splitbrain cluster up --db`
-    /// takes the same names).
+    /// zookeeper, dqlite, redis (Redis with Sentinel) or redis-webdis (the same with
+    /// webdis in front of each member) (the lab's database plug-ins; `splitbrain
+    /// cluster up --db` takes the same names).
     #[arg(long, value_name = "NAME")]
     pub db: Option<String>,
 
@@ -54,8 +55,10 @@ pub struct TestArgs {
     pub cluster_size: Option<usize>,
 
     /// The protocol: etcd-v3 [default for etcd], etcd-v2, zookeeper [default for
-    /// zookeeper], or http (a generic client described by --client-config; with --db
-    /// dqlite the default is http with workloads/clients/dqlite.toml).
+    /// zookeeper], redis [default for redis], or http (a generic client described by
+    /// --client-config; with --db dqlite the default is http with
+    /// workloads/clients/dqlite.toml, with --db redis-webdis
+    /// workloads/clients/webdis.toml).
     #[arg(long, value_name = "CLIENT")]
     pub client: Option<String>,
 
@@ -98,9 +101,15 @@ pub struct TestArgs {
     pub mix: Option<Vec<u32>>,
 
     /// etcd-v3: linearizable [default] or serializable; etcd-v2: quorum [default] or
-    /// local; zookeeper: plain [default] or sync (sync, then read).
+    /// local; zookeeper: plain [default] or sync (sync, then read); redis: primary
+    /// [default] or replica (the worker's own member).
     #[arg(long, value_name = "MODE")]
     pub read_mode: Option<String>,
+
+    /// redis: plain [default] or wait (each write is followed by WAIT for a
+    /// majority's replicas; fewer acknowledgements: info).
+    #[arg(long, value_name = "MODE")]
+    pub write_mode: Option<String>,
 
     /// What to check: linearizable [default], sequential, causal (registers with
     /// unique values), eventual (final reads agree) or all.
@@ -183,6 +192,7 @@ impl TestArgs {
             ops_per_key: self.ops_per_key.or(file.ops_per_key),
             mix: self.mix.or(file.mix),
             read_mode: self.read_mode.or(file.read_mode),
+            write_mode: self.write_mode.or(file.write_mode),
             consistency: self.consistency.or(file.consistency),
             timeout: self.timeout.or(file.timeout),
             no_final_reads: self.no_final_reads || file.no_final_reads,
@@ -260,12 +270,17 @@ pub fn db_of_urls(nodes: &[String]) -> Option<&'static str> {
         .find(|(scheme, _)| !nodes.is_empty() && nodes.iter().all(|n| n.trim().starts_with(scheme)))
         .map(|(_, db)| db)
 }
+/// The description of `--db redis-webdis`'s default client (webdis in front of each
+/// Redis member), likewise.
+pub const WEBDIS_CLIENT_CONFIG: &str = "workloads/clients/webdis.toml";
 
 /// The client, its description and the workload a database gets by default: the
 /// client follows the database. dqlite's demo has no compare-and-set, hence `register`.
 pub fn db_defaults(db: &str) -> (&'static str, Option<&'static str>, &'static str) {
     match db {
         "dqlite" => ("http", Some(DQLITE_CLIENT_CONFIG), "register"),
+        // webdis's URLs have no compare-and-set.
+        "redis-webdis" => ("http", Some(WEBDIS_CLIENT_CONFIG), "register"),
         // The client follows the database: etcd-v3 for etcd, zookeeper for zookeeper.
         _ => (
             splitbrain_control::ClientKind::default_for(db).map_or("etcd-v3", |k| k.name),

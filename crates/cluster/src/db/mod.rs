@@ -20,12 +20,18 @@
 //! - how to read its log ([`Database::render_log_line`], [`Database::looks_like_a_cause`]);
 //! - wiping a member's data ([`Database::wipe`]).
 //!
-//! Today a member is one process whose command line is `member_argv`, which is what
-//! `kill`, `pause` and the clock supervisor act on.
+//! A member's main process is the one whose command line is `member_argv`: its pid is
+//! what `kill`, `pause` and the clock supervisor act on. A member may own more
+//! processes ([`Database::extra_processes`]: Redis's sentinel, webdis), each with its
+//! own command line, log and port; the lab starts them after every main process
+//! listens, records their pids beside the main one, waits for them to listen, and
+//! stops them at teardown (and `cluster down`) exactly like the main one. `start`
+//! after `kill` restarts the main process and any extra one that is not running.
 
 pub(crate) mod dqlite;
 pub(crate) mod etcd;
 pub(crate) mod mariadb;
+pub(crate) mod redis;
 pub(crate) mod zookeeper;
 
 use std::path::Path;
@@ -126,6 +132,20 @@ pub struct Failover {
     pub fenced: bool,
 }
 
+/// A process a member owns besides its main one (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Extra {
+    /// What it is, for messages (`sentinel`).
+    pub name: &'static str,
+    /// Its exact command line: a pid is this process only if its `/proc/PID/cmdline`
+    /// is this.
+    pub argv: Vec<String>,
+    /// Its log (stdout and stderr) inside the member's directory `DIR/nI/`.
+    pub log_file_name: &'static str,
+    /// The port it listens on, on the member's address, once it is ready.
+    pub port: u16,
+}
+
 /// A database the lab can run. See the module documentation for what it must provide.
 pub(crate) trait Database: std::fmt::Debug + Send + Sync {
     /// Its name on the command line (`--db NAME`) and in the state file.
@@ -142,12 +162,23 @@ pub(crate) trait Database: std::fmt::Debug + Send + Sync {
     }
     /// The port clients connect to on each member's address.
     fn client_port(&self) -> u16;
+    /// The port the member's main process listens on, which the lab waits for after
+    /// starting it: the client port unless clients speak to an extra process.
+    fn server_port(&self) -> u16 {
+        self.client_port()
+    }
     /// The port the members talk to each other on.
     fn peer_port(&self) -> u16;
     /// The member's log file name inside its directory `DIR/nI/`.
     fn log_file_name(&self) -> &'static str;
     /// The member's full command line. Restarting with the same one keeps its data.
     fn member_argv(&self, node: &Node, plan: &MemberPlan<'_>) -> Vec<String>;
+    /// The member's other processes (none by default), started once every member's
+    /// main process listens.
+    fn extra_processes(&self, node: &Node, plan: &MemberPlan<'_>) -> Vec<Extra> {
+        let _ = (node, plan);
+        Vec::new()
+    }
     /// Files `node` reads at start (path, content), given every member: written once by
     /// `up` after the wipe, kept across restarts.
     fn config_files(&self, node: &Node, nodes: &[Node]) -> Vec<(std::path::PathBuf, String)> {
@@ -246,6 +277,8 @@ pub(crate) const KNOWN: &[&dyn Database] = &[
     &zookeeper::ZooKeeper,
     &dqlite::Dqlite,
     &mariadb::MariaDb,
+    &redis::Redis { webdis: false },
+    &redis::Redis { webdis: true },
 ];
 
 /// The name of the default database.

@@ -196,7 +196,7 @@ pub(crate) fn search<M: Model>(
         if let Some(after) = model.step(&state, &calls[i].op) {
             lin.set(i);
             let key = lin.key(after.clone());
-            let bytes = entry_bytes + 8 * key.tail.len() as u64;
+            let bytes = entry_bytes + 8 * key.tail.len() as u64 + model.state_heap_bytes(&after);
             if cache.insert(key) {
                 uncharged += bytes;
                 stack.push((i, std::mem::replace(&mut state, after)));

@@ -215,6 +215,14 @@ pub trait Model: Sync + Send {
         false
     }
 
+    /// Heap bytes `state` holds beyond its own size (a set's members, an append's
+    /// text), so that the searches' memory budget counts what their caches keep:
+    /// without it a set search charged ~100 bytes for states of thousands of members
+    /// and grew far past its limit.
+    fn state_heap_bytes(&self, _state: &Self::State) -> u64 {
+        0
+    }
+
     fn describe_state(&self, state: &Self::State, values: &Values) -> Value;
 
     /// A short label such as `write 3`, `read 1` or `cas 1→2`.
@@ -424,6 +432,10 @@ impl Model for Set {
         "set"
     }
 
+    fn state_heap_bytes(&self, state: &Vec<ValueId>) -> u64 {
+        (state.capacity() * std::mem::size_of::<ValueId>()) as u64
+    }
+
     fn init(&self, init: &Value, values: &mut Values) -> Result<Vec<ValueId>, ModelError> {
         set_of(init, "the initial set", values)
     }
@@ -584,6 +596,10 @@ impl Model for Append {
 
     fn name(&self) -> &'static str {
         "append"
+    }
+
+    fn state_heap_bytes(&self, state: &String) -> u64 {
+        state.capacity() as u64
     }
 
     fn init(&self, init: &Value, _values: &mut Values) -> Result<String, ModelError> {

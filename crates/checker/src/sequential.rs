@@ -595,6 +595,8 @@ pub(crate) fn search<M: Model>(
     let entry_bytes = (4 * cur.pos.len() + 8 * cur.placed.len() + 64) as u64
         + (std::mem::size_of::<M::State>() * states.len()) as u64;
 
+    // The heap the current states hold (a set's members), kept as they change.
+    let mut heap: u64 = states.iter().map(|s| model.state_heap_bytes(s)).sum();
     let mut memo: FxHashSet<MemoKey<M::State>> = FxHashSet::default();
     memo.insert(memo_key(&cur, &states));
     let mut stack: Vec<Frame> = vec![Frame {
@@ -633,7 +635,9 @@ pub(crate) fn search<M: Model>(
             };
             // Undo placing i.
             let k = ops[i].key as usize;
-            states[k] = undo.pop().expect("one undo per placed op");
+            let back = undo.pop().expect("one undo per placed op");
+            heap = heap + model.state_heap_bytes(&back) - model.state_heap_bytes(&states[k]);
+            states[k] = back;
             shift(&mut cur, i, false);
             continue;
         }
@@ -644,10 +648,12 @@ pub(crate) fn search<M: Model>(
         let Some(after_state) = model.step(&states[k], &ops[i].op) else {
             continue;
         };
+        heap = heap + model.state_heap_bytes(&after_state) - model.state_heap_bytes(&states[k]);
         let before = std::mem::replace(&mut states[k], after_state);
         shift(&mut cur, i, true);
         if memo.insert(memo_key(&cur, &states)) {
-            uncharged += entry_bytes;
+            // The memo keeps a copy of every key's state: their heap too.
+            uncharged += entry_bytes + heap;
             undo.push(before);
             stack.push(Frame {
                 cands: enabled(&cur, &states),
@@ -655,6 +661,7 @@ pub(crate) fn search<M: Model>(
                 placed: Some(i),
             });
         } else {
+            heap = heap + model.state_heap_bytes(&before) - model.state_heap_bytes(&states[k]);
             states[k] = before;
             shift(&mut cur, i, false);
         }

@@ -4,7 +4,7 @@
 //! where that is a failure.
 
 mod common;
-use common::{cluster, splitbrain, test_cmd, text, Down, Ran};
+use common::{cluster, lab_namespaces, leader, splitbrain, test_cmd, text, Down, Ran};
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -58,21 +58,6 @@ fn namespaces() -> String {
             .unwrap()
             .stdout,
     )
-}
-
-fn lab_namespaces(dir: &Path) -> Vec<String> {
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("cluster.json")).unwrap()).unwrap();
-    let mut netns = vec![state["bridge_netns"].as_str().unwrap().to_owned()];
-    for n in state["nodes"].as_array().unwrap() {
-        netns.push(n["netns"].as_str().unwrap().to_owned());
-    }
-    netns
-}
-
-fn leader(dir: &Path) -> Option<String> {
-    let out = cluster(&["leader"], dir);
-    (out.code == Some(0)).then(|| out.stdout.trim().to_owned())
 }
 
 #[test]

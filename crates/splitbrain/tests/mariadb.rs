@@ -7,62 +7,9 @@
 //! One cluster serves every step, each checked before the next.
 
 mod common;
-use common::{cluster, latest, test_cmd, text, Down, Ran};
-
-use std::path::Path;
-use std::process::Command;
-
-/// The lab's namespaces, from its state file.
-fn namespaces(dir: &Path) -> Vec<String> {
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("cluster.json")).unwrap()).unwrap();
-    let mut netns = vec![state["bridge_netns"].as_str().unwrap().to_owned()];
-    for n in state["nodes"].as_array().unwrap() {
-        netns.push(n["netns"].as_str().unwrap().to_owned());
-    }
-    netns
-}
-
-/// No namespace of the lab and no process naming its directory (every mariadbd names
-/// its data directory there) is left.
-fn assert_nothing_left(dir: &Path, netns: &[String]) {
-    let listed = text(
-        &Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .unwrap()
-            .stdout,
-    );
-    for ns in netns {
-        assert!(
-            !listed
-                .lines()
-                .any(|l| l.split_whitespace().next() == Some(ns)),
-            "namespace {ns} left: {listed}"
-        );
-    }
-    let dir = dir.display().to_string();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let cmdline = text(&std::fs::read(entry.path().join("cmdline")).unwrap_or_default());
-        assert!(
-            !cmdline.contains(&dir),
-            "process left: {}",
-            cmdline.replace('\0', " ")
-        );
-    }
-}
-
-fn history(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("history.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn count(ops: &[serde_json::Value], f: impl Fn(&serde_json::Value) -> bool) -> usize {
-    ops.iter().filter(|o| f(o)).count()
-}
+use common::{
+    assert_lab_gone, cluster, count, history, lab_namespaces, latest, test_cmd, Down, Ran,
+};
 
 #[test]
 fn a_mariadb_lab_replicates_serves_both_read_modes_fails_over_and_leaves_nothing() {
@@ -77,7 +24,7 @@ fn a_mariadb_lab_replicates_serves_both_read_modes_fails_over_and_leaves_nothing
     let up = cluster(&["up", "--db", "mariadb"], &dir).exits(0).stdout;
     assert!(up.contains("endpoints: mysql://10.77."), "{up}");
     assert!(up.contains("leader n1"), "{up}");
-    let netns = namespaces(&dir);
+    let netns = lab_namespaces(&dir);
     let endpoints = cluster(&["endpoints"], &dir)
         .exits(0)
         .stdout
@@ -204,5 +151,5 @@ fn a_mariadb_lab_replicates_serves_both_read_modes_fails_over_and_leaves_nothing
     cluster(&["pause", &leader], &dir).exits(0);
     cluster(&["kill", rest[0]], &dir).exits(0);
     cluster(&["down"], &dir).exits(0);
-    assert_nothing_left(&dir, &netns);
+    assert_lab_gone(&dir, &netns);
 }

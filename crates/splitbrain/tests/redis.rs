@@ -4,7 +4,7 @@
 //! passes, except under `CI=true`, where that is a failure.
 
 mod common;
-use common::{cluster, splitbrain, test_cmd, text, Down, Ran};
+use common::{cluster, leader, splitbrain, test_cmd, text, Down, Ran};
 
 use std::path::Path;
 use std::sync::MutexGuard;
@@ -26,11 +26,6 @@ fn redis_of(dir: &Path, program: &str) -> Vec<i32> {
             (cmdline.contains(program) && cmdline.contains(&needle)).then_some(pid)
         })
         .collect()
-}
-
-fn leader(dir: &Path) -> Option<String> {
-    let out = cluster(&["leader"], dir);
-    (out.code == Some(0)).then(|| out.stdout.trim().to_owned())
 }
 
 /// A member is redis-server plus its sentinel; the sentinels fail over when the

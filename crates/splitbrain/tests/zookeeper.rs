@@ -7,67 +7,14 @@
 //! checked before the next.
 
 mod common;
-use common::{cluster, latest, test_cmd, text, Down, Ran};
+use common::{
+    assert_lab_gone, cluster, count, history, lab_namespaces, latest, test_cmd, Down, Ran,
+};
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::MutexGuard;
 
 fn lab() -> Option<MutexGuard<'static, ()>> {
     splitbrain_testkit::lab_of("zookeeper", &[])
-}
-
-/// The lab's namespaces, from its state file.
-fn namespaces(dir: &Path) -> Vec<String> {
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("cluster.json")).unwrap()).unwrap();
-    let mut netns = vec![state["bridge_netns"].as_str().unwrap().to_owned()];
-    for n in state["nodes"].as_array().unwrap() {
-        netns.push(n["netns"].as_str().unwrap().to_owned());
-    }
-    netns
-}
-
-/// No namespace of the lab and no process naming its directory (every member's JVM
-/// names its `zoo.cfg` there) is left.
-fn assert_nothing_left(dir: &Path, netns: &[String]) {
-    let listed = text(
-        &Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .unwrap()
-            .stdout,
-    );
-    for ns in netns {
-        assert!(
-            !listed
-                .lines()
-                .any(|l| l.split_whitespace().next() == Some(ns)),
-            "namespace {ns} left: {listed}"
-        );
-    }
-    let dir = dir.display().to_string();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let cmdline = text(&std::fs::read(entry.path().join("cmdline")).unwrap_or_default());
-        assert!(
-            !cmdline.contains(&dir),
-            "process left: {}",
-            cmdline.replace('\0', " ")
-        );
-    }
-}
-
-/// The history's ops, parsed.
-fn history(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("history.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn count(ops: &[serde_json::Value], f: impl Fn(&serde_json::Value) -> bool) -> usize {
-    ops.iter().filter(|o| f(o)).count()
 }
 
 #[test]
@@ -81,7 +28,7 @@ fn a_zookeeper_lab_comes_up_serves_the_client_survives_faults_and_leaves_nothing
     let up = cluster(&["up", "--db", "zookeeper"], &dir).exits(0).stdout;
     assert!(up.contains("endpoints: zk://10.77."), "{up}");
     assert!(up.contains("zookeeper.log"), "{up}");
-    let netns = namespaces(&dir);
+    let netns = lab_namespaces(&dir);
     let endpoints = cluster(&["endpoints"], &dir)
         .exits(0)
         .stdout
@@ -161,7 +108,7 @@ fn a_zookeeper_lab_comes_up_serves_the_client_survives_faults_and_leaves_nothing
     cluster(&["pause", &others[0]], &dir).exits(0);
     cluster(&["kill", &others[1]], &dir).exits(0);
     cluster(&["down"], &dir).exits(0);
-    assert_nothing_left(&dir, &netns);
+    assert_lab_gone(&dir, &netns);
 }
 
 #[test]
@@ -212,5 +159,5 @@ fn splitbrain_test_runs_zookeeper_under_every_process_and_network_fault_and_clea
         !cluster_dir.join("cluster.json").exists(),
         "state file left"
     );
-    assert_nothing_left(&cluster_dir, &[]);
+    assert_lab_gone(&cluster_dir, &[]);
 }

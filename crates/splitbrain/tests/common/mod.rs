@@ -139,3 +139,63 @@ impl Drop for Down {
         }
     }
 }
+
+/// The lab's namespaces (its bridge's and every member's), from its state file.
+pub fn lab_namespaces(dir: &Path) -> Vec<String> {
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cluster.json")).unwrap()).unwrap();
+    let mut netns = vec![state["bridge_netns"].as_str().unwrap().to_owned()];
+    for n in state["nodes"].as_array().unwrap() {
+        netns.push(n["netns"].as_str().unwrap().to_owned());
+    }
+    netns
+}
+
+/// None of `netns` is left, and no process whose command line names `dir` (every
+/// member's server names its config or data directory there).
+pub fn assert_lab_gone(dir: &Path, netns: &[String]) {
+    let listed = text(
+        &Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    for ns in netns {
+        assert!(
+            !listed
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(ns)),
+            "namespace {ns} left: {listed}"
+        );
+    }
+    let dir = dir.display().to_string();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = text(&std::fs::read(entry.path().join("cmdline")).unwrap_or_default());
+        assert!(
+            !cmdline.contains(&dir),
+            "process left: {}",
+            cmdline.replace('\0', " ")
+        );
+    }
+}
+
+/// A run's history, one JSON value per op.
+pub fn history(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("history.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// How many of `ops` satisfy `f`.
+pub fn count(ops: &[serde_json::Value], f: impl Fn(&serde_json::Value) -> bool) -> usize {
+    ops.iter().filter(|o| f(o)).count()
+}
+
+/// `cluster leader`'s answer, `None` while there is none.
+pub fn leader(dir: &Path) -> Option<String> {
+    let out = cluster(&["leader"], dir);
+    (out.code == Some(0)).then(|| out.stdout.trim().to_owned())
+}

@@ -36,7 +36,8 @@ pub enum ClusterCmd {
     Endpoints(DirArg),
     /// Print the current leader's node name (exits 1 if there is none).
     Leader(DirArg),
-    /// SIGKILL a member's process (etcd, ZooKeeper's JVM). Its data stays; bring it back with `start`.
+    /// SIGKILL a member's database process (etcd, ZooKeeper's JVM, redis-server,
+    /// mariadbd). Its data stays; bring it back with `start`.
     Kill(NodeArgs),
     /// Restart a killed member with the same command line and data; returns once it
     /// listens for clients.

@@ -44,9 +44,10 @@ pub struct TestArgs {
     pub nodes: Option<Vec<String>>,
 
     /// The database of the local cluster when no --nodes is given: etcd [default],
-    /// zookeeper, dqlite, redis (Redis with Sentinel) or redis-webdis (the same with
-    /// webdis in front of each member) (the lab's database plug-ins; `splitbrain
-    /// cluster up --db` takes the same names).
+    /// zookeeper, dqlite, redis (Redis with Sentinel), redis-webdis (the same with
+    /// webdis in front of each member) or mariadb (a primary and asynchronous
+    /// replicas) (the lab's database plug-ins; `splitbrain cluster up --db` takes the
+    /// same names).
     #[arg(long, value_name = "NAME")]
     pub db: Option<String>,
 
@@ -101,8 +102,8 @@ pub struct TestArgs {
     pub mix: Option<Vec<u32>>,
 
     /// etcd-v3: linearizable [default] or serializable; etcd-v2: quorum [default] or
-    /// local; zookeeper: plain [default] or sync (sync, then read); redis: primary
-    /// [default] or replica (the worker's own member).
+    /// local; zookeeper: plain [default] or sync (sync, then read); redis and
+    /// mariadb: primary [default] or replica (the worker's own member).
     #[arg(long, value_name = "MODE")]
     pub read_mode: Option<String>,
 

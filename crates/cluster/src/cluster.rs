@@ -351,28 +351,49 @@ impl Cluster {
         Ok(sys::netns_command(&self.node(node)?.netns, program))
     }
 
-    /// SIGKILLs `node`'s etcd and waits until it has exited (its ports are free; if
-    /// this process started it, it is collected too). Its data stays for [`start`].
+    /// SIGKILLs `node`'s database process and waits until it has exited (its ports
+    /// are free; if this process started it, it is collected too). Its data stays for
+    /// [`start`].
     ///
     /// [`start`]: Cluster::start
     pub fn kill(&self, node: impl AsRef<str>) -> Result<()> {
+        self.kill_process(node, None)
+    }
+
+    /// Like [`kill`](Cluster::kill), for one of the member's processes: `None` is the
+    /// database's own, `Some(name)` one the plug-in runs beside it (Redis's
+    /// `sentinel`, `webdis`: see [`extra_process_names`](Cluster::extra_process_names)).
+    pub fn kill_process(&self, node: impl AsRef<str>, process: Option<&str>) -> Result<()> {
         sys::require_root("killing a lab member")?;
         let name = self.node(node)?.name.clone();
         self.with_state(|state| {
             let rec = state.node_mut(&name)?;
-            let pid = self.our_pid(rec)?;
-            let pinned = Pinned::open(pid).ok_or_else(|| Error::NotRunning {
-                node: name.to_string(),
-            })?;
+            let target = Target::of(rec, process)?;
+            let what = target.describe(rec);
+            let pid = target.our_pid(rec)?;
+            let pinned =
+                Pinned::open(pid).ok_or_else(|| Error::NotRunning { node: what.clone() })?;
             // Checked again once pinned: from then on the pid cannot change hands.
-            self.our_pid(rec)?;
+            target.our_pid(rec)?;
             pinned.signal(Signal::SIGKILL);
             pidfd::wait_exited(&pinned, || {
-                format!("node {name} (pid {pid}) exiting on SIGKILL")
+                format!("node {what} (pid {pid}) exiting on SIGKILL")
             })?;
-            rec.pid = None;
+            *target.pid_mut(rec) = None;
             Ok(())
         })
+    }
+
+    /// The names of the processes a member runs besides the database's own, which
+    /// [`kill_process`](Cluster::kill_process) and friends accept (empty for most
+    /// databases; `sentinel`, and `webdis` with it, for Redis).
+    pub fn extra_process_names(&self) -> Result<Vec<String>> {
+        let state = self.read_state()?;
+        Ok(state
+            .nodes
+            .first()
+            .map(|r| r.extras.iter().map(|e| e.name.clone()).collect())
+            .unwrap_or_default())
     }
 
     /// Restarts a killed member with the same command line and data, and waits until it
@@ -382,8 +403,16 @@ impl Cluster {
         let name = self.node(node)?.name.clone();
         let started = self.with_state(|state| {
             let rec = state.node_mut(&name)?;
-            if let Some(pid) = rec.pid {
-                if sys::owner(pid, &rec.argv, rec.netns_inode) == Owner::Ours {
+            let main_running = rec
+                .pid
+                .filter(|&pid| sys::owner(pid, &rec.argv, rec.netns_inode) == Owner::Ours);
+            let extra_running = |extra: &ExtraRecord| {
+                extra
+                    .pid
+                    .is_some_and(|pid| sys::owner(pid, &extra.argv, rec.netns_inode) == Owner::Ours)
+            };
+            if let Some(pid) = main_running {
+                if rec.extras.iter().all(extra_running) {
                     return Err(Error::AlreadyRunning {
                         node: name.to_string(),
                         pid,
@@ -396,7 +425,9 @@ impl Cluster {
                     what: format!("namespace {} of node {name} is gone", rec.node.netns),
                 });
             }
-            self.spawn(rec)?;
+            if main_running.is_none() {
+                self.spawn(rec)?;
+            }
             // Its other processes too, if they died with it or were killed.
             for i in 0..rec.extras.len() {
                 let extra = &rec.extras[i];
@@ -417,20 +448,33 @@ impl Cluster {
         self.wait_extras_listening(&started, deadline)
     }
 
-    /// SIGSTOPs `node`'s etcd and returns once it is stopped: it stays in the cluster but
-    /// answers nothing.
+    /// SIGSTOPs `node`'s database process and returns once it is stopped: it stays in
+    /// the cluster but answers nothing.
     pub fn pause(&self, node: impl AsRef<str>) -> Result<()> {
-        self.stop_or_continue(node, Signal::SIGSTOP, "pausing a lab member")
+        self.pause_process(node, None)
     }
 
     /// SIGCONTs a paused member and returns once it runs again.
     pub fn resume(&self, node: impl AsRef<str>) -> Result<()> {
-        self.stop_or_continue(node, Signal::SIGCONT, "resuming a lab member")
+        self.resume_process(node, None)
+    }
+
+    /// [`pause`](Cluster::pause) for one of the member's processes (see
+    /// [`kill_process`](Cluster::kill_process)).
+    pub fn pause_process(&self, node: impl AsRef<str>, process: Option<&str>) -> Result<()> {
+        self.stop_or_continue(node, process, Signal::SIGSTOP, "pausing a lab member")
+    }
+
+    /// [`resume`](Cluster::resume) for one of the member's processes (see
+    /// [`kill_process`](Cluster::kill_process)).
+    pub fn resume_process(&self, node: impl AsRef<str>, process: Option<&str>) -> Result<()> {
+        self.stop_or_continue(node, process, Signal::SIGCONT, "resuming a lab member")
     }
 
     fn stop_or_continue(
         &self,
         node: impl AsRef<str>,
+        process: Option<&str>,
         sig: Signal,
         action: &'static str,
     ) -> Result<()> {
@@ -438,7 +482,9 @@ impl Cluster {
         let name = self.node(node)?.name.clone();
         self.with_state(|state| {
             let rec = state.node_mut(&name)?;
-            let pid = self.our_pid(rec)?;
+            let target = Target::of(rec, process)?;
+            let what = target.describe(rec);
+            let pid = target.our_pid(rec)?;
             sys::signal(pid, sig)?;
             // Delivery is asynchronous: every thread of the Go runtime has to stop (or
             // continue) before the member really is paused (or running).
@@ -455,7 +501,7 @@ impl Cluster {
                     "continuing"
                 };
                 Error::Timeout {
-                    what: format!("node {name} (pid {pid}) {verb} on {sig}"),
+                    what: format!("node {what} (pid {pid}) {verb} on {sig}"),
                     after: PROCESS_TIMEOUT,
                 }
             })
@@ -491,6 +537,23 @@ impl Cluster {
             .nodes
             .iter()
             .map(|r| (r.node.name.clone(), process_of(r)))
+            .collect())
+    }
+
+    /// Each member's processes besides the database's own, as `(node, name,
+    /// process)`, from `/proc` alone: what a heal needs to find a killed or paused
+    /// sentinel.
+    pub fn extra_processes(&self) -> Result<Vec<(NodeName, String, Process)>> {
+        let state = self.read_state()?;
+        Ok(state
+            .nodes
+            .iter()
+            .flat_map(|r| {
+                r.extras.iter().map(|e| {
+                    let process = process_state(e.pid, &e.argv, r.netns_inode);
+                    (r.node.name.clone(), e.name.clone(), process)
+                })
+            })
             .collect())
     }
 
@@ -638,26 +701,6 @@ impl Cluster {
     }
 
     // ---- processes ----
-
-    /// The recorded pid of a running member, after checking it is still ours.
-    fn our_pid(&self, rec: &mut NodeRecord) -> Result<i32> {
-        let node = rec.node.name.to_string();
-        let pid = rec
-            .pid
-            .ok_or_else(|| Error::NotRunning { node: node.clone() })?;
-        match sys::owner(pid, &rec.argv, rec.netns_inode) {
-            Owner::Ours => Ok(pid),
-            Owner::Gone => {
-                pidfd::reap(pid);
-                rec.pid = None;
-                Err(Error::NotRunning { node })
-            }
-            Owner::Foreign(found) => {
-                rec.pid = None;
-                Err(Error::NotOurProcess { node, pid, found })
-            }
-        }
-    }
 
     /// Fails with the member's log tail if a member that should run is gone.
     fn check_alive(&self, rec: &NodeRecord) -> Result<()> {
@@ -1311,9 +1354,80 @@ fn write_config_files(database: &dyn Database, node: &Node, nodes: &[Node]) -> R
     Ok(())
 }
 
+/// Which of a member's processes a kill, pause or resume acts on: the database's
+/// own (`None`), or the extra process at this index.
+#[derive(Debug, Clone, Copy)]
+struct Target(Option<usize>);
+
+impl Target {
+    fn of(rec: &NodeRecord, process: Option<&str>) -> Result<Target> {
+        let Some(want) = process else {
+            return Ok(Target(None));
+        };
+        match rec.extras.iter().position(|e| e.name == want) {
+            Some(i) => Ok(Target(Some(i))),
+            None => Err(Error::UnknownProcess {
+                node: rec.node.name.to_string(),
+                process: want.to_owned(),
+                known: rec
+                    .extras
+                    .iter()
+                    .map(|e| e.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    /// `n1`, or `n1's sentinel`, for messages (which say "node ...").
+    fn describe(&self, rec: &NodeRecord) -> String {
+        match self.0 {
+            None => rec.node.name.to_string(),
+            Some(i) => format!("{}'s {}", rec.node.name, rec.extras[i].name),
+        }
+    }
+
+    fn pid_mut<'r>(&self, rec: &'r mut NodeRecord) -> &'r mut Option<i32> {
+        match self.0 {
+            None => &mut rec.pid,
+            Some(i) => &mut rec.extras[i].pid,
+        }
+    }
+
+    /// The recorded pid of the running process, after checking it is still ours.
+    fn our_pid(&self, rec: &mut NodeRecord) -> Result<i32> {
+        let node = self.describe(rec);
+        let netns = rec.netns_inode;
+        let (slot, argv) = match self.0 {
+            None => (&mut rec.pid, &rec.argv),
+            Some(i) => {
+                let extra = &mut rec.extras[i];
+                (&mut extra.pid, &extra.argv)
+            }
+        };
+        let pid = slot.ok_or_else(|| Error::NotRunning { node: node.clone() })?;
+        match sys::owner(pid, argv, netns) {
+            Owner::Ours => Ok(pid),
+            Owner::Gone => {
+                pidfd::reap(pid);
+                *slot = None;
+                Err(Error::NotRunning { node })
+            }
+            Owner::Foreign(found) => {
+                *slot = None;
+                Err(Error::NotOurProcess { node, pid, found })
+            }
+        }
+    }
+}
+
 fn process_of(rec: &NodeRecord) -> Process {
-    match rec.pid {
-        Some(pid) if sys::owner(pid, &rec.argv, rec.netns_inode) == Owner::Ours => {
+    process_state(rec.pid, &rec.argv, rec.netns_inode)
+}
+
+fn process_state(pid: Option<i32>, argv: &[String], netns_inode: Option<u64>) -> Process {
+    match pid {
+        Some(pid) if sys::owner(pid, argv, netns_inode) == Owner::Ours => {
             if sys::proc_state(pid) == Some('T') {
                 Process::Paused { pid }
             } else {

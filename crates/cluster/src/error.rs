@@ -101,12 +101,20 @@ pub enum Error {
     #[error("node {node} is not running")]
     NotRunning { node: String },
 
+    /// A process name that is not one of the member's (`--process NAME`).
+    #[error("node {node} has no process `{process}` (it has the database's own{})", if known.is_empty() { String::new() } else { format!(" and {known}") })]
+    UnknownProcess {
+        node: String,
+        process: String,
+        known: String,
+    },
+
     /// `start` on a member that is already running.
     #[error("node {node} is already running (pid {pid})")]
     AlreadyRunning { node: String, pid: i32 },
 
     /// A recorded pid now belongs to a process we did not start.
-    #[error("pid {pid} recorded for node {node} is not the etcd we started (its command line is `{found}`); not signalling it")]
+    #[error("pid {pid} recorded for node {node} is not the process we started (its command line is `{found}`); not signalling it")]
     NotOurProcess {
         node: String,
         pid: i32,

@@ -172,6 +172,9 @@ pub enum FaultSpec {
     Process {
         kind: ProcessKind,
         nodes: Vec<String>,
+        /// `None`: the database's own process; `Some("sentinel")`: the process of
+        /// that name each member runs beside it (the lab only).
+        process: Option<String>,
     },
     /// `nodes` empty: every node.
     Clock {
@@ -223,6 +226,8 @@ pub trait Heal: Send + fmt::Debug {
 pub struct Fault {
     kind: FaultKind,
     nodes: Vec<String>,
+    /// A kill's or pause's process, when not the database's own.
+    process: Option<String>,
     mechanisms: Option<Mechanisms>,
     undo: Box<dyn Heal>,
 }
@@ -232,9 +237,21 @@ impl Fault {
         Fault {
             kind,
             nodes,
+            process: None,
             mechanisms: None,
             undo,
         }
+    }
+
+    /// Says which process a kill or pause acts on (`None`: the database's own).
+    pub fn with_process(mut self, process: Option<String>) -> Fault {
+        self.process = process;
+        self
+    }
+
+    /// The process a kill or pause acts on, when not the database's own.
+    pub fn process(&self) -> Option<&str> {
+        self.process.as_deref()
     }
 
     /// Says how a packet fault was carried out.
@@ -310,6 +327,7 @@ mod tests {
         let spec = FaultSpec::Process {
             kind: ProcessKind::Kill,
             nodes: vec!["n1".into()],
+            process: None,
         };
         assert_eq!(spec.kind(), FaultKind::Kill);
     }

@@ -88,10 +88,11 @@ pub struct DelayerRecord {
 pub struct Faults {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<Grudge>,
-    /// Members killed (SIGKILL); a heal restarts them.
+    /// Members killed (SIGKILL), or `n1/sentinel` for a process beside the
+    /// database's own; a heal restarts them.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub killed: BTreeSet<String>,
-    /// Members paused (SIGSTOP); a heal resumes them.
+    /// Members paused (SIGSTOP), named like `killed`; a heal resumes them.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub paused: BTreeSet<String>,
     /// A packet fault and the members it applies to.
@@ -194,31 +195,52 @@ impl LabNet {
         Ok(())
     }
 
-    /// Kills (SIGKILL) or pauses (SIGSTOP) `nodes`. The guard restarts or resumes
-    /// them when dropped.
-    pub fn process_fault(&self, kind: ProcessKind, nodes: &[String]) -> Result<ProcessFault> {
+    /// Kills (SIGKILL) or pauses (SIGSTOP) `nodes`: their database processes, or with
+    /// `process` the one of that name each member runs beside it (Redis's
+    /// `sentinel`). The guard restarts or resumes them when dropped.
+    pub fn process_fault(
+        &self,
+        kind: ProcessKind,
+        nodes: &[String],
+        process: Option<&str>,
+    ) -> Result<ProcessFault> {
         splitbrain_cluster::require_root(match kind {
             ProcessKind::Kill => "killing a lab member",
             ProcessKind::Pause => "pausing a lab member",
         })?;
         self.check_nodes(nodes.iter().map(|n| n.as_str()))?;
+        let cluster = Cluster::load(&self.dir)?;
+        if let Some(p) = process {
+            let known = cluster.extra_process_names()?;
+            if !known.iter().any(|k| k == p) {
+                return Err(Error::UnknownProcess {
+                    process: p.to_owned(),
+                    known: if known.is_empty() {
+                        "only the database's own".into()
+                    } else {
+                        format!("the database's own, {}", known.join(", "))
+                    },
+                });
+            }
+        }
+        let entries: Vec<String> = nodes.iter().map(|n| fault_entry(n, process)).collect();
         let mut faults = self.recorded()?;
         match kind {
-            ProcessKind::Kill => faults.killed.extend(nodes.iter().cloned()),
-            ProcessKind::Pause => faults.paused.extend(nodes.iter().cloned()),
+            ProcessKind::Kill => faults.killed.extend(entries.iter().cloned()),
+            ProcessKind::Pause => faults.paused.extend(entries.iter().cloned()),
         }
         self.record(&faults)?;
         let guard = ProcessFault {
             net: self.clone(),
             kind,
             nodes: nodes.to_vec(),
+            process: process.map(str::to_owned),
             armed: true,
         };
-        let cluster = Cluster::load(&self.dir)?;
         for n in nodes {
             match kind {
-                ProcessKind::Kill => cluster.kill(n)?,
-                ProcessKind::Pause => cluster.pause(n)?,
+                ProcessKind::Kill => cluster.kill_process(n, process)?,
+                ProcessKind::Pause => cluster.pause_process(n, process)?,
             }
         }
         Ok(guard)
@@ -445,11 +467,28 @@ impl LabNet {
     }
 
     fn heal_processes(&self) -> Result<()> {
+        use splitbrain_cluster::Process;
         let cluster = Cluster::load(&self.dir)?;
+        let mut stopped = BTreeSet::new();
         for (node, process) in cluster.processes()? {
             match process {
-                splitbrain_cluster::Process::Stopped => cluster.start(&node)?,
-                splitbrain_cluster::Process::Paused { .. } => cluster.resume(&node)?,
+                Process::Stopped => {
+                    cluster.start(&node)?;
+                    stopped.insert(node.to_string());
+                }
+                Process::Paused { .. } => cluster.resume(&node)?,
+                _ => {}
+            }
+        }
+        // A sentinel killed or paused on its own (`start` above brought back the
+        // extras of the members it restarted).
+        for (node, name, process) in cluster.extra_processes()? {
+            match process {
+                Process::Stopped if !stopped.contains(node.as_str()) => {
+                    cluster.start(&node)?;
+                    stopped.insert(node.to_string());
+                }
+                Process::Paused { .. } => cluster.resume_process(&node, Some(&name))?,
                 _ => {}
             }
         }
@@ -658,12 +697,24 @@ impl Drop for Partition {
     }
 }
 
-/// Killed or paused members. Restarts or resumes them when dropped.
+/// How the state file names a killed or paused process: the member (`n1`), or
+/// the member and the process (`n1/sentinel`).
+fn fault_entry(node: &str, process: Option<&str>) -> String {
+    match process {
+        None => node.to_owned(),
+        Some(p) => format!("{node}/{p}"),
+    }
+}
+
+/// Killed or paused members (or one of their processes). Restarts or resumes them
+/// when dropped.
 #[derive(Debug)]
 pub struct ProcessFault {
     net: LabNet,
     kind: ProcessKind,
     nodes: Vec<String>,
+    /// `None`: the database's own process.
+    process: Option<String>,
     armed: bool,
 }
 
@@ -674,6 +725,11 @@ impl ProcessFault {
 
     pub fn kind(&self) -> ProcessKind {
         self.kind
+    }
+
+    /// The process it acts on, when not the database's own.
+    pub fn process(&self) -> Option<&str> {
+        self.process.as_deref()
     }
 
     /// Restarts or resumes the members now, and says whether that worked.
@@ -690,30 +746,40 @@ impl ProcessFault {
     }
 
     fn undo(&self) -> Result<()> {
+        use splitbrain_cluster::Process;
         let cluster = Cluster::load(&self.net.dir)?;
-        for n in &self.nodes {
-            let process = cluster
+        let process = self.process.as_deref();
+        let states: Vec<(String, Process)> = match process {
+            None => cluster
                 .processes()?
                 .into_iter()
-                .find(|(name, _)| name.as_str() == n)
-                .map(|(_, p)| p);
-            match (self.kind, process) {
-                (ProcessKind::Kill, Some(splitbrain_cluster::Process::Stopped)) => {
-                    cluster.start(n)?
-                }
-                (ProcessKind::Pause, Some(splitbrain_cluster::Process::Paused { .. })) => {
-                    cluster.resume(n)?
+                .map(|(n, p)| (n.to_string(), p))
+                .collect(),
+            Some(name) => cluster
+                .extra_processes()?
+                .into_iter()
+                .filter(|(_, e, _)| e == name)
+                .map(|(n, _, p)| (n.to_string(), p))
+                .collect(),
+        };
+        for n in &self.nodes {
+            let state = states.iter().find(|(name, _)| name == n).map(|(_, p)| *p);
+            match (self.kind, state) {
+                // `start` brings back whichever of the member's processes is down.
+                (ProcessKind::Kill, Some(Process::Stopped)) => cluster.start(n)?,
+                (ProcessKind::Pause, Some(Process::Paused { .. })) => {
+                    cluster.resume_process(n, process)?
                 }
                 _ => {}
             }
         }
-        let nodes = self.nodes.clone();
+        let entries: Vec<String> = self.nodes.iter().map(|n| fault_entry(n, process)).collect();
         let kind = self.kind;
         self.net.forget_fault(move |f| {
-            for n in &nodes {
+            for e in &entries {
                 match kind {
-                    ProcessKind::Kill => f.killed.remove(n),
-                    ProcessKind::Pause => f.paused.remove(n),
+                    ProcessKind::Kill => f.killed.remove(e),
+                    ProcessKind::Pause => f.paused.remove(e),
                 };
             }
         })
@@ -833,11 +899,16 @@ impl Net for LabNet {
                 };
                 Fault::new(kind, nodes, Box::new(f)).with_mechanisms(how)
             }
-            FaultSpec::Process { kind: pk, nodes } => Fault::new(
+            FaultSpec::Process {
+                kind: pk,
+                nodes,
+                process,
+            } => Fault::new(
                 kind,
                 nodes.clone(),
-                Box::new(self.process_fault(*pk, nodes)?),
-            ),
+                Box::new(self.process_fault(*pk, nodes, process.as_deref())?),
+            )
+            .with_process(process.clone()),
             FaultSpec::Clock { nodes, change } => {
                 let f = self.clock_fault(nodes, *change)?;
                 Fault::new(kind, f.nodes().to_vec(), Box::new(f))

@@ -59,6 +59,9 @@ pub enum Error {
     Tc { node: String, message: String },
     #[error("{0}")]
     Unsupported(String),
+    /// A member process name the database does not run (`--process NAME`).
+    #[error("no process `{process}` on the members (they run {known})")]
+    UnknownProcess { process: String, known: String },
     #[error(transparent)]
     Packet(#[from] packet::PlanError),
     #[error("nemesis state file {0}: {1}")]

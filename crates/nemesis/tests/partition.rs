@@ -195,10 +195,10 @@ fn killed_leader_and_paused_member_come_back_when_the_guard_drops() {
     let other = net.nodes().into_iter().find(|n| *n != leader).unwrap();
     {
         let _killed = net
-            .process_fault(ProcessKind::Kill, std::slice::from_ref(&leader))
+            .process_fault(ProcessKind::Kill, std::slice::from_ref(&leader), None)
             .unwrap();
         let _paused = net
-            .process_fault(ProcessKind::Pause, std::slice::from_ref(&other))
+            .process_fault(ProcessKind::Pause, std::slice::from_ref(&other), None)
             .unwrap();
         let faults = net.recorded().unwrap();
         assert!(faults.killed.contains(&leader) && faults.paused.contains(&other));
@@ -222,10 +222,10 @@ fn heal_restarts_members_a_killed_harness_left_down() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = up(dir.path(), 3);
     let net = LabNet::of(&cluster);
-    net.process_fault(ProcessKind::Kill, &["n1".to_string()])
+    net.process_fault(ProcessKind::Kill, &["n1".to_string()], None)
         .unwrap()
         .keep();
-    net.process_fault(ProcessKind::Pause, &["n2".to_string()])
+    net.process_fault(ProcessKind::Pause, &["n2".to_string()], None)
         .unwrap()
         .keep();
     net.partition(&Grudge::isolate(&net.nodes(), "n3"))

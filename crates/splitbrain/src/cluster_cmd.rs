@@ -38,14 +38,14 @@ pub enum ClusterCmd {
     Leader(DirArg),
     /// SIGKILL a member's database process (etcd, ZooKeeper's JVM, redis-server,
     /// mariadbd). Its data stays; bring it back with `start`.
-    Kill(NodeArgs),
+    Kill(ProcessArgs),
     /// Restart a killed member with the same command line and data; returns once it
     /// listens for clients.
     Start(NodeArgs),
     /// SIGSTOP a member's process: it stays in the cluster but answers nothing.
-    Pause(NodeArgs),
+    Pause(ProcessArgs),
     /// SIGCONT a paused member.
-    Resume(NodeArgs),
+    Resume(ProcessArgs),
     /// Exit 0 if a member's process is alive (running or paused), 1 if it is stopped:
     /// the `running` check of the lab's nodes file.
     Running(NodeArgs),
@@ -79,6 +79,17 @@ pub struct NodeArgs {
     node: String,
     #[command(flatten)]
     dir: DirArg,
+}
+
+#[derive(Args)]
+pub struct ProcessArgs {
+    #[command(flatten)]
+    node: NodeArgs,
+    /// One of the member's other processes instead of the database's own: redis and
+    /// redis-webdis run a `sentinel` beside each server, redis-webdis a `webdis`.
+    /// (`start` brings back whichever of a member's processes is down.)
+    #[arg(long, value_name = "NAME")]
+    process: Option<String>,
 }
 
 #[derive(Args)]
@@ -300,10 +311,14 @@ fn execute(cmd: ClusterCmd) -> anyhow::Result<u8> {
                 Ok(1)
             }
         },
-        ClusterCmd::Kill(a) => node_op(a, "killed {} (SIGKILL)", |c, n| c.kill(n)),
+        ClusterCmd::Kill(a) => process_op(a, "killed {} (SIGKILL)", |c, n, p| c.kill_process(n, p)),
         ClusterCmd::Start(a) => node_op(a, "started {}", |c, n| c.start(n)),
-        ClusterCmd::Pause(a) => node_op(a, "paused {} (SIGSTOP)", |c, n| c.pause(n)),
-        ClusterCmd::Resume(a) => node_op(a, "resumed {} (SIGCONT)", |c, n| c.resume(n)),
+        ClusterCmd::Pause(a) => {
+            process_op(a, "paused {} (SIGSTOP)", |c, n, p| c.pause_process(n, p))
+        }
+        ClusterCmd::Resume(a) => {
+            process_op(a, "resumed {} (SIGCONT)", |c, n, p| c.resume_process(n, p))
+        }
         ClusterCmd::Failover(DirArg { dir }) => {
             let f = Cluster::load(&dir)?.failover()?;
             let positions: Vec<String> = f
@@ -364,6 +379,22 @@ fn node_op(
 ) -> anyhow::Result<u8> {
     op(&Cluster::load(&a.dir.dir)?, &a.node)?;
     out!("{}", done.replace("{}", &a.node));
+    Ok(0)
+}
+
+/// A kill, pause or resume of a member's process; "server" names the database's own.
+fn process_op(
+    a: ProcessArgs,
+    done: &str,
+    op: impl FnOnce(&Cluster, &str, Option<&str>) -> splitbrain_cluster::Result<()>,
+) -> anyhow::Result<u8> {
+    let process = a.process.as_deref().filter(|p| *p != "server");
+    op(&Cluster::load(&a.node.dir.dir)?, &a.node.node, process)?;
+    let what = match process {
+        Some(p) => format!("the {p} of {}", a.node.node),
+        None => a.node.node.clone(),
+    };
+    out!("{}", done.replace("{}", &what));
     Ok(0)
 }
 

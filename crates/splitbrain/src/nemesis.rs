@@ -34,6 +34,9 @@ const SETTLE: Duration = Duration::from_secs(60);
 pub struct FaultNemesis {
     net: Box<dyn Net>,
     draws: FaultDraws<FaultKind>,
+    /// What kill and pause act on: `None` the database's own process, `Some(name)`
+    /// one beside it (Redis's sentinel); with several, each fault draws one.
+    processes: Vec<Option<String>>,
     /// The current fault's own draws.
     rng: StdRng,
     active: Option<Fault>,
@@ -46,8 +49,27 @@ impl FaultNemesis {
         FaultNemesis {
             net,
             draws: FaultDraws::new(kinds, seed),
+            processes: vec![None],
             rng: StdRng::seed_from_u64(seed),
             active: None,
+        }
+    }
+
+    /// Kill and pause act on these processes (`None`: the database's own) instead
+    /// of the database's own alone.
+    pub fn with_processes(mut self, processes: Vec<Option<String>>) -> FaultNemesis {
+        if !processes.is_empty() {
+            self.processes = processes;
+        }
+        self
+    }
+
+    /// The process a kill or pause acts on; drawn only when there is a choice, so
+    /// that a seed's schedule stays what it was without one.
+    fn process(&mut self) -> Option<String> {
+        match self.processes.as_slice() {
+            [one] => one.clone(),
+            many => many.choose(&mut self.rng).cloned().flatten(),
         }
     }
 
@@ -191,6 +213,15 @@ impl FaultNemesis {
     }
 }
 
+/// A kill's or pause's value: the nodes (`["n2"]`), or the nodes and the process
+/// when it is not the database's own (`{"nodes":["n2"],"process":"sentinel"}`).
+fn process_value(nodes: &[String], process: Option<&str>) -> Value {
+    match process {
+        None => json!(nodes),
+        Some(p) => json!({"nodes": nodes, "process": p}),
+    }
+}
+
 /// A heal's notes as an op's value: `null` when there are none.
 fn notes(healed: Healed) -> Value {
     if healed.notes.is_empty() {
@@ -216,12 +247,18 @@ impl Nemesis for FaultNemesis {
             FaultKind::Packet => self.packet()?,
             FaultKind::Kill | FaultKind::Pause => {
                 let nodes = self.victims()?;
+                let process = self.process();
                 let kind = match kind {
                     FaultKind::Kill => ProcessKind::Kill,
                     _ => ProcessKind::Pause,
                 };
-                let value = json!(nodes);
-                (self.inject(FaultSpec::Process { kind, nodes })?, value)
+                let value = process_value(&nodes, process.as_deref());
+                let spec = FaultSpec::Process {
+                    kind,
+                    nodes,
+                    process,
+                };
+                (self.inject(spec)?, value)
             }
             FaultKind::Clock => self.clock()?,
         };
@@ -235,9 +272,10 @@ impl Nemesis for FaultNemesis {
         };
         let kind = fault.kind();
         let nodes = fault.nodes().to_vec();
+        let process = fault.process().map(str::to_owned);
         let healed = fault.heal().map_err(NemesisError::fault)?;
         let value = match kind {
-            FaultKind::Kill | FaultKind::Pause => json!(nodes),
+            FaultKind::Kill | FaultKind::Pause => process_value(&nodes, process.as_deref()),
             FaultKind::Clock if self.net.clock_control() == ClockControl::Supervisor => {
                 json!({"fault": "reset", "nodes": nodes})
             }
@@ -328,11 +366,16 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push(format!("{kind} {}", nodes.join(",")));
+            let process = match fault {
+                FaultSpec::Process { process, .. } => process.clone(),
+                _ => None,
+            };
             let fault = Fault::new(
                 kind,
                 nodes,
                 Box::new(Undo(kind.to_string(), self.log.clone())),
-            );
+            )
+            .with_process(process);
             Ok(match how {
                 Some(how) => fault.with_mechanisms(how),
                 None => fault,
@@ -361,6 +404,37 @@ mod tests {
 
     fn nemesis(net: Fake, kinds: &[FaultKind], seed: u64) -> FaultNemesis {
         FaultNemesis::new(Box::new(net), kinds.to_vec(), seed)
+    }
+
+    #[test]
+    fn kills_and_pauses_of_another_process_name_it_in_both_values() {
+        let (net, _) = fake(ClockControl::Supervisor);
+        let mut n = nemesis(net, &[FaultKind::Kill, FaultKind::Pause], 3)
+            .with_processes(vec![Some("sentinel".into())]);
+        for _ in 0..4 {
+            let (f, value) = n.start().unwrap();
+            assert!(f == "start-kill" || f == "start-pause", "{f}");
+            assert_eq!(value["process"], "sentinel", "{value}");
+            assert!(!value["nodes"].as_array().unwrap().is_empty(), "{value}");
+            let (_, stopped) = n.stop().unwrap();
+            assert_eq!(stopped, value);
+        }
+        // Given both, the faults draw each of them.
+        let (net, _) = fake(ClockControl::Supervisor);
+        let mut n =
+            nemesis(net, &[FaultKind::Kill], 3).with_processes(vec![None, Some("sentinel".into())]);
+        let values: Vec<Value> = (0..20)
+            .map(|_| {
+                let v = n.start().unwrap().1;
+                n.stop().unwrap();
+                v
+            })
+            .collect();
+        assert!(values.iter().any(|v| v.is_array()), "{values:?}");
+        assert!(
+            values.iter().any(|v| v["process"] == "sentinel"),
+            "{values:?}"
+        );
     }
 
     #[test]

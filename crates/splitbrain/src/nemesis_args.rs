@@ -161,6 +161,11 @@ pub struct Dir {
 pub struct Targets {
     /// A node name, or `leader`, `minority` (random, fewer than half) or `majority`.
     pub(crate) target: String,
+    /// Which of the member's processes: the database's own (the default), or one it
+    /// runs beside it (redis: `sentinel`; redis-webdis: `sentinel`, `webdis`). The
+    /// local cluster only.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) process: Option<String>,
     #[command(flatten)]
     pub(crate) dir: Dir,
 }

@@ -273,14 +273,18 @@ fn process_fault(kind: ProcessKind, t: Targets) -> anyhow::Result<u8> {
         node => vec![node.to_string()],
     };
     let start = Instant::now();
-    net.process_fault(kind, &chosen)?.keep();
+    let process = t.process.as_deref().filter(|p| *p != "server");
+    net.process_fault(kind, &chosen, process)?.keep();
     let verb = match kind {
         ProcessKind::Kill => "killed",
         ProcessKind::Pause => "paused",
     };
+    let what = match process {
+        Some(p) => format!("the {p} of {}", chosen.join(", ")),
+        None => chosen.join(", "),
+    };
     out!(
-        "{verb} {} ({:.1} ms)",
-        chosen.join(", "),
+        "{verb} {what} ({:.1} ms)",
         start.elapsed().as_secs_f64() * 1e3
     );
     say_how_to_heal(&t.dir.dir);

@@ -172,6 +172,12 @@ fn process(
     rng: &mut impl rand::Rng,
     heal_hint: &str,
 ) -> anyhow::Result<u8> {
+    if let Some(p) = t.process.as_deref().filter(|p| *p != "server") {
+        anyhow::bail!(
+            "--process {p}: on remote nodes kill and pause run the nodes file's commands, \
+             which act on the database's own process"
+        );
+    }
     let chosen = targets(net, &t.target, rng)?;
     let start = Instant::now();
     net.process_fault(kind, &chosen)?.keep();

@@ -294,6 +294,12 @@ fn choose_nemesis(
         }
         Target::NodesFile(file) => {
             let file = file.clone();
+            if faults.processes.iter().any(Option::is_some) {
+                bail!(
+                    "--nemesis-process: on remote nodes kill and pause run the nodes file's \
+                     commands, which act on the database's own process"
+                );
+            }
             if faults.kinds.contains(&FaultKind::Clock) {
                 // Before any SSH: `date` on this machine is never an option.
                 splitbrain_nemesis::remote::refuse_date_here(&file, &[])?;
@@ -316,7 +322,8 @@ fn choose_nemesis(
             Box::new(net)
         }
     };
-    let nemesis = FaultNemesis::new(net, faults.kinds.clone(), seed);
+    let nemesis =
+        FaultNemesis::new(net, faults.kinds.clone(), seed).with_processes(faults.processes.clone());
     let nemesis: Box<dyn Nemesis> = Box::new(nemesis);
     Ok(Some((nemesis, faults.schedule)))
 }

@@ -140,6 +140,14 @@ pub struct TestArgs {
     #[arg(long, value_delimiter = ',', value_name = "FAULT,...")]
     pub nemesis: Option<Vec<String>>,
 
+    /// Which of each member's processes the kill and pause faults act on, comma
+    /// separated: `server` (the database's own: etcd, redis-server, mariadbd, ...) or
+    /// one the database runs beside it (redis and redis-webdis: `sentinel`;
+    /// redis-webdis: `webdis`). With several, each fault draws one [default: server].
+    /// The local lab only.
+    #[arg(long, value_delimiter = ',', value_name = "PROCESS,...")]
+    pub nemesis_process: Option<Vec<String>>,
+
     /// Quiet seconds before each fault [default: 5].
     #[arg(long, value_name = "SECS")]
     pub nemesis_interval: Option<f64>,
@@ -199,6 +207,7 @@ impl TestArgs {
             no_final_reads: self.no_final_reads || file.no_final_reads,
             allow_remote: self.allow_remote || file.allow_remote,
             nemesis: self.nemesis.or(file.nemesis),
+            nemesis_process: self.nemesis_process.or(file.nemesis_process),
             nemesis_interval: self.nemesis_interval.or(file.nemesis_interval),
             nemesis_duration: self.nemesis_duration.or(file.nemesis_duration),
             seed: self.seed.or(file.seed),
@@ -325,6 +334,9 @@ pub fn secs(flag: &str, s: Option<f64>) -> Result<Option<Duration>> {
 pub struct Faults {
     pub kinds: Vec<FaultKind>,
     pub schedule: Schedule,
+    /// The processes kill and pause draw from: `None` the database's own,
+    /// `Some(name)` one beside it (`--nemesis-process`).
+    pub processes: Vec<Option<String>>,
 }
 
 /// What resolved settings turn into: everything a run needs but the client, the
@@ -436,7 +448,34 @@ impl Settings {
                     duration: secs("nemesis-duration", args.nemesis_duration)?
                         .unwrap_or(Duration::from_secs(5)),
                 };
-                Some(Faults { kinds, schedule })
+                let processes = match args.nemesis_process.as_deref() {
+                    None | Some([]) => vec![None],
+                    Some(names) => {
+                        let mut out: Vec<Option<String>> = Vec::new();
+                        for n in names {
+                            let p = (n != "server").then(|| n.clone());
+                            if !out.contains(&p) {
+                                out.push(p);
+                            }
+                        }
+                        out
+                    }
+                };
+                if processes != [None]
+                    && !kinds
+                        .iter()
+                        .any(|k| matches!(k, FaultKind::Kill | FaultKind::Pause))
+                {
+                    bail!(
+                        "--nemesis-process names the processes kill and pause act on, \
+                         but --nemesis has neither kill nor pause"
+                    );
+                }
+                Some(Faults {
+                    kinds,
+                    schedule,
+                    processes,
+                })
             }
             _ => None,
         };

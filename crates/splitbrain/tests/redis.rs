@@ -74,6 +74,41 @@ fn a_redis_lab_fails_over_a_killed_primary_and_leaves_no_process() {
     });
     assert_eq!(leader(&dir).as_deref(), Some(new.as_str()));
 
+    // `--process sentinel` acts on a member's sentinel alone; `start` brings back
+    // whichever of its processes is down; a process it does not run is named.
+    cluster(&["kill", "n2", "--process", "sentinel"], &dir).exits(0);
+    assert_eq!(redis_of(&dir, "redis-sentinel").len(), 2);
+    assert_eq!(redis_of(&dir, "redis-server").len(), 3);
+    cluster(&["pause", "n3", "--process", "sentinel"], &dir).exits(0);
+    cluster(&["resume", "n3", "--process", "sentinel"], &dir).exits(0);
+    cluster(&["start", "n2"], &dir).exits(0);
+    assert_eq!(redis_of(&dir, "redis-sentinel").len(), 3);
+    let wrong = cluster(&["kill", "n2", "--process", "webdis"], &dir);
+    assert_ne!(wrong.code, Some(0));
+    assert!(
+        wrong.stderr.contains("no process `webdis`") && wrong.stderr.contains("sentinel"),
+        "{}",
+        wrong.stderr
+    );
+    // The nemesis's hand command likewise, and its heal restarts the sentinel.
+    let nemesis = |args: &[&str]| {
+        let mut cmd = splitbrain();
+        cmd.arg("nemesis")
+            .args(args)
+            .args(["--dir", dir.to_str().unwrap()]);
+        Ran::of(&mut cmd)
+    };
+    let killed = nemesis(&["kill", "n1", "--process", "sentinel"]).exits(0);
+    assert!(
+        killed.stdout.contains("the sentinel of n1"),
+        "{}",
+        killed.stdout
+    );
+    assert_eq!(redis_of(&dir, "redis-sentinel").len(), 2);
+    nemesis(&["heal"]).exits(0);
+    assert_eq!(redis_of(&dir, "redis-sentinel").len(), 3);
+    assert_eq!(redis_of(&dir, "redis-server").len(), 3);
+
     cluster(&["down"], &dir).exits(0);
     assert!(
         redis_of(&dir, "redis-server").is_empty(),
@@ -111,6 +146,48 @@ fn a_redis_set_under_a_partition_of_the_primary_loses_acknowledged_adds() {
     assert!(
         history.contains(r#""n1":["n2","n3"]"#),
         "the seed no longer isolates the primary n1 first"
+    );
+    assert!(
+        redis_of(tmp.path(), "redis-").is_empty(),
+        "redis left running after the test"
+    );
+}
+
+/// `--nemesis-process sentinel,server`: the run's kills and pauses hit the sentinels
+/// as well as the servers, each says which in the history, and every sentinel is
+/// back (and nothing left) when the run ends.
+#[test]
+fn the_nemesis_kills_and_pauses_sentinels_when_asked() {
+    let Some(_lab) = lab() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let out = Ran::of(&mut test_cmd(
+        "--db redis --workload register --nemesis kill,pause \
+         --nemesis-process sentinel,server --nemesis-interval 1 --nemesis-duration 2 \
+         --time-limit 14 --rate 100 --concurrency 3 --seed 7",
+        &store,
+    ));
+    assert!(
+        matches!(out.code, Some(0 | 1)),
+        "{}\n{}\n{}",
+        out.command,
+        out.stdout,
+        out.stderr
+    );
+    let ops = common::history(&common::latest(&store));
+    let faults: Vec<&serde_json::Value> = ops
+        .iter()
+        .filter(|o| {
+            o["process"] == "nemesis" && o["f"].as_str().is_some_and(|f| f.starts_with("start-"))
+        })
+        .collect();
+    assert!(
+        faults.iter().any(|o| o["value"]["process"] == "sentinel"),
+        "no fault hit a sentinel: {faults:?}"
+    );
+    assert!(
+        faults.iter().all(|o| o["error"].is_null()),
+        "a fault failed: {faults:?}"
     );
     assert!(
         redis_of(tmp.path(), "redis-").is_empty(),

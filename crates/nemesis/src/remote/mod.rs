@@ -300,7 +300,19 @@ impl Net for RemoteNet {
                 Fault::new(kind, every(nodes), Box::new(f))
                     .with_mechanisms(Mechanisms::PerNode(how))
             }
-            FaultSpec::Process { kind: pk, nodes } => Fault::new(
+            FaultSpec::Process {
+                process: Some(p), ..
+            } => {
+                return Err(Error::Unsupported(format!(
+                    "remote nodes: kill and pause run the nodes file's commands for the \
+                     database; there is none for a `{p}` process"
+                )))
+            }
+            FaultSpec::Process {
+                kind: pk,
+                nodes,
+                process: None,
+            } => Fault::new(
                 kind,
                 nodes.clone(),
                 Box::new(self.process_fault(*pk, nodes)?),

@@ -38,7 +38,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::{Database, Failover, Health, MemberPlan, Report};
+use super::{endpoint_addr, member_dir, member_id, Database, Failover, Health, MemberPlan, Report};
 use crate::error::{Error, Result};
 use crate::net::ensure_target_url;
 use crate::node::Node;
@@ -424,30 +424,12 @@ fn role_sql(primary: bool) -> String {
     format!("SET GLOBAL read_only={};\n", u8::from(!primary))
 }
 
-fn member_dir(node: &Node) -> PathBuf {
-    node.data_dir
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| node.data_dir.clone())
-}
-
 fn socket_path(node: &Node) -> PathBuf {
     member_dir(node).join("mysqld.sock")
 }
 
 fn role_path(node: &Node) -> PathBuf {
     member_dir(node).join("role.sql")
-}
-
-/// A member's `server_id`: the last byte of its lab address (`n2` is `10.77.N.2`).
-fn member_id(addr: Ipv4Addr) -> u64 {
-    u64::from(addr.octets()[3])
-}
-
-/// `mysql://ADDR:PORT` (or `ADDR:PORT`) as a socket address.
-fn endpoint_addr(endpoint: &str) -> Option<SocketAddrV4> {
-    let rest = endpoint.split_once("://").map_or(endpoint, |(_, r)| r);
-    rest.trim_end_matches('/').parse().ok()
 }
 
 /// The sequence number of domain 0 in a GTID position (`0-1-42,1-3-7`): 0 if none.

@@ -34,7 +34,8 @@ pub(crate) mod mariadb;
 pub(crate) mod redis;
 pub(crate) mod zookeeper;
 
-use std::path::Path;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::node::{Node, NodeName};
@@ -77,6 +78,28 @@ pub(crate) struct Report {
     pub term: u64,
     /// Position in the replicated log.
     pub index: u64,
+}
+
+/// `DIR/nI`, a member's own directory (its data directory's parent): where the
+/// plug-ins keep its configuration files and logs.
+pub(crate) fn member_dir(node: &Node) -> PathBuf {
+    node.data_dir
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| node.data_dir.clone())
+}
+
+/// A member's number, for the plug-ins that need one (ZooKeeper's `myid`, the
+/// Redis and MariaDB reports): the last byte of its lab address, which is its
+/// number in the lab (`n2` is `10.77.N.2`).
+pub(crate) fn member_id(addr: Ipv4Addr) -> u64 {
+    u64::from(addr.octets()[3])
+}
+
+/// `SCHEME://ADDR:PORT` (or `ADDR:PORT`, a trailing `/` allowed) as a socket address.
+pub(crate) fn endpoint_addr(endpoint: &str) -> Option<SocketAddrV4> {
+    let rest = endpoint.split_once("://").map_or(endpoint, |(_, r)| r);
+    rest.trim_end_matches('/').parse().ok()
 }
 
 /// The leader according to the reports with the highest term that name one, with that

@@ -34,7 +34,7 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Database, Extra, Health, MemberPlan, Report};
+use super::{member_dir, member_id, Database, Extra, Health, MemberPlan, Report};
 use crate::error::{Error, Result};
 use crate::net::ensure_target_url;
 use crate::node::Node;
@@ -252,20 +252,13 @@ impl Database for Redis {
     }
 }
 
-/// The program's path, found on the `PATH` (`up` checked it is there).
+/// The program's path, found on the `PATH`. `up` checked that it is there (see
+/// `programs`, which names the package); should it vanish in between, the bare name
+/// makes the spawn fail with "no such file" for that name rather than a guessed path.
 fn program(name: &str) -> String {
     sys::find_program(name)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin").join(name))
-        .display()
-        .to_string()
-}
-
-/// `DIR/nI`, where the member's data directory, logs and configuration live.
-fn member_dir(node: &Node) -> PathBuf {
-    node.data_dir
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| node.data_dir.clone())
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| name.to_owned())
 }
 
 fn redis_conf_path(node: &Node) -> PathBuf {
@@ -278,11 +271,6 @@ fn sentinel_conf_path(node: &Node) -> PathBuf {
 
 fn webdis_conf_path(node: &Node) -> PathBuf {
     member_dir(node).join("webdis.json")
-}
-
-/// A member's id: the last byte of its lab address, its number in the lab.
-fn member_id(addr: Ipv4Addr) -> u64 {
-    u64::from(addr.octets()[3])
 }
 
 /// The sentinels' quorum: a majority of the members (2 of 3, 3 of 5; 1 alone).

@@ -11,11 +11,11 @@
 //! ```
 
 use std::io::{Read as _, Write as _};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{SocketAddr, SocketAddrV4, TcpStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Database, Health, MemberPlan, Report};
+use super::{endpoint_addr, member_dir, member_id, Database, Health, MemberPlan, Report};
 use crate::error::{Error, Result};
 use crate::net::ensure_target_url;
 use crate::node::Node;
@@ -208,19 +208,6 @@ fn config_path(node: &Node) -> PathBuf {
 }
 
 /// `DIR/nI`, where the member's data directory, log and configuration live.
-fn member_dir(node: &Node) -> PathBuf {
-    node.data_dir
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| node.data_dir.clone())
-}
-
-/// A member's id (`myid`, `server.ID`): the last byte of its lab address, which is its
-/// number in the lab (`n2` is `10.77.N.2`).
-fn member_id(addr: Ipv4Addr) -> u64 {
-    u64::from(addr.octets()[3])
-}
-
 fn endpoint_member_id(endpoint: &str) -> Option<u64> {
     endpoint_addr(endpoint).map(|a| member_id(*a.ip()))
 }
@@ -253,12 +240,6 @@ pub(crate) fn zoo_cfg(node: &Node, nodes: &[Node]) -> String {
         ));
     }
     cfg
-}
-
-/// `zk://ADDR:PORT` (or any `SCHEME://ADDR:PORT`, or `ADDR:PORT`) as a socket address.
-fn endpoint_addr(endpoint: &str) -> Option<SocketAddrV4> {
-    let rest = endpoint.split_once("://").map_or(endpoint, |(_, r)| r);
-    rest.trim_end_matches('/').parse().ok()
 }
 
 /// Sends `srvr` to every endpoint at once (a member cut off by a partition costs its

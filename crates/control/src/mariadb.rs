@@ -134,13 +134,16 @@ impl MariaDb {
         let Some(conn) = slot.as_mut() else {
             return Outcome::Refused("no connection".into());
         };
-        let outcome = match tokio::time::timeout(self.timeout, op(conn, call)).await {
+        let (outcome, read_only) = match tokio::time::timeout(self.timeout, op(conn, call)).await {
             Ok(Ok(o)) => return o,
-            Ok(Err(e)) => classify(call, &e),
-            Err(_) => Outcome::unknown(call, format!("timeout after {:?}", self.timeout)),
+            Ok(Err(e)) => (classify(call, &e), is_read_only(&e)),
+            Err(_) => (
+                Outcome::unknown(call, format!("timeout after {:?}", self.timeout)),
+                false,
+            ),
         };
         // The connection is gone or in doubt, or the primary moved: start afresh.
-        let keep = matches!(&outcome, Outcome::Fail(_)) && !is_read_only(&outcome);
+        let keep = matches!(&outcome, Outcome::Fail(_)) && !read_only;
         if !keep {
             conns.forget(to_primary);
         }
@@ -168,7 +171,7 @@ impl MariaDb {
                 Err(_) => Err(format!("{m}: no answer")),
             }
         });
-        let answers = futures_join_all(asks).await;
+        let answers = futures_util::future::join_all(asks).await;
         let port = members
             .first()
             .and_then(|m| m.rsplit_once(':'))
@@ -202,35 +205,10 @@ impl Conns {
     }
 }
 
-fn is_read_only(o: &Outcome) -> bool {
-    matches!(o, Outcome::Fail(why) if why.contains(&format!("ERROR {READ_ONLY} ")))
-}
-
-/// Runs futures together and returns their outputs in order (no extra crate: tokio's
-/// JoinSet would need `'static` futures).
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output> {
-    let mut pinned: Vec<_> = futures.map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, o) in pinned.iter_mut().zip(out.iter_mut()) {
-            if o.is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *o = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter().flatten().collect()
+/// The server refused a write because the member is read-only (a replica, or an old
+/// primary the failover fenced): the connection is fine, the primary moved.
+fn is_read_only(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if s.code == READ_ONLY)
 }
 
 async fn connect(addr: &str) -> Result<Conn, mysql_async::Error> {
@@ -435,8 +413,10 @@ mod tests {
                 state: "HY000".into(),
             })
         };
-        let o = classify(&write, &server(READ_ONLY));
-        assert!(is_read_only(&o), "{o:?}");
+        let read_only = server(READ_ONLY);
+        assert!(is_read_only(&read_only));
+        assert!(matches!(classify(&write, &read_only), Outcome::Fail(_)));
+        assert!(!is_read_only(&server(1062)));
         assert!(matches!(classify(&write, &server(1927)), Outcome::Info(_)));
         let io = mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::from(
             std::io::ErrorKind::ConnectionReset,

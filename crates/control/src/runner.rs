@@ -492,25 +492,11 @@ async fn final_reads(
             }
         });
     }
-    futures_join_all(tasks).await;
+    futures_util::future::join_all(tasks).await;
 }
 
 /// Waits until a stop flag is set. (`wait_for` alone hands back a read guard, which
 /// would make `run`'s future not `Send` wherever an arm awaits.)
 async fn until(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|set| *set).await;
-}
-
-/// Joins futures that borrow from the caller (a JoinSet needs 'static ones).
-async fn futures_join_all<F: std::future::Future<Output = ()>>(fs: Vec<F>) {
-    let mut fs: Vec<_> = fs.into_iter().map(Box::pin).collect();
-    std::future::poll_fn(|cx| {
-        fs.retain_mut(|f| f.as_mut().poll(cx).is_pending());
-        if fs.is_empty() {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await
 }

@@ -670,6 +670,17 @@ mod tests {
     }
 
     #[test]
+    fn the_memory_budget_counts_what_a_state_holds() {
+        // A set of 1,000 members and a 1,000-byte append hold their members on the
+        // heap; a register's state holds nothing there.
+        let mut vals = Values::new();
+        let members: Vec<ValueId> = (0..1000).map(|i| vals.id(&json!(i))).collect();
+        assert!(Set.state_heap_bytes(&members) >= 1000 * std::mem::size_of::<ValueId>() as u64);
+        assert!(Append.state_heap_bytes(&"x".repeat(1000)) >= 1000);
+        assert_eq!(Register { cas: true }.state_heap_bytes(&NULL), 0);
+    }
+
+    #[test]
     fn cas_register_steps() {
         let m = Register { cas: true };
         let mut vals = Values::new();

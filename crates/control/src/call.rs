@@ -214,6 +214,26 @@ pub fn classify_transport(call: &Call, e: &reqwest::Error) -> Outcome {
     Outcome::unknown(call, why)
 }
 
+/// `ADDR:PORT` from a member's URL for a client of a native protocol: `SCHEME://ADDR:PORT`
+/// or a bare `ADDR:PORT` (a trailing `/` allowed). Another scheme, or no port, is a
+/// configuration error that names the client and the form it expects.
+pub fn addr_port(node: &str, scheme: &str, client: &str) -> Result<String, crate::Error> {
+    let rest = match node.split_once("://") {
+        Some((s, rest)) if s == scheme => rest,
+        Some((other, _)) => return Err(crate::Error::Config(format!(
+            "the {client} client speaks to {scheme}://ADDRESS:PORT, not to a {other} URL: {node}"
+        ))),
+        None => node,
+    };
+    let rest = rest.trim_end_matches('/');
+    match rest.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => Ok(rest.to_owned()),
+        _ => Err(crate::Error::Config(format!(
+            "`{node}` is not {scheme}://ADDRESS:PORT (the {client} client's form)"
+        ))),
+    }
+}
+
 /// An error and its sources on one line: reqwest's top message alone is rarely enough
 /// ("error sending request").
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

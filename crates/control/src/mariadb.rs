@@ -323,24 +323,9 @@ fn classify(call: &Call, e: &mysql_async::Error) -> Outcome {
     }
 }
 
-/// `mysql://ADDR:PORT` (or `ADDR:PORT`) to `ADDR:PORT`.
+/// `ADDR:PORT` from a member's URL (`mysql://ADDR:PORT`, or `ADDR:PORT`).
 fn host_of(node: &str) -> Result<String, Error> {
-    let rest = match node.split_once("://") {
-        Some(("mysql", rest)) => rest,
-        Some(_) => {
-            return Err(Error::Config(format!(
-                "the mariadb client needs mysql://ADDR:PORT nodes, not `{node}`"
-            )))
-        }
-        None => node,
-    };
-    let rest = rest.trim_end_matches('/');
-    match rest.rsplit_once(':') {
-        Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => Ok(rest.to_owned()),
-        _ => Err(Error::Config(format!(
-            "the mariadb client needs mysql://ADDR:PORT nodes, not `{node}`"
-        ))),
-    }
+    crate::call::addr_port(node, "mysql", "mariadb")
 }
 
 impl Client for MariaDb {

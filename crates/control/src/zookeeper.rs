@@ -246,21 +246,8 @@ pub fn znode(key: &str) -> String {
 }
 
 /// `ADDR:PORT` from a member's URL (`zk://ADDR:PORT`, or `ADDR:PORT`).
-pub fn host_of(node: &str) -> Result<String, Error> {
-    let rest = match node.split_once("://") {
-        Some(("zk", rest)) => rest,
-        Some((scheme, _)) => {
-            return Err(Error::Config(format!(
-                "the zookeeper client speaks to zk://ADDRESS:PORT, not to a {scheme} URL: {node}"
-            )))
-        }
-        None => node,
-    };
-    let host = rest.trim_end_matches('/');
-    match host.rsplit_once(':') {
-        Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => Ok(host.to_owned()),
-        _ => Err(Error::Config(format!("`{node}` is not zk://ADDRESS:PORT"))),
-    }
+fn host_of(node: &str) -> Result<String, Error> {
+    crate::call::addr_port(node, "zk", "zookeeper")
 }
 
 impl Client for ZooKeeper {

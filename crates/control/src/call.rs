@@ -220,9 +220,11 @@ pub fn classify_transport(call: &Call, e: &reqwest::Error) -> Outcome {
 pub fn addr_port(node: &str, scheme: &str, client: &str) -> Result<String, crate::Error> {
     let rest = match node.split_once("://") {
         Some((s, rest)) if s == scheme => rest,
-        Some((other, _)) => return Err(crate::Error::Config(format!(
+        Some((other, _)) => {
+            return Err(crate::Error::Config(format!(
             "the {client} client speaks to {scheme}://ADDRESS:PORT, not to a {other} URL: {node}"
-        ))),
+        )))
+        }
         None => node,
     };
     let rest = rest.trim_end_matches('/');

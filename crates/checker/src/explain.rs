@@ -302,8 +302,9 @@ pub(crate) fn summary(history: &History, e: &Explanation) -> Option<String> {
                 } else {
                     "absent from a final read"
                 };
-                let more = match v.lost.len() {
-                    1 => String::new(),
+                // Over every key: the violations list only the first keys.
+                let more = match c.lost_count.max(v.lost.len()) {
+                    0 | 1 => String::new(),
                     n => format!(" ({} more lost)", n - 1),
                 };
                 format!("add {lost} acknowledged{line}, {absent}{more}")
@@ -402,6 +403,66 @@ fn list_values(vs: &[Value]) -> String {
     format!("{}{more}", shown.join(", "))
 }
 
+/// How many lost elements the text lists; the JSON lists up to
+/// [`crate::MAX_LOST_LISTED`].
+const LOST_SHOWN: usize = 10;
+
+/// One lost element: "add 7 to key 3 acknowledged at 12.345 s by p3 via n1,
+/// line 4021; missing on n2, n3".
+pub fn lost_line(l: &crate::LostAdd) -> String {
+    let key = l
+        .key
+        .as_ref()
+        .map(|k| format!(" to key {k}"))
+        .unwrap_or_default();
+    let what = if l.initial {
+        format!("initial member {}{key} (never added)", l.element)
+    } else {
+        let mut s = format!("add {}{key} acknowledged", l.element);
+        if let Some(t) = l.time {
+            let _ = write!(s, " at {:.3} s", t as f64 / 1e9);
+        }
+        if let Some(p) = l.process {
+            let _ = write!(s, " by p{p}");
+        }
+        if let Some(n) = &l.node {
+            let _ = write!(s, " via {n}");
+        }
+        if let Some(line) = l.line {
+            let _ = write!(s, ", line {line}");
+        }
+        s
+    };
+    format!("{what}; missing on {}", l.missing_from.join(", "))
+}
+
+fn render_lost(out: &mut String, c: &crate::EventualCounterexample) {
+    if c.lost_count == 0 {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  lost acknowledged adds ({} in all, earliest acknowledged first):",
+        c.lost_count
+    );
+    for l in c.lost.iter().take(LOST_SHOWN) {
+        let _ = writeln!(out, "    {}", lost_line(l));
+    }
+    let shown = c.lost.len().min(LOST_SHOWN);
+    if c.lost_count > shown {
+        let json = if c.lost.len() < c.lost_count {
+            format!("the first {}", c.lost.len())
+        } else {
+            "them all".to_string()
+        };
+        let _ = writeln!(
+            out,
+            "    ... and {} more (results.json and --format json list {json})",
+            c.lost_count - shown
+        );
+    }
+}
+
 fn render_eventual(out: &mut String, c: &crate::EventualCounterexample) {
     for v in &c.violations {
         if let Some(k) = &v.key {
@@ -441,6 +502,7 @@ fn render_eventual(out: &mut String, c: &crate::EventualCounterexample) {
             );
         }
     }
+    render_lost(out, c);
 }
 
 fn render_sequential(out: &mut String, c: &crate::SequentialCounterexample) {

@@ -195,6 +195,9 @@ pub fn render_text(r: &Report) -> String {
         let _ = writeln!(out, "  the store's versions contradict each other: {f}");
     }
     if all_levels {
+        // A set's lost adds rule out linearizable and sequential with the eventual
+        // explanation (`set_loss`): list them once, not once per level.
+        let mut told: Option<(&str, String)> = None;
         for l in r
             .levels
             .iter()
@@ -202,7 +205,21 @@ pub fn render_text(r: &Report) -> String {
         {
             let _ = writeln!(out, "  ruled out: {}", l.consistency);
             if let Some(e) = &l.counterexample {
-                render_explanation(&mut out, e);
+                let eventual = e
+                    .eventual()
+                    .map(|c| serde_json::to_string(c).unwrap_or_default());
+                match (&told, eventual) {
+                    (Some((level, before)), Some(now)) if *before == now => {
+                        let _ =
+                            writeln!(out, "  the same lost adds and final reads as {level} above");
+                    }
+                    (_, now) => {
+                        render_explanation(&mut out, e);
+                        if let Some(now) = now {
+                            told.get_or_insert((l.consistency, now));
+                        }
+                    }
+                }
             }
         }
     } else {

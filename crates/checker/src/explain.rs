@@ -195,6 +195,9 @@ pub fn render_text(r: &Report) -> String {
         let _ = writeln!(out, "  the store's versions contradict each other: {f}");
     }
     if all_levels {
+        // A set's lost adds rule out linearizable and sequential with the eventual
+        // explanation (`set_loss`): list them once, not once per level.
+        let mut told: Option<(&str, String)> = None;
         for l in r
             .levels
             .iter()
@@ -202,7 +205,21 @@ pub fn render_text(r: &Report) -> String {
         {
             let _ = writeln!(out, "  ruled out: {}", l.consistency);
             if let Some(e) = &l.counterexample {
-                render_explanation(&mut out, e);
+                let eventual = e
+                    .eventual()
+                    .map(|c| serde_json::to_string(c).unwrap_or_default());
+                match (&told, eventual) {
+                    (Some((level, before)), Some(now)) if *before == now => {
+                        let _ =
+                            writeln!(out, "  the same lost adds and final reads as {level} above");
+                    }
+                    (_, now) => {
+                        render_explanation(&mut out, e);
+                        if let Some(now) = now {
+                            told.get_or_insert((l.consistency, now));
+                        }
+                    }
+                }
             }
         }
     } else {
@@ -302,8 +319,9 @@ pub(crate) fn summary(history: &History, e: &Explanation) -> Option<String> {
                 } else {
                     "absent from a final read"
                 };
-                let more = match v.lost.len() {
-                    1 => String::new(),
+                // Over every key: the violations list only the first keys.
+                let more = match c.lost_count.max(v.lost.len()) {
+                    0 | 1 => String::new(),
                     n => format!(" ({} more lost)", n - 1),
                 };
                 format!("add {lost} acknowledged{line}, {absent}{more}")
@@ -402,6 +420,66 @@ fn list_values(vs: &[Value]) -> String {
     format!("{}{more}", shown.join(", "))
 }
 
+/// How many lost elements the text lists; the JSON lists up to
+/// [`crate::MAX_LOST_LISTED`].
+const LOST_SHOWN: usize = 10;
+
+/// One lost element: "add 7 to key 3 acknowledged at 12.345 s by p3 via n1,
+/// line 4021; missing on n2, n3".
+pub fn lost_line(l: &crate::LostAdd) -> String {
+    let key = l
+        .key
+        .as_ref()
+        .map(|k| format!(" to key {k}"))
+        .unwrap_or_default();
+    let what = if l.initial {
+        format!("initial member {}{key} (never added)", l.element)
+    } else {
+        let mut s = format!("add {}{key} acknowledged", l.element);
+        if let Some(t) = l.time {
+            let _ = write!(s, " at {:.3} s", t as f64 / 1e9);
+        }
+        if let Some(p) = l.process {
+            let _ = write!(s, " by p{p}");
+        }
+        if let Some(n) = &l.node {
+            let _ = write!(s, " via {n}");
+        }
+        if let Some(line) = l.line {
+            let _ = write!(s, ", line {line}");
+        }
+        s
+    };
+    format!("{what}; missing on {}", l.missing_from.join(", "))
+}
+
+fn render_lost(out: &mut String, c: &crate::EventualCounterexample) {
+    if c.lost_count == 0 {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  lost acknowledged adds ({} in all, earliest acknowledged first):",
+        c.lost_count
+    );
+    for l in c.lost.iter().take(LOST_SHOWN) {
+        let _ = writeln!(out, "    {}", lost_line(l));
+    }
+    let shown = c.lost.len().min(LOST_SHOWN);
+    if c.lost_count > shown {
+        let json = if c.lost.len() < c.lost_count {
+            format!("the first {}", c.lost.len())
+        } else {
+            "them all".to_string()
+        };
+        let _ = writeln!(
+            out,
+            "    ... and {} more (results.json and --format json list {json})",
+            c.lost_count - shown
+        );
+    }
+}
+
 fn render_eventual(out: &mut String, c: &crate::EventualCounterexample) {
     for v in &c.violations {
         if let Some(k) = &v.key {
@@ -441,6 +519,7 @@ fn render_eventual(out: &mut String, c: &crate::EventualCounterexample) {
             );
         }
     }
+    render_lost(out, c);
 }
 
 fn render_sequential(out: &mut String, c: &crate::SequentialCounterexample) {

@@ -48,8 +48,10 @@ mod shrink;
 mod versions;
 
 pub use causal::{CausalCounterexample, CausalStep};
-pub use eventual::{EventualCounterexample, EventualViolation, FinalRead};
-pub use explain::{render_text, Counterexample};
+pub use eventual::{
+    EventualCounterexample, EventualViolation, FinalRead, LostAdd, MAX_LOST_LISTED,
+};
+pub use explain::{lost_line, render_text, Counterexample};
 pub use linear::Deadline;
 pub use model::{Append, Counter, Model, ModelError, Mutex, Register, Set, ValueId, Values};
 pub use opref::{timeline, OpRef};

@@ -133,7 +133,7 @@ impl Acc {
         if text.len() <= PARALLEL_ABOVE || threads == 1 {
             return parse_chunk(source, text, first, &mut self.ops, &mut self.lines);
         }
-        let chunks = split_lines(text, threads);
+        let chunks = split_lines(text, first, threads);
         let parsed: Vec<Result<Chunk, HistoryError>> = std::thread::scope(|s| {
             let handles: Vec<_> = chunks[1..]
                 .iter()
@@ -183,11 +183,12 @@ impl Acc {
 /// The ops of a piece of text, with their line numbers.
 type Chunk = (Vec<Op>, Vec<u32>);
 
-/// Cuts `text` into about `n` pieces at line ends, each with its first line number.
-fn split_lines(text: &str, n: usize) -> Vec<(&str, usize)> {
+/// Cuts `text`, whose first line is line `first` of the file, into about `n`
+/// pieces at line ends, each with its first line number.
+fn split_lines(text: &str, first: usize, n: usize) -> Vec<(&str, usize)> {
     let mut out = Vec::with_capacity(n);
     let mut rest = text;
-    let mut line = 1;
+    let mut line = first;
     let target = text.len().div_ceil(n);
     while !rest.is_empty() {
         let cut = if rest.len() <= target {
@@ -797,15 +798,37 @@ mod tests {
             ));
         }
         text.push_str("{\"process\":1,\"type\":\"ok\",\"f\":\"write\",\"value\":1}\n");
-        assert!(text.len() > 4 << 20 || split_lines(&text, 4).len() == 4);
+        assert!(text.len() > 4 << 20 || split_lines(&text, 1, 4).len() == 4);
         let h = parse("big", &text).unwrap();
         assert_eq!(h.len(), 40_001);
         assert_eq!(h.line(40_000), 40_001);
         text.push_str("{\"process\":2,\"type\":\"bogus\",\"f\":\"write\"}\n");
         let e = parse("big", &text).unwrap_err();
         assert_eq!(e.line, Some(40_002));
-        let pieces = split_lines("a\nb\nc\nd\n", 2);
+        let pieces = split_lines("a\nb\nc\nd\n", 1, 2);
         assert_eq!(pieces, vec![("a\nb\n", 1), ("c\nd\n", 3)]);
+    }
+
+    #[test]
+    fn a_later_block_parsed_in_pieces_keeps_the_file_s_line_numbers() {
+        // What `read` does with a file bigger than its block: the second block,
+        // here from line 1001, is big enough to be parsed in pieces. Its lines
+        // used to restart at 1 (a lost add on line 143,814 was named on line 5).
+        let text: String = (0..20_000)
+            .map(|p| {
+                format!("{{\"process\":{p},\"type\":\"invoke\",\"f\":\"write\",\"value\":{p}}}\n")
+            })
+            .collect();
+        assert!(text.len() > 1 << 20, "big enough to be cut in pieces");
+        let mut acc = Acc::with_capacity(0);
+        acc.block("big", &text, 1001).unwrap();
+        assert_eq!(acc.lines.len(), 20_000);
+        assert_eq!(acc.lines.first(), Some(&1001));
+        assert!(acc.lines.windows(2).all(|w| w[1] == w[0] + 1));
+        assert_eq!(
+            split_lines("a\nb\nc\nd\n", 7, 2),
+            [("a\nb\n", 7), ("c\nd\n", 9)]
+        );
     }
 
     #[test]

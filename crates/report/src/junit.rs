@@ -1,6 +1,7 @@
 //! JUnit XML, which every CI system shows: one `<testcase>` per consistency level
 //! per history (or run), a `<failure>` with the counterexample's text when the level
-//! does not hold, an `<error>` when it is undecided.
+//! does not hold (for a set that lost acknowledged adds, its message counts them and
+//! names the first), an `<error>` when it is undecided.
 //!
 //! ```xml
 //! <testsuites tests="1" failures="1" errors="0">
@@ -13,7 +14,7 @@
 //! ```
 
 use crate::data::{level_report, levels, why_line};
-use splitbrain_checker::{render_text, Report, Verdict};
+use splitbrain_checker::{lost_line, render_text, Explanation, Report, Verdict};
 use std::fmt::Write;
 
 /// One test case.
@@ -55,7 +56,20 @@ pub fn cases(report: &Report, classname: &str) -> Vec<Case> {
                 .strip_prefix(report.file.as_str())
                 .and_then(|r| r.strip_prefix(": "))
                 .unwrap_or(first);
-            let why = why_line(&text).unwrap_or_default();
+            let why = match lr.explanation.and_then(Explanation::eventual) {
+                // A set that lost acknowledged adds: how many, over every key,
+                // and the first acknowledged.
+                Some(c) if c.lost_count > 0 => {
+                    let s = if c.lost_count == 1 { "" } else { "s" };
+                    let first = c
+                        .lost
+                        .first()
+                        .map(|l| format!(", the first: {}", lost_line(l)))
+                        .unwrap_or_default();
+                    format!("{} acknowledged add{s} lost{first}", c.lost_count)
+                }
+                _ => why_line(&text).unwrap_or_default().to_string(),
+            };
             let message = if why.is_empty() {
                 verdict.to_string()
             } else {

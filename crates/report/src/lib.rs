@@ -3,7 +3,8 @@
 //! - [`html`]: `report.html`, one self-contained page (no network: the data is
 //!   embedded as JSON, the drawing is a small inline script) with the verdict, the
 //!   levels ruled out, the counterexample as a timeline (a cycle found from the
-//!   store's versions with its dependencies as arrows), latency and throughput
+//!   store's versions with its dependencies as arrows), a set's lost acknowledged
+//!   adds as a table, latency and throughput
 //!   over time with the faults shaded, and the nemesis timeline.
 //! - [`svg`]: `latency.svg` and `rate.svg`, drawn with plotters.
 //! - [`junit`]: JUnit XML, one test case per consistency level per history.

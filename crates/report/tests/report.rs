@@ -409,6 +409,111 @@ fn final_reads_that_do_not_converge_are_listed() {
     );
 }
 
+#[test]
+fn lost_adds_are_a_table_with_when_and_where_and_junit_counts_them() {
+    let (h, r) = checked(
+        "consistency/set/isolated-primary-loses-acknowledged-adds.lin-no.seq-no.ev-no.jsonl",
+        ModelKind::Set,
+        Consistency::All,
+    );
+    let page = html::render(&ReportData::build(&h, &r, None));
+    assert_self_contained(&page);
+    let d = embedded(&page);
+    // The first level the lost adds rule out, with every lost add in order.
+    assert_eq!(d["lost"]["level"], "linearizable");
+    assert_eq!(d["lost"]["total"], 2);
+    assert_eq!(
+        d["lost"]["rows"],
+        json!([
+            {"element": "3", "key": null, "process": "p0", "time_s": 2.504, "line": 7,
+             "node": "n1", "missing_from": "n1, n2, n3"},
+            {"element": "5", "key": null, "process": "p0", "time_s": 3.512, "line": 11,
+             "node": "n1", "missing_from": "n1, n2, n3"},
+        ])
+    );
+    assert_eq!(d["cuts"], json!([]));
+    // The script draws the table from that data: its columns and a row each.
+    for needle in [
+        r#"["element", "key", "process", "acknowledged at", "line", "node", "missing on"]"#,
+        r#"h("tr", { "data-lost": i }, ltb)"#,
+    ] {
+        assert!(page.contains(needle), "the page draws no {needle}");
+    }
+    // JUnit: each level the lost adds rule out counts them in its message.
+    let xml = junit::to_xml("splitbrain check", &junit::cases(&r, "lost"));
+    let doc = roxmltree::Document::parse(&xml).expect("JUnit parses as XML");
+    let messages: Vec<(&str, &str)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("failure"))
+        .map(|f| {
+            (
+                f.parent().unwrap().attribute("name").unwrap(),
+                f.attribute("message").unwrap(),
+            )
+        })
+        .collect();
+    let first = "2 acknowledged adds lost, the first: add 3 acknowledged at 2.504 s by p0 via n1, line 7; missing on n1, n2, n3";
+    let levels: Vec<&str> = messages.iter().map(|(level, _)| *level).collect();
+    assert_eq!(levels, ["linearizable", "sequential", "eventual"]);
+    for ((_, message), verdict) in messages.iter().zip([
+        "NOT linearizable",
+        "NOT sequentially consistent",
+        "NOT eventually consistent",
+    ]) {
+        // The verdict (with the model, ops and time), then the lost adds.
+        assert!(
+            message.starts_with(verdict) && message.ends_with(&format!("): {first}")),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn a_set_that_lost_many_adds_lists_the_first_and_counts_them_all() {
+    // 150 acknowledged adds over 15 keys, none in the final reads.
+    let mut lines = Vec::new();
+    for i in 0..150 {
+        let add = format!(
+            r#""f":"add","value":{i},"key":{},"time":{}"#,
+            i % 15,
+            i * 1_000_000
+        );
+        lines.push(format!(r#"{{"process":0,"type":"invoke",{add}}}"#));
+        lines.push(format!(r#"{{"process":0,"type":"ok",{add}}}"#));
+    }
+    for k in 0..15 {
+        let read = format!(r#""f":"read","key":{k},"node":"n1","final":true"#);
+        lines.push(format!(
+            r#"{{"process":9,"type":"invoke","value":null,{read}}}"#
+        ));
+        lines.push(format!(r#"{{"process":9,"type":"ok","value":[],{read}}}"#));
+    }
+    let h = splitbrain_history::jsonl::parse("many.jsonl", &lines.join("\n")).unwrap();
+    let opts = Options {
+        model: ModelKind::Set,
+        consistency: Consistency::Eventual,
+        ..Options::default()
+    };
+    let r = check(&h, &opts).unwrap();
+    let d = embedded(&html::render(&ReportData::build(&h, &r, None)));
+    assert_eq!(d["lost"]["total"], 150);
+    let rows = d["lost"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), splitbrain_report::data::MAX_LOST_ROWS);
+    assert_eq!(rows[99]["element"], "99");
+    assert_eq!(rows[99]["key"], "9");
+    assert_eq!(rows[99]["line"], 200);
+    let cuts = d["cuts"].to_string();
+    assert!(
+        cuts.contains("lost acknowledged adds: the first 100 of 150 by acknowledgement (results.json lists the first 150)"),
+        "{cuts}"
+    );
+    let xml = junit::to_xml("s", &junit::cases(&r, "many"));
+    assert!(
+        xml.contains("ms): 150 acknowledged adds lost, the first: add 0 to key 0 acknowledged at 0.000 s by p0, line 2; missing on n1\""),
+        "{xml}"
+    );
+}
+
 /// Times are the user's: they may start at the epoch, run backwards, or end with a
 /// 0. The page's charts stay bounded and start at the earliest time anyway.
 #[test]

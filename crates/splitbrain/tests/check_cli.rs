@@ -1152,6 +1152,48 @@ fn causal_text_names_the_pattern_and_the_lines() {
 }
 
 #[test]
+fn lost_adds_are_named_with_when_and_where_they_were_acknowledged() {
+    let root = repo().join("histories/consistency");
+    let file = "set/isolated-primary-loses-acknowledged-adds.lin-no.seq-no.ev-no.jsonl";
+    let run = check(&root, &["--model", "set", "--consistency", "all", file]);
+    assert_eq!(run.code, 1, "{run:?}");
+    for needle in [
+        "no safety level holds; not convergent: add 3 acknowledged at line 7, absent from every final read (1 more lost)",
+        "  lost acknowledged adds (2 in all, earliest acknowledged first):\n    add 3 acknowledged at 2.504 s by p0 via n1, line 7; missing on n1, n2, n3\n    add 5 acknowledged at 3.512 s by p0 via n1, line 11; missing on n1, n2, n3\n",
+        // Listed once, not once per level it rules out.
+        "  ruled out: eventual\n  the same lost adds and final reads as linearizable above\n",
+    ] {
+        assert!(run.stdout.contains(needle), "no `{needle}` in:\n{}", run.stdout);
+    }
+    assert_eq!(
+        run.stdout.matches("add 5 acknowledged").count(),
+        1,
+        "{}",
+        run.stdout
+    );
+    // The JSON: the count and each lost add's record.
+    let run = check(
+        &root,
+        &[
+            "--model",
+            "set",
+            "--consistency",
+            "eventual",
+            "--format",
+            "json",
+            file,
+        ],
+    );
+    let c = &run.json()[0]["counterexample"];
+    assert_eq!(c["lost_count"], 2, "{c}");
+    assert_eq!(
+        c["lost"][1],
+        serde_json::json!({"element": 5, "process": 0, "time": 3512000000_i64, "line": 11,
+                           "node": "n1", "missing_from": ["n1", "n2", "n3"]})
+    );
+}
+
+#[test]
 fn eventual_without_final_reads_is_unknown() {
     let run = check(
         &repo().join("histories"),

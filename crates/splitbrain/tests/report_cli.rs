@@ -403,6 +403,33 @@ fn headless_chromium_draws_the_counterexample_and_the_runs() {
     assert!(d.contains("data-status=\"holds\""));
     screenshot(&bin, &url, "report-valid.png", 1000);
 
+    // A set that lost acknowledged adds: a row each, with when and where.
+    splitbrain(&[
+        "check",
+        "--model",
+        "set",
+        "--consistency",
+        "all",
+        "--html",
+        html.to_str().unwrap(),
+        &golden(
+            "consistency/set/isolated-primary-loses-acknowledged-adds.lin-no.seq-no.ev-no.jsonl",
+        ),
+    ])
+    .exits(1);
+    let d = dom(&bin, &url);
+    assert_eq!(count(&d, "data-lost"), 2, "a row per lost add");
+    for cell in [
+        "2 acknowledged adds lost",
+        "acknowledged at",
+        "<td>2.504 s</td>",
+        "<td>7</td>",
+        "<td>n1, n2, n3</td>",
+    ] {
+        assert!(d.contains(cell), "no {cell} in the lost adds' table");
+    }
+    screenshot(&bin, &url, "report-lost.png", 1400);
+
     // 100,000 ops: the page opens, and draws a bounded window.
     let big = tmp.path().join("big.jsonl");
     {

@@ -4,7 +4,7 @@
 //! history's timeline is centred on (the first counterexample drawn).
 
 use super::timeline::{Focus, OpDrawer, TlOp};
-use super::{short, thousands, MAX_SHRUNK, MAX_TEXT};
+use super::{short, thousands, MAX_LOST_ROWS, MAX_SHRUNK, MAX_TEXT};
 use serde::Serialize;
 use serde_json::Value;
 use splitbrain_checker::{
@@ -182,6 +182,32 @@ pub struct Divergence {
     pub notes: Vec<String>,
 }
 
+/// The acknowledged adds a set lost, as a table: the first level ruled out that
+/// lists them (with `all`, every level ruled out by them lists the same).
+#[derive(Debug, Serialize)]
+pub struct LostTable {
+    pub level: &'static str,
+    /// Every lost element, over all keys.
+    pub total: usize,
+    /// The first acknowledged (at most [`MAX_LOST_ROWS`]).
+    pub rows: Vec<LostRow>,
+}
+
+/// One lost element: what the checker's `LostAdd` says, as the page shows it.
+#[derive(Debug, Serialize)]
+pub struct LostRow {
+    pub element: String,
+    pub key: Option<String>,
+    /// `p3`, or `initial` for an initial member.
+    pub process: String,
+    /// The acknowledgement's time in seconds, as the history records it.
+    pub time_s: Option<f64>,
+    pub line: Option<usize>,
+    pub node: Option<String>,
+    /// The nodes whose final reads miss it.
+    pub missing_from: String,
+}
+
 /// What the levels phase gives the page.
 #[derive(Debug, Default)]
 pub(super) struct LevelViews {
@@ -189,6 +215,7 @@ pub(super) struct LevelViews {
     pub shrunk: Vec<Shrunk>,
     pub steps: Option<Steps>,
     pub divergences: Vec<Divergence>,
+    pub lost: Option<LostTable>,
     /// The first counterexample drawn, which the history's timeline centres on.
     pub focus: Focus,
 }
@@ -201,6 +228,9 @@ pub(super) fn views(report: &Report, draw: &OpDrawer<'_>, cuts: &mut Vec<String>
         out.levels.push(level(report, lr, cuts));
         if let Some(Explanation::Eventual(c)) = lr.explanation {
             out.divergences.extend(divergences(lr.name, c));
+            if out.lost.is_none() && c.lost_count > 0 {
+                out.lost = Some(lost_table(lr.name, c, cuts));
+            }
         }
         if let Some(Explanation::Linearizable(c)) = lr.explanation {
             if out.steps.is_none() {
@@ -377,6 +407,46 @@ fn cycle(
         anomaly: c.anomaly.clone(),
         assumption: c.assumption,
         edges,
+    }
+}
+
+/// The first lost elements, by acknowledgement, as rows; what was left out goes
+/// to `cuts`.
+fn lost_table(
+    level: &'static str,
+    c: &EventualCounterexample,
+    cuts: &mut Vec<String>,
+) -> LostTable {
+    let rows: Vec<LostRow> = c
+        .lost
+        .iter()
+        .take(MAX_LOST_ROWS)
+        .map(|l| LostRow {
+            element: short(&l.element, 40),
+            key: l.key.as_ref().map(|k| short(k, 40)),
+            process: match (l.initial, l.process) {
+                (true, _) => "initial".to_string(),
+                (false, Some(p)) => format!("p{p}"),
+                (false, None) => "?".to_string(),
+            },
+            time_s: l.time.map(|t| t as f64 / 1e9),
+            line: l.line,
+            node: l.node.clone(),
+            missing_from: l.missing_from.join(", "),
+        })
+        .collect();
+    if c.lost_count > rows.len() {
+        cuts.push(format!(
+            "lost acknowledged adds: the first {} of {} by acknowledgement (results.json lists the first {})",
+            thousands(rows.len()),
+            thousands(c.lost_count),
+            thousands(c.lost.len()),
+        ));
+    }
+    LostTable {
+        level,
+        total: c.lost_count,
+        rows,
     }
 }
 

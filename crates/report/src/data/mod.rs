@@ -2,7 +2,8 @@
 //! size, serialized into the page and read by the SVG and JUnit writers.
 //!
 //! [`ReportData::build`] runs four independent phases, one module each: the
-//! levels (`levels.rs`: status, text, shrunk counterexamples, steps, divergences),
+//! levels (`levels.rs`: status, text, shrunk counterexamples, steps, divergences,
+//! lost adds),
 //! the history's timeline around the first counterexample (`timeline.rs`), latency
 //! and rate (`latency.rs`) and the faults (`faults.rs`). Each says what it cut.
 
@@ -14,7 +15,8 @@ mod timeline;
 pub use faults::Fault;
 pub use latency::{Latency, Rate, Series};
 pub use levels::{
-    headline, level_report, levels, why_line, Divergence, Level, LevelResult, Shrunk, Step, Steps,
+    headline, level_report, levels, why_line, Divergence, Level, LevelResult, LostRow, LostTable,
+    Shrunk, Step, Steps,
 };
 pub use timeline::{Timeline, TlOp};
 
@@ -39,6 +41,9 @@ pub const MAX_TEXT: usize = 64 * 1024;
 pub const MAX_FAULTS: usize = 500;
 /// The most ops drawn in a shrunk counterexample's timeline.
 pub const MAX_SHRUNK: usize = 200;
+/// The most lost acknowledged adds the page lists (results.json lists up to
+/// 1,000, and counts them all).
+pub const MAX_LOST_ROWS: usize = 100;
 
 /// What `splitbrain test` knows about a run beyond its history.
 #[derive(Debug, Clone, Serialize)]
@@ -83,6 +88,8 @@ pub struct ReportData {
     pub shrunk: Vec<Shrunk>,
     pub steps: Option<Steps>,
     pub divergences: Vec<Divergence>,
+    /// A set's lost acknowledged adds, the first acknowledged.
+    pub lost: Option<LostTable>,
     pub latency: Option<Latency>,
     pub rate: Option<Rate>,
     pub faults: Vec<Fault>,
@@ -166,6 +173,7 @@ impl ReportData {
             shrunk: views.shrunk,
             steps: views.steps,
             divergences: views.divergences,
+            lost: views.lost,
             latency,
             rate,
             faults,

@@ -24,7 +24,7 @@
 //!
 //! `--write-mode wait` follows each mutation with `WAIT r 1000` in the same pipeline,
 //! `r` being the replicas that make a majority with the primary (1 of 2, 2 of 4, from
-//! the sentinel's count). Fewer acknowledgements: `info`, since the write is on the
+//! the sentinel's count, and never fewer than 1). Fewer acknowledgements: `info`, since the write is on the
 //! primary and may survive. The Redis docs say WAIT does not make Redis strongly
 //! consistent (a failover may still pick a replica that missed the write); the
 //! findings measure it.
@@ -250,7 +250,7 @@ impl Redis {
             Ok(p) => p,
             Err(why) => return Outcome::Refused(why),
         };
-        let wait_for = replicas.div_ceil(2);
+        let wait_for = wait_for(replicas);
         match self.write_mode {
             WriteMode::Plain => match self.query::<(redis::Value,)>(&addr, &pipe).await {
                 Ok((answer,)) => applied(&addr, counted, &answer),
@@ -347,6 +347,13 @@ fn applied(addr: &str, counted: bool, answer: &redis::Value) -> Outcome {
 
 /// `SENTINEL MASTER` (a flat list of names and values) as the primary's `ADDR:PORT`
 /// and how many replicas the sentinel knows.
+/// How many replicas `WAIT` waits for: those that make a majority with the primary,
+/// and at least one: a sentinel that knows of no replica (yet) must not turn WAIT
+/// into `WAIT 0`, which acknowledges every write at once.
+fn wait_for(replicas: usize) -> usize {
+    replicas.div_ceil(2).max(1)
+}
+
 fn parse_master(fields: &[String]) -> Result<(String, usize), String> {
     let get = |name: &str| {
         fields
@@ -402,6 +409,15 @@ impl Client for Redis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wait_asks_a_majority_of_the_replicas_and_never_none() {
+        assert_eq!(
+            [0, 1, 2, 3, 4].map(wait_for),
+            [1, 1, 1, 2, 2],
+            "replicas 0..=4"
+        );
+    }
 
     #[test]
     fn sentinel_master_answers_name_the_primary() {

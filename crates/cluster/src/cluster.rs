@@ -524,6 +524,43 @@ impl Cluster {
         self.db.failover(&self.nodes)
     }
 
+    /// Whether this cluster's primary is replaced only by [`failover`](Cluster::failover)
+    /// (MariaDB), not elected by the database itself.
+    pub fn operator_failover(&self) -> bool {
+        self.db.operator_failover()
+    }
+
+    /// For a primary-backup database whose failover an operator makes (MariaDB):
+    /// brings `node`, a former primary a failover replaced, back as a replica of the
+    /// current primary. It may hold writes nobody else has, which replication will
+    /// not merge, so its data goes: the member is stopped (SIGKILL) if it runs, its
+    /// data directory is initialised afresh, and once it listens again it copies
+    /// everything from the primary. [`Error::Failover`] for a database that elects
+    /// its own leader (nothing is touched).
+    pub fn rejoin(&self, node: impl AsRef<str>) -> Result<()> {
+        sys::require_root("rejoining a lab member")?;
+        let node = self.node(node)?.clone();
+        if !self.db.operator_failover() {
+            return Err(Error::Failover(format!(
+                "{} elects its own leader: there is nothing to rejoin",
+                self.db.name()
+            )));
+        }
+        let process = self
+            .processes()?
+            .into_iter()
+            .find(|(n, _)| *n == node.name)
+            .map(|(_, p)| p);
+        if !matches!(process, Some(Process::Stopped) | None) {
+            self.kill(&node.name)?;
+        }
+        self.db.wipe(&node)?;
+        self.db.initialise(&node)?;
+        self.start(&node.name)?;
+        let _lock = DirLock::acquire(&self.dir)?;
+        self.db.rejoin(&node, &self.nodes)
+    }
+
     /// Members, processes, health, leader and term.
     pub fn status(&self) -> Result<Status> {
         self.status_of(true)

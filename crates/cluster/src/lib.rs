@@ -54,7 +54,7 @@ pub use cluster::{
     down, down_all, missing_prerequisites, missing_prerequisites_for, Cluster, ClusterGuard,
     Config, MemberStatus, Process, Status, DEFAULT_DIR,
 };
-pub use db::{known_databases, leader_endpoint, packages, Failover, DEFAULT_DB};
+pub use db::{known_databases, leader_endpoint, operator_failover, packages, Failover, DEFAULT_DB};
 pub use error::{Error, Result};
 pub use net::{ensure_lab_route, ensure_lab_url, ensure_target, ensure_target_url};
 pub use node::{Node, NodeName};

@@ -50,7 +50,7 @@ pub mod zookeeper;
 
 pub use client::{Call, Client, ClientKind, ClientOptions, Outcome, CLIENTS};
 pub use generator::{Generator, Mix, Seen, WorkerGen, Workload, WorkloadKind};
-pub use nemesis::{Nemesis, NemesisError, Schedule};
+pub use nemesis::{FollowUp, Nemesis, NemesisError, Schedule};
 pub use progress::Progress;
 pub use runner::{run, run_with, Stop, Summary, TestConfig};
 

@@ -7,6 +7,11 @@
 //!   history: {"process":"nemesis","type":"info","f":"start-partition","value":{"n1":["n2","n3"],...}}
 //! ```
 //!
+//! A fault may call for a step while it lasts ([`Nemesis::follow_up`]): an operator
+//! promoting a replica when a primary-backup database's primary was killed or cut
+//! off. It is an op of its own between the start and the stop
+//! (`start-kill`, `failover`, `stop-kill`).
+//!
 //! This crate knows only the [`Nemesis`] trait; what a fault is (iptables in a lab,
 //! signals, a remote host) is the implementer's business. Calls are blocking and
 //! run on tokio's blocking pool.
@@ -27,6 +32,27 @@ pub trait Nemesis: Send + 'static {
     fn stop(&mut self) -> Result<(String, Value), NemesisError>;
     /// Heals every fault, whatever happened, and waits until the cluster is healthy.
     fn heal_all(&mut self) -> Result<(), NemesisError>;
+    /// After [`Nemesis::start`]: a step to take while the fault lasts, if the fault
+    /// calls for one (an operator's failover of a primary it hit). Default: none.
+    fn follow_up(&self) -> Option<FollowUp> {
+        None
+    }
+    /// Takes the step [`Nemesis::follow_up`] announced; it may retry until `until`,
+    /// the fault's planned end. Returns the op's value.
+    fn take_follow_up(&mut self, until: Instant) -> Result<Value, NemesisError> {
+        let _ = until;
+        Ok(Value::Null)
+    }
+}
+
+/// A step the nemesis takes during a fault, some time after it began (the history
+/// records it as an op of its own, an instant between the start and the stop).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowUp {
+    /// The op's `f` (`failover`).
+    pub f: String,
+    /// How long after the fault's start.
+    pub after: Duration,
 }
 
 /// Why a fault did not start, stop or heal. Recorded as the `error` of the
@@ -88,20 +114,48 @@ pub(crate) async fn drive(
             _ = tokio::time::sleep(schedule.interval) => {}
             _ = done.wait_for(|d| *d) => break,
         }
+        let began = Instant::now();
         let (n, started) = blocking(nemesis, |n| n.start()).await;
         nemesis = n;
+        let mut follow_up = None;
         match started {
             Ok((f, value)) => {
                 faults += 1;
-                show(Some(f.trim_start_matches("start-").to_string()));
+                let kind = f.trim_start_matches("start-").to_string();
+                show(Some(kind.clone()));
                 record(&rec, start, &f, value, None);
+                follow_up = nemesis
+                    .follow_up()
+                    .filter(|u| u.after < schedule.duration)
+                    .map(|u| (u, kind));
             }
             Err(e) => record(&rec, start, "start-fault", Value::Null, Some(e.to_string())),
         }
-        let ended = tokio::select! {
-            _ = tokio::time::sleep(schedule.duration) => false,
-            _ = done.wait_for(|d| *d) => true,
-        };
+        let until = began + schedule.duration;
+        let mut ended = false;
+        if let Some((step, kind)) = follow_up {
+            ended = tokio::select! {
+                _ = tokio::time::sleep((began + step.after).saturating_duration_since(Instant::now())) => false,
+                _ = done.wait_for(|d| *d) => true,
+            };
+            if !ended {
+                let (n, taken) = blocking(nemesis, move |n| n.take_follow_up(until)).await;
+                nemesis = n;
+                match taken {
+                    Ok(value) => {
+                        show(Some(format!("{kind}, {}", step.f)));
+                        record(&rec, start, &step.f, value, None);
+                    }
+                    Err(e) => record(&rec, start, &step.f, Value::Null, Some(e.to_string())),
+                }
+            }
+        }
+        if !ended {
+            ended = tokio::select! {
+                _ = tokio::time::sleep(until.saturating_duration_since(Instant::now())) => false,
+                _ = done.wait_for(|d| *d) => true,
+            };
+        }
         let (n, stopped) = blocking(nemesis, |n| n.stop()).await;
         nemesis = n;
         show(None);
@@ -136,5 +190,63 @@ async fn blocking<T: Send + 'static>(
     {
         Ok(done) => done,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A nemesis whose every fault calls for a follow-up; the first stop ends the run.
+    struct Operator {
+        done: watch::Sender<bool>,
+    }
+
+    impl Nemesis for Operator {
+        fn start(&mut self) -> Result<(String, Value), NemesisError> {
+            Ok(("start-kill".into(), serde_json::json!(["n1"])))
+        }
+        fn stop(&mut self) -> Result<(String, Value), NemesisError> {
+            let _ = self.done.send(true);
+            Ok(("stop-kill".into(), serde_json::json!(["n1"])))
+        }
+        fn heal_all(&mut self) -> Result<(), NemesisError> {
+            Ok(())
+        }
+        fn follow_up(&self) -> Option<FollowUp> {
+            Some(FollowUp {
+                f: "failover".into(),
+                after: Duration::from_millis(1),
+            })
+        }
+        fn take_follow_up(&mut self, _: Instant) -> Result<Value, NemesisError> {
+            Ok(serde_json::json!({"old": "n1", "new": "n2"}))
+        }
+    }
+
+    #[test]
+    fn a_follow_up_is_an_op_between_its_faults_start_and_stop() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("history.jsonl");
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let (faults, fs, progress) = rt.block_on(async {
+            let (rec, writer) = crate::recorder::start(&path).unwrap();
+            let (tx, rx) = watch::channel(false);
+            let progress = std::sync::Arc::new(Progress::default());
+            let schedule = Schedule {
+                interval: Duration::from_millis(1),
+                duration: Duration::from_millis(20),
+            };
+            let nemesis = Box::new(Operator { done: tx });
+            let (_, faults) =
+                drive(nemesis, schedule, rec, Instant::now(), rx, progress.clone()).await;
+            writer.await.unwrap().unwrap();
+            let history = splitbrain_history::History::read_path(&path).unwrap();
+            let fs: Vec<String> = history.ops().iter().map(|o| o.f.to_string()).collect();
+            (faults, fs, progress)
+        });
+        assert_eq!(faults, 1);
+        assert_eq!(fs, ["start-kill", "failover", "stop-kill", "heal"]);
+        assert_eq!(*progress.fault.lock().unwrap(), None);
     }
 }

@@ -306,6 +306,27 @@ pub trait Net: Send + Sync + fmt::Debug {
     /// Waits, after a heal, until the cluster serves again; [`Error::Unhealthy`]
     /// when it did not within `timeout`.
     fn wait_healthy(&self, timeout: Duration) -> Result<()>;
+    /// Whether the database's primary is replaced only by an operator's
+    /// [`failover`](Net::failover) (the lab's MariaDB), so that the test's nemesis
+    /// makes it when a fault hits the primary. Default: no.
+    fn operator_failover(&self) -> bool {
+        false
+    }
+    /// Promotes a replica of a primary that died or is cut off, as an operator
+    /// would (`splitbrain cluster failover`); the cluster crate's
+    /// `Error::Failover` when the primary is fine. Default: not here.
+    fn failover(&self) -> Result<splitbrain_cluster::Failover> {
+        Err(Error::Unsupported(
+            "a failover by the nemesis is for a local lab only".into(),
+        ))
+    }
+    /// Brings `node`, a primary a failover replaced, back as a replica of the new
+    /// one, its data initialised afresh. Default: not here.
+    fn rejoin(&self, node: &str) -> Result<()> {
+        Err(Error::Unsupported(format!(
+            "rejoining {node} after a failover is for a local lab only"
+        )))
+    }
 }
 
 #[cfg(test)]

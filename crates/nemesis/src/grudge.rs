@@ -132,6 +132,19 @@ impl Grudge {
         )]))
     }
 
+    /// Whether `a` and `b` cannot talk: either drops the other's packets (one way
+    /// is enough to break a TCP connection).
+    pub fn severs(&self, a: &str, b: &str) -> bool {
+        let drops = |x: &str, y: &str| self.0.get(x).is_some_and(|d| d.contains(y));
+        drops(a, b) || drops(b, a)
+    }
+
+    /// Whether `node` can talk to none of the other `nodes` (and there is another).
+    pub fn isolates(&self, node: &str, nodes: &[String]) -> bool {
+        let mut others = nodes.iter().filter(|n| *n != node).peekable();
+        others.peek().is_some() && others.all(|n| self.severs(node, n))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.values().all(|d| d.is_empty())
     }
@@ -176,6 +189,26 @@ mod tests {
 
     fn nodes(n: usize) -> Vec<String> {
         (1..=n).map(|i| format!("n{i}")).collect()
+    }
+
+    #[test]
+    fn a_node_is_isolated_when_it_can_talk_to_no_other_in_either_direction() {
+        let five = nodes(5);
+        assert!(Grudge::isolate(&five, "n2").isolates("n2", &five));
+        assert!(!Grudge::isolate(&five, "n2").isolates("n1", &five));
+        // Halves: the minority's nodes still talk to each other.
+        let halves = Grudge::complete(&[nodes(2), five[2..].to_vec()]);
+        assert!(!halves.isolates("n1", &five));
+        let three = nodes(3);
+        let halves = Grudge::complete(&[vec!["n1".into()], three[1..].to_vec()]);
+        assert!(halves.isolates("n1", &three));
+        // One way is enough to sever a connection.
+        let mut g = Grudge::one_way("n1", "n2");
+        g.0.extend(Grudge::one_way("n3", "n1").0);
+        assert!(g.severs("n2", "n1") && g.severs("n1", "n2"));
+        assert!(g.isolates("n1", &three));
+        assert!(!Grudge::one_way("n1", "n2").isolates("n1", &three));
+        assert!(!Grudge::isolate(&three, "n1").isolates("n1", &three[..1]));
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub struct LabNet {
     delayer: Option<Vec<String>>,
     /// Plan packet faults as if the kernel had no netem ([`LabNet::without_netem`]).
     no_netem: bool,
+    /// The database's primary is replaced only by a failover (MariaDB).
+    operator_failover: bool,
 }
 
 /// A delayer process we started, as recorded before it was started.
@@ -135,6 +137,7 @@ impl LabNet {
                 .collect(),
             delayer: None,
             no_netem: false,
+            operator_failover: cluster.operator_failover(),
         }
     }
 
@@ -924,5 +927,18 @@ impl Net for LabNet {
         Cluster::load(&self.dir)
             .and_then(|c| c.wait_healthy(timeout))
             .map_err(|e| Error::Unhealthy(format!("the cluster did not become healthy: {e}")))
+    }
+
+    fn operator_failover(&self) -> bool {
+        self.operator_failover
+    }
+
+    fn failover(&self) -> Result<splitbrain_cluster::Failover> {
+        Ok(Cluster::load(&self.dir)?.failover()?)
+    }
+
+    fn rejoin(&self, node: &str) -> Result<()> {
+        self.check_nodes([node])?;
+        Ok(Cluster::load(&self.dir)?.rejoin(node)?)
     }
 }

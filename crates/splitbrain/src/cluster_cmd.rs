@@ -54,6 +54,10 @@ pub enum ClusterCmd {
     /// repoint the other replicas at it, as an operator would. Refuses while the
     /// primary is alive and replicated.
     Failover(DirArg),
+    /// MariaDB: make a former primary that a failover replaced a replica of the
+    /// current primary. Its data is initialised afresh (it may hold writes nobody
+    /// else has, which replication will not merge) and copied from the primary.
+    Rejoin(NodeArgs),
 }
 
 #[derive(Args)]
@@ -319,6 +323,11 @@ fn execute(cmd: ClusterCmd) -> anyhow::Result<u8> {
         ClusterCmd::Resume(a) => {
             process_op(a, "resumed {} (SIGCONT)", |c, n, p| c.resume_process(n, p))
         }
+        ClusterCmd::Rejoin(a) => node_op(
+            a,
+            "{} rejoined as a replica of the primary (its data initialised afresh)",
+            |c, n| c.rejoin(n),
+        ),
         ClusterCmd::Failover(DirArg { dir }) => {
             let f = Cluster::load(&dir)?.failover()?;
             let positions: Vec<String> = f

@@ -10,6 +10,18 @@
 //!   stop ─────────► fault.heal()  history: {"f":"stop-kill","value":["n2"]}
 //! ```
 //!
+//! A database whose primary only an operator replaces (MariaDB: the net's
+//! `operator_failover`) gets one from the nemesis: when a kill hits the primary, or a
+//! partition cuts it off from every other member, the nemesis fails over
+//! `FAILOVER_AFTER` (2 s; `--nemesis-failover-after`) into the fault (the history's `failover` op, between the
+//! fault's start and stop), and once the fault is healed it rejoins the old primary
+//! as a replica, its data initialised afresh (the stop op's value says `rejoined`).
+//!
+//! ```text
+//!   start-kill ["n1"] ── 2 s ── failover {"old":"n1","new":"n2","epoch":2,...}
+//!     ── stop-kill {"nodes":["n1"],"rejoined":"n1"}
+//! ```
+//!
 //! What the two places can do differs in two ways, both asked of the `Net`: clock
 //! faults ([`ClockControl`]: any change on the lab's supervised clocks, a jump from
 //! true time on remote nodes), and packet faults a node's kernel cannot carry out
@@ -20,16 +32,21 @@ use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use splitbrain_control::nemesis::{Nemesis, NemesisError};
+use splitbrain_control::nemesis::{FollowUp, Nemesis, NemesisError};
 use splitbrain_nemesis::fault::{
     ClockChange, ClockControl, Fault, FaultKind, FaultSpec, Healed, Mechanisms, Net, ProcessKind,
 };
 use splitbrain_nemesis::grudge::Grudge;
 use splitbrain_nemesis::packet::{describe, PacketSpec};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long the cluster gets to serve again after the last heal.
 const SETTLE: Duration = Duration::from_secs(60);
+
+/// How often a failover the database refused is tried again while the fault lasts
+/// (replicas of a primary that was cut off take a few seconds to notice: until
+/// then they still count as connected to it).
+const FAILOVER_RETRY: Duration = Duration::from_millis(500);
 
 pub struct FaultNemesis {
     net: Box<dyn Net>,
@@ -40,7 +57,20 @@ pub struct FaultNemesis {
     /// The current fault's own draws.
     rng: StdRng,
     active: Option<Fault>,
+    /// How long into a fault that hit the primary to fail over (see
+    /// [`Net::operator_failover`]).
+    failover_after: Duration,
+    /// The primary the fault in place hit, to fail over from.
+    hit_primary: Option<String>,
+    /// The old primary a failover during the fault in place replaced, to rejoin as a
+    /// replica once the fault is healed.
+    to_rejoin: Option<String>,
+    /// Where the nemesis says what it did besides the history (the run's log).
+    log: Option<Say>,
 }
+
+/// A line for the run's log.
+type Say = Box<dyn Fn(&str) + Send>;
 
 impl FaultNemesis {
     /// `seed`: the fault schedule's (kinds, order, targets, grudges, clock changes:
@@ -52,7 +82,58 @@ impl FaultNemesis {
             processes: vec![None],
             rng: StdRng::seed_from_u64(seed),
             active: None,
+            failover_after: crate::test_config::FAILOVER_AFTER,
+            hit_primary: None,
+            to_rejoin: None,
+            log: None,
         }
+    }
+
+    /// Fails over this long into a fault that hit the primary (instead of
+    /// `test_config::FAILOVER_AFTER`), where the database leaves that to an operator.
+    pub fn with_failover_after(mut self, after: Duration) -> FaultNemesis {
+        self.failover_after = after;
+        self
+    }
+
+    /// Says what it did besides the history (failovers, rejoins) through `log`.
+    pub fn with_log(mut self, log: impl Fn(&str) + Send + 'static) -> FaultNemesis {
+        self.log = Some(Box::new(log));
+        self
+    }
+
+    fn say(&self, msg: &str) {
+        if let Some(log) = &self.log {
+            log(msg);
+        }
+    }
+
+    /// The primary, when this database's primary is replaced only by an operator
+    /// (a fault that hits it calls for a failover); `None` otherwise, without asking.
+    fn primary(&self) -> Option<String> {
+        self.net
+            .operator_failover()
+            .then(|| self.net.leader())
+            .flatten()
+    }
+
+    /// Rejoins the primary a failover replaced, once its fault is healed: the
+    /// history's stop op says so in its value.
+    fn rejoin(&mut self, value: Value) -> Result<Value, NemesisError> {
+        let Some(old) = self.to_rejoin.take() else {
+            return Ok(value);
+        };
+        self.net.rejoin(&old).map_err(NemesisError::fault)?;
+        self.say(&format!(
+            "nemesis: {old} rejoined as a replica (its data initialised afresh)"
+        ));
+        let mut value = match value {
+            v @ Value::Object(_) => v,
+            Value::Null => json!({}),
+            nodes => json!({ "nodes": nodes }),
+        };
+        value["rejoined"] = json!(old);
+        Ok(value)
     }
 
     /// Kill and pause act on these processes (`None`: the database's own) instead
@@ -102,10 +183,12 @@ impl FaultNemesis {
         Ok(up)
     }
 
-    /// A random partition; the leader is asked once, for the isolate-leader shape.
-    fn grudge(&mut self) -> (&'static str, Grudge) {
+    /// A random partition; the leader is asked once, for the isolate-leader shape,
+    /// and returned.
+    fn grudge(&mut self) -> (&'static str, Grudge, Option<String>) {
         let leader = self.net.leader();
-        Grudge::random(&self.net.nodes(), leader.as_deref(), &mut self.rng)
+        let (shape, grudge) = Grudge::random(&self.net.nodes(), leader.as_deref(), &mut self.rng);
+        (shape, grudge, leader)
     }
 
     /// A random clock change, Jepsen-sized: bumps of up to ±5 min, strobes of up to
@@ -236,18 +319,32 @@ impl Nemesis for FaultNemesis {
         if let Some(active) = self.active.take() {
             active.heal().map_err(NemesisError::fault)?;
         }
+        self.hit_primary = None;
+        // A failover whose fault's stop did not get as far as the rejoin.
+        self.rejoin(Value::Null)?;
         let (kind, rng) = self.draws.next().ok_or(NemesisError::NoFaults)?;
         self.rng = rng;
         let (fault, value) = match kind {
             FaultKind::Partition => {
-                let (shape, grudge) = self.grudge();
+                let (shape, grudge, leader) = self.grudge();
                 let value = json!({"shape": shape, "grudge": grudge.to_json()});
-                (self.inject(FaultSpec::Partition(grudge))?, value)
+                let nodes = self.net.nodes();
+                let cut_off =
+                    leader.filter(|l| self.net.operator_failover() && grudge.isolates(l, &nodes));
+                let fault = self.inject(FaultSpec::Partition(grudge))?;
+                self.hit_primary = cut_off;
+                (fault, value)
             }
             FaultKind::Packet => self.packet()?,
             FaultKind::Kill | FaultKind::Pause => {
                 let nodes = self.victims()?;
                 let process = self.process();
+                // A killed primary (the database's own process) calls for a failover;
+                // a paused one comes back as it was.
+                let killed_primary = (kind == FaultKind::Kill && process.is_none())
+                    .then(|| self.primary())
+                    .flatten()
+                    .filter(|p| nodes.contains(p));
                 let kind = match kind {
                     FaultKind::Kill => ProcessKind::Kill,
                     _ => ProcessKind::Pause,
@@ -258,7 +355,9 @@ impl Nemesis for FaultNemesis {
                     nodes,
                     process,
                 };
-                (self.inject(spec)?, value)
+                let fault = self.inject(spec)?;
+                self.hit_primary = killed_primary;
+                (fault, value)
             }
             FaultKind::Clock => self.clock()?,
         };
@@ -273,6 +372,7 @@ impl Nemesis for FaultNemesis {
         let kind = fault.kind();
         let nodes = fault.nodes().to_vec();
         let process = fault.process().map(str::to_owned);
+        self.hit_primary = None;
         let healed = fault.heal().map_err(NemesisError::fault)?;
         let value = match kind {
             FaultKind::Kill | FaultKind::Pause => process_value(&nodes, process.as_deref()),
@@ -281,18 +381,66 @@ impl Nemesis for FaultNemesis {
             }
             _ => notes(healed),
         };
+        let value = self.rejoin(value)?;
         Ok((format!("stop-{kind}"), value))
     }
 
     fn heal_all(&mut self) -> Result<(), NemesisError> {
+        self.hit_primary = None;
         let active = self.active.take().map(Fault::heal).transpose();
         let swept = self.net.heal_all();
         active.map_err(NemesisError::fault)?;
         swept.map_err(NemesisError::fault)?;
+        self.rejoin(Value::Null)?;
         self.net.wait_healthy(SETTLE).map_err(|e| match e {
             splitbrain_nemesis::Error::Unhealthy(why) => NemesisError::Unhealthy(why),
             e => NemesisError::fault(e),
         })
+    }
+
+    fn follow_up(&self) -> Option<FollowUp> {
+        self.hit_primary.as_ref().map(|_| FollowUp {
+            f: "failover".into(),
+            after: self.failover_after,
+        })
+    }
+
+    /// The operator's failover: tried until `until` while the database refuses it
+    /// (the replicas of a primary that was cut off have not yet noticed).
+    fn take_follow_up(&mut self, until: Instant) -> Result<Value, NemesisError> {
+        let Some(primary) = self.hit_primary.take() else {
+            return Ok(Value::Null);
+        };
+        let f = loop {
+            match self.net.failover() {
+                Ok(f) => break f,
+                Err(splitbrain_nemesis::Error::Cluster(splitbrain_cluster::Error::Failover(_)))
+                    if Instant::now() + FAILOVER_RETRY < until =>
+                {
+                    std::thread::sleep(FAILOVER_RETRY)
+                }
+                Err(e) => return Err(NemesisError::fault(e)),
+            }
+        };
+        self.to_rejoin = Some(f.old.to_string());
+        self.say(&format!(
+            "nemesis: failover from {primary}: promoted {} (epoch {}) in place of {}",
+            f.new, f.epoch, f.old
+        ));
+        let positions: serde_json::Map<String, Value> = f
+            .positions
+            .iter()
+            .map(|(n, p)| (n.to_string(), json!(p)))
+            .collect();
+        let repointed: Vec<String> = f.repointed.iter().map(|n| n.to_string()).collect();
+        Ok(json!({
+            "old": f.old.to_string(),
+            "new": f.new.to_string(),
+            "epoch": f.epoch,
+            "positions": positions,
+            "repointed": repointed,
+            "fenced": f.fenced,
+        }))
     }
 }
 
@@ -315,6 +463,10 @@ mod tests {
         down: BTreeSet<String>,
         /// Delay refused as a remote kernel without netem refuses it.
         no_delay: bool,
+        /// The primary is replaced by an operator (MariaDB's lab).
+        operator: bool,
+        /// Failovers the fake refuses before it makes one.
+        refusals: Arc<Mutex<u32>>,
         log: Log,
     }
 
@@ -388,6 +540,30 @@ mod tests {
         fn wait_healthy(&self, _: Duration) -> splitbrain_nemesis::Result<()> {
             Ok(())
         }
+        fn operator_failover(&self) -> bool {
+            self.operator
+        }
+        fn failover(&self) -> splitbrain_nemesis::Result<splitbrain_cluster::Failover> {
+            let mut refusals = self.refusals.lock().unwrap();
+            if *refusals > 0 {
+                *refusals -= 1;
+                self.log.lock().unwrap().push("refused failover".into());
+                return Err(
+                    splitbrain_cluster::Error::Failover("replicas connected".into()).into(),
+                );
+            }
+            self.log.lock().unwrap().push("failover".into());
+            let old = self.leader.clone().unwrap_or_default();
+            Ok(splitbrain_cluster::Failover::new(
+                old.as_str().into(),
+                "n2".into(),
+                2,
+            ))
+        }
+        fn rejoin(&self, node: &str) -> splitbrain_nemesis::Result<()> {
+            self.log.lock().unwrap().push(format!("rejoin {node}"));
+            Ok(())
+        }
     }
 
     fn fake(clocks: ClockControl) -> (Fake, Log) {
@@ -397,6 +573,8 @@ mod tests {
             leader: None,
             down: BTreeSet::new(),
             no_delay: false,
+            operator: false,
+            refusals: Arc::default(),
             log: log.clone(),
         };
         (net, log)
@@ -404,6 +582,126 @@ mod tests {
 
     fn nemesis(net: Fake, kinds: &[FaultKind], seed: u64) -> FaultNemesis {
         FaultNemesis::new(Box::new(net), kinds.to_vec(), seed)
+    }
+
+    /// A fake MariaDB lab: n1 is the primary, and only an operator replaces it.
+    fn operated(kinds: &[FaultKind], seed: u64) -> (FaultNemesis, Log, Arc<Mutex<u32>>) {
+        let (mut net, log) = fake(ClockControl::Supervisor);
+        net.leader = Some("n1".into());
+        net.operator = true;
+        let refusals = net.refusals.clone();
+        let lines = log.clone();
+        let n = nemesis(net, kinds, seed).with_log(move |l| lines.lock().unwrap().push(l.into()));
+        (n, log, refusals)
+    }
+
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
+    #[test]
+    fn a_kill_of_the_primary_is_followed_by_a_failover_and_its_heal_by_a_rejoin() {
+        let (mut n, log, _) = operated(&[FaultKind::Kill], 5);
+        let (mut hit, mut missed) = (0, 0);
+        for _ in 0..20 {
+            let (_, value) = n.start().unwrap();
+            let victims: Vec<String> = serde_json::from_value(value.clone()).unwrap();
+            if !victims.contains(&"n1".to_string()) {
+                missed += 1;
+                assert_eq!(n.follow_up(), None, "{value}");
+                assert_eq!(n.stop().unwrap(), ("stop-kill".to_string(), value));
+                continue;
+            }
+            hit += 1;
+            let step = n.follow_up().expect("a follow-up for a killed primary");
+            assert_eq!(step.f, "failover");
+            assert_eq!(step.after, crate::test_config::FAILOVER_AFTER);
+            let done = n.take_follow_up(later()).unwrap();
+            assert_eq!(done["old"], "n1");
+            assert_eq!(done["new"], "n2");
+            assert_eq!(done["epoch"], 2);
+            // Taken once: the driver never asks twice, but a second ask is no failover.
+            assert_eq!(n.follow_up(), None);
+            let (f, stopped) = n.stop().unwrap();
+            assert_eq!(f, "stop-kill");
+            assert_eq!(stopped, json!({"nodes": victims, "rejoined": "n1"}));
+            let log = log.lock().unwrap();
+            let at = log.iter().rposition(|l| l == "rejoin n1").unwrap();
+            assert_eq!(log[at - 1], "heal kill", "the rejoin follows the heal");
+        }
+        assert!(
+            hit > 0 && missed > 0,
+            "{hit} kills of the primary, {missed} of others"
+        );
+        let log = log.lock().unwrap();
+        assert!(
+            log.iter()
+                .any(|l| l == "nemesis: failover from n1: promoted n2 (epoch 2) in place of n1"),
+            "{log:?}"
+        );
+    }
+
+    #[test]
+    fn pauses_kills_of_another_process_and_databases_that_elect_their_own_call_for_nothing() {
+        let (mut n, _, _) = operated(&[FaultKind::Pause], 5);
+        let (n2, _, _) = operated(&[FaultKind::Kill], 5);
+        let mut n2 = n2.with_processes(vec![Some("sentinel".into())]);
+        let (net, _) = fake(ClockControl::Supervisor);
+        let mut etcd = nemesis(
+            Fake {
+                leader: Some("n1".into()),
+                ..net
+            },
+            &[FaultKind::Kill, FaultKind::Partition],
+            5,
+        );
+        for n in [&mut n, &mut n2, &mut etcd] {
+            for _ in 0..10 {
+                n.start().unwrap();
+                assert_eq!(n.follow_up(), None);
+                n.stop().unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_partition_that_cuts_the_primary_off_is_followed_by_a_failover_tried_until_it_is_made() {
+        let (mut n, log, refusals) = operated(&[FaultKind::Partition], 2);
+        let nodes = ["n1", "n2", "n3", "n4", "n5"].map(String::from);
+        let mut isolated = 0;
+        for _ in 0..20 {
+            let (_, value) = n.start().unwrap();
+            let grudge: Grudge = Grudge(serde_json::from_value(value["grudge"].clone()).unwrap());
+            let cut_off = grudge.isolates("n1", &nodes);
+            assert_eq!(n.follow_up().is_some(), cut_off, "{value}");
+            if cut_off {
+                isolated += 1;
+                *refusals.lock().unwrap() = 2;
+                let done = n.take_follow_up(later()).unwrap();
+                assert_eq!(done["new"], "n2");
+                let (_, stopped) = n.stop().unwrap();
+                assert_eq!(stopped, json!({"rejoined": "n1"}));
+            } else {
+                n.stop().unwrap();
+            }
+        }
+        assert!(isolated > 0);
+        let log = log.lock().unwrap();
+        let refused = log.iter().filter(|l| *l == "refused failover").count();
+        assert_eq!(refused, 2 * isolated, "{log:?}");
+        drop(log);
+        // Refused up to the fault's end: the op's error, and no rejoin at the stop.
+        loop {
+            n.start().unwrap();
+            if n.follow_up().is_some() {
+                break;
+            }
+            n.stop().unwrap();
+        }
+        *refusals.lock().unwrap() = 1;
+        let e = n.take_follow_up(Instant::now()).unwrap_err();
+        assert!(e.to_string().contains("replicas connected"), "{e}");
+        assert_eq!(n.stop().unwrap().1, Value::Null);
     }
 
     #[test]

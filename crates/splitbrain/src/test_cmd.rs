@@ -151,9 +151,10 @@ pub fn run(args: TestArgs) -> u8 {
 }
 
 /// The run's log: test.log, with seconds since the start; the important lines also
-/// go to stderr.
+/// go to stderr. Clones write to the same file (the nemesis has one).
+#[derive(Clone)]
 struct Log {
-    file: Mutex<File>,
+    file: Arc<Mutex<File>>,
     start: Instant,
 }
 
@@ -188,7 +189,7 @@ fn open_run_dir(args: &TestArgs) -> Result<RunDir> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     point_latest(&store, &Path::new(&name).join(&stamp))?;
     let log = Log {
-        file: Mutex::new(File::create(dir.join("test.log"))?),
+        file: Arc::new(Mutex::new(File::create(dir.join("test.log"))?)),
         start: Instant::now(),
     };
     log.line(&format!("splitbrain test {name}, run {stamp}"));
@@ -322,8 +323,12 @@ fn choose_nemesis(
             Box::new(net)
         }
     };
-    let nemesis =
-        FaultNemesis::new(net, faults.kinds.clone(), seed).with_processes(faults.processes.clone());
+    // Its failovers and rejoins go to test.log only: stderr has the progress bar.
+    let log = log.clone();
+    let nemesis = FaultNemesis::new(net, faults.kinds.clone(), seed)
+        .with_processes(faults.processes.clone())
+        .with_failover_after(faults.failover_after)
+        .with_log(move |line| log.line(line));
     let nemesis: Box<dyn Nemesis> = Box::new(nemesis);
     Ok(Some((nemesis, faults.schedule)))
 }

@@ -156,6 +156,13 @@ pub struct TestArgs {
     #[arg(long, value_name = "SECS")]
     pub nemesis_duration: Option<f64>,
 
+    /// For a database whose primary only an operator replaces (mariadb): seconds into
+    /// a kill of the primary, or a partition cutting it off, before the nemesis fails
+    /// over (promotes a replica; the old primary rejoins after the heal). Longer than
+    /// the fault: no failover [default: 2].
+    #[arg(long, value_name = "SECS")]
+    pub nemesis_failover_after: Option<f64>,
+
     /// Replay: the seed of the workload's choices (which op, key and value each
     /// worker asks for) and of the fault schedule (kinds, order, targets)
     /// [default: a fresh one, recorded in config.toml and results.json].
@@ -210,6 +217,7 @@ impl TestArgs {
             nemesis_process: self.nemesis_process.or(file.nemesis_process),
             nemesis_interval: self.nemesis_interval.or(file.nemesis_interval),
             nemesis_duration: self.nemesis_duration.or(file.nemesis_duration),
+            nemesis_failover_after: self.nemesis_failover_after.or(file.nemesis_failover_after),
             seed: self.seed.or(file.seed),
             store: self.store.or(file.store),
             name: self.name.or(file.name),
@@ -254,6 +262,10 @@ impl TestArgs {
         if self.nemesis.as_ref().is_some_and(|n| !n.is_empty()) {
             self.nemesis_interval.get_or_insert(5.0);
             self.nemesis_duration.get_or_insert(5.0);
+            if splitbrain_cluster::operator_failover(self.db.as_deref().unwrap_or_default()) {
+                self.nemesis_failover_after
+                    .get_or_insert(FAILOVER_AFTER.as_secs_f64());
+            }
         }
         self.store.get_or_insert_with(|| "store".into());
         let name = format!(
@@ -329,6 +341,11 @@ pub fn secs(flag: &str, s: Option<f64>) -> Result<Option<Duration>> {
     }
 }
 
+/// How long into a fault that hit the primary the nemesis fails over, where the
+/// database leaves that to an operator (MariaDB), unless `--nemesis-failover-after`
+/// says otherwise: about what an operator with an alert and a script would take.
+pub const FAILOVER_AFTER: Duration = Duration::from_secs(2);
+
 /// The fault kinds and when they happen.
 #[derive(Debug, Clone)]
 pub struct Faults {
@@ -337,6 +354,9 @@ pub struct Faults {
     /// The processes kill and pause draw from: `None` the database's own,
     /// `Some(name)` one beside it (`--nemesis-process`).
     pub processes: Vec<Option<String>>,
+    /// How long into a fault that hit the primary the nemesis fails over, for a
+    /// database that leaves that to an operator (`--nemesis-failover-after`).
+    pub failover_after: Duration,
 }
 
 /// What resolved settings turn into: everything a run needs but the client, the
@@ -448,6 +468,8 @@ impl Settings {
                     duration: secs("nemesis-duration", args.nemesis_duration)?
                         .unwrap_or(Duration::from_secs(5)),
                 };
+                let failover_after = secs("nemesis-failover-after", args.nemesis_failover_after)?
+                    .unwrap_or(FAILOVER_AFTER);
                 let processes = match args.nemesis_process.as_deref() {
                     None | Some([]) => vec![None],
                     Some(names) => {
@@ -475,6 +497,7 @@ impl Settings {
                     kinds,
                     schedule,
                     processes,
+                    failover_after,
                 })
             }
             _ => None,

@@ -1,10 +1,11 @@
 //! MariaDB 10.11 in the lab (`--db mariadb`), as a user drives it: the cluster's
-//! commands, the native client in both read modes, and a failover after the primary
-//! is killed. Needs root and Debian's `mariadb-server` and `mariadb-client`
+//! commands, the native client in both read modes, a failover after the primary is
+//! killed and the old primary's rejoin, and `splitbrain test` whose nemesis fails
+//! over by itself. Needs root and Debian's `mariadb-server` and `mariadb-client`
 //! (`sudo scripts/setup`); without them the test prints `SKIPPED: ...` and passes,
 //! except under `CI=true`, where that is a failure.
 //!
-//! One cluster serves every step, each checked before the next.
+//! In the first test one cluster serves every step, each checked before the next.
 
 mod common;
 use common::{
@@ -145,6 +146,14 @@ fn a_mariadb_lab_replicates_serves_both_read_modes_fails_over_and_leaves_nothing
             .then_some(())
     });
     assert_eq!(cluster(&["leader"], &dir).exits(0).stdout.trim(), leader);
+    // Rejoined, it is initialised afresh from the new primary and replicates from it:
+    // every member healthy, the new primary still leads.
+    let rejoined = cluster(&["rejoin", "n1"], &dir).exits(0).stdout;
+    assert!(rejoined.contains("n1 rejoined"), "{rejoined}");
+    splitbrain_testkit::eventually("every member healthy after the rejoin", || {
+        (cluster(&["status"], &dir).code == Some(0)).then_some(())
+    });
+    assert_eq!(cluster(&["leader"], &dir).exits(0).stdout.trim(), leader);
 
     // A paused and a killed member at `down`: both gone, and every namespace.
     let rest: Vec<&str> = ["n2", "n3"].into_iter().filter(|n| *n != leader).collect();
@@ -152,4 +161,89 @@ fn a_mariadb_lab_replicates_serves_both_read_modes_fails_over_and_leaves_nothing
     cluster(&["kill", rest[0]], &dir).exits(0);
     cluster(&["down"], &dir).exits(0);
     assert_lab_gone(&dir, &netns);
+}
+
+/// `splitbrain test` with kills: the seed's first fault kills the primary n1, the
+/// nemesis fails over two seconds into it, the clients follow the promoted replica,
+/// and the heal rejoins n1 as a replica so that the final read on every member works.
+#[test]
+fn a_mariadb_test_run_fails_over_a_killed_primary_by_itself_and_leaves_nothing() {
+    let Some(_lab) = splitbrain_testkit::lab_of("mariadb", &[]) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let ran = Ran::of(&mut test_cmd(
+        "--db mariadb --workload set --nemesis kill --nemesis-interval 2 --nemesis-duration 8 \
+         --time-limit 11 --rate 300 --concurrency 6 --consistency all --seed 1",
+        &store,
+    ));
+    // A verdict: 0 or 1 (a failover may lose what the primary had not shipped).
+    assert!(
+        matches!(ran.code, Some(0 | 1)),
+        "{} -> {:?}\n{}\n{}",
+        ran.command,
+        ran.code,
+        ran.stdout,
+        ran.stderr
+    );
+    let run = latest(&store);
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    assert!(
+        results["report"]["levels"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty()),
+        "{results}"
+    );
+    let ops = history(&run);
+    let nemesis: Vec<&serde_json::Value> =
+        ops.iter().filter(|o| o["process"] == "nemesis").collect();
+    let fs: Vec<&str> = nemesis.iter().filter_map(|o| o["f"].as_str()).collect();
+    assert_eq!(
+        fs[..3],
+        ["start-kill", "failover", "stop-kill"],
+        "the seed no longer kills the primary first: {nemesis:?}"
+    );
+    let (kill, failover, stop) = (nemesis[0], nemesis[1], nemesis[2]);
+    assert_eq!(kill["value"], serde_json::json!(["n1"]));
+    assert_eq!(failover["value"]["old"], "n1", "{failover}");
+    assert_eq!(failover["value"]["epoch"], 2, "{failover}");
+    assert!(failover["error"].is_null(), "{failover}");
+    let new = failover["value"]["new"].as_str().unwrap();
+    assert!(new == "n2" || new == "n3", "{failover}");
+    assert_eq!(stop["value"]["rejoined"], "n1", "{stop}");
+    let heal = nemesis.last().unwrap();
+    assert!(heal["f"] == "heal" && heal["error"].is_null(), "{heal}");
+    // With n1 dead, every add acknowledged between the failover and the restart was
+    // written on the promoted replica.
+    let (from, to) = (
+        failover["index"].as_u64().unwrap(),
+        stop["index"].as_u64().unwrap(),
+    );
+    let adds = count(&ops, |o| {
+        o["type"] == "ok"
+            && o["f"] == "add"
+            && o["index"].as_u64().is_some_and(|i| from < i && i < to)
+    });
+    assert!(adds > 0, "no add acknowledged after the failover");
+    // The final read works on every member, the rejoined one too.
+    let finals: Vec<&serde_json::Value> = ops
+        .iter()
+        .filter(|o| o["type"] == "ok" && o["final"] == true)
+        .collect();
+    let nodes: std::collections::BTreeSet<&str> =
+        finals.iter().filter_map(|o| o["node"].as_str()).collect();
+    assert_eq!(nodes.len(), 3, "final reads: {finals:?}");
+    let log = std::fs::read_to_string(run.join("test.log")).unwrap();
+    assert!(
+        log.contains("nemesis: failover from n1") && log.contains("n1 rejoined"),
+        "{log}"
+    );
+    let cluster_dir = run.join("cluster");
+    assert!(
+        !cluster_dir.join("cluster.json").exists(),
+        "state file left"
+    );
+    assert_lab_gone(&cluster_dir, &[]);
 }

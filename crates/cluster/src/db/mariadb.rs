@@ -16,7 +16,10 @@
 //! (`CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos`), and [`failover`] is what an
 //! operator does when the primary dies or is cut off: promote the most advanced
 //! replica and repoint the others. Every member starts `read_only`; its `role.sql`
-//! makes the primary writable again when it restarts.
+//! makes the primary writable again when it restarts. The old primary may hold
+//! writes nobody else has, which strict GTID replication will not merge: [`rejoin`]
+//! brings it back as a replica of the new primary from a data directory initialised
+//! afresh and a dump of the new primary.
 //!
 //! **The primary** is the member named by the row of `splitbrain_lab.primary_member`
 //! with the highest epoch among the members that answer. `up` writes epoch 1 (`n1`)
@@ -75,6 +78,7 @@ impl Database for MariaDb {
             ("mariadbd", "mariadb-server"),
             ("mariadb-install-db", "mariadb-server"),
             ("mariadb", "mariadb-client"),
+            ("mariadb-dump", "mariadb-client"),
         ]
     }
 
@@ -253,8 +257,16 @@ impl Database for MariaDb {
             .collect())
     }
 
+    fn operator_failover(&self) -> bool {
+        true
+    }
+
     fn failover(&self, nodes: &[Node]) -> Result<Failover> {
         failover(nodes)
+    }
+
+    fn rejoin(&self, node: &Node, nodes: &[Node]) -> Result<()> {
+        rejoin(node, nodes)
     }
 
     fn render_log_line(&self, line: &str) -> String {
@@ -368,6 +380,99 @@ fn failover(nodes: &[Node]) -> Result<Failover> {
         positions,
         repointed,
         fenced,
+    })
+}
+
+/// Makes `node`, fresh from `mariadb-install-db`, a replica of the primary the other
+/// members name: loads a dump of the primary's tables, taken in one transaction with
+/// its GTID position, and replicates from that position.
+///
+/// Not by replicating the primary's binlog from its beginning: the events the old
+/// primary wrote carry its own server id, which a replica skips as its own (the loop
+/// guard of circular replication), so it would miss every write made before the
+/// failover. The dump is loaded with `sql_log_bin=0` and sets `gtid_slave_pos`
+/// itself (`--master-data=1 --gtid`); the member's binlog state starts there too, so
+/// that if it is promoted before it replicated anything its writes still number on
+/// from the primary's (strict GTID mode refuses a sequence number that goes back).
+/// Returns once both replication threads run; catching up is the readiness probe's
+/// business.
+fn rejoin(node: &Node, nodes: &[Node]) -> Result<()> {
+    let refuse = |why: String| Error::Failover(format!("rejoining {}: {why}", node.name));
+    let others: Vec<&Node> = nodes.iter().filter(|n| n.addr != node.addr).collect();
+    let rows: Vec<(u64, Ipv4Addr)> = std::thread::scope(|s| {
+        let handles: Vec<_> = others
+            .iter()
+            .map(|n| s.spawn(move || member_via_socket(n).ok()?.primary))
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().ok().flatten())
+            .collect()
+    });
+    let (_, addr) = rows
+        .into_iter()
+        .max_by_key(|r| r.0)
+        .ok_or_else(|| refuse("no other member answered with the primary's row".into()))?;
+    let primary = others
+        .iter()
+        .find(|n| n.addr == addr)
+        .ok_or_else(|| refuse(format!("the primary {addr} is not another member")))?;
+    // A restart keeps it a replica; it already is one (the failover wrote the file).
+    write_role(node, false)?;
+    socket_sql(node, "SET GLOBAL read_only=1")?;
+    let dump = member_dir(node).join("tmp").join("rejoin.sql");
+    sys::run(
+        Command::new("mariadb-dump")
+            .arg("--no-defaults")
+            .arg(format!("--socket={}", socket_path(primary).display()))
+            .args([
+                "-uroot",
+                "--single-transaction",
+                "--gtid",
+                "--master-data=1",
+            ])
+            .arg(format!("--result-file={}", dump.display()))
+            .args(["--databases", TEST_DATABASE, "splitbrain_lab"]),
+    )?;
+    let loaded = socket_sql(
+        node,
+        &format!(
+            "SET SESSION sql_log_bin=0; SOURCE {}; SELECT @@GLOBAL.gtid_slave_pos",
+            dump.display()
+        ),
+    );
+    let _ = std::fs::remove_file(&dump);
+    let pos = loaded?.trim().to_owned();
+    if !pos
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == '-' || c == ',')
+    {
+        return Err(refuse(format!("the dump set gtid_slave_pos to `{pos}`")));
+    }
+    // A literal: `SET GLOBAL gtid_binlog_state=@@GLOBAL.gtid_slave_pos` hangs the
+    // server (10.11.19).
+    socket_sql(
+        node,
+        &format!(
+            "RESET MASTER; SET GLOBAL gtid_binlog_state='{pos}'; {}",
+            change_master(primary.addr)
+        ),
+    )?;
+    let deadline = Instant::now() + REPLICATION_WAIT;
+    let running = sys::poll(deadline, Duration::from_millis(50), || {
+        let m = member_via_socket(node).map_err(refuse)?;
+        let both =
+            m.io_running.as_deref() == Some("Yes") && m.sql_running.as_deref() == Some("Yes");
+        Ok(both.then_some(()))
+    })?;
+    running.ok_or_else(|| Error::Timeout {
+        what: format!(
+            "{} replicating from {} after its rejoin ({})",
+            node.name,
+            primary.name,
+            slave_error(node)
+        ),
+        after: REPLICATION_WAIT,
     })
 }
 

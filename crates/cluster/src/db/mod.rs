@@ -155,6 +155,29 @@ pub struct Failover {
     pub fenced: bool,
 }
 
+impl Failover {
+    /// `new` promoted in place of `old` at `epoch`, with no candidates' positions,
+    /// repointed replicas or fence recorded (a fake's answer, for tests elsewhere).
+    pub fn new(old: NodeName, new: NodeName, epoch: u64) -> Failover {
+        Failover {
+            old,
+            new,
+            epoch,
+            positions: Vec::new(),
+            repointed: Vec::new(),
+            fenced: false,
+        }
+    }
+}
+
+/// The refusal of [`Database::failover`] and [`Database::rejoin`] by a database that
+/// elects its own leader.
+fn elects_its_own(db: &str) -> Error {
+    Error::Failover(format!(
+        "{db} elects its own leader: there is no failover to make"
+    ))
+}
+
 /// A process a member owns besides its main one (see the module documentation).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Extra {
@@ -253,16 +276,30 @@ pub(crate) trait Database: std::fmt::Debug + Send + Sync {
         let _ = nodes;
         Ok(())
     }
+    /// Whether a failed primary is replaced only by an operator's
+    /// [`Database::failover`] (MariaDB): the test's nemesis then fails over by itself
+    /// when a fault hits the primary, and rejoins the old one after the heal
+    /// ([`Database::rejoin`]). Default: no, the database elects its own leader.
+    fn operator_failover(&self) -> bool {
+        false
+    }
     /// What an operator does when the primary of a primary-backup database has died
     /// or is cut off: promote the most advanced replica, repoint the others.
     /// [`Error::Failover`] when it cannot or need not; databases that elect their
     /// own leader do not have it.
     fn failover(&self, nodes: &[Node]) -> Result<Failover> {
         let _ = nodes;
-        Err(Error::Failover(format!(
-            "{} elects its own leader: there is no failover to make",
-            self.name()
-        )))
+        Err(elects_its_own(self.name()))
+    }
+    /// Makes `node`, a former primary a failover replaced, a replica of the current
+    /// primary. [`crate::Cluster::rejoin`] calls it once the member runs again on a
+    /// data directory initialised afresh ([`Database::wipe`], then
+    /// [`Database::initialise`]): what the old primary held that nobody else has is
+    /// gone, and it replicates everything from the new primary. Only for databases
+    /// with an [`operator_failover`](Database::operator_failover).
+    fn rejoin(&self, node: &Node, nodes: &[Node]) -> Result<()> {
+        let _ = (node, nodes);
+        Err(elects_its_own(self.name()))
     }
     /// Removes a member's data from a previous run.
     fn wipe(&self, node: &Node) -> Result<()> {
@@ -322,6 +359,12 @@ pub(crate) fn by_name(name: &str) -> Result<&'static dyn Database> {
             name: name.to_owned(),
             known: known_databases().join(", "),
         })
+}
+
+/// Whether database `name`'s primary is replaced only by an operator's failover
+/// (MariaDB), so that the test's nemesis makes one; false for an unknown name.
+pub fn operator_failover(name: &str) -> bool {
+    by_name(name).is_ok_and(|d| d.operator_failover())
 }
 
 /// The Debian packages `name` needs (its programs'), or an error listing the known

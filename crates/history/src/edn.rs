@@ -248,7 +248,7 @@ fn op_from_edn(v: &Edn) -> Result<Op, ErrorKind> {
                     other => return Err(bad("f", "a keyword", other)),
                 })
             }
-            "value" => op.value = val.to_json(),
+            "value" => op.value = val.to_json().into(),
             "key" => {
                 op.key = match val {
                     Edn::Nil => None,

@@ -663,6 +663,11 @@ mod tests {
             r#"{"process":2,"process":3,"type":"ok","f":"read","value":1,"value":2,"final":false}"#,
             r#"{"process":999999999999999999,"type":"ok","f":"read","value":999999999999999999}"#,
             r#"{"process":0,"type":"ok","f":"read","value":0,"key":-1}"#,
+            r#"{"process":3,"type":"invoke","f":"cas","value":[null,210],"key":7}"#,
+            r#"{"process":3,"type":"invoke","f":"cas","value":[ -2147483648 , 4294967296 ]}"#,
+            r#"{"process":3,"type":"invoke","f":"cas","value":[2147483647,null]}"#,
+            r#"{"process":3,"type":"invoke","f":"cas","value":[1,true]}"#,
+            r#"{"process":3,"type":"invoke","f":"cas","value":[1,2,3]}"#,
         ];
         for line in common {
             let quick = fast::parse(line, &mut Names::default());
@@ -848,7 +853,7 @@ mod tests {
         // 64 bits, signed or not, and long floats are fine.
         let text = "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":[18446744073709551615,-9223372036854775808,1.00000000000000000000001e30]}";
         let op = parse_line(text).unwrap();
-        assert_eq!(op.value[0], json!(18446744073709551615u64));
+        assert_eq!(op.value.json()[0], json!(18446744073709551615u64));
         let e = parse_line(
             "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"time\":100000000000000000000}",
         )

@@ -23,6 +23,9 @@
 
 pub mod edn;
 pub mod jsonl;
+mod value;
+
+pub use value::OpValue;
 
 use serde_json::Value;
 use std::collections::HashMap;
@@ -129,8 +132,9 @@ impl Key {
 pub struct Op {
     pub process: Process,
     /// For a read's invocation, null; for its `ok`, the value read; for `cas`,
-    /// `[expected, new]`.
-    pub value: Value,
+    /// `[expected, new]`. Any JSON, held in 16 bytes when it is null, an integer
+    /// or a pair of small ones (see [`OpValue`]).
+    pub value: OpValue,
     /// The function: `read`, `write`, `cas`, `add`, `acquire`, ... Shared: a
     /// history has a handful of distinct names, and the readers give every op with
     /// the same name the same allocation.
@@ -163,10 +167,15 @@ const HAS_VERSION: u8 = 4;
 
 impl Op {
     /// A bare op, for building histories in code and tests.
-    pub fn new(process: Process, kind: OpType, f: impl Into<Arc<str>>, value: Value) -> Op {
+    pub fn new(
+        process: Process,
+        kind: OpType,
+        f: impl Into<Arc<str>>,
+        value: impl Into<OpValue>,
+    ) -> Op {
         Op {
             process,
-            value,
+            value: value.into(),
             f: f.into(),
             key: None,
             node: None,
@@ -524,16 +533,15 @@ impl History {
                     },
                 )
             };
-            let key = match &op.value {
-                Value::Array(t) if t.len() == 2 => Key::from_json(&t[0]),
-                _ => None,
+            let (key, value) = match std::mem::take(&mut op.value).into_json() {
+                Value::Array(mut t) if t.len() == 2 => match Key::from_json(&t[0]) {
+                    Some(k) => (k, t.pop().unwrap_or(Value::Null)),
+                    None => return Err(bad(&Value::Array(t))),
+                },
+                other => return Err(bad(&other)),
             };
-            let (Some(key), Value::Array(tuple)) = (key, &mut op.value) else {
-                return Err(bad(&op.value));
-            };
-            let value = tuple.pop().unwrap_or(Value::Null);
             op.key = Some(key);
-            op.value = value;
+            op.value = OpValue::from(value);
         }
         Ok(self)
     }

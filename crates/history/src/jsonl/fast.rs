@@ -13,7 +13,7 @@
 //! lines it accepts: the unit tests and the `jsonl` fuzz target compare the two
 //! on every line this path reads.
 
-use crate::{Key, Names, Op, OpType, Process};
+use crate::{Key, Names, Op, OpType, OpValue, Process};
 use serde_json::Value;
 
 /// Arrays nested deeper than this go the slow way.
@@ -28,7 +28,7 @@ pub(crate) fn parse(line: &str, names: &mut Names) -> Option<Op> {
     r.ws();
     r.eat(b'{')?;
     let (mut process, mut kind, mut f) = (None, None, None);
-    let mut value = Value::Null;
+    let mut value = OpValue::NULL;
     let (mut key, mut time, mut index, mut version) = (None, None, None, None);
     let (mut node, mut error, mut is_final) = (None, None, false);
     r.ws();
@@ -51,7 +51,7 @@ pub(crate) fn parse(line: &str, names: &mut Names) -> Option<Op> {
                 }
                 "type" => kind = Some(OpType::parse(r.string()?)?),
                 "f" => f = Some(r.string()?),
-                "value" => value = r.value(0)?,
+                "value" => value = r.op_value()?,
                 "key" => {
                     key = match r.peek()? {
                         b'"' => Some(Key::Str(r.string()?.to_string())),
@@ -189,6 +189,40 @@ impl<'a> Reader<'a> {
             (true, 0) => None,
             (true, n) => Some(-n),
         }
+    }
+
+    /// An op's value: the common kinds straight into their inline form, the
+    /// rest through a `Value`.
+    fn op_value(&mut self) -> Option<OpValue> {
+        match self.peek()? {
+            b'n' => self.word(b"null").map(|()| OpValue::NULL),
+            b'-' | b'0'..=b'9' => self.int().map(OpValue::int),
+            b'[' => {
+                let at = self.i;
+                match self.pair() {
+                    Some(p) => Some(p),
+                    None => {
+                        self.i = at;
+                        self.value(0).map(OpValue::from)
+                    }
+                }
+            }
+            _ => self.value(0).map(OpValue::from),
+        }
+    }
+
+    /// `[a, b]`, each null or an integer: a cas's `[expected, new]`.
+    fn pair(&mut self) -> Option<OpValue> {
+        self.eat(b'[')?;
+        self.ws();
+        let a = self.opt(Reader::int)?;
+        self.ws();
+        self.eat(b',')?;
+        self.ws();
+        let b = self.opt(Reader::int)?;
+        self.ws();
+        self.eat(b']')?;
+        Some(OpValue::pair(a, b))
     }
 
     fn value(&mut self, depth: usize) -> Option<Value> {

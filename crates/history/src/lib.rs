@@ -138,10 +138,10 @@ pub struct Op {
     /// The function: `read`, `write`, `cas`, `add`, `acquire`, ... Shared: a
     /// history has a handful of distinct names, and the readers give every op with
     /// the same name the same allocation.
-    pub f: Arc<str>,
+    pub f: Name,
     pub key: Option<Key>,
     /// The node the op was sent to. Shared like `f`.
-    pub node: Option<Arc<str>>,
+    pub node: Option<Name>,
     /// Why an op failed or is indeterminate. Boxed: most ops have none.
     pub error: Option<Box<Value>>,
     /// Any other fields, kept in order so that a history round-trips. A box
@@ -170,7 +170,7 @@ impl Op {
     pub fn new(
         process: Process,
         kind: OpType,
-        f: impl Into<Arc<str>>,
+        f: impl Into<Name>,
         value: impl Into<OpValue>,
     ) -> Op {
         Op {
@@ -276,17 +276,129 @@ impl fmt::Display for Op {
     }
 }
 
+/// A name many ops share (`f`, `node`): a history has a handful of distinct ones
+/// and millions of ops, so each op holds a thin pointer (8 bytes; an `Arc<str>`
+/// is 16) to one shared allocation. Reads as a `&str`.
+#[derive(Clone)]
+pub struct Name(Arc<Box<str>>);
+
+impl Name {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Name) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for Name {}
+
+impl PartialEq<str> for Name {
+    fn eq(&self, other: &str) -> bool {
+        **self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for Name {
+    fn eq(&self, other: &&str) -> bool {
+        **self.0 == **other
+    }
+}
+
+impl std::hash::Hash for Name {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h);
+    }
+}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Name) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Name {
+    fn cmp(&self, other: &Name) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Name {
+        Name(Arc::new(s.into()))
+    }
+}
+
+impl From<String> for Name {
+    fn from(s: String) -> Name {
+        Name(Arc::new(s.into_boxed_str()))
+    }
+}
+
+impl From<&String> for Name {
+    fn from(s: &String) -> Name {
+        Name::from(s.as_str())
+    }
+}
+
+impl From<Arc<str>> for Name {
+    fn from(s: Arc<str>) -> Name {
+        Name::from(&*s)
+    }
+}
+
+impl serde::Serialize for Name {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self)
+    }
+}
+
 /// Gives equal names (`f`, `node`) one shared allocation: a history has a
 /// handful of distinct ones and millions of ops.
 #[derive(Debug, Default)]
-pub(crate) struct Names(Vec<Arc<str>>);
+pub(crate) struct Names(Vec<Name>);
 
 impl Names {
-    pub(crate) fn get(&mut self, name: &str) -> Arc<str> {
+    pub(crate) fn get(&mut self, name: &str) -> Name {
         if let Some(n) = self.0.iter().find(|n| ***n == *name) {
             return n.clone();
         }
-        let n: Arc<str> = name.into();
+        let n = Name::from(name);
         // A history that makes up a name per op is not worth a linear search.
         if self.0.len() < 64 {
             self.0.push(n.clone());
@@ -758,6 +870,17 @@ mod tests {
             .into_independent()
             .unwrap_err();
         assert!(e.to_string().contains("h:1: field `value`"), "{e}");
+    }
+
+    #[test]
+    fn names_are_thin_and_read_as_text() {
+        assert_eq!(std::mem::size_of::<Option<Name>>(), 8);
+        let (a, b) = (Name::from("read"), Name::from(String::from("read")));
+        assert_eq!(a, b);
+        assert_eq!(a, "read");
+        assert_ne!(a, Name::from("write"));
+        assert_eq!(format!("{a:?} {a}"), "\"read\" read");
+        assert_eq!(serde_json::to_string(&a).unwrap(), "\"read\"");
     }
 
     #[test]

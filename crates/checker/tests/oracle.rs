@@ -436,7 +436,7 @@ impl Hist {
                 Key::Int(k) => u8::try_from(*k).expect("small integer keys"),
                 Key::Str(s) => {
                     let next = names.len() as u8;
-                    *names.entry(s.clone()).or_insert(next)
+                    *names.entry(s.to_string()).or_insert(next)
                 }
             });
             if op.kind == OpType::Invoke {

@@ -381,7 +381,7 @@ impl Serialize for Op {
         m.serialize_entry("value", &self.value)?;
         match &self.key {
             Some(Key::Int(k)) => m.serialize_entry("key", k)?,
-            Some(Key::Str(k)) => m.serialize_entry("key", k)?,
+            Some(Key::Str(k)) => m.serialize_entry("key", &**k)?,
             None => {}
         }
         if let Some(t) = self.time() {
@@ -496,7 +496,7 @@ impl<'de> Deserialize<'de> for KField {
                     .map_err(|_| E::custom("key too large"))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<KField, E> {
-                Ok(KField(Some(Key::Str(v.to_string()))))
+                Ok(KField(Some(Key::Str(v.into()))))
             }
             fn visit_unit<E: de::Error>(self) -> Result<KField, E> {
                 Ok(KField(None))
@@ -578,7 +578,10 @@ impl<'de> Visitor<'de> for OpVisitor<'_> {
                     let KField(k) = map.next_value().map_err(|_| {
                         de::Error::custom("field `key`: expected a string or an integer")
                     })?;
-                    op.key = k;
+                    op.key = match k {
+                        Some(Key::Str(k)) => Some(self.names.key(&k)),
+                        k => k,
+                    };
                 }
                 "time" => {
                     op.set_time(map.next_value().map_err(|_| {
@@ -734,6 +737,21 @@ mod tests {
         // Beyond 64 bits: refused too, not rounded.
         let e = parse_line(&with("100000000000000000000")).unwrap_err();
         assert!(e.to_string().contains("field `version`"), "{e}");
+    }
+
+    #[test]
+    fn ops_on_one_key_share_its_name_quick_or_not() {
+        let h = parse(
+            "k",
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"key\":\"k7\"}\n\
+             {\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"key\":\"k7\",\"mine\":1}\n",
+        )
+        .unwrap();
+        let (Some(Key::Str(a)), Some(Key::Str(b))) = (&h.ops()[0].key, &h.ops()[1].key) else {
+            panic!("string keys: {:?}", h.ops());
+        };
+        assert!(std::sync::Arc::ptr_eq(&a.0, &b.0));
+        assert_eq!(a, "k7");
     }
 
     #[test]

@@ -28,7 +28,7 @@ mod value;
 pub use value::OpValue;
 
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -88,11 +88,12 @@ impl fmt::Display for OpType {
     }
 }
 
-/// The key an op acts on, when a history covers many independent keys.
+/// The key an op acts on, when a history covers many independent keys. A string
+/// key is a [`Name`]: the readers give every op on the same key one allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Key {
     Int(i64),
-    Str(String),
+    Str(Name),
 }
 
 impl fmt::Display for Key {
@@ -116,7 +117,7 @@ impl Key {
     /// Reads a key from JSON: a string or an integer.
     pub fn from_json(v: &Value) -> Option<Key> {
         match v {
-            Value::String(s) => Some(Key::Str(s.clone())),
+            Value::String(s) => Some(Key::Str(s.as_str().into())),
             Value::Number(n) => n.as_i64().map(Key::Int),
             _ => None,
         }
@@ -388,22 +389,39 @@ impl serde::Serialize for Name {
     }
 }
 
-/// Gives equal names (`f`, `node`) one shared allocation: a history has a
-/// handful of distinct ones and millions of ops.
+/// Gives equal names (`f`, `node`) and equal string keys one shared allocation:
+/// a history has a handful of distinct names, up to thousands of keys, and
+/// millions of ops.
 #[derive(Debug, Default)]
-pub(crate) struct Names(Vec<Name>);
+pub(crate) struct Names {
+    names: Vec<Name>,
+    keys: HashSet<Name>,
+}
 
 impl Names {
     pub(crate) fn get(&mut self, name: &str) -> Name {
-        if let Some(n) = self.0.iter().find(|n| ***n == *name) {
+        if let Some(n) = self.names.iter().find(|n| ***n == *name) {
             return n.clone();
         }
         let n = Name::from(name);
         // A history that makes up a name per op is not worth a linear search.
-        if self.0.len() < 64 {
-            self.0.push(n.clone());
+        if self.names.len() < 64 {
+            self.names.push(n.clone());
         }
         n
+    }
+
+    /// A string key, shared with every other op on it.
+    pub(crate) fn key(&mut self, key: &str) -> Key {
+        if let Some(k) = self.keys.get(key) {
+            return Key::Str(k.clone());
+        }
+        let k = Name::from(key);
+        // Nor is one that makes up a key per op worth a set that only grows.
+        if self.keys.len() < 1 << 16 {
+            self.keys.insert(k.clone());
+        }
+        Key::Str(k)
     }
 }
 
@@ -629,6 +647,7 @@ impl History {
     pub fn into_independent(mut self) -> Result<History, HistoryError> {
         let lines = &self.lines;
         let line = |i: usize| lines.as_ref().map_or(i + 1, |l| l[i] as usize);
+        let mut names = Names::default();
         for (i, op) in self.ops.iter_mut().enumerate() {
             if op.is_nemesis() {
                 continue;
@@ -647,6 +666,7 @@ impl History {
             };
             let (key, value) = match std::mem::take(&mut op.value).into_json() {
                 Value::Array(mut t) if t.len() == 2 => match Key::from_json(&t[0]) {
+                    Some(Key::Str(k)) => (names.key(&k), t.pop().unwrap_or(Value::Null)),
                     Some(k) => (k, t.pop().unwrap_or(Value::Null)),
                     None => return Err(bad(&Value::Array(t))),
                 },

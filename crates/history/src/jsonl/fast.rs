@@ -54,7 +54,7 @@ pub(crate) fn parse(line: &str, names: &mut Names) -> Option<Op> {
                 "value" => value = r.op_value()?,
                 "key" => {
                     key = match r.peek()? {
-                        b'"' => Some(Key::Str(r.string()?.to_string())),
+                        b'"' => Some(names.key(r.string()?)),
                         b'n' => r.null()?,
                         _ => Some(Key::Int(r.int()?)),
                     }

@@ -22,6 +22,7 @@ const MAX_DEPTH: usize = 4;
 /// The op on `line`, or `None` when the line is not of the common shape.
 pub(crate) fn parse(line: &str, names: &mut Names) -> Option<Op> {
     let mut r = Reader {
+        s: line,
         b: line.as_bytes(),
         i: 0,
     };
@@ -93,6 +94,7 @@ pub(crate) fn parse(line: &str, names: &mut Names) -> Option<Op> {
 }
 
 struct Reader<'a> {
+    s: &'a str,
     b: &'a [u8],
     i: usize,
 }
@@ -154,7 +156,7 @@ impl<'a> Reader<'a> {
             }
         }
         // The line is a `str` and the quotes are ASCII, so this is whole characters.
-        std::str::from_utf8(&self.b[start..self.i - 1]).ok()
+        self.s.get(start..self.i - 1)
     }
 
     /// The digits of a non-negative integer in canonical form (no leading zero,

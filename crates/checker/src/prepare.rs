@@ -34,7 +34,7 @@ use crate::model::{Model, Values};
 use crate::CheckError;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap as HashMap;
-use splitbrain_history::{History, Key, OpType, OpValue, Pair, Process};
+use splitbrain_history::{History, Key, OpType, Pair, Process};
 
 /// One call of the search: an op with its interval.
 #[derive(Debug, Clone)]
@@ -188,8 +188,7 @@ fn compile_share<M: Model>(
             (Some(_), Some(c)) => c,
             _ => pair.invoke,
         };
-        let (input, output) = (inv.value.json(), output.map(OpValue::json));
-        match model.compile(&inv.f, &input, output.as_deref(), &mut part.values) {
+        match model.compile_op(&inv.f, &inv.value, output, &mut part.values) {
             Ok(Some(op)) => {
                 part.versioned |= required && done.is_some_and(|c| c.version().is_some());
                 part.calls.push(Call {

@@ -123,6 +123,26 @@ impl OpValue {
         }
     }
 
+    /// The two elements of a two-element array (a cas's `[expected, new]`), each
+    /// a value of its own.
+    pub fn as_pair(&self) -> Option<(OpValue, OpValue)> {
+        let half = |h: i32| {
+            if h == NIL {
+                OpValue::NULL
+            } else {
+                OpValue::int(h.into())
+            }
+        };
+        match &self.0 {
+            Repr::Pair(a, b) => Some((half(*a), half(*b))),
+            Repr::Json(v) => match &**v {
+                Value::Array(t) if t.len() == 2 => Some((t[0].clone().into(), t[1].clone().into())),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// The value as serde_json's `Value`: borrowed when it is boxed, built when
     /// it is inline (which allocates only for a pair).
     pub fn json(&self) -> Cow<'_, Value> {
@@ -310,6 +330,9 @@ mod tests {
             assert_eq!(o.as_bool(), v.as_bool(), "{v}");
             assert_eq!(o.is_null(), v.is_null(), "{v}");
             assert_eq!(o.clone().into_json(), *v, "{v}");
+            let pair = v.as_array().filter(|a| a.len() == 2);
+            let halves = pair.map(|a| (OpValue::from(a[0].clone()), OpValue::from(a[1].clone())));
+            assert_eq!(o.as_pair(), halves, "{v}");
             for (j, (w, p)) in values.iter().zip(&compact).enumerate() {
                 assert_eq!(o == p, i == j, "{v} vs {w}");
                 assert_eq!(*o == *w, v == w, "{v} vs {w}");

@@ -187,20 +187,23 @@ pub(crate) fn check(
                             Process::Nemesis => "nemesis".into(),
                         });
                     let line = history.line(pair.completion.unwrap_or(pair.invoke));
-                    log.finals.push((node, d.value.clone(), line));
+                    log.finals.push((node, d.value.json().into_owned(), line));
                     final_reads += 1;
                 }
             }
             f => {
                 let written = match (kind, f) {
                     (ModelKind::Register | ModelKind::CasRegister, "write" | "put") => {
-                        inv.value.clone()
+                        inv.value.json().into_owned()
                     }
-                    (ModelKind::CasRegister, "cas") => cas_pair(&inv.value).map_err(bad)?.1.clone(),
-                    (ModelKind::Set, "add") => inv.value.clone(),
+                    (ModelKind::CasRegister, "cas") => {
+                        cas_pair(&inv.value.json()).map_err(bad)?.1.clone()
+                    }
+                    (ModelKind::Set, "add") => inv.value.json().into_owned(),
                     (ModelKind::Counter, "add" | "incr") => {
                         // 128 bits: sums of 64-bit adds cannot overflow.
-                        let n = i128::from(integer(&inv.value, "an add's value").map_err(bad)?);
+                        let n =
+                            i128::from(integer(&inv.value.json(), "an add's value").map_err(bad)?);
                         match kind_done {
                             Some(OpType::Ok) => log.sum_ok = log.sum_ok.saturating_add(n),
                             Some(OpType::Fail) => {}

@@ -15,6 +15,7 @@
 
 use rustc_hash::FxHashMap as HashMap;
 use serde_json::Value;
+use splitbrain_history::OpValue;
 use std::fmt::Debug;
 use std::hash::Hash;
 
@@ -146,6 +147,23 @@ impl Values {
         id
     }
 
+    /// [`Values::id`] of an op's value: integers and null without building a
+    /// `Value` to look them up.
+    pub fn id_op(&mut self, v: &OpValue) -> ValueId {
+        match v.as_i64() {
+            Some(i) => {
+                let next = self.values.len() as ValueId;
+                let id = *self.ints.entry(i).or_insert(next);
+                if id == next {
+                    self.values.push(Value::from(i));
+                }
+                id
+            }
+            None if v.is_null() => NULL,
+            None => self.id(&v.json()),
+        }
+    }
+
     /// The id of `v` if it was interned, without interning it.
     pub fn lookup(&self, v: &Value) -> Option<ValueId> {
         if let Some(i) = v.as_i64() {
@@ -193,6 +211,21 @@ pub trait Model: Sync + Send {
         output: Option<&Value>,
         values: &mut Values,
     ) -> Result<Option<Self::Op>, ModelError>;
+
+    /// [`Model::compile`] on the op's own values, as the history holds them. By
+    /// default they become `Value`s first; a model whose values are mostly
+    /// integers reads them as they are (a cas's pair would otherwise cost an
+    /// allocation per op). Must give what `compile` gives.
+    fn compile_op(
+        &self,
+        f: &str,
+        input: &OpValue,
+        output: Option<&OpValue>,
+        values: &mut Values,
+    ) -> Result<Option<Self::Op>, ModelError> {
+        let output = output.map(OpValue::json);
+        self.compile(f, &input.json(), output.as_deref(), values)
+    }
 
     /// The state after `op`, or `None` when `op` cannot follow `state`.
     fn step(&self, state: &Self::State, op: &Self::Op) -> Option<Self::State>;
@@ -287,6 +320,31 @@ impl Model for Register {
                     &["read", "write"]
                 },
             )),
+        }
+    }
+
+    fn compile_op(
+        &self,
+        f: &str,
+        input: &OpValue,
+        output: Option<&OpValue>,
+        values: &mut Values,
+    ) -> Result<Option<RegisterOp>, ModelError> {
+        match f {
+            "read" => Ok(output.map(|v| RegisterOp::Read(values.id_op(v)))),
+            "write" => Ok(Some(RegisterOp::Write(values.id_op(input)))),
+            "cas" if self.cas => match input.as_pair() {
+                Some((old, new)) => Ok(Some(RegisterOp::Cas(
+                    values.id_op(&old),
+                    values.id_op(&new),
+                ))),
+                None => self.compile(f, &input.json(), None, values),
+            },
+            // Every error, worded once.
+            _ => {
+                let output = output.map(OpValue::json);
+                self.compile(f, &input.json(), output.as_deref(), values)
+            }
         }
     }
 
@@ -657,6 +715,39 @@ impl Model for Append {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn registers_compile_an_ops_own_values_as_their_json() {
+        let values = [
+            json!(null),
+            json!(3),
+            json!(-4),
+            json!(u64::MAX),
+            json!(1.5),
+            json!("x"),
+            json!([null, 2]),
+            json!([1, 2]),
+            json!([1u64 << 40, "y"]),
+            json!([1, 2, 3]),
+            json!({"a": 1}),
+        ];
+        for m in [Register { cas: false }, Register { cas: true }] {
+            for f in ["read", "write", "cas", "add"] {
+                for input in &values {
+                    for output in values.iter().map(Some).chain([None]) {
+                        let (mut a, mut b) = (Values::new(), Values::new());
+                        let by_json = m.compile(f, input, output, &mut a);
+                        let own = OpValue::from(input.clone());
+                        let out = output.cloned().map(OpValue::from);
+                        let by_op = m.compile_op(f, &own, out.as_ref(), &mut b);
+                        let what = format!("{f} {input} {output:?} cas={}", m.cas);
+                        assert_eq!(format!("{by_json:?}"), format!("{by_op:?}"), "{what}");
+                        assert_eq!(a.values, b.values, "{what}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn equal_json_values_intern_equal() {

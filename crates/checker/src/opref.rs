@@ -55,8 +55,10 @@ pub(crate) fn op_ref<M: Model>(
         },
         outcome: done.map_or("pending", |c| c.kind.as_str()),
         f: inv.f.to_string(),
-        value: inv.value.clone(),
-        result: ok.map(|c| c.value.clone()).filter(|v| *v != inv.value),
+        value: inv.value.json().into_owned(),
+        result: ok
+            .map(|c| c.value.json().into_owned())
+            .filter(|v| *v != inv.value),
         label: model.describe_op(&call.op, &part.values),
         line: history.line(pair.invoke),
         end_line: pair.completion.map(|c| history.line(c)),

@@ -188,7 +188,7 @@ fn compile_share<M: Model>(
             (Some(_), Some(c)) => c,
             _ => pair.invoke,
         };
-        match model.compile(&inv.f, &inv.value, output, &mut part.values) {
+        match model.compile_op(&inv.f, &inv.value, output, &mut part.values) {
             Ok(Some(op)) => {
                 part.versioned |= required && done.is_some_and(|c| c.version().is_some());
                 part.calls.push(Call {

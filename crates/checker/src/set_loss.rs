@@ -70,7 +70,7 @@ pub(crate) fn refute(history: &History) -> Refutation {
                 element: inv.value.to_string(),
             }),
             "read" => {
-                let elements = match &done.1.value {
+                let elements = match &*done.1.value.json() {
                     Value::Array(xs) => xs.iter().map(Value::to_string).collect(),
                     Value::Null => HashSet::new(),
                     // Not a set: the model will say so when it compiles the op.

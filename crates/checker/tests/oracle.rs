@@ -436,7 +436,7 @@ impl Hist {
                 Key::Int(k) => u8::try_from(*k).expect("small integer keys"),
                 Key::Str(s) => {
                     let next = names.len() as u8;
-                    *names.entry(s.clone()).or_insert(next)
+                    *names.entry(s.to_string()).or_insert(next)
                 }
             });
             if op.kind == OpType::Invoke {
@@ -444,11 +444,13 @@ impl Hist {
                 let call = match (&*op.f, model) {
                     ("read", _) => Call::Read,
                     ("write", ModelKind::Append) => Call::Put(text()),
-                    ("write", _) => Call::Write(json_val(&op.value)),
-                    ("cas", _) => Call::Cas(json_val(&op.value[0]), json_val(&op.value[1])),
+                    ("write", _) => Call::Write(json_val(&op.value.json())),
+                    ("cas", _) => {
+                        Call::Cas(json_val(&op.value.json()[0]), json_val(&op.value.json()[1]))
+                    }
                     ("acquire", _) => Call::Acquire,
                     ("release", _) => Call::Release,
-                    ("add", _) => Call::Add(small(&op.value)),
+                    ("add", _) => Call::Add(small(&op.value.json())),
                     ("append", _) => Call::Append(text()),
                     (other, _) => panic!("the oracle has no `{other}`"),
                 };
@@ -479,7 +481,7 @@ impl Hist {
                     _ => End::Info,
                 };
                 if o.call == Call::Read && o.end == End::Ok {
-                    o.read = json_state(model, &op.value);
+                    o.read = json_state(model, &op.value.json());
                 }
                 if o.end == End::Ok {
                     o.version = op.version();

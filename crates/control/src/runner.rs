@@ -437,7 +437,7 @@ async fn invoke_one(
             op.kind = OpType::Ok;
             op.set_version(version);
             if next.call.is_read() {
-                op.value = value.clone();
+                op.value = value.clone().into();
             }
             sh.seen.saw(next, &value);
         }

@@ -505,7 +505,7 @@ fn etcd_v3_set_and_counter_check_valid_with_final_reads_on_every_node() {
         .count();
     assert!(finals
         .iter()
-        .all(|o| o.value.as_array().map(Vec::len) == Some(added)));
+        .all(|o| o.value.json().as_array().map(Vec::len) == Some(added)));
     let opts = |model| Options {
         model,
         ..Options::default()

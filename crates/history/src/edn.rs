@@ -27,7 +27,7 @@
 //! beyond 64 bits are an error rather than silently rounded to floats, because a
 //! checker comparing rounded values would judge writes of different values equal.
 
-use crate::{ErrorKind, History, HistoryError, Key, Op, OpType, Process};
+use crate::{ErrorKind, History, HistoryError, Key, Names, Op, OpType, Process};
 use serde_json::{Map, Number, Value};
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -44,8 +44,9 @@ pub fn parse(source: &str, text: &str) -> Result<History, HistoryError> {
         .map_err(|(line, msg)| err(line, ErrorKind::Edn(msg)))?;
     let mut ops = Vec::with_capacity(forms.len());
     let mut lines = Vec::with_capacity(forms.len());
+    let mut names = Names::default();
     for (line, form) in forms {
-        ops.push(op_from_edn(&form).map_err(|k| err(line, k))?);
+        ops.push(op_from_edn(&form, &mut names).map_err(|k| err(line, k))?);
         lines.push(line);
     }
     History::new(source, ops, Some(lines))
@@ -205,7 +206,7 @@ fn shown(v: &Edn) -> String {
     s
 }
 
-fn op_from_edn(v: &Edn) -> Result<Op, ErrorKind> {
+fn op_from_edn(v: &Edn, names: &mut Names) -> Result<Op, ErrorKind> {
     let Edn::Map(m) = v.untagged() else {
         return Err(ErrorKind::Edn(format!(
             "expected an op map {{...}}, found {}",
@@ -248,14 +249,15 @@ fn op_from_edn(v: &Edn) -> Result<Op, ErrorKind> {
                     other => return Err(bad("f", "a keyword", other)),
                 })
             }
-            "value" => op.value = val.to_json(),
+            "value" => op.value = val.to_json().into(),
             "key" => {
                 op.key = match val {
                     Edn::Nil => None,
-                    other => Some(
-                        Key::from_json(&other.to_json())
-                            .ok_or_else(|| bad("key", "a string or a 64-bit integer", other))?,
-                    ),
+                    other => match Key::from_json(&other.to_json()) {
+                        Some(Key::Str(k)) => Some(names.key(&k)),
+                        Some(k) => Some(k),
+                        None => return Err(bad("key", "a string or a 64-bit integer", other)),
+                    },
                 }
             }
             "time" => match val {
@@ -281,7 +283,7 @@ fn op_from_edn(v: &Edn) -> Result<Op, ErrorKind> {
             },
             "node" => match val.to_json() {
                 Value::Null => {}
-                Value::String(s) => op.node = Some(s.into()),
+                Value::String(s) => op.node = Some(names.get(&s)),
                 _ => return Err(bad("node", "a string", val)),
             },
             "error" => op.error = Some(val.to_json()).filter(|e| !e.is_null()).map(Box::new),
@@ -291,7 +293,7 @@ fn op_from_edn(v: &Edn) -> Result<Op, ErrorKind> {
     }
     op.process = process.ok_or(ErrorKind::MissingField("process"))?;
     op.kind = kind.ok_or(ErrorKind::MissingField("type"))?;
-    op.f = f.ok_or(ErrorKind::MissingField("f"))?.into();
+    op.f = names.get(&f.ok_or(ErrorKind::MissingField("f"))?);
     Ok(op)
 }
 

@@ -99,8 +99,7 @@ pub fn read<R: io::Read>(
         } else {
             text
         };
-        acc.block(source, text, first_line)?;
-        first_line += bytes.iter().filter(|&&b| b == b'\n').count();
+        first_line += acc.block(source, text, first_line)?;
         if eof {
             break;
         }
@@ -113,6 +112,9 @@ pub fn read<R: io::Read>(
 struct Acc {
     ops: Vec<Op>,
     lines: Vec<u32>,
+    /// The lists other threads parse into, kept from block to block so that each
+    /// block does not fault in fresh memory.
+    spare: Vec<Chunk>,
 }
 
 impl Acc {
@@ -123,31 +125,37 @@ impl Acc {
         Acc {
             ops: Vec::with_capacity(n),
             lines: Vec::with_capacity(n),
+            spare: Vec::new(),
         }
     }
 
-    /// Parses a piece of text that starts at a line start, on every core when it is large.
-    fn block(&mut self, source: &str, text: &str, first: usize) -> Result<(), HistoryError> {
+    /// Parses a piece of text that starts at a line start, on every core when it
+    /// is large. Returns the number of lines it holds (its newlines, when it ends
+    /// with one), so that the caller need not count them again.
+    fn block(&mut self, source: &str, text: &str, first: usize) -> Result<usize, HistoryError> {
         const PARALLEL_ABOVE: usize = 1 << 20;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         if text.len() <= PARALLEL_ABOVE || threads == 1 {
             return parse_chunk(source, text, first, &mut self.ops, &mut self.lines);
         }
-        let chunks = split_lines(text, first, threads);
-        let parsed: Vec<Result<Chunk, HistoryError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = chunks[1..]
+        let pieces = split_lines(text, threads);
+        let mut spare = std::mem::take(&mut self.spare);
+        spare.resize_with(pieces.len() - 1, Chunk::default);
+        let parsed: Vec<Result<(usize, Chunk), HistoryError>> = std::thread::scope(|s| {
+            // Every other piece is numbered from line 1 and moved into place below:
+            // where it starts is only known once the pieces before it are read.
+            let handles: Vec<_> = pieces[1..]
                 .iter()
-                .map(|&(chunk, first)| {
+                .zip(spare)
+                .map(|(&piece, mut c)| {
                     s.spawn(move || {
-                        let (mut o, mut l) = (Vec::new(), Vec::new());
-                        parse_chunk(source, chunk, first, &mut o, &mut l).map(|()| (o, l))
+                        parse_chunk(source, piece, 1, &mut c.ops, &mut c.lines).map(|n| (n, c))
                     })
                 })
                 .collect();
             // This thread takes the first piece, straight into the list.
-            let (chunk, first) = chunks[0];
-            let mine = parse_chunk(source, chunk, first, &mut self.ops, &mut self.lines);
-            std::iter::once(mine.map(|()| (Vec::new(), Vec::new())))
+            let mine = parse_chunk(source, pieces[0], first, &mut self.ops, &mut self.lines);
+            std::iter::once(mine.map(|n| (n, Chunk::default())))
                 .chain(
                     handles
                         .into_iter()
@@ -155,12 +163,24 @@ impl Acc {
                 )
                 .collect()
         });
-        for chunk in parsed {
-            let (o, l) = chunk?;
-            self.ops.extend(o);
-            self.lines.extend(l);
+        let mut lines = 0;
+        for (i, piece) in parsed.into_iter().enumerate() {
+            // Lines before this piece: its own numbers start after them.
+            let before = if i == 0 { 0 } else { first - 1 + lines };
+            let (n, mut c) = piece.map_err(|mut e| {
+                e.line = e.line.map(|l| l + before);
+                e
+            })?;
+            lines += n;
+            if i > 0 {
+                let shift = u32::try_from(before).unwrap_or(u32::MAX);
+                self.ops.append(&mut c.ops);
+                self.lines
+                    .extend(c.lines.drain(..).map(|l| l.saturating_add(shift)));
+                self.spare.push(c);
+            }
         }
-        Ok(())
+        Ok(lines)
     }
 
     fn finish(mut self, source: &str) -> Result<History, HistoryError> {
@@ -181,14 +201,16 @@ impl Acc {
 }
 
 /// The ops of a piece of text, with their line numbers.
-type Chunk = (Vec<Op>, Vec<u32>);
+#[derive(Default)]
+struct Chunk {
+    ops: Vec<Op>,
+    lines: Vec<u32>,
+}
 
-/// Cuts `text`, whose first line is line `first` of the file, into about `n`
-/// pieces at line ends, each with its first line number.
-fn split_lines(text: &str, first: usize, n: usize) -> Vec<(&str, usize)> {
+/// Cuts `text` into about `n` pieces at line ends.
+fn split_lines(text: &str, n: usize) -> Vec<&str> {
     let mut out = Vec::with_capacity(n);
     let mut rest = text;
-    let mut line = first;
     let target = text.len().div_ceil(n);
     while !rest.is_empty() {
         let cut = if rest.len() <= target {
@@ -199,28 +221,31 @@ fn split_lines(text: &str, first: usize, n: usize) -> Vec<(&str, usize)> {
                 .map_or(rest.len(), |i| target + i)
         };
         let (piece, tail) = rest.split_at(cut);
-        out.push((piece, line));
-        line += piece.bytes().filter(|&b| b == b'\n').count();
+        out.push(piece);
         rest = tail;
     }
     out
 }
 
+/// Parses `text`, whose first line is `first_line` of the file, onto `ops` and
+/// `lines`. Returns how many lines it held.
 fn parse_chunk(
     source: &str,
     text: &str,
     first_line: usize,
     ops: &mut Vec<Op>,
     lines: &mut Vec<u32>,
-) -> Result<(), HistoryError> {
+) -> Result<usize, HistoryError> {
     ops.reserve(text.len() / 80);
     lines.reserve(text.len() / 80);
     let mut names = Names::default();
-    for (n, line) in text.lines().enumerate() {
+    let mut n = 0;
+    for line in text.lines() {
+        let at = first_line + n;
+        n += 1;
         if line.trim().is_empty() {
             continue;
         }
-        let at = first_line + n;
         let op = parse_line_with(line, &mut names)
             .map_err(|k| HistoryError::new(source, Some(at), k))?;
         ops.push(op);
@@ -228,7 +253,7 @@ fn parse_chunk(
         // largest number stands for the rest.
         lines.push(u32::try_from(at).unwrap_or(u32::MAX));
     }
-    Ok(())
+    Ok(n)
 }
 
 /// Parses one line holding one op.
@@ -382,7 +407,7 @@ impl Serialize for Op {
         m.serialize_entry("value", &self.value)?;
         match &self.key {
             Some(Key::Int(k)) => m.serialize_entry("key", k)?,
-            Some(Key::Str(k)) => m.serialize_entry("key", k)?,
+            Some(Key::Str(k)) => m.serialize_entry("key", &**k)?,
             None => {}
         }
         if let Some(t) = self.time() {
@@ -497,7 +522,7 @@ impl<'de> Deserialize<'de> for KField {
                     .map_err(|_| E::custom("key too large"))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<KField, E> {
-                Ok(KField(Some(Key::Str(v.to_string()))))
+                Ok(KField(Some(Key::Str(v.into()))))
             }
             fn visit_unit<E: de::Error>(self) -> Result<KField, E> {
                 Ok(KField(None))
@@ -579,7 +604,10 @@ impl<'de> Visitor<'de> for OpVisitor<'_> {
                     let KField(k) = map.next_value().map_err(|_| {
                         de::Error::custom("field `key`: expected a string or an integer")
                     })?;
-                    op.key = k;
+                    op.key = match k {
+                        Some(Key::Str(k)) => Some(self.names.key(&k)),
+                        k => k,
+                    };
                 }
                 "time" => {
                     op.set_time(map.next_value().map_err(|_| {
@@ -664,6 +692,11 @@ mod tests {
             r#"{"process":2,"process":3,"type":"ok","f":"read","value":1,"value":2,"final":false}"#,
             r#"{"process":999999999999999999,"type":"ok","f":"read","value":999999999999999999}"#,
             r#"{"process":0,"type":"ok","f":"read","value":0,"key":-1}"#,
+            r#"{"process":3,"type":"invoke","f":"cas","value":[null,210],"key":7}"#,
+            r#"{"process":3,"type":"invoke","f":"cas","value":[ -2147483648 , 4294967296 ]}"#,
+            r#"{"process":3,"type":"invoke","f":"cas","value":[2147483647,null]}"#,
+            r#"{"process":3,"type":"invoke","f":"cas","value":[1,true]}"#,
+            r#"{"process":3,"type":"invoke","f":"cas","value":[1,2,3]}"#,
         ];
         for line in common {
             let quick = fast::parse(line, &mut Names::default());
@@ -733,6 +766,21 @@ mod tests {
     }
 
     #[test]
+    fn ops_on_one_key_share_its_name_quick_or_not() {
+        let h = parse(
+            "k",
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"key\":\"k7\"}\n\
+             {\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"key\":\"k7\",\"mine\":1}\n",
+        )
+        .unwrap();
+        let (Some(Key::Str(a)), Some(Key::Str(b))) = (&h.ops()[0].key, &h.ops()[1].key) else {
+            panic!("string keys: {:?}", h.ops());
+        };
+        assert!(std::sync::Arc::ptr_eq(&a.0, &b.0));
+        assert_eq!(a, "k7");
+    }
+
+    #[test]
     fn nemesis_and_integer_keys() {
         let op = parse_line(r#"{"process":"nemesis","type":"info","f":"start-partition","key":4}"#)
             .unwrap();
@@ -798,15 +846,40 @@ mod tests {
             ));
         }
         text.push_str("{\"process\":1,\"type\":\"ok\",\"f\":\"write\",\"value\":1}\n");
-        assert!(text.len() > 4 << 20 || split_lines(&text, 1, 4).len() == 4);
+        assert!(text.len() > 4 << 20 || split_lines(&text, 4).len() == 4);
         let h = parse("big", &text).unwrap();
         assert_eq!(h.len(), 40_001);
         assert_eq!(h.line(40_000), 40_001);
         text.push_str("{\"process\":2,\"type\":\"bogus\",\"f\":\"write\"}\n");
         let e = parse("big", &text).unwrap_err();
         assert_eq!(e.line, Some(40_002));
-        let pieces = split_lines("a\nb\nc\nd\n", 1, 2);
-        assert_eq!(pieces, vec![("a\nb\n", 1), ("c\nd\n", 3)]);
+        let pieces = split_lines("a\nb\nc\nd\n", 2);
+        assert_eq!(pieces, vec!["a\nb\n", "c\nd\n"]);
+    }
+
+    #[test]
+    fn streamed_blocks_read_in_pieces_number_lines_as_one_text() {
+        // Blocks of 1.5 MB (the size hint is smaller than the text), each cut into
+        // pieces on every core, with blank lines shifting the numbers.
+        let mut text = String::new();
+        for p in 0..100_000 {
+            text.push_str(&format!(
+                "{{\"process\":{p},\"type\":\"invoke\",\"f\":\"write\",\"value\":{p}}}\n"
+            ));
+            if p % 7_919 == 0 {
+                text.push('\n');
+            }
+        }
+        let hint = Some(1_500_000);
+        let whole = parse("s", &text).unwrap();
+        let streamed = read("s", text.as_bytes(), hint).unwrap();
+        assert_eq!(streamed.len(), 100_000);
+        assert!((0..whole.len()).all(|i| whole.line(i) == streamed.line(i)));
+        assert_eq!(streamed.ops(), whole.ops());
+        text.push_str("{\"process\":2,\"type\":\"bogus\",\"f\":\"write\"}\n");
+        let e = read("s", text.as_bytes(), hint).unwrap_err();
+        assert_eq!(e.line, parse("s", &text).unwrap_err().line);
+        assert_eq!(e.line, Some(100_000 + 13 + 1));
     }
 
     #[test]
@@ -825,10 +898,6 @@ mod tests {
         assert_eq!(acc.lines.len(), 20_000);
         assert_eq!(acc.lines.first(), Some(&1001));
         assert!(acc.lines.windows(2).all(|w| w[1] == w[0] + 1));
-        assert_eq!(
-            split_lines("a\nb\nc\nd\n", 7, 2),
-            [("a\nb\n", 7), ("c\nd\n", 9)]
-        );
     }
 
     #[test]
@@ -871,7 +940,7 @@ mod tests {
         // 64 bits, signed or not, and long floats are fine.
         let text = "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":[18446744073709551615,-9223372036854775808,1.00000000000000000000001e30]}";
         let op = parse_line(text).unwrap();
-        assert_eq!(op.value[0], json!(18446744073709551615u64));
+        assert_eq!(op.value.json()[0], json!(18446744073709551615u64));
         let e = parse_line(
             "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"time\":100000000000000000000}",
         )

@@ -23,9 +23,12 @@
 
 pub mod edn;
 pub mod jsonl;
+mod value;
+
+pub use value::OpValue;
 
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -85,11 +88,12 @@ impl fmt::Display for OpType {
     }
 }
 
-/// The key an op acts on, when a history covers many independent keys.
+/// The key an op acts on, when a history covers many independent keys. A string
+/// key is a [`Name`]: the readers give every op on the same key one allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Key {
     Int(i64),
-    Str(String),
+    Str(Name),
 }
 
 impl fmt::Display for Key {
@@ -113,7 +117,7 @@ impl Key {
     /// Reads a key from JSON: a string or an integer.
     pub fn from_json(v: &Value) -> Option<Key> {
         match v {
-            Value::String(s) => Some(Key::Str(s.clone())),
+            Value::String(s) => Some(Key::Str(s.as_str().into())),
             Value::Number(n) => n.as_i64().map(Key::Int),
             _ => None,
         }
@@ -129,15 +133,16 @@ impl Key {
 pub struct Op {
     pub process: Process,
     /// For a read's invocation, null; for its `ok`, the value read; for `cas`,
-    /// `[expected, new]`.
-    pub value: Value,
+    /// `[expected, new]`. Any JSON, held in 16 bytes when it is null, an integer
+    /// or a pair of small ones (see [`OpValue`]).
+    pub value: OpValue,
     /// The function: `read`, `write`, `cas`, `add`, `acquire`, ... Shared: a
     /// history has a handful of distinct names, and the readers give every op with
     /// the same name the same allocation.
-    pub f: Arc<str>,
+    pub f: Name,
     pub key: Option<Key>,
     /// The node the op was sent to. Shared like `f`.
-    pub node: Option<Arc<str>>,
+    pub node: Option<Name>,
     /// Why an op failed or is indeterminate. Boxed: most ops have none.
     pub error: Option<Box<Value>>,
     /// Any other fields, kept in order so that a history round-trips. A box
@@ -163,10 +168,15 @@ const HAS_VERSION: u8 = 4;
 
 impl Op {
     /// A bare op, for building histories in code and tests.
-    pub fn new(process: Process, kind: OpType, f: impl Into<Arc<str>>, value: Value) -> Op {
+    pub fn new(
+        process: Process,
+        kind: OpType,
+        f: impl Into<Name>,
+        value: impl Into<OpValue>,
+    ) -> Op {
         Op {
             process,
-            value,
+            value: value.into(),
             f: f.into(),
             key: None,
             node: None,
@@ -267,22 +277,151 @@ impl fmt::Display for Op {
     }
 }
 
-/// Gives equal names (`f`, `node`) one shared allocation: a history has a
-/// handful of distinct ones and millions of ops.
+/// A name many ops share (`f`, `node`): a history has a handful of distinct ones
+/// and millions of ops, so each op holds a thin pointer (8 bytes; an `Arc<str>`
+/// is 16) to one shared allocation. Reads as a `&str`.
+#[derive(Clone)]
+pub struct Name(Arc<Box<str>>);
+
+impl Name {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Name) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for Name {}
+
+impl PartialEq<str> for Name {
+    fn eq(&self, other: &str) -> bool {
+        **self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for Name {
+    fn eq(&self, other: &&str) -> bool {
+        **self.0 == **other
+    }
+}
+
+impl std::hash::Hash for Name {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h);
+    }
+}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Name) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Name {
+    fn cmp(&self, other: &Name) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Name {
+        Name(Arc::new(s.into()))
+    }
+}
+
+impl From<String> for Name {
+    fn from(s: String) -> Name {
+        Name(Arc::new(s.into_boxed_str()))
+    }
+}
+
+impl From<&String> for Name {
+    fn from(s: &String) -> Name {
+        Name::from(s.as_str())
+    }
+}
+
+impl From<Arc<str>> for Name {
+    fn from(s: Arc<str>) -> Name {
+        Name::from(&*s)
+    }
+}
+
+impl serde::Serialize for Name {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self)
+    }
+}
+
+/// Gives equal names (`f`, `node`) and equal string keys one shared allocation:
+/// a history has a handful of distinct names, up to thousands of keys, and
+/// millions of ops.
 #[derive(Debug, Default)]
-pub(crate) struct Names(Vec<Arc<str>>);
+pub(crate) struct Names {
+    names: Vec<Name>,
+    keys: HashSet<Name>,
+}
 
 impl Names {
-    pub(crate) fn get(&mut self, name: &str) -> Arc<str> {
-        if let Some(n) = self.0.iter().find(|n| ***n == *name) {
+    pub(crate) fn get(&mut self, name: &str) -> Name {
+        if let Some(n) = self.names.iter().find(|n| ***n == *name) {
             return n.clone();
         }
-        let n: Arc<str> = name.into();
+        let n = Name::from(name);
         // A history that makes up a name per op is not worth a linear search.
-        if self.0.len() < 64 {
-            self.0.push(n.clone());
+        if self.names.len() < 64 {
+            self.names.push(n.clone());
         }
         n
+    }
+
+    /// A string key, shared with every other op on it.
+    pub(crate) fn key(&mut self, key: &str) -> Key {
+        if let Some(k) = self.keys.get(key) {
+            return Key::Str(k.clone());
+        }
+        let k = Name::from(key);
+        // Nor is one that makes up a key per op worth a set that only grows.
+        if self.keys.len() < 1 << 16 {
+            self.keys.insert(k.clone());
+        }
+        Key::Str(k)
     }
 }
 
@@ -508,6 +647,7 @@ impl History {
     pub fn into_independent(mut self) -> Result<History, HistoryError> {
         let lines = &self.lines;
         let line = |i: usize| lines.as_ref().map_or(i + 1, |l| l[i] as usize);
+        let mut names = Names::default();
         for (i, op) in self.ops.iter_mut().enumerate() {
             if op.is_nemesis() {
                 continue;
@@ -524,16 +664,16 @@ impl History {
                     },
                 )
             };
-            let key = match &op.value {
-                Value::Array(t) if t.len() == 2 => Key::from_json(&t[0]),
-                _ => None,
+            let (key, value) = match std::mem::take(&mut op.value).into_json() {
+                Value::Array(mut t) if t.len() == 2 => match Key::from_json(&t[0]) {
+                    Some(Key::Str(k)) => (names.key(&k), t.pop().unwrap_or(Value::Null)),
+                    Some(k) => (k, t.pop().unwrap_or(Value::Null)),
+                    None => return Err(bad(&Value::Array(t))),
+                },
+                other => return Err(bad(&other)),
             };
-            let (Some(key), Value::Array(tuple)) = (key, &mut op.value) else {
-                return Err(bad(&op.value));
-            };
-            let value = tuple.pop().unwrap_or(Value::Null);
             op.key = Some(key);
-            op.value = value;
+            op.value = OpValue::from(value);
         }
         Ok(self)
     }
@@ -750,6 +890,17 @@ mod tests {
             .into_independent()
             .unwrap_err();
         assert!(e.to_string().contains("h:1: field `value`"), "{e}");
+    }
+
+    #[test]
+    fn names_are_thin_and_read_as_text() {
+        assert_eq!(std::mem::size_of::<Option<Name>>(), 8);
+        let (a, b) = (Name::from("read"), Name::from(String::from("read")));
+        assert_eq!(a, b);
+        assert_eq!(a, "read");
+        assert_ne!(a, Name::from("write"));
+        assert_eq!(format!("{a:?} {a}"), "\"read\" read");
+        assert_eq!(serde_json::to_string(&a).unwrap(), "\"read\"");
     }
 
     #[test]

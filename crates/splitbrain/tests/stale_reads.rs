@@ -45,7 +45,7 @@ struct Recorder {
 impl Recorder {
     fn op(&self, process: i64, kind: OpType, call: &Call, value: Value, node: &str) -> Op {
         let mut op = Op::new(Process::Client(process), kind, call.f(), value);
-        op.key = Some(Key::Str(call.key().to_owned()));
+        op.key = Some(Key::Str(call.key().into()));
         op.node = Some(node.into());
         op.set_time(Some(self.start.elapsed().as_nanos() as i64));
         op

@@ -362,7 +362,7 @@ fn etcd_v3_linearizable_reads_stay_linearizable_under_partitions_kills_pauses_an
         );
     }
     for op in nemesis.iter().filter(|o| &*o.f == "start-clock") {
-        let v = &op.value;
+        let v = op.value.json();
         assert!(
             ["bump", "skew", "strobe"].contains(&v["fault"].as_str().unwrap_or("")),
             "{v}"
@@ -395,7 +395,7 @@ fn choices(store: &Path) -> (serde_json::Value, Vec<String>, Vec<Vec<String>>) {
         .filter(|o| o.is_nemesis() && o.f.starts_with("start-"))
         .map(|o| match &*o.f {
             // The leader is the cluster's choice, not ours: only its shape is ours.
-            "start-partition" if o.value["shape"] == "isolate-leader" => {
+            "start-partition" if o.value.json()["shape"] == "isolate-leader" => {
                 "start-partition isolate-leader".to_string()
             }
             "start-partition" => format!("start-partition {}", o.value),
@@ -416,7 +416,7 @@ fn choices(store: &Path) -> (serde_json::Value, Vec<String>, Vec<Vec<String>>) {
                 })
                 .take(20)
                 .map(|o| match &*o.f {
-                    "cas" => format!("cas {}", o.value[1]),
+                    "cas" => format!("cas {}", o.value.json()[1]),
                     "read" => "read".to_string(),
                     f => format!("{f} {}", o.value),
                 })
@@ -492,7 +492,7 @@ fn ok_ops(h: &History) -> Vec<Done<'_>> {
 fn written(d: &Done) -> Option<i64> {
     match &*d.op.f {
         "write" => d.invoke.value.as_i64(),
-        "cas" => d.invoke.value.get(1)?.as_i64(),
+        "cas" => d.invoke.value.json().get(1)?.as_i64(),
         _ => None,
     }
 }

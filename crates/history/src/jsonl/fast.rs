@@ -13,7 +13,7 @@
 //! lines it accepts: the unit tests and the `jsonl` fuzz target compare the two
 //! on every line this path reads.
 
-use crate::{Key, Names, Op, OpType, Process};
+use crate::{Key, Names, Op, OpType, OpValue, Process};
 use serde_json::Value;
 
 /// Arrays nested deeper than this go the slow way.
@@ -22,13 +22,14 @@ const MAX_DEPTH: usize = 4;
 /// The op on `line`, or `None` when the line is not of the common shape.
 pub(crate) fn parse(line: &str, names: &mut Names) -> Option<Op> {
     let mut r = Reader {
+        s: line,
         b: line.as_bytes(),
         i: 0,
     };
     r.ws();
     r.eat(b'{')?;
     let (mut process, mut kind, mut f) = (None, None, None);
-    let mut value = Value::Null;
+    let mut value = OpValue::NULL;
     let (mut key, mut time, mut index, mut version) = (None, None, None, None);
     let (mut node, mut error, mut is_final) = (None, None, false);
     r.ws();
@@ -51,10 +52,10 @@ pub(crate) fn parse(line: &str, names: &mut Names) -> Option<Op> {
                 }
                 "type" => kind = Some(OpType::parse(r.string()?)?),
                 "f" => f = Some(r.string()?),
-                "value" => value = r.value(0)?,
+                "value" => value = r.op_value()?,
                 "key" => {
                     key = match r.peek()? {
-                        b'"' => Some(Key::Str(r.string()?.to_string())),
+                        b'"' => Some(names.key(r.string()?)),
                         b'n' => r.null()?,
                         _ => Some(Key::Int(r.int()?)),
                     }
@@ -93,6 +94,7 @@ pub(crate) fn parse(line: &str, names: &mut Names) -> Option<Op> {
 }
 
 struct Reader<'a> {
+    s: &'a str,
     b: &'a [u8],
     i: usize,
 }
@@ -154,7 +156,7 @@ impl<'a> Reader<'a> {
             }
         }
         // The line is a `str` and the quotes are ASCII, so this is whole characters.
-        std::str::from_utf8(&self.b[start..self.i - 1]).ok()
+        self.s.get(start..self.i - 1)
     }
 
     /// The digits of a non-negative integer in canonical form (no leading zero,
@@ -189,6 +191,40 @@ impl<'a> Reader<'a> {
             (true, 0) => None,
             (true, n) => Some(-n),
         }
+    }
+
+    /// An op's value: the common kinds straight into their inline form, the
+    /// rest through a `Value`.
+    fn op_value(&mut self) -> Option<OpValue> {
+        match self.peek()? {
+            b'n' => self.word(b"null").map(|()| OpValue::NULL),
+            b'-' | b'0'..=b'9' => self.int().map(OpValue::int),
+            b'[' => {
+                let at = self.i;
+                match self.pair() {
+                    Some(p) => Some(p),
+                    None => {
+                        self.i = at;
+                        self.value(0).map(OpValue::from)
+                    }
+                }
+            }
+            _ => self.value(0).map(OpValue::from),
+        }
+    }
+
+    /// `[a, b]`, each null or an integer: a cas's `[expected, new]`.
+    fn pair(&mut self) -> Option<OpValue> {
+        self.eat(b'[')?;
+        self.ws();
+        let a = self.opt(Reader::int)?;
+        self.ws();
+        self.eat(b',')?;
+        self.ws();
+        let b = self.opt(Reader::int)?;
+        self.ws();
+        self.eat(b']')?;
+        Some(OpValue::pair(a, b))
     }
 
     fn value(&mut self, depth: usize) -> Option<Value> {

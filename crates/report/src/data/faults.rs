@@ -47,7 +47,7 @@ pub(super) fn faults(
                     f: name.to_string(),
                     s: t,
                     e: t_end,
-                    v: short(&op.value, 200),
+                    v: short(&op.value.json(), 200),
                 });
             }
         } else if let Some(name) = f.strip_prefix("stop-") {
@@ -61,7 +61,7 @@ pub(super) fn faults(
                     f: op.f.to_string(),
                     s: t,
                     e: t,
-                    v: short(&op.value, 200),
+                    v: short(&op.value.json(), 200),
                 });
             }
         }

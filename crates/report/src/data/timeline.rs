@@ -88,7 +88,7 @@ impl<'a> OpDrawer<'a> {
         }
         if let Some(c) = done {
             if c.value != inv.value && c.kind == OpType::Ok {
-                d += &format!(" (value {})", short(&c.value, 60));
+                d += &format!(" (value {})", short(&c.value.json(), 60));
             }
         }
         if let Some(key) = &inv.key {
@@ -122,16 +122,16 @@ impl<'a> OpDrawer<'a> {
 fn op_label(inv: &Op, done: Option<&Op>) -> String {
     let ok = done.filter(|c| c.kind == OpType::Ok);
     match (&*inv.f, ok) {
-        ("read", Some(c)) => format!("read {}", short(&c.value, 24)),
+        ("read", Some(c)) => format!("read {}", short(&c.value.json(), 24)),
         ("read", None) => "read ?".into(),
-        ("cas", _) => match &inv.value {
+        ("cas", _) => match &*inv.value.json() {
             Value::Array(a) if a.len() == 2 => {
                 format!("cas {}→{}", short(&a[0], 12), short(&a[1], 12))
             }
             v => format!("cas {}", short(v, 24)),
         },
         (f, _) if inv.value.is_null() => f.to_string(),
-        (f, _) => format!("{f} {}", short(&inv.value, 24)),
+        (f, _) => format!("{f} {}", short(&inv.value.json(), 24)),
     }
 }
 

@@ -635,6 +635,35 @@ mod tests {
     }
 
     #[test]
+    fn the_summary_names_the_earliest_lost_add_not_the_first_key_s() {
+        // Key 5's add is acknowledged first (line 2), key 1's later (line 4); the
+        // counterexample lists key 1 first (keys in order).
+        let mut lines = vec![
+            op(0, "invoke", "add", json!(50), r#","key":5"#),
+            op(0, "ok", "add", json!(50), r#","key":5"#),
+            op(1, "invoke", "add", json!(10), r#","key":1"#),
+            op(1, "ok", "add", json!(10), r#","key":1"#),
+        ];
+        for k in [1, 5] {
+            for node in ["n1", "n2"] {
+                let extra = format!(r#","key":{k},"final":true,"node":"{node}""#);
+                lines.push(op(10, "invoke", "read", Value::Null, &extra));
+                lines.push(op(10, "ok", "read", json!([]), &extra));
+            }
+        }
+        let h = history(&lines);
+        let (c, _) = eventual(&h, Value::Null);
+        assert_eq!(c.violations[0].key, Some(json!(1)));
+        let summary = crate::explain::summary(&h, &crate::Explanation::Eventual(c));
+        assert_eq!(
+            summary.as_deref(),
+            Some(
+                "key 5: add 50 acknowledged at line 2, absent from every final read (1 more lost)"
+            )
+        );
+    }
+
+    #[test]
     fn the_lost_count_is_exact_over_every_key_when_the_lists_are_capped() {
         // 12 keys, 200 lost adds each, acknowledged round-robin: more keys than a
         // counterexample shows, more lost adds than it lists (and than it holds

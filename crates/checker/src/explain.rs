@@ -304,6 +304,11 @@ pub(crate) fn summary(history: &History, e: &Explanation) -> Option<String> {
     match e {
         Explanation::Causal(c) => Some(format!("{}: {}", c.pattern, c.summary)),
         Explanation::Eventual(c) => {
+            // The earliest lost add over every key (the records are sorted by the
+            // line of their acknowledgement), else the first key's problem.
+            if let Some(lost) = c.lost.first() {
+                return Some(lost_summary(history, c, lost));
+            }
             let v = c.violations.first()?;
             let key = v
                 .key
@@ -347,6 +352,46 @@ pub(crate) fn summary(history: &History, e: &Explanation) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// "key 5: add 3 acknowledged at line 40, absent from every final read (2 more
+/// lost)" for the earliest lost add. "Every" only where the key's final reads are
+/// known to agree (its violation is listed without a disagreement).
+fn lost_summary(
+    history: &History,
+    c: &crate::eventual::EventualCounterexample,
+    lost: &crate::eventual::LostAdd,
+) -> String {
+    let key = lost
+        .key
+        .as_ref()
+        .map(|k| format!("key {k}: "))
+        .unwrap_or_default();
+    let agree = c
+        .violations
+        .iter()
+        .find(|v| v.key == lost.key)
+        .is_some_and(|v| v.disagree.is_empty());
+    let absent = if agree {
+        "absent from every final read"
+    } else {
+        "absent from a final read"
+    };
+    let line = lost
+        .line
+        .or_else(|| acknowledged_add(history, lost.key.as_ref(), &lost.element))
+        .map(|l| format!(" at line {l}"))
+        .unwrap_or_default();
+    let what = if lost.initial {
+        format!("initial member {}", lost.element)
+    } else {
+        format!("add {} acknowledged{line}", lost.element)
+    };
+    let more = match c.lost_count {
+        0 | 1 => String::new(),
+        n => format!(" ({} more lost)", n - 1),
+    };
+    format!("{key}{what}, {absent}{more}")
 }
 
 /// The line of the `ok` completion of the add of `value` to `key`.

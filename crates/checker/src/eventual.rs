@@ -49,7 +49,7 @@ pub struct FinalRead {
 }
 
 /// What is wrong with one key's final state.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct EventualViolation {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<Value>,
@@ -103,7 +103,7 @@ pub struct LostAdd {
 pub const MAX_LOST_LISTED: usize = 1000;
 
 /// Why a history did not converge: the first keys that did not (at most 10).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct EventualCounterexample {
     pub final_reads: usize,
     pub violations: Vec<EventualViolation>,
@@ -654,7 +654,7 @@ mod tests {
         let h = history(&lines);
         let (c, _) = eventual(&h, Value::Null);
         assert_eq!(c.violations[0].key, Some(json!(1)));
-        let summary = crate::explain::summary(&h, &crate::Explanation::Eventual(c));
+        let summary = crate::explain::summary(&crate::Explanation::Eventual(c));
         assert_eq!(
             summary.as_deref(),
             Some(

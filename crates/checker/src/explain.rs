@@ -8,7 +8,7 @@ use crate::prepare::{Call, Partition};
 use crate::{shrink, Explanation, Report, Verdict};
 use serde::Serialize;
 use serde_json::Value;
-use splitbrain_history::{History, OpType};
+use splitbrain_history::History;
 use std::fmt::Write;
 
 /// Why a history is not linearizable.
@@ -197,7 +197,7 @@ pub fn render_text(r: &Report) -> String {
     if all_levels {
         // A set's lost adds rule out linearizable and sequential with the eventual
         // explanation (`set_loss`): list them once, not once per level.
-        let mut told: Option<(&str, String)> = None;
+        let mut told: Option<(&str, &crate::EventualCounterexample)> = None;
         for l in r
             .levels
             .iter()
@@ -205,11 +205,8 @@ pub fn render_text(r: &Report) -> String {
         {
             let _ = writeln!(out, "  ruled out: {}", l.consistency);
             if let Some(e) = &l.counterexample {
-                let eventual = e
-                    .eventual()
-                    .map(|c| serde_json::to_string(c).unwrap_or_default());
-                match (&told, eventual) {
-                    (Some((level, before)), Some(now)) if *before == now => {
+                match (told, e.eventual()) {
+                    (Some((level, before)), Some(now)) if before == now => {
                         let _ =
                             writeln!(out, "  the same lost adds and final reads as {level} above");
                     }
@@ -300,14 +297,15 @@ fn render_causal(out: &mut String, c: &crate::CausalCounterexample) {
 
 /// Why a level fails, in one line, for the verdict of `all`: "add 3 acknowledged
 /// at line 40, absent from every final read", or a causal pattern's sentence.
-pub(crate) fn summary(history: &History, e: &Explanation) -> Option<String> {
+pub(crate) fn summary(e: &Explanation) -> Option<String> {
     match e {
         Explanation::Causal(c) => Some(format!("{}: {}", c.pattern, c.summary)),
         Explanation::Eventual(c) => {
-            // The earliest lost add over every key (the records are sorted by the
-            // line of their acknowledgement), else the first key's problem.
+            // The earliest lost add over every key (every lost add has a record,
+            // sorted by the line of its acknowledgement), else the first key's
+            // problem.
             if let Some(lost) = c.lost.first() {
-                return Some(lost_summary(history, c, lost));
+                return Some(lost_summary(c, lost));
             }
             let v = c.violations.first()?;
             let key = v
@@ -315,22 +313,7 @@ pub(crate) fn summary(history: &History, e: &Explanation) -> Option<String> {
                 .as_ref()
                 .map(|k| format!("key {k}: "))
                 .unwrap_or_default();
-            let what = if let Some(lost) = v.lost.first() {
-                let line = acknowledged_add(history, v.key.as_ref(), lost)
-                    .map(|l| format!(" at line {l}"))
-                    .unwrap_or_default();
-                let absent = if v.disagree.is_empty() {
-                    "absent from every final read"
-                } else {
-                    "absent from a final read"
-                };
-                // Over every key: the violations list only the first keys.
-                let more = match c.lost_count.max(v.lost.len()) {
-                    0 | 1 => String::new(),
-                    n => format!(" ({} more lost)", n - 1),
-                };
-                format!("add {lost} acknowledged{line}, {absent}{more}")
-            } else if !v.disagree.is_empty() {
+            let what = if !v.disagree.is_empty() {
                 let reads: Vec<String> = v
                     .disagree
                     .iter()
@@ -357,11 +340,7 @@ pub(crate) fn summary(history: &History, e: &Explanation) -> Option<String> {
 /// "key 5: add 3 acknowledged at line 40, absent from every final read (2 more
 /// lost)" for the earliest lost add. "Every" only where the key's final reads are
 /// known to agree (its violation is listed without a disagreement).
-fn lost_summary(
-    history: &History,
-    c: &crate::eventual::EventualCounterexample,
-    lost: &crate::eventual::LostAdd,
-) -> String {
+fn lost_summary(c: &crate::EventualCounterexample, lost: &crate::LostAdd) -> String {
     let key = lost
         .key
         .as_ref()
@@ -377,35 +356,16 @@ fn lost_summary(
     } else {
         "absent from a final read"
     };
-    let line = lost
-        .line
-        .or_else(|| acknowledged_add(history, lost.key.as_ref(), &lost.element))
-        .map(|l| format!(" at line {l}"))
-        .unwrap_or_default();
-    let what = if lost.initial {
-        format!("initial member {}", lost.element)
-    } else {
-        format!("add {} acknowledged{line}", lost.element)
+    // Only an initial member has no line: no add put it there.
+    let what = match lost.line {
+        Some(line) => format!("add {} acknowledged at line {line}", lost.element),
+        None => format!("initial member {}", lost.element),
     };
     let more = match c.lost_count {
         0 | 1 => String::new(),
         n => format!(" ({} more lost)", n - 1),
     };
     format!("{key}{what}, {absent}{more}")
-}
-
-/// The line of the `ok` completion of the add of `value` to `key`.
-fn acknowledged_add(history: &History, key: Option<&Value>, value: &Value) -> Option<usize> {
-    let ops = history.ops();
-    history.pairs().iter().find_map(|p| {
-        let inv = &ops[p.invoke];
-        let done = p.completion?;
-        (&*inv.f == "add"
-            && ops[done].kind == OpType::Ok
-            && inv.value == *value
-            && inv.key.as_ref().map(|k| k.to_json()).as_ref() == key)
-            .then(|| history.line(done))
-    })
 }
 
 /// The verdict of `all`: the strongest safety level and convergence beside it,

@@ -689,10 +689,7 @@ pub fn check_all(history: &History, opts: &Options) -> Result<Report, CheckError
         verdict: Some(r.verdict),
         implied_by: None,
         note: r.unknown_reason.map(str::to_string),
-        summary: r
-            .counterexample
-            .as_ref()
-            .and_then(|e| explain::summary(history, e)),
+        summary: r.counterexample.as_ref().and_then(explain::summary),
         counterexample: r.counterexample.clone(),
     };
     let mut levels = vec![level_of(&lin)];

@@ -131,18 +131,26 @@ impl Values {
 
     /// The id of `v`, interning it if new. Equal JSON values get equal ids.
     pub fn id(&mut self, v: &Value) -> ValueId {
-        let next = self.values.len() as ValueId;
-        let id = match v.as_i64() {
-            Some(i) => *self.ints.entry(i).or_insert(next),
-            None => {
-                let Some(key) = ValueKey::of(v) else {
-                    return NULL;
-                };
-                *self.ids.entry(key).or_insert(next)
-            }
+        if let Some(i) = v.as_i64() {
+            return self.int_id(i);
+        }
+        let Some(key) = ValueKey::of(v) else {
+            return NULL;
         };
+        let next = self.values.len() as ValueId;
+        let id = *self.ids.entry(key).or_insert(next);
         if id == next {
             self.values.push(v.clone());
+        }
+        id
+    }
+
+    /// [`Values::id`] of an integer.
+    fn int_id(&mut self, i: i64) -> ValueId {
+        let next = self.values.len() as ValueId;
+        let id = *self.ints.entry(i).or_insert(next);
+        if id == next {
+            self.values.push(Value::from(i));
         }
         id
     }
@@ -151,14 +159,7 @@ impl Values {
     /// `Value` to look them up.
     pub fn id_op(&mut self, v: &OpValue) -> ValueId {
         match v.as_i64() {
-            Some(i) => {
-                let next = self.values.len() as ValueId;
-                let id = *self.ints.entry(i).or_insert(next);
-                if id == next {
-                    self.values.push(Value::from(i));
-                }
-                id
-            }
+            Some(i) => self.int_id(i),
             None if v.is_null() => NULL,
             None => self.id(&v.json()),
         }

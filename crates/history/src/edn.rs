@@ -254,8 +254,7 @@ fn op_from_edn(v: &Edn, names: &mut Names) -> Result<Op, ErrorKind> {
                 op.key = match val {
                     Edn::Nil => None,
                     other => match Key::from_json(&other.to_json()) {
-                        Some(Key::Str(k)) => Some(names.key(&k)),
-                        Some(k) => Some(k),
+                        Some(k) => Some(names.share(k)),
                         None => return Err(bad("key", "a string or a 64-bit integer", other)),
                     },
                 }

@@ -604,10 +604,7 @@ impl<'de> Visitor<'de> for OpVisitor<'_> {
                     let KField(k) = map.next_value().map_err(|_| {
                         de::Error::custom("field `key`: expected a string or an integer")
                     })?;
-                    op.key = match k {
-                        Some(Key::Str(k)) => Some(self.names.key(&k)),
-                        k => k,
-                    };
+                    op.key = k.map(|k| self.names.share(k));
                 }
                 "time" => {
                     op.set_time(map.next_value().map_err(|_| {

@@ -423,6 +423,14 @@ impl Names {
         }
         Key::Str(k)
     }
+
+    /// `key`, a string key shared with every other op on it.
+    pub(crate) fn share(&mut self, key: Key) -> Key {
+        match key {
+            Key::Str(s) => self.key(&s),
+            k => k,
+        }
+    }
 }
 
 /// The open invocation of each process: (op index, position in the pairs). Process
@@ -666,8 +674,7 @@ impl History {
             };
             let (key, value) = match std::mem::take(&mut op.value).into_json() {
                 Value::Array(mut t) if t.len() == 2 => match Key::from_json(&t[0]) {
-                    Some(Key::Str(k)) => (names.key(&k), t.pop().unwrap_or(Value::Null)),
-                    Some(k) => (k, t.pop().unwrap_or(Value::Null)),
+                    Some(k) => (names.share(k), t.pop().unwrap_or(Value::Null)),
                     None => return Err(bad(&Value::Array(t))),
                 },
                 other => return Err(bad(&other)),

@@ -540,25 +540,19 @@ impl Cluster {
     pub fn rejoin(&self, node: impl AsRef<str>) -> Result<()> {
         sys::require_root("rejoining a lab member")?;
         let node = self.node(node)?.clone();
-        if !self.db.operator_failover() {
-            return Err(Error::Failover(format!(
-                "{} elects its own leader: there is nothing to rejoin",
-                self.db.name()
-            )));
-        }
-        let process = self
-            .processes()?
-            .into_iter()
-            .find(|(n, _)| *n == node.name)
-            .map(|(_, p)| p);
-        if !matches!(process, Some(Process::Stopped) | None) {
-            self.kill(&node.name)?;
+        // Before anything is touched: a rejoin that cannot work (a database that
+        // elects its own leader, the primary itself, nobody answering) refuses
+        // with the member's data intact.
+        let primary = self.db.rejoin_source(&node, &self.nodes)?.clone();
+        match self.kill(&node.name) {
+            Ok(()) | Err(Error::NotRunning { .. }) => {}
+            Err(e) => return Err(e),
         }
         self.db.wipe(&node)?;
         self.db.initialise(&node)?;
         self.start(&node.name)?;
         let _lock = DirLock::acquire(&self.dir)?;
-        self.db.rejoin(&node, &self.nodes)
+        self.db.rejoin(&node, &primary)
     }
 
     /// Members, processes, health, leader and term.

@@ -250,18 +250,18 @@ impl Redis {
             Ok(p) => p,
             Err(why) => return Outcome::Refused(why),
         };
-        let wait_for = wait_for(replicas);
+        let wanted = wait_for(replicas);
         match self.write_mode {
             WriteMode::Plain => match self.query::<(redis::Value,)>(&addr, &pipe).await {
                 Ok((answer,)) => applied(&addr, counted, &answer),
                 Err(f) => f.outcome(),
             },
             WriteMode::Wait => {
-                pipe.cmd("WAIT").arg(wait_for).arg(WAIT_MS);
+                pipe.cmd("WAIT").arg(wanted).arg(WAIT_MS);
                 match self.query::<(redis::Value, i64)>(&addr, &pipe).await {
                     Ok((answer, acked)) => match applied(&addr, counted, &answer) {
-                        Outcome::Ok { .. } if acked < wait_for as i64 => Outcome::Info(format!(
-                            "{addr}: WAIT {wait_for} {WAIT_MS}: {acked} replicas acknowledged"
+                        Outcome::Ok { .. } if acked < wanted as i64 => Outcome::Info(format!(
+                            "{addr}: WAIT {wanted} {WAIT_MS}: {acked} replicas acknowledged"
                         )),
                         o => o,
                     },
@@ -345,8 +345,6 @@ fn applied(addr: &str, counted: bool, answer: &redis::Value) -> Outcome {
     }
 }
 
-/// `SENTINEL MASTER` (a flat list of names and values) as the primary's `ADDR:PORT`
-/// and how many replicas the sentinel knows.
 /// How many replicas `WAIT` waits for: those that make a majority with the primary,
 /// and at least one: a sentinel that knows of no replica (yet) must not turn WAIT
 /// into `WAIT 0`, which acknowledges every write at once.
@@ -354,6 +352,8 @@ fn wait_for(replicas: usize) -> usize {
     replicas.div_ceil(2).max(1)
 }
 
+/// `SENTINEL MASTER` (a flat list of names and values) as the primary's `ADDR:PORT`
+/// and how many replicas the sentinel knows.
 fn parse_master(fields: &[String]) -> Result<(String, usize), String> {
     let get = |name: &str| {
         fields

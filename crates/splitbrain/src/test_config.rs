@@ -158,8 +158,8 @@ pub struct TestArgs {
 
     /// For a database whose primary only an operator replaces (mariadb): seconds into
     /// a kill of the primary, or a partition cutting it off, before the nemesis fails
-    /// over (promotes a replica; the old primary rejoins after the heal). Longer than
-    /// the fault: no failover [default: 2].
+    /// over (promotes a replica; the old primary rejoins after the heal). Not shorter
+    /// than the fault: no failover [default: 2].
     #[arg(long, value_name = "SECS")]
     pub nemesis_failover_after: Option<f64>,
 

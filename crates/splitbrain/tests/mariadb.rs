@@ -146,6 +146,25 @@ fn a_mariadb_lab_replicates_serves_both_read_modes_fails_over_and_leaves_nothing
             .then_some(())
     });
     assert_eq!(cluster(&["leader"], &dir).exits(0).stdout.trim(), leader);
+    // The primary itself cannot rejoin: refused before it is touched (the same
+    // process still runs, its data with it), it still leads.
+    let pid_of = |name: &str| {
+        let state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("cluster.json")).unwrap())
+                .unwrap();
+        state["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .map(|n| n["pid"].clone())
+    };
+    let before = pid_of(&leader);
+    assert!(before.as_ref().is_some_and(|p| p.is_i64()), "{before:?}");
+    let refused = cluster(&["rejoin", &leader], &dir).exits(1).stderr;
+    assert!(refused.contains("is not another member"), "{refused}");
+    assert_eq!(pid_of(&leader), before, "the primary was restarted");
+    assert_eq!(cluster(&["leader"], &dir).exits(0).stdout.trim(), leader);
     // Rejoined, it is initialised afresh from the new primary and replicates from it:
     // every member healthy, the new primary still leads.
     let rejoined = cluster(&["rejoin", "n1"], &dir).exits(0).stdout;

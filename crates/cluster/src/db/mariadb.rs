@@ -210,16 +210,12 @@ impl Database for MariaDb {
         let answers = ask_all(endpoints)?;
         // The primary's position, when it answered: a replica that has not reached
         // it is behind (its connection may still be recovering from a partition).
-        let primary = answers
-            .iter()
-            .filter_map(|(_, a)| a.as_ref().ok()?.primary)
-            .max_by_key(|p| p.0)
-            .and_then(|(_, addr)| {
-                answers.iter().find_map(|(_, a)| {
-                    let m = a.as_ref().ok()?;
-                    (m.server_id == member_id(addr)).then(|| seq_no(&m.gtid_current_pos))
-                })
-            });
+        let primary = newest_primary(&answers).and_then(|(_, addr)| {
+            answers.iter().find_map(|(_, a)| {
+                let m = a.as_ref().ok()?;
+                (m.server_id == member_id(addr)).then(|| seq_no(&m.gtid_current_pos))
+            })
+        });
         Ok(answers
             .into_iter()
             .map(|(endpoint, answer)| {
@@ -265,8 +261,12 @@ impl Database for MariaDb {
         failover(nodes)
     }
 
-    fn rejoin(&self, node: &Node, nodes: &[Node]) -> Result<()> {
-        rejoin(node, nodes)
+    fn rejoin_source<'a>(&self, node: &Node, nodes: &'a [Node]) -> Result<&'a Node> {
+        rejoin_source(node, nodes)
+    }
+
+    fn rejoin(&self, node: &Node, primary: &Node) -> Result<()> {
+        rejoin(node, primary)
     }
 
     fn render_log_line(&self, line: &str) -> String {
@@ -280,21 +280,9 @@ impl Database for MariaDb {
 
 /// Promotes the most advanced replica of a failed primary; see [`Database::failover`].
 fn failover(nodes: &[Node]) -> Result<Failover> {
-    let answers: Vec<(&Node, std::result::Result<Member, String>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = nodes
-            .iter()
-            .map(|n| (n, s.spawn(move || member_via_socket(n))))
-            .collect();
-        handles
-            .into_iter()
-            .map(|(n, h)| (n, h.join().unwrap_or_else(|_| Err("panicked".into()))))
-            .collect()
-    });
+    let answers = ask_sockets(nodes.iter());
     let refuse = |why: String| Error::Failover(why);
-    let primary_row = answers
-        .iter()
-        .filter_map(|(_, a)| a.as_ref().ok()?.primary)
-        .max_by_key(|p| p.0)
+    let primary_row = newest_primary(&answers)
         .ok_or_else(|| refuse("no member answered with the primary's row".into()))?;
     let (epoch, primary_addr) = primary_row;
     let old = nodes
@@ -383,8 +371,46 @@ fn failover(nodes: &[Node]) -> Result<Failover> {
     })
 }
 
-/// Makes `node`, fresh from `mariadb-install-db`, a replica of the primary the other
-/// members name: loads a dump of the primary's tables, taken in one transaction with
+/// What each of `nodes` answers through its socket (as root, which works while it
+/// is cut off), all asked at once; [`ask_all`] asks endpoints over TCP.
+fn ask_sockets<'a>(nodes: impl Iterator<Item = &'a Node>) -> Vec<(&'a Node, MemberAnswer)> {
+    let nodes: Vec<&Node> = nodes.collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = nodes
+            .into_iter()
+            .map(|n| (n, s.spawn(move || member_via_socket(n))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|(n, h)| (n, h.join().unwrap_or_else(|_| Err("panicked".into()))))
+            .collect()
+    })
+}
+
+type MemberAnswer = std::result::Result<Member, String>;
+
+/// The primary row (epoch, address) with the highest epoch among `answers`.
+fn newest_primary<T>(answers: &[(T, MemberAnswer)]) -> Option<(u64, Ipv4Addr)> {
+    answers
+        .iter()
+        .filter_map(|(_, a)| a.as_ref().ok()?.primary)
+        .max_by_key(|p| p.0)
+}
+
+/// The primary the other members name, which `node` would rejoin; see
+/// [`Database::rejoin_source`].
+fn rejoin_source<'a>(node: &Node, nodes: &'a [Node]) -> Result<&'a Node> {
+    let refuse = |why: String| Error::Failover(format!("rejoining {}: {why}", node.name));
+    let answers = ask_sockets(nodes.iter().filter(|n| n.addr != node.addr));
+    let (_, addr) = newest_primary(&answers)
+        .ok_or_else(|| refuse("no other member answered with the primary's row".into()))?;
+    nodes
+        .iter()
+        .find(|n| n.addr == addr && n.addr != node.addr)
+        .ok_or_else(|| refuse(format!("the primary {addr} is not another member")))
+}
+
+/// Makes `node`, fresh from `mariadb-install-db`, a replica of `primary`: loads a dump of the primary's tables, taken in one transaction with
 /// its GTID position, and replicates from that position.
 ///
 /// Not by replicating the primary's binlog from its beginning: the events the old
@@ -396,27 +422,8 @@ fn failover(nodes: &[Node]) -> Result<Failover> {
 /// from the primary's (strict GTID mode refuses a sequence number that goes back).
 /// Returns once both replication threads run; catching up is the readiness probe's
 /// business.
-fn rejoin(node: &Node, nodes: &[Node]) -> Result<()> {
+fn rejoin(node: &Node, primary: &Node) -> Result<()> {
     let refuse = |why: String| Error::Failover(format!("rejoining {}: {why}", node.name));
-    let others: Vec<&Node> = nodes.iter().filter(|n| n.addr != node.addr).collect();
-    let rows: Vec<(u64, Ipv4Addr)> = std::thread::scope(|s| {
-        let handles: Vec<_> = others
-            .iter()
-            .map(|n| s.spawn(move || member_via_socket(n).ok()?.primary))
-            .collect();
-        handles
-            .into_iter()
-            .filter_map(|h| h.join().ok().flatten())
-            .collect()
-    });
-    let (_, addr) = rows
-        .into_iter()
-        .max_by_key(|r| r.0)
-        .ok_or_else(|| refuse("no other member answered with the primary's row".into()))?;
-    let primary = others
-        .iter()
-        .find(|n| n.addr == addr)
-        .ok_or_else(|| refuse(format!("the primary {addr} is not another member")))?;
     // A restart keeps it a replica; it already is one (the failover wrote the file).
     write_role(node, false)?;
     socket_sql(node, "SET GLOBAL read_only=1")?;
@@ -673,7 +680,7 @@ fn socket_sql_with_headers(node: &Node) -> Result<String> {
 
 /// Asks every endpoint at once, over TCP as the monitor user (after the route check):
 /// each answer, or why there is none. [`Error::Command`] when none answers at all.
-fn ask_all(endpoints: &[&str]) -> Result<Vec<(String, std::result::Result<Member, String>)>> {
+fn ask_all(endpoints: &[&str]) -> Result<Vec<(String, MemberAnswer)>> {
     let mut addrs = Vec::new();
     for e in endpoints {
         ensure_target_url(e, false)?;

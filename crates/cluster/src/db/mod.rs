@@ -291,14 +291,23 @@ pub(crate) trait Database: std::fmt::Debug + Send + Sync {
         let _ = nodes;
         Err(elects_its_own(self.name()))
     }
-    /// Makes `node`, a former primary a failover replaced, a replica of the current
-    /// primary. [`crate::Cluster::rejoin`] calls it once the member runs again on a
-    /// data directory initialised afresh ([`Database::wipe`], then
-    /// [`Database::initialise`]): what the old primary held that nobody else has is
-    /// gone, and it replicates everything from the new primary. Only for databases
-    /// with an [`operator_failover`](Database::operator_failover).
-    fn rejoin(&self, node: &Node, nodes: &[Node]) -> Result<()> {
+    /// The primary `node` would rejoin: another member, named by the others.
+    /// [`crate::Cluster::rejoin`] asks before it touches `node`, so that a rejoin
+    /// that cannot work (of the primary itself, or with nobody answering) refuses
+    /// with the member's data intact. Only for databases with an
+    /// [`operator_failover`](Database::operator_failover).
+    fn rejoin_source<'a>(&self, node: &Node, nodes: &'a [Node]) -> Result<&'a Node> {
         let _ = (node, nodes);
+        Err(elects_its_own(self.name()))
+    }
+    /// Makes `node`, a former primary a failover replaced, a replica of `primary`
+    /// ([`Database::rejoin_source`]). [`crate::Cluster::rejoin`] calls it once the
+    /// member runs again on a data directory initialised afresh
+    /// ([`Database::wipe`], then [`Database::initialise`]): what the old primary
+    /// held that nobody else has is gone, and it replicates everything from the
+    /// new primary.
+    fn rejoin(&self, node: &Node, primary: &Node) -> Result<()> {
+        let _ = (node, primary);
         Err(elects_its_own(self.name()))
     }
     /// Removes a member's data from a previous run.

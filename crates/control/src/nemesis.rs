@@ -97,6 +97,14 @@ fn record(rec: &Recorder, start: Instant, f: &str, value: Value, error: Option<S
     rec.record(op);
 }
 
+/// Sleeps until `deadline`; true when `done` turned true first.
+async fn sleep_until_or_done(deadline: Instant, done: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep_until(deadline.into()) => false,
+        _ = done.wait_for(|d| *d) => true,
+    }
+}
+
 /// Runs `schedule` until `done` turns true, then heals everything. Returns the
 /// nemesis (for a last heal on error paths) and how many faults it started.
 pub(crate) async fn drive(
@@ -114,9 +122,10 @@ pub(crate) async fn drive(
             _ = tokio::time::sleep(schedule.interval) => {}
             _ = done.wait_for(|d| *d) => break,
         }
-        let began = Instant::now();
         let (n, started) = blocking(nemesis, |n| n.start()).await;
         nemesis = n;
+        // The fault lasts its duration from when it is in place.
+        let began = Instant::now();
         let mut follow_up = None;
         match started {
             Ok((f, value)) => {
@@ -134,10 +143,7 @@ pub(crate) async fn drive(
         let until = began + schedule.duration;
         let mut ended = false;
         if let Some((step, kind)) = follow_up {
-            ended = tokio::select! {
-                _ = tokio::time::sleep((began + step.after).saturating_duration_since(Instant::now())) => false,
-                _ = done.wait_for(|d| *d) => true,
-            };
+            ended = sleep_until_or_done(began + step.after, &mut done).await;
             if !ended {
                 let (n, taken) = blocking(nemesis, move |n| n.take_follow_up(until)).await;
                 nemesis = n;
@@ -151,10 +157,7 @@ pub(crate) async fn drive(
             }
         }
         if !ended {
-            ended = tokio::select! {
-                _ = tokio::time::sleep(until.saturating_duration_since(Instant::now())) => false,
-                _ = done.wait_for(|d| *d) => true,
-            };
+            ended = sleep_until_or_done(until, &mut done).await;
         }
         let (n, stopped) = blocking(nemesis, |n| n.stop()).await;
         nemesis = n;

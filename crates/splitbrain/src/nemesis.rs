@@ -427,20 +427,7 @@ impl Nemesis for FaultNemesis {
             "nemesis: failover from {primary}: promoted {} (epoch {}) in place of {}",
             f.new, f.epoch, f.old
         ));
-        let positions: serde_json::Map<String, Value> = f
-            .positions
-            .iter()
-            .map(|(n, p)| (n.to_string(), json!(p)))
-            .collect();
-        let repointed: Vec<String> = f.repointed.iter().map(|n| n.to_string()).collect();
-        Ok(json!({
-            "old": f.old.to_string(),
-            "new": f.new.to_string(),
-            "epoch": f.epoch,
-            "positions": positions,
-            "repointed": repointed,
-            "fenced": f.fenced,
-        }))
+        serde_json::to_value(&f).map_err(NemesisError::fault)
     }
 }
 

@@ -219,6 +219,7 @@ fn a_mariadb_test_run_fails_over_a_killed_primary_by_itself_and_leaves_nothing()
     let nemesis: Vec<&serde_json::Value> =
         ops.iter().filter(|o| o["process"] == "nemesis").collect();
     let fs: Vec<&str> = nemesis.iter().filter_map(|o| o["f"].as_str()).collect();
+    assert!(fs.len() >= 3, "too few nemesis ops: {nemesis:?}");
     assert_eq!(
         fs[..3],
         ["start-kill", "failover", "stop-kill"],
@@ -228,6 +229,12 @@ fn a_mariadb_test_run_fails_over_a_killed_primary_by_itself_and_leaves_nothing()
     assert_eq!(kill["value"], serde_json::json!(["n1"]));
     assert_eq!(failover["value"]["old"], "n1", "{failover}");
     assert_eq!(failover["value"]["epoch"], 2, "{failover}");
+    // Each candidate's position by member, the promoted one among them.
+    let positions = failover["value"]["positions"].as_object();
+    assert!(
+        positions.is_some_and(|p| p.contains_key(failover["value"]["new"].as_str().unwrap_or("?"))),
+        "{failover}"
+    );
     assert!(failover["error"].is_null(), "{failover}");
     let new = failover["value"]["new"].as_str().unwrap();
     assert!(new == "n2" || new == "n3", "{failover}");

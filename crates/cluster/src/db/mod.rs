@@ -137,7 +137,7 @@ pub fn leader_endpoint(db: &str, endpoints: &[&str], allow_remote: bool) -> Resu
 }
 
 /// What [`Cluster::failover`](crate::Cluster::failover) did (primary-backup databases).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Failover {
     /// The primary that failed.
@@ -147,12 +147,17 @@ pub struct Failover {
     /// The new primary's epoch (the leader lookup's term).
     pub epoch: u64,
     /// Each candidate replica with its `gtid_slave_pos` once it had applied what it
-    /// had received, the promoted one's highest.
+    /// had received, the promoted one's highest. Serialized as an object.
+    #[serde(serialize_with = "as_map")]
     pub positions: Vec<(NodeName, String)>,
     /// The replicas repointed at the new primary.
     pub repointed: Vec<NodeName>,
     /// Whether the old primary answered, and was made read-only (fenced).
     pub fenced: bool,
+}
+
+fn as_map<S: serde::Serializer>(pairs: &[(NodeName, String)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(pairs.iter().map(|(k, v)| (k, v)))
 }
 
 impl Failover {
